@@ -1,0 +1,349 @@
+//! The command line: every command, flag and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `hoop`: the command-line client of the hoop-rs gateway.
+///
+/// Manages connections, the plugins attached to them, users and API keys through the
+/// gateway's gRPC API. Every call is authenticated with a bearer token.
+#[derive(Debug, Parser)]
+#[command(name = "hoop", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Address of the gateway's gRPC API.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "HOOP_GATEWAY",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8010"
+    )]
+    pub(crate) gateway: String,
+
+    /// Bearer token to call the gateway with: an API key (`hpk_…`) or the admin token.
+    /// When neither --token nor HOOP_TOKEN is given, the token is read from
+    /// `<DATA_DIR>/admin-token`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "HOOP_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+
+    /// The gateway's data directory; its `admin-token` file is used when no token is given.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "HOOP_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./hoop-data"
+    )]
+    pub(crate) data_dir: PathBuf,
+
+    /// Output format: `table` for people, `json` (canonical protobuf JSON, as grpcurl
+    /// prints it) for scripts.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        help_heading = "Global options",
+        env = "HOOP_OUTPUT",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = OutputFormat::Table
+    )]
+    pub(crate) output: OutputFormat,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned columns and `key: value` lines.
+    Table,
+    /// Canonical protobuf JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the user the token authenticates as.
+    Whoami,
+    /// Manage connections: the databases and servers users open sessions on.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// List the plugin registry, and attach, configure or detach plugins on connections.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Manage users, their groups and their API keys.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConnectionsCommand {
+    /// List every connection (all pages), ordered by name.
+    List {
+        /// Connections fetched per request; every page is fetched.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+    },
+    /// Show one connection and the plugins attached to it. Secret env values are never
+    /// returned: only their keys.
+    Get {
+        /// Connection name.
+        name: String,
+    },
+    /// Create a connection; the default plugins are attached to it.
+    ///
+    /// Example: hoop connections create pg --env PGPASSWORD=s3cret --reviewers dba -- psql -h db
+    Create {
+        /// Connection name: `^[a-z0-9][a-z0-9_-]{0,62}$`, immutable.
+        name: String,
+        #[command(flatten)]
+        fields: ConnectionFields,
+    },
+    /// Update a connection: only the fields whose flags are given change.
+    ///
+    /// Example: hoop connections update pg --reviewers '' (clears the reviewers)
+    Update {
+        /// Connection name.
+        name: String,
+        #[command(flatten)]
+        fields: ConnectionFields,
+    },
+    /// Delete a connection and its plugin attachments.
+    Delete {
+        /// Connection name.
+        name: String,
+    },
+}
+
+/// The writable fields of a connection, shared by `create` and `update`.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ConnectionFields {
+    /// Kind of target. Supported: `command` (the gateway runs CMD). Default on create:
+    /// command.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) kind: Option<String>,
+
+    /// Environment variable given to the target, e.g. a password (repeatable). Values are
+    /// write-only. On update, the given variables replace the whole environment.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+
+    /// Comma-separated groups whose approval a session needs (activates the `review`
+    /// plugin). On update, '' clears them.
+    #[arg(long, value_name = "G1,G2")]
+    pub(crate) reviewers: Option<String>,
+
+    /// Comma-separated info types masked in session output (activates the `dlp` plugin).
+    /// On update, '' clears them.
+    #[arg(long, value_name = "T1,T2")]
+    pub(crate) redact_types: Option<String>,
+
+    /// Free-form label (repeatable). On update, the given tags replace all the tags.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub(crate) tags: Vec<String>,
+
+    /// Comma-separated ways the connection may be used, among exec, connect and runbooks;
+    /// those not listed are disabled. When not given on create, all are enabled.
+    #[arg(long, value_name = "MODES")]
+    pub(crate) access_modes: Option<String>,
+
+    /// The program a `command` connection runs, and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginsCommand {
+    /// List the plugin registry or, given a connection, the plugins attached to it in chain
+    /// order.
+    List {
+        /// Connection whose attached plugins to list; without it, the registry is listed.
+        connection: Option<String>,
+    },
+    /// Attach a plugin to a connection. `dlp` and `review` are managed through the
+    /// connection's --redact-types and --reviewers instead.
+    Attach {
+        /// Connection name.
+        connection: String,
+        /// Plugin name, as `hoop plugins list` shows it.
+        plugin: String,
+        /// Plugin config, a JSON object, e.g. '{"channels": ["C0123456789"]}' for slack.
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+    },
+    /// Replace the config of a plugin attached to a connection.
+    Config {
+        /// Connection name.
+        connection: String,
+        /// Plugin name.
+        plugin: String,
+        /// The new plugin config, a JSON object; it replaces the old one entirely.
+        #[arg(long, value_name = "JSON")]
+        config: String,
+    },
+    /// Detach a plugin from a connection (`audit` cannot be detached).
+    Detach {
+        /// Connection name.
+        connection: String,
+        /// Plugin name.
+        plugin: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List every user (all pages), ordered by name.
+    List {
+        /// Users fetched per request; every page is fetched.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+    },
+    /// Show one user.
+    Get {
+        /// User name.
+        name: String,
+    },
+    /// Create a user.
+    Create {
+        /// User name: `^[a-z0-9][a-z0-9._-]{0,62}$`, immutable.
+        name: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Update a user: only the fields whose flags are given change.
+    Update {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Delete a user and revoke their API keys.
+    Delete {
+        /// User name.
+        name: String,
+    },
+    /// Manage API keys: bearer tokens that act as a user.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// The writable fields of a user, shared by `create` and `update`.
+#[derive(Debug, Default, Args)]
+pub(crate) struct UserFields {
+    /// Email address.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) email: Option<String>,
+
+    /// Comma-separated groups: `admin` manages everything, `auditor` reads every session.
+    /// On update, the list replaces the old one ('' removes every group).
+    #[arg(long, value_name = "G1,G2")]
+    pub(crate) groups: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create an API key. Its token is printed once and never again.
+    Create {
+        /// The user the key acts as; default: the caller.
+        user: Option<String>,
+        /// A label to tell keys apart.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List a user's API keys (never their tokens).
+    List {
+        /// Whose keys; default: the caller.
+        user: Option<String>,
+    },
+    /// Revoke an API key: calls made with it fail from then on.
+    Revoke {
+        /// Key id, as `hoop users keys list` shows it.
+        id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_connection_create_with_trailing_command() {
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "--gateway",
+            "http://gw:1",
+            "connections",
+            "create",
+            "pg",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--reviewers",
+            "dba,ops",
+            "-o",
+            "json",
+            "--",
+            "psql",
+            "-h",
+            "db",
+        ])
+        .unwrap();
+        assert_eq!(cli.gateway, "http://gw:1");
+        assert_eq!(cli.output, OutputFormat::Json);
+        let Command::Connections(ConnectionsCommand::Create { name, fields }) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(name, "pg");
+        assert_eq!(fields.env, ["A=1", "B=2"]);
+        assert_eq!(fields.reviewers.as_deref(), Some("dba,ops"));
+        assert_eq!(fields.command, ["psql", "-h", "db"]);
+        assert_eq!(fields.kind, None);
+    }
+
+    #[test]
+    fn empty_reviewers_is_given() {
+        let cli = Cli::try_parse_from(["hoop", "connections", "update", "pg", "--reviewers", ""])
+            .unwrap();
+        let Command::Connections(ConnectionsCommand::Update { fields, .. }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(fields.reviewers.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn rejects_unknown_output_format_and_bad_page_size() {
+        assert!(Cli::try_parse_from(["hoop", "-o", "yaml", "whoami"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "users", "list", "--page-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn plugins_config_requires_config() {
+        assert!(Cli::try_parse_from(["hoop", "plugins", "config", "pg", "slack"]).is_err());
+        assert!(
+            Cli::try_parse_from(["hoop", "plugins", "config", "pg", "slack", "--config", "{}"])
+                .is_ok()
+        );
+    }
+}

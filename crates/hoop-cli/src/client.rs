@@ -1,0 +1,171 @@
+//! Finding the token, connecting to the gateway and authenticating every call.
+
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
+use hoop_proto::v1::plugin_service_client::PluginServiceClient;
+use hoop_proto::v1::user_service_client::UserServiceClient;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Name of the file, in the gateway's data dir, holding the admin token.
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The token to use: `--token`/`HOOP_TOKEN`, else `<data_dir>/admin-token`, trimmed.
+pub(crate) fn resolve_token(flag: Option<&str>, data_dir: &Path) -> Result<String> {
+    if let Some(token) = flag.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(token.to_owned());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let no_token = || {
+        anyhow!(
+            "no token: pass --token, set HOOP_TOKEN, or run next to the gateway's data dir ({})",
+            path.display()
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(contents) => {
+            let token = contents.trim();
+            if token.is_empty() {
+                return Err(no_token());
+            }
+            Ok(token.to_owned())
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => Err(no_token()),
+        Err(err) => bail!("cannot read the token file {}: {err}", path.display()),
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    header: AsciiMetadataValue,
+}
+
+impl Auth {
+    pub(crate) fn new(token: &str) -> Result<Self> {
+        // The error would not show the token, but say so ourselves rather than rely on it.
+        let header = AsciiMetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            anyhow!("the token contains characters that cannot be sent in a header")
+        })?;
+        Ok(Self { header })
+    }
+}
+
+impl Interceptor for Auth {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.header.clone());
+        Ok(request)
+    }
+}
+
+type Service = InterceptedService<Channel, Auth>;
+
+/// Clients of the three services over one connection.
+pub(crate) struct Api {
+    pub(crate) connections: ConnectionServiceClient<Service>,
+    pub(crate) plugins: PluginServiceClient<Service>,
+    pub(crate) users: UserServiceClient<Service>,
+}
+
+impl Api {
+    /// Clients of the gateway at `url`. The connection is made on the first call, so that
+    /// arguments are checked before the gateway is needed; a gateway that cannot be reached
+    /// fails that call with `UNAVAILABLE`.
+    pub(crate) fn new(url: &str, auth: Auth) -> Result<Self> {
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("http") => {}
+            // tonic is built without TLS here: a TLS gateway would fail obscurely.
+            Some("https") => bail!(
+                "invalid gateway URL `{url}`: this build of hoop speaks plain http:// only (no TLS)"
+            ),
+            _ => bail!("invalid gateway URL `{url}`: expected http://HOST:PORT"),
+        }
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|err| anyhow!("invalid gateway URL `{url}`: {}", error_chain(&err)))?
+            .connect_timeout(Duration::from_secs(10));
+        let channel = endpoint.connect_lazy();
+        Ok(Self {
+            connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            users: UserServiceClient::with_interceptor(channel, auth),
+        })
+    }
+}
+
+/// The message for a gateway that cannot be reached.
+pub(crate) fn unreachable(url: &str, cause: &str) -> String {
+    format!(
+        "cannot reach the gateway at {url}: {cause} (is hoop-gateway running? set --gateway or HOOP_GATEWAY)"
+    )
+}
+
+/// An error and its causes joined by `: `, skipping tonic's bare "transport error" wrapper
+/// and causes already included in the text.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        let useless = text == "transport error" && err.source().is_some();
+        if !useless && !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_flag_wins_and_is_trimmed() {
+        let dir = Path::new("/nonexistent/hoop-data");
+        assert_eq!(resolve_token(Some(" t0k \n"), dir).unwrap(), "t0k");
+    }
+
+    #[test]
+    fn token_from_data_dir() {
+        let dir = std::env::temp_dir().join(format!("hoop-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("admin-token"), "secret-admin\n").unwrap();
+        assert_eq!(resolve_token(None, &dir).unwrap(), "secret-admin");
+        assert_eq!(resolve_token(Some(""), &dir).unwrap(), "secret-admin");
+        std::fs::write(dir.join("admin-token"), "  \n").unwrap();
+        let err = resolve_token(None, &dir).unwrap_err();
+        assert!(err.to_string().starts_with("no token: "), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_token_message() {
+        let err = resolve_token(None, Path::new("./hoop-data")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no token: pass --token, set HOOP_TOKEN, or run next to the gateway's data dir (./hoop-data/admin-token)"
+        );
+    }
+
+    #[test]
+    fn bad_token_is_not_echoed() {
+        let Err(err) = Auth::new("bad\ntoken") else {
+            panic!("accepted a newline");
+        };
+        assert!(!err.to_string().contains("bad"));
+    }
+}

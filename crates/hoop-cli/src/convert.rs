@@ -1,0 +1,388 @@
+//! Turning flags into request messages: KEY=VALUE pairs, comma lists, access modes, JSON
+//! configs and update masks; and plugin configs back into JSON for display.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+use hoop_proto::v1::{AccessModes, Connection, User};
+use prost_types::{FieldMask, ListValue, Struct, Value, value::Kind};
+
+use crate::cli::{ConnectionFields, UserFields};
+
+/// Parses repeated `KEY=VALUE` flag values into a map (a later key wins). `flag` names the
+/// flag in the error, e.g. `--env`.
+pub(crate) fn parse_key_values(flag: &str, items: &[String]) -> Result<HashMap<String, String>> {
+    let mut map = HashMap::with_capacity(items.len());
+    for item in items {
+        match item.split_once('=') {
+            Some((key, value)) if !key.is_empty() => {
+                map.insert(key.to_owned(), value.to_owned());
+            }
+            _ => bail!("{flag} expects KEY=VALUE, got `{item}`"),
+        }
+    }
+    Ok(map)
+}
+
+/// Splits a comma-separated flag value; blanks are dropped, so `''` is the empty list.
+pub(crate) fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses `--access-modes`: the listed modes are enabled, the others disabled.
+pub(crate) fn parse_access_modes(value: &str) -> Result<AccessModes> {
+    let mut modes = AccessModes {
+        exec: Some(false),
+        connect: Some(false),
+        runbooks: Some(false),
+    };
+    for mode in split_list(value) {
+        match mode.as_str() {
+            "exec" => modes.exec = Some(true),
+            "connect" => modes.connect = Some(true),
+            "runbooks" => modes.runbooks = Some(true),
+            other => bail!(
+                "--access-modes: unknown mode `{other}` (expected a comma-separated list of exec, connect, runbooks)"
+            ),
+        }
+    }
+    Ok(modes)
+}
+
+/// The connection the flags describe, and the update mask naming exactly the fields whose
+/// flags were given (in a fixed order).
+pub(crate) fn connection_from_flags(
+    name: &str,
+    fields: &ConnectionFields,
+) -> Result<(Connection, FieldMask)> {
+    let mut connection = Connection {
+        name: name.to_owned(),
+        ..Connection::default()
+    };
+    let mut paths = Vec::new();
+    if let Some(kind) = &fields.kind {
+        connection.r#type = kind.clone();
+        paths.push("type");
+    }
+    if !fields.command.is_empty() {
+        connection.command = fields.command.clone();
+        paths.push("command");
+    }
+    if !fields.env.is_empty() {
+        connection.env = parse_key_values("--env", &fields.env)?;
+        paths.push("env");
+    }
+    if let Some(reviewers) = &fields.reviewers {
+        connection.reviewers = split_list(reviewers);
+        paths.push("reviewers");
+    }
+    if let Some(redact_types) = &fields.redact_types {
+        connection.redact_types = split_list(redact_types);
+        paths.push("redact_types");
+    }
+    if let Some(modes) = &fields.access_modes {
+        connection.access_modes = Some(parse_access_modes(modes)?);
+        paths.push("access_modes");
+    }
+    if !fields.tags.is_empty() {
+        connection.tags = parse_key_values("--tag", &fields.tags)?;
+        paths.push("tags");
+    }
+    let mask = FieldMask {
+        paths: paths.into_iter().map(str::to_owned).collect(),
+    };
+    Ok((connection, mask))
+}
+
+/// The connection to create: the flags, with type `command` when `--type` is not given.
+pub(crate) fn connection_to_create(name: &str, fields: &ConnectionFields) -> Result<Connection> {
+    let (mut connection, _) = connection_from_flags(name, fields)?;
+    if fields.kind.is_none() {
+        connection.r#type = "command".to_owned();
+    }
+    Ok(connection)
+}
+
+/// The connection update: fails when no field flag is given.
+pub(crate) fn connection_update(
+    name: &str,
+    fields: &ConnectionFields,
+) -> Result<(Connection, FieldMask)> {
+    let (connection, mask) = connection_from_flags(name, fields)?;
+    if mask.paths.is_empty() {
+        bail!(
+            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes or -- CMD..."
+        );
+    }
+    Ok((connection, mask))
+}
+
+/// The user the flags describe, and the update mask of the flags given.
+pub(crate) fn user_from_flags(name: &str, fields: &UserFields) -> (User, FieldMask) {
+    let mut user = User {
+        name: name.to_owned(),
+        ..User::default()
+    };
+    let mut paths = Vec::new();
+    if let Some(email) = &fields.email {
+        user.email = email.clone();
+        paths.push("email".to_owned());
+    }
+    if let Some(groups) = &fields.groups {
+        user.groups = split_list(groups);
+        paths.push("groups".to_owned());
+    }
+    (user, FieldMask { paths })
+}
+
+/// The user update: fails when no field flag is given.
+pub(crate) fn user_update(name: &str, fields: &UserFields) -> Result<(User, FieldMask)> {
+    let (user, mask) = user_from_flags(name, fields);
+    if mask.paths.is_empty() {
+        bail!("nothing to update: pass at least one of --email, --groups");
+    }
+    Ok((user, mask))
+}
+
+/// Parses a `--config` flag: a JSON object, as a `google.protobuf.Struct`.
+pub(crate) fn parse_config(json: &str) -> Result<Struct> {
+    let value: serde_json::Value = match serde_json::from_str(json) {
+        Ok(value) => value,
+        Err(err) => bail!("--config is not valid JSON: {err}"),
+    };
+    match value {
+        serde_json::Value::Object(object) => Ok(json_object_to_struct(object)),
+        _ => bail!("--config must be a JSON object"),
+    }
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+pub(crate) fn json_object_to_struct(object: serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: object
+            .into_iter()
+            .map(|(key, value)| (key, json_to_value(value)))
+            .collect(),
+    }
+}
+
+/// A JSON value as a `google.protobuf.Value`.
+pub(crate) fn json_to_value(value: serde_json::Value) -> Value {
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        // Without serde_json's `arbitrary_precision`, every number converts to f64.
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.into_iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(object) => Kind::StructValue(json_object_to_struct(object)),
+    };
+    Value { kind: Some(kind) }
+}
+
+/// A `google.protobuf.Struct` as a JSON object.
+pub(crate) fn struct_to_json(s: &Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(key, value)| (key.clone(), value_to_json(value)))
+            .collect(),
+    )
+}
+
+/// A `google.protobuf.Value` as JSON. Whole numbers print without a fraction; NaN and
+/// infinities (which JSON cannot hold) become null.
+pub(crate) fn value_to_json(value: &Value) -> serde_json::Value {
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => number_to_json(*n),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+    }
+}
+
+fn number_to_json(n: f64) -> serde_json::Value {
+    // 2^53: beyond it, f64 no longer holds every integer exactly.
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_EXACT {
+        #[allow(clippy::cast_possible_truncation)]
+        let int = n as i64;
+        return serde_json::Value::from(int);
+    }
+    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn key_values_parse() {
+        let map = parse_key_values("--env", &strings(&["A=1", "B=x=y", "C=", "A=2"])).unwrap();
+        assert_eq!(map.len(), 3);
+        assert_eq!(map["A"], "2");
+        assert_eq!(map["B"], "x=y");
+        assert_eq!(map["C"], "");
+    }
+
+    #[test]
+    fn key_values_errors() {
+        let err = parse_key_values("--env", &strings(&["A=1", "oops"])).unwrap_err();
+        assert_eq!(err.to_string(), "--env expects KEY=VALUE, got `oops`");
+        let err = parse_key_values("--tag", &strings(&["=v"])).unwrap_err();
+        assert_eq!(err.to_string(), "--tag expects KEY=VALUE, got `=v`");
+    }
+
+    #[test]
+    fn lists_split_and_empty_clears() {
+        assert_eq!(split_list("a, b,,c "), ["a", "b", "c"]);
+        assert!(split_list("").is_empty());
+    }
+
+    #[test]
+    fn access_modes_listed_true_others_false() {
+        let modes = parse_access_modes("exec,runbooks").unwrap();
+        assert_eq!(modes.exec, Some(true));
+        assert_eq!(modes.connect, Some(false));
+        assert_eq!(modes.runbooks, Some(true));
+        let err = parse_access_modes("exec,ssh").unwrap_err();
+        assert!(err.to_string().contains("`ssh`"), "{err}");
+    }
+
+    #[test]
+    fn update_mask_has_exactly_the_flags_given() {
+        let fields = ConnectionFields {
+            env: strings(&["PGPASSWORD=x"]),
+            reviewers: Some(String::new()),
+            access_modes: Some("connect".to_owned()),
+            command: strings(&["psql", "-h", "db"]),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("pg", &fields).unwrap();
+        assert_eq!(mask.paths, ["command", "env", "reviewers", "access_modes"]);
+        assert_eq!(connection.name, "pg");
+        assert!(connection.reviewers.is_empty());
+        assert_eq!(connection.env["PGPASSWORD"], "x");
+        assert_eq!(connection.r#type, "");
+        let modes = connection.access_modes.unwrap();
+        assert_eq!(
+            (modes.exec, modes.connect, modes.runbooks),
+            (Some(false), Some(true), Some(false))
+        );
+
+        let fields = ConnectionFields {
+            kind: Some("command".to_owned()),
+            redact_types: Some("EMAIL_ADDRESS, PHONE_NUMBER".to_owned()),
+            tags: strings(&["team=data"]),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("pg", &fields).unwrap();
+        assert_eq!(mask.paths, ["type", "redact_types", "tags"]);
+        assert_eq!(connection.redact_types, ["EMAIL_ADDRESS", "PHONE_NUMBER"]);
+        assert_eq!(connection.tags["team"], "data");
+    }
+
+    #[test]
+    fn update_without_flags_fails() {
+        let err = connection_update("pg", &ConnectionFields::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("nothing to update: pass at least one of --type")
+        );
+        let err = user_update("ann", &UserFields::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nothing to update: pass at least one of --email, --groups"
+        );
+    }
+
+    #[test]
+    fn bad_key_value_fails_update() {
+        let fields = ConnectionFields {
+            tags: strings(&["novalue"]),
+            ..ConnectionFields::default()
+        };
+        let err = connection_update("pg", &fields).unwrap_err();
+        assert_eq!(err.to_string(), "--tag expects KEY=VALUE, got `novalue`");
+    }
+
+    #[test]
+    fn create_defaults_type_and_leaves_access_modes_unset() {
+        let connection = connection_to_create("pg", &ConnectionFields::default()).unwrap();
+        assert_eq!(connection.r#type, "command");
+        assert_eq!(connection.access_modes, None);
+    }
+
+    #[test]
+    fn user_mask() {
+        let fields = UserFields {
+            email: None,
+            groups: Some("admin, auditor".to_owned()),
+        };
+        let (user, mask) = user_update("ann", &fields).unwrap();
+        assert_eq!(mask.paths, ["groups"]);
+        assert_eq!(user.groups, ["admin", "auditor"]);
+        let fields = UserFields {
+            email: Some("a@b.c".to_owned()),
+            groups: Some(String::new()),
+        };
+        let (user, mask) = user_update("ann", &fields).unwrap();
+        assert_eq!(mask.paths, ["email", "groups"]);
+        assert!(user.groups.is_empty());
+    }
+
+    #[test]
+    fn json_struct_round_trip() {
+        let original = json!({
+            "channel": "#ops",
+            "port": 5432,
+            "ratio": 0.25,
+            "negative": -3,
+            "enabled": true,
+            "nothing": null,
+            "list": [1, "two", false, null, {"nested": [[]]}],
+            "object": {"a": {"b": "c"}, "empty": {}},
+        });
+        let serde_json::Value::Object(object) = original.clone() else {
+            unreachable!()
+        };
+        let s = json_object_to_struct(object);
+        assert_eq!(struct_to_json(&s), original);
+        assert_eq!(parse_config(&original.to_string()).unwrap(), s);
+    }
+
+    #[test]
+    fn config_errors() {
+        let err = parse_config("[1, 2]").unwrap_err();
+        assert_eq!(err.to_string(), "--config must be a JSON object");
+        let err = parse_config("{\"a\": ").unwrap_err();
+        assert!(
+            err.to_string().starts_with("--config is not valid JSON: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn odd_numbers_render() {
+        assert_eq!(number_to_json(f64::NAN), serde_json::Value::Null);
+        assert_eq!(number_to_json(1e300), json!(1e300));
+        assert_eq!(number_to_json(-0.0), json!(0));
+    }
+}

@@ -1,0 +1,164 @@
+//! `hoop`: the command-line client of the hoop-rs gateway.
+//!
+//! Every command is one or a few gRPC calls to the gateway's `hoop.v1` API; results print as
+//! a table (default) or as canonical protobuf JSON (`--output json`). Failures print one
+//! `error: …` line to stderr and exit with status 1 (2 for command-line usage errors).
+
+mod cli;
+mod client;
+mod commands;
+mod convert;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use tonic::Code;
+
+use crate::cli::{Cli, Command};
+use crate::client::{Api, Auth};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let gateway = cli.gateway.clone();
+    match run(cli).await.and_then(|text| print(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe_error(&err, &gateway));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<String> {
+    let token = client::resolve_token(cli.token.as_deref(), &cli.data_dir)?;
+    let auth = Auth::new(&token)?;
+    let mut api = Api::new(&cli.gateway, auth)?;
+    let format = cli.output;
+    match cli.command {
+        Command::Whoami => commands::users::whoami(&mut api, format).await,
+        Command::Connections(command) => {
+            commands::connections::run(&mut api, format, command).await
+        }
+        Command::Plugins(command) => commands::plugins::run(&mut api, format, command).await,
+        Command::Users(command) => commands::users::run(&mut api, format, command).await,
+    }
+}
+
+/// Prints a result to stdout; a closed pipe (`hoop … | head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The one-line message for a failure.
+fn describe_error(err: &anyhow::Error, gateway: &str) -> String {
+    let message = if let Some(status) = err.downcast_ref::<tonic::Status>() {
+        describe_status(status, gateway)
+    } else if let Some(transport) = err.downcast_ref::<tonic::transport::Error>() {
+        client::unreachable(gateway, &client::error_chain(transport))
+    } else {
+        format!("{err:#}")
+    };
+    // Exactly one line, whatever the server or an OS error put in the text.
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn describe_status(status: &tonic::Status, gateway: &str) -> String {
+    let message = if status.message().is_empty() {
+        status.code().description()
+    } else {
+        status.message()
+    };
+    if status.code() == Code::Unavailable {
+        let mut cause = message.to_owned();
+        if let Some(source) = std::error::Error::source(status) {
+            let detail = client::error_chain(source);
+            if detail.starts_with(&cause) {
+                cause = detail;
+            } else if !detail.is_empty() && !cause.contains(&detail) {
+                cause = format!("{cause}: {detail}");
+            }
+        }
+        return client::unreachable(gateway, &cause);
+    }
+    format!("{message} ({})", code_name(status.code()))
+}
+
+/// The canonical gRPC name of a status code, e.g. `NOT_FOUND`.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    const GW: &str = "http://127.0.0.1:1";
+
+    #[test]
+    fn status_errors() {
+        let err = anyhow::Error::from(tonic::Status::not_found("connection `pg` not found"));
+        assert_eq!(
+            describe_error(&err, GW),
+            "connection `pg` not found (NOT_FOUND)"
+        );
+        let err = anyhow::Error::from(tonic::Status::permission_denied("needs group admin\nsorry"))
+            .context("ignored");
+        assert_eq!(
+            describe_error(&err, GW),
+            "needs group admin sorry (PERMISSION_DENIED)"
+        );
+        let err = anyhow::Error::from(tonic::Status::new(Code::Unauthenticated, ""));
+        assert!(describe_error(&err, GW).ends_with("(UNAUTHENTICATED)"));
+    }
+
+    #[test]
+    fn unavailable_means_unreachable() {
+        let err = anyhow::Error::from(tonic::Status::unavailable("connection reset"));
+        assert_eq!(
+            describe_error(&err, GW),
+            "cannot reach the gateway at http://127.0.0.1:1: connection reset (is hoop-gateway running? set --gateway or HOOP_GATEWAY)"
+        );
+    }
+
+    #[test]
+    fn other_errors_show_their_chain() {
+        let err = Err::<(), _>(anyhow::anyhow!("inner"))
+            .context("outer")
+            .unwrap_err();
+        assert_eq!(describe_error(&err, GW), "outer: inner");
+    }
+
+    #[test]
+    fn code_names() {
+        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+}

@@ -1,0 +1,313 @@
+//! Rendering results: canonical protobuf JSON, kubectl-like tables and `key: value` views.
+
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use comfy_table::{Table, presets::NOTHING};
+use hoop_proto::v1;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use prost_types::Timestamp;
+
+/// A generated message and its full protobuf name, for rendering as canonical JSON.
+pub(crate) trait ProtoMessage: prost::Message + Sized {
+    /// Full name, e.g. `hoop.v1.Connection`.
+    const FULL_NAME: &'static str;
+}
+
+macro_rules! proto_messages {
+    ($($ty:ty => $name:literal),* $(,)?) => {
+        $(impl ProtoMessage for $ty {
+            const FULL_NAME: &'static str = $name;
+        })*
+
+        #[cfg(test)]
+        pub(crate) const ALL_FULL_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+proto_messages! {
+    v1::Connection => "hoop.v1.Connection",
+    v1::PluginAttachment => "hoop.v1.PluginAttachment",
+    v1::Plugin => "hoop.v1.Plugin",
+    v1::ListPluginsResponse => "hoop.v1.ListPluginsResponse",
+    v1::ListConnectionPluginsResponse => "hoop.v1.ListConnectionPluginsResponse",
+    v1::User => "hoop.v1.User",
+    v1::ApiKey => "hoop.v1.ApiKey",
+    v1::CreateApiKeyResponse => "hoop.v1.CreateApiKeyResponse",
+    v1::ListApiKeysResponse => "hoop.v1.ListApiKeysResponse",
+    () => "google.protobuf.Empty",
+}
+
+fn descriptor_pool() -> Result<&'static DescriptorPool> {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return Ok(pool);
+    }
+    let pool = DescriptorPool::decode(hoop_proto::FILE_DESCRIPTOR_SET)
+        .context("decoding the embedded protobuf descriptors")?;
+    Ok(POOL.get_or_init(|| pool))
+}
+
+fn dynamic<M: ProtoMessage>(message: &M) -> Result<DynamicMessage> {
+    let descriptor = descriptor_pool()?
+        .get_message_by_name(M::FULL_NAME)
+        .ok_or_else(|| anyhow!("message {} is not in the descriptor set", M::FULL_NAME))?;
+    DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .with_context(|| format!("re-decoding a {}", M::FULL_NAME))
+}
+
+/// Canonical protobuf JSON (lowerCamelCase names, RFC 3339 timestamps, 64-bit integers as
+/// strings), default-valued fields included, as grpcurl prints it.
+fn serialize_options() -> SerializeOptions {
+    SerializeOptions::new().skip_default_fields(false)
+}
+
+/// A message as a canonical JSON value (object keys sorted).
+#[cfg(test)]
+pub(crate) fn to_json<M: ProtoMessage>(message: &M) -> Result<serde_json::Value> {
+    dynamic(message)?
+        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
+        .with_context(|| format!("rendering a {} as JSON", M::FULL_NAME))
+}
+
+/// A message as pretty-printed canonical JSON, fields in field-number order.
+pub(crate) fn json<M: ProtoMessage>(message: &M) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut serializer = serde_json::Serializer::pretty(&mut buf);
+    dynamic(message)?
+        .serialize_with_options(&mut serializer, &serialize_options())
+        .with_context(|| format!("rendering a {} as JSON", M::FULL_NAME))?;
+    String::from_utf8(buf).context("rendering JSON")
+}
+
+/// Several messages as one object holding them under `field`, e.g. `{"connections": [..]}`,
+/// formatted like [`json`].
+pub(crate) fn json_list<M: ProtoMessage>(field: &str, messages: &[M]) -> Result<String> {
+    let field = serde_json::to_string(field).context("rendering JSON")?;
+    if messages.is_empty() {
+        return Ok(format!("{{\n  {field}: []\n}}"));
+    }
+    let items = messages
+        .iter()
+        .map(|message| {
+            // Pretty JSON escapes newlines inside strings, so every line can be indented.
+            Ok(json(message)?
+                .lines()
+                .map(|line| format!("    {line}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("{{\n  {field}: [\n{}\n  ]\n}}", items.join(",\n")))
+}
+
+/// A borderless table with upper-case headers, like kubectl prints.
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table.load_preset(NOTHING);
+    table.set_header(headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>());
+    for row in rows {
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 3));
+    }
+    table.trim_fmt()
+}
+
+/// Aligned `key: value` lines.
+pub(crate) fn details(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            format!("{:<width$} {value}", format!("{key}:"))
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A timestamp as RFC 3339 UTC to the second, `-` when unset.
+pub(crate) fn timestamp(ts: Option<&Timestamp>) -> String {
+    match ts {
+        Some(ts) => Timestamp {
+            seconds: ts.seconds,
+            nanos: 0,
+        }
+        .to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// `-` for an empty cell.
+pub(crate) fn or_dash(value: &str) -> String {
+    if value.is_empty() {
+        "-".to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// A list joined by commas, `-` when empty.
+pub(crate) fn list(values: &[String]) -> String {
+    or_dash(&values.join(","))
+}
+
+pub(crate) fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use hoop_proto::v1::{AccessModes, Connection, PluginAttachment, User};
+    use prost_types::Struct;
+
+    use super::*;
+
+    fn sample_connection() -> Connection {
+        Connection {
+            name: "pg".to_owned(),
+            r#type: "command".to_owned(),
+            command: vec!["psql".to_owned(), "-h".to_owned(), "db".to_owned()],
+            env: HashMap::from([("PGPASSWORD".to_owned(), String::new())]),
+            reviewers: vec![],
+            redact_types: vec!["EMAIL_ADDRESS".to_owned()],
+            access_modes: Some(AccessModes {
+                exec: Some(true),
+                connect: None,
+                runbooks: Some(false),
+            }),
+            tags: HashMap::new(),
+            plugins: vec![PluginAttachment {
+                name: "slack".to_owned(),
+                config: Some(
+                    crate::convert::parse_config(r##"{"channel":"#ops","n":2}"##).unwrap(),
+                ),
+                active: true,
+                status: "active".to_owned(),
+            }],
+            create_time: Some(Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            update_time: Some(Timestamp {
+                seconds: 1_700_000_001,
+                nanos: 500_000_000,
+            }),
+        }
+    }
+
+    #[test]
+    fn connection_as_canonical_json() {
+        let json = to_json(&sample_connection()).unwrap();
+        assert_eq!(json["name"], "pg");
+        assert_eq!(json["type"], "command");
+        assert_eq!(json["command"], serde_json::json!(["psql", "-h", "db"]));
+        assert_eq!(json["env"], serde_json::json!({"PGPASSWORD": ""}));
+        assert_eq!(json["redactTypes"], serde_json::json!(["EMAIL_ADDRESS"]));
+        // Default values are printed too.
+        assert_eq!(json["reviewers"], serde_json::json!([]));
+        assert_eq!(json["tags"], serde_json::json!({}));
+        // Unset optional fields are not.
+        assert_eq!(
+            json["accessModes"],
+            serde_json::json!({"exec": true, "runbooks": false})
+        );
+        assert_eq!(json["createTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(json["updateTime"], "2023-11-14T22:13:21.500Z");
+        assert_eq!(
+            json["plugins"][0]["config"],
+            serde_json::json!({"channel": "#ops", "n": 2.0})
+        );
+        assert_eq!(json["plugins"][0]["active"], true);
+        assert!(json.get("redact_types").is_none());
+        assert!(json.get("create_time").is_none());
+    }
+
+    #[test]
+    fn json_keeps_field_order() {
+        let text = json(&sample_connection()).unwrap();
+        let name = text.find("\"name\"").unwrap();
+        let kind = text.find("\"type\"").unwrap();
+        let redact = text.find("\"redactTypes\"").unwrap();
+        let created = text.find("\"createTime\"").unwrap();
+        assert!(name < kind && kind < redact && redact < created, "{text}");
+        assert!(text.starts_with("{\n  \"name\": \"pg\",\n"), "{text}");
+    }
+
+    #[test]
+    fn json_list_wraps_items() {
+        let text = json_list("connections", &[sample_connection()]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let object = value.as_object().unwrap();
+        assert_eq!(object.len(), 1);
+        assert_eq!(value["connections"][0]["name"], "pg");
+        // Same text as serde_json would print for the same value, field order aside.
+        let expected = serde_json::json!({"connections": [to_json(&sample_connection()).unwrap()]});
+        assert_eq!(value, expected);
+        let text = json_list("users", &[User::default(), User::default()]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["users"].as_array().unwrap().len(), 2);
+        assert!(
+            text.starts_with("{\n  \"users\": [\n    {\n      \"name\": \"\",\n"),
+            "{text}"
+        );
+        let empty: Vec<Connection> = vec![];
+        assert_eq!(
+            json_list("connections", &empty).unwrap(),
+            "{\n  \"connections\": []\n}"
+        );
+    }
+
+    #[test]
+    fn every_rendered_message_is_in_the_descriptor_set() {
+        let pool = descriptor_pool().unwrap();
+        for name in ALL_FULL_NAMES {
+            assert!(pool.get_message_by_name(name).is_some(), "{name}");
+        }
+        assert_eq!(json(&()).unwrap(), "{}");
+        assert_eq!(
+            to_json(&PluginAttachment {
+                config: Some(Struct::default()),
+                ..PluginAttachment::default()
+            })
+            .unwrap()["config"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn table_is_borderless_and_trimmed() {
+        let text = table(
+            &["name", "type"],
+            vec![
+                vec!["pg".to_owned(), "command".to_owned()],
+                vec!["mysql-prod".to_owned(), "command".to_owned()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME         TYPE\npg           command\nmysql-prod   command"
+        );
+    }
+
+    #[test]
+    fn details_align() {
+        let text = details(&[("name", "pg".to_owned()), ("reviewers", String::new())]);
+        assert_eq!(text, "name:      pg\nreviewers:");
+    }
+
+    #[test]
+    fn timestamps() {
+        let ts = Timestamp {
+            seconds: 0,
+            nanos: 7,
+        };
+        assert_eq!(timestamp(Some(&ts)), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(None), "-");
+    }
+}

@@ -1,0 +1,391 @@
+//! Unit tests of the chain with small test plugins.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::{
+    Chain, Chunk, CloseReason, ConnectionInfo, Error, HoldRequest, Outcome, Plugin, PluginError,
+    SessionCtx, SessionInfo, Stream, UserInfo, Verb, Verdict,
+};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// What a test plugin does on each hook.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Act {
+    Allow,
+    Deny,
+    Fail,
+    Hold,
+}
+
+/// A plugin that logs every hook call and acts as configured.
+#[derive(Debug)]
+struct Probe {
+    name: &'static str,
+    log: Log,
+    on_open: Mutex<Act>,
+    on_chunk: Act,
+    /// Upper-cases output chunks when set.
+    shout: bool,
+}
+
+impl Probe {
+    fn new(name: &'static str, log: &Log) -> Self {
+        Self {
+            name,
+            log: Arc::clone(log),
+            on_open: Mutex::new(Act::Allow),
+            on_chunk: Act::Allow,
+            shout: false,
+        }
+    }
+    fn open(self, act: Act) -> Self {
+        *self.on_open.lock().unwrap() = act;
+        self
+    }
+    fn chunk(mut self, act: Act) -> Self {
+        self.on_chunk = act;
+        self
+    }
+    fn shout(mut self) -> Self {
+        self.shout = true;
+        self
+    }
+    fn note(&self, event: String) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{}:{event}", self.name));
+    }
+    fn verdict(&self, act: Act) -> Result<Verdict, PluginError> {
+        match act {
+            Act::Allow => Ok(Verdict::Allow),
+            Act::Deny => Ok(Verdict::deny(format!("{} says no", self.name))),
+            Act::Fail => Err(PluginError::new(format!("{} broke", self.name))),
+            Act::Hold => Ok(Verdict::Hold(
+                HoldRequest::new("needs approval").with_groups(["dba"]),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for Probe {
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn on_open(&self, _cx: &mut SessionCtx) -> Result<Verdict, PluginError> {
+        self.note("open".into());
+        let act = *self.on_open.lock().unwrap();
+        self.verdict(act)
+    }
+    async fn on_input(
+        &self,
+        _cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        self.note(format!("in:{}", String::from_utf8_lossy(&chunk.data)));
+        self.verdict(self.on_chunk)
+    }
+    async fn on_output(
+        &self,
+        cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        self.note(format!(
+            "{}:{}",
+            chunk.stream.as_str(),
+            String::from_utf8_lossy(&chunk.data)
+        ));
+        cx.metrics
+            .add(format!("{}.bytes", self.name), chunk.data.len() as u64);
+        if self.shout {
+            chunk.data = chunk.data.to_ascii_uppercase().into();
+        }
+        self.verdict(self.on_chunk)
+    }
+    async fn on_close(&self, _cx: &mut SessionCtx, reason: &CloseReason) {
+        self.note(format!("close:{reason}"));
+    }
+}
+
+fn info() -> SessionInfo {
+    SessionInfo::new(
+        "s-1",
+        UserInfo::new("alice").with_groups(["dev"]),
+        ConnectionInfo::new("pg", "command"),
+        Verb::Exec,
+    )
+}
+
+fn chain(plugins: Vec<Probe>) -> Chain {
+    Chain::new(
+        plugins
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>)
+            .collect(),
+    )
+}
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn taken(log: &Log) -> Vec<String> {
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+#[tokio::test]
+async fn hooks_run_in_order_and_see_earlier_rewrites() {
+    let log = log();
+    let chain = chain(vec![Probe::new("a", &log).shout(), Probe::new("b", &log)]);
+    assert_eq!(chain.names().collect::<Vec<_>>(), ["a", "b"]);
+    let mut session = chain.start(info());
+    assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+    assert!(session.is_open());
+
+    let mut input = Chunk::new(Stream::Stdin, "select 1");
+    assert!(matches!(
+        session.input(&mut input).await.unwrap(),
+        Outcome::Continue
+    ));
+    let mut out = Chunk::new(Stream::Stdout, "row");
+    session.output(&mut out).await.unwrap();
+    let mut err = Chunk::new(Stream::Stderr, "warn");
+    session.output(&mut err).await.unwrap();
+    assert_eq!(&out.data[..], b"ROW");
+    assert_eq!(&err.data[..], b"WARN");
+
+    let cx = session.close(CloseReason::Exit { code: 0 }).await.unwrap();
+    assert_eq!(cx.metrics.get("a.bytes"), 7);
+    assert_eq!(cx.metrics.get("b.bytes"), 7);
+    assert_eq!(
+        taken(&log),
+        [
+            "a:open",
+            "b:open",
+            "a:in:select 1",
+            "b:in:select 1",
+            "a:stdout:row",
+            "b:stdout:ROW",
+            "a:stderr:warn",
+            "b:stderr:WARN",
+            "a:close:exited with code 0",
+            "b:close:exited with code 0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn deny_on_open_stops_the_chain_but_every_plugin_closes_once() {
+    let log = log();
+    let chain = chain(vec![
+        Probe::new("a", &log),
+        Probe::new("b", &log).open(Act::Deny),
+        Probe::new("c", &log),
+    ]);
+    let mut session = chain.start(info());
+    match session.open().await.unwrap() {
+        Outcome::Denied { plugin, reason } => {
+            assert_eq!(plugin, "b");
+            assert_eq!(reason.as_str(), "b says no");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert!(!session.is_open());
+    let mut chunk = Chunk::new(Stream::Stdin, "x");
+    assert!(matches!(session.input(&mut chunk).await, Err(Error::SessionEnded(id)) if id == "s-1"));
+    assert!(matches!(session.open().await, Err(Error::SessionEnded(_))));
+
+    // The caller's reason is replaced by what actually happened.
+    session.close(CloseReason::ClientGone).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "a:open",
+            "b:open",
+            "a:close:denied by b: b says no",
+            "b:close:denied by b: b says no",
+            "c:close:denied by b: b says no",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_hook_fails_closed() {
+    let log = log();
+    let chain = chain(vec![
+        Probe::new("a", &log).chunk(Act::Fail),
+        Probe::new("b", &log),
+    ]);
+    let mut session = chain.start(info());
+    session.open().await.unwrap();
+    let mut chunk = Chunk::new(Stream::Stdout, "secret");
+    match session.output(&mut chunk).await.unwrap() {
+        Outcome::Failed { plugin, error } => {
+            assert_eq!(plugin, "a");
+            assert_eq!(error.to_string(), "a broke");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // b never saw the chunk, and nothing more flows.
+    let mut next = Chunk::new(Stream::Stdout, "more");
+    assert!(session.output(&mut next).await.is_err());
+    assert_eq!(
+        session.end_reason(),
+        Some(&CloseReason::PluginFailed {
+            plugin: "a".into(),
+            error: "a broke".into()
+        })
+    );
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "a:open",
+            "b:open",
+            "a:stdout:secret",
+            "a:close:plugin a failed: a broke",
+            "b:close:plugin a failed: a broke",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_open_hook_fails_closed() {
+    let log = log();
+    let chain = chain(vec![
+        Probe::new("a", &log).open(Act::Fail),
+        Probe::new("b", &log),
+    ]);
+    let mut session = chain.start(info());
+    assert!(
+        matches!(session.open().await.unwrap(), Outcome::Failed { plugin, .. } if plugin == "a")
+    );
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "a:open",
+            "a:close:plugin a failed: a broke",
+            "b:close:plugin a failed: a broke"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_denial_ends_the_session() {
+    let log = log();
+    let chain = chain(vec![Probe::new("a", &log).chunk(Act::Deny)]);
+    let mut session = chain.start(info());
+    session.open().await.unwrap();
+    let mut chunk = Chunk::new(Stream::Stdin, "drop table");
+    assert!(matches!(
+        session.input(&mut chunk).await.unwrap(),
+        Outcome::Denied { .. }
+    ));
+    assert!(session.input(&mut chunk).await.is_err());
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log).last().unwrap(),
+        "a:close:denied by a: a says no"
+    );
+}
+
+#[tokio::test]
+async fn hold_then_release_asks_only_the_holding_plugin_again() {
+    let log = log();
+    let holder = Arc::new(Probe::new("review", &log).open(Act::Hold));
+    let plugins: Vec<Arc<dyn Plugin>> = vec![
+        Arc::new(Probe::new("a", &log)),
+        Arc::clone(&holder) as Arc<dyn Plugin>,
+        Arc::new(Probe::new("c", &log)),
+    ];
+    let mut session = Chain::new(plugins).start(info());
+    match session.open().await.unwrap() {
+        Outcome::Held { plugin, request } => {
+            assert_eq!(plugin, "review");
+            assert_eq!(request.groups, ["dba"]);
+        }
+        other => panic!("expected a hold, got {other:?}"),
+    }
+    // Still held: chunks do not flow yet.
+    let mut chunk = Chunk::new(Stream::Stdin, "x");
+    assert!(session.input(&mut chunk).await.is_err());
+    assert!(matches!(
+        session.open().await.unwrap(),
+        Outcome::Held { .. }
+    ));
+
+    *holder.on_open.lock().unwrap() = Act::Allow;
+    assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+    assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "a:open",
+            "review:open",
+            "review:open",
+            "review:open",
+            "c:open",
+            "a:close:exited with code 0",
+            "review:close:exited with code 0",
+            "c:close:exited with code 0",
+        ]
+    );
+}
+
+/// Closes into a channel, so a test can wait for them without sleeping.
+#[derive(Debug)]
+struct CloseSignal(mpsc::UnboundedSender<CloseReason>);
+
+#[async_trait]
+impl Plugin for CloseSignal {
+    fn name(&self) -> &str {
+        "signal"
+    }
+    async fn on_close(&self, _cx: &mut SessionCtx, reason: &CloseReason) {
+        let _ = self.0.send(reason.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_session_is_closed_on_the_runtime() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let chain = Chain::new(vec![Arc::new(CloseSignal(tx))]);
+    let mut session = chain.start(info());
+    session.open().await.unwrap();
+    drop(session);
+    assert_eq!(rx.recv().await, Some(CloseReason::Abandoned));
+    assert_eq!(rx.recv().await, None, "closed exactly once");
+}
+
+#[test]
+fn a_dropped_session_is_closed_even_without_a_runtime() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let chain = Chain::new(vec![Arc::new(CloseSignal(tx))]);
+    let session = chain.start(info());
+    drop(session);
+    assert_eq!(rx.blocking_recv(), Some(CloseReason::Abandoned));
+    assert_eq!(rx.blocking_recv(), None, "closed exactly once");
+}
+
+#[tokio::test]
+async fn an_empty_chain_lets_everything_through() {
+    let chain = Chain::default();
+    assert!(chain.is_empty());
+    let mut session = chain.start(info());
+    assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+    let mut chunk = Chunk::new(Stream::Stdout, "data");
+    assert!(matches!(
+        session.output(&mut chunk).await.unwrap(),
+        Outcome::Continue
+    ));
+    assert_eq!(&chunk.data[..], b"data");
+    let cx = session.close(CloseReason::Exit { code: 3 }).await.unwrap();
+    assert!(cx.metrics.is_empty());
+}

@@ -1,0 +1,82 @@
+//! The core of hoop-rs: the session lifecycle and the plugin contract.
+//!
+//! A **session** is one use of a **connection** by a user: it opens, data flows through it in
+//! chunks (input from the user, output from the target on stdout or stderr), and it closes.
+//! Every session passes through the **plugins** attached to its connection, in order:
+//!
+//! * [`Plugin::on_open`] decides whether the session may start: [`Verdict::Allow`],
+//!   [`Verdict::Deny`] with a reason, or [`Verdict::Hold`] until someone approves it;
+//! * [`Plugin::on_input`] and [`Plugin::on_output`] see every chunk and may rewrite it in
+//!   place (masking) or end the session;
+//! * [`Plugin::on_close`] runs exactly once per plugin of the chain, whatever happened before,
+//!   even when an earlier plugin denied the session or a hook failed.
+//!
+//! A [`PluginFactory`] describes a plugin, validates its configuration and builds it; the
+//! [`Registry`] holds the factories (plugin crates add theirs at compile time with
+//! [`register_plugin!`]); a [`Chain`] is the ordered list of plugins active on one connection,
+//! and a [`ChainSession`] drives one session through it.
+//!
+//! This crate has no gRPC and no database code, so it can be embedded in any Rust service:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use hoop_core::{Chain, Chunk, ConnectionInfo, Outcome, Plugin, PluginError, SessionCtx,
+//!     SessionInfo, Stream, UserInfo, Verb, Verdict, CloseReason};
+//!
+//! /// Upper-cases everything the target prints.
+//! #[derive(Debug)]
+//! struct Shout;
+//!
+//! #[async_trait]
+//! impl Plugin for Shout {
+//!     fn name(&self) -> &str { "shout" }
+//!     async fn on_output(&self, _cx: &mut SessionCtx, chunk: &mut Chunk) -> Result<Verdict, PluginError> {
+//!         chunk.data = chunk.data.to_ascii_uppercase().into();
+//!         Ok(Verdict::Allow)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let chain = Chain::new(vec![Arc::new(Shout) as Arc<dyn Plugin>]);
+//! let info = SessionInfo::new("s-1", UserInfo::new("alice"), ConnectionInfo::new("db", "command"), Verb::Exec);
+//! let mut session = chain.start(info);
+//! assert!(matches!(session.open().await, Ok(Outcome::Continue)));
+//! let mut chunk = Chunk::new(Stream::Stdout, "hello\n");
+//! session.output(&mut chunk).await.unwrap();
+//! assert_eq!(&chunk.data[..], b"HELLO\n");
+//! session.close(CloseReason::Exit { code: 0 }).await;
+//! # }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod chain;
+mod config;
+mod context;
+mod error;
+pub mod names;
+mod plugin;
+pub mod registry;
+mod session;
+mod verdict;
+
+pub use chain::{Chain, ChainSession, Outcome};
+pub use config::{ConfigError, PluginConfig};
+pub use context::{Extensions, Metrics, SessionCtx};
+pub use error::{BoxError, Error, PluginError, Result};
+pub use plugin::{
+    Activation, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,
+};
+pub use registry::Registry;
+pub use session::{
+    Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, Stream, UserInfo, Verb,
+};
+pub use verdict::{DenyReason, HoldRequest, Verdict};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+}

@@ -1,0 +1,213 @@
+//! The plugin contract: [`Plugin`] (the hooks) and [`PluginFactory`] (description, config
+//! validation, construction).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{ConfigError, PluginConfig};
+use crate::context::SessionCtx;
+use crate::error::PluginError;
+use crate::session::{Chunk, CloseReason};
+use crate::verdict::Verdict;
+
+/// A plugin built for one connection: hooks called for every session on it.
+///
+/// Every hook has a default that does nothing and allows; a plugin overrides the phases it
+/// cares about. Hooks get `&self` (shared by all sessions of the connection) and the
+/// session's [`SessionCtx`], where per-session state goes.
+///
+/// Returning `Err` from a hook fails the session closed: the chain stops and the session
+/// ends with [`CloseReason::PluginFailed`].
+#[async_trait]
+pub trait Plugin: Send + Sync + Debug + 'static {
+    /// The plugin's registry name.
+    fn name(&self) -> &str;
+
+    /// The session opens. Decide whether it may start.
+    ///
+    /// May be called again for the same session after this plugin returned
+    /// [`Verdict::Hold`], when the runtime wants to know whether the hold is lifted.
+    async fn on_open(&self, cx: &mut SessionCtx) -> Result<Verdict, PluginError> {
+        let _ = cx;
+        Ok(Verdict::Allow)
+    }
+
+    /// A chunk of input from the user, before it reaches the target. May be rewritten.
+    async fn on_input(
+        &self,
+        cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        let _ = (cx, chunk);
+        Ok(Verdict::Allow)
+    }
+
+    /// A chunk of output from the target (stdout or stderr), before the user sees it. May be
+    /// rewritten.
+    async fn on_output(
+        &self,
+        cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        let _ = (cx, chunk);
+        Ok(Verdict::Allow)
+    }
+
+    /// The session closed. Runs exactly once per plugin of the chain, whatever happened:
+    /// also when an earlier plugin denied the session (so this plugin's `on_open` may never
+    /// have run) or when a hook failed. It cannot fail.
+    async fn on_close(&self, cx: &mut SessionCtx, reason: &CloseReason) {
+        let _ = (cx, reason);
+    }
+}
+
+/// How a plugin gets onto connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachPolicy {
+    /// On every connection, always; cannot be detached (e.g. `audit`).
+    Required,
+    /// On every connection, configured only through a connection field (e.g. `dlp` through
+    /// `redact_types`); the plugin API may not attach, configure or detach it.
+    Managed {
+        /// The connection field that configures the plugin.
+        field: &'static str,
+    },
+    /// Attached to new connections; may be configured and detached (e.g. `slack`).
+    Default,
+    /// Attached only on request (e.g. `access_control`).
+    Explicit,
+}
+
+impl AttachPolicy {
+    /// Whether new connections get the plugin.
+    pub fn attached_by_default(self) -> bool {
+        !matches!(self, AttachPolicy::Explicit)
+    }
+}
+
+/// How far a plugin's session behaviour is implemented in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Implementation {
+    /// Does everything its description says.
+    Complete,
+    /// Registered and configurable, but does not act on sessions yet; the text says what is
+    /// missing.
+    Pending(&'static str),
+}
+
+/// What a plugin is, for listings and for the rules of attaching it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PluginDescriptor {
+    /// Registry name: lower case, unique.
+    pub name: &'static str,
+    /// One line saying what the plugin does.
+    pub description: &'static str,
+    /// How the plugin is configured on a connection, in words.
+    pub configuration: &'static str,
+    /// An example config as JSON (`""` if the plugin takes none).
+    pub example_config: &'static str,
+    /// How the plugin gets onto connections.
+    pub attach: AttachPolicy,
+    /// Position in the chain: lower runs first. Access control runs at -300, review at
+    /// -200, dlp at -100, most plugins at 0, audit last at 1000 so it records what the user
+    /// saw.
+    pub order: i16,
+    /// How far its session behaviour is implemented.
+    pub implementation: Implementation,
+}
+
+impl PluginDescriptor {
+    /// A descriptor with the given name and description, attached explicitly, order 0,
+    /// complete, taking no config. Adjust with the `with_*` methods.
+    pub const fn new(name: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            description,
+            configuration: "takes no configuration",
+            example_config: "",
+            attach: AttachPolicy::Explicit,
+            order: 0,
+            implementation: Implementation::Complete,
+        }
+    }
+
+    /// Sets how the plugin is configured, in words, and an example config (JSON).
+    pub const fn with_configuration(
+        mut self,
+        configuration: &'static str,
+        example: &'static str,
+    ) -> Self {
+        self.configuration = configuration;
+        self.example_config = example;
+        self
+    }
+
+    /// Sets the attach policy.
+    pub const fn with_attach(mut self, attach: AttachPolicy) -> Self {
+        self.attach = attach;
+        self
+    }
+
+    /// Sets the position in the chain.
+    pub const fn with_order(mut self, order: i16) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Sets the implementation status.
+    pub const fn with_implementation(mut self, implementation: Implementation) -> Self {
+        self.implementation = implementation;
+        self
+    }
+}
+
+/// Whether a plugin attached to a connection runs on its sessions, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    /// Runs on every session; the text says what it does there.
+    Active(String),
+    /// Attached but does not run; the text says why and how to activate it.
+    Inactive(String),
+}
+
+impl Activation {
+    /// Whether the plugin runs.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Activation::Active(_))
+    }
+
+    /// The explanation.
+    pub fn status(&self) -> &str {
+        match self {
+            Activation::Active(s) | Activation::Inactive(s) => s,
+        }
+    }
+}
+
+/// Describes a plugin, validates its per-connection config and builds it.
+///
+/// One factory per plugin crate, registered at compile time with
+/// [`register_plugin!`](crate::register_plugin).
+pub trait PluginFactory: Send + Sync + Debug + 'static {
+    /// What the plugin is.
+    fn descriptor(&self) -> &PluginDescriptor;
+
+    /// Checks a config without building the plugin. The default builds it and discards it.
+    fn validate(&self, config: &PluginConfig) -> Result<(), ConfigError> {
+        self.build(config).map(drop)
+    }
+
+    /// Whether a plugin with this (valid) config runs on sessions. Defaults to active.
+    fn activation(&self, config: &PluginConfig) -> Activation {
+        let _ = config;
+        Activation::Active("runs on every session".to_owned())
+    }
+
+    /// Builds the plugin for one connection.
+    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError>;
+}

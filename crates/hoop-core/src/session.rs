@@ -1,0 +1,278 @@
+//! What a session is: who opened it, on which connection, how, and the data that flows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// Identifier of a session, unique per gateway deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Wraps an identifier.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SessionId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for SessionId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+/// How the session uses the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verb {
+    /// One-shot: the input is sent, the target runs, the output comes back.
+    Exec,
+    /// Interactive: input and output flow until either side closes.
+    Connect,
+}
+
+impl Verb {
+    /// The verb as a lower-case word (`exec`, `connect`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Exec => "exec",
+            Verb::Connect => "connect",
+        }
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The user a session runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserInfo {
+    /// Unique user name.
+    pub name: String,
+    /// Email address (may be empty).
+    pub email: String,
+    /// Groups the user belongs to.
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// A user with no email and no groups.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            email: String::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Sets the email address.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = email.into();
+        self
+    }
+
+    /// Sets the groups.
+    pub fn with_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the user is a member of `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+}
+
+/// The connection a session runs on (never its secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// Unique connection name.
+    pub name: String,
+    /// Connection type, e.g. `command`.
+    pub kind: String,
+    /// Free-form labels of the connection.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ConnectionInfo {
+    /// A connection with no tags.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the tags.
+    pub fn with_tags(mut self, tags: BTreeMap<String, String>) -> Self {
+        self.tags = tags;
+        self
+    }
+}
+
+/// Everything plugins may know about a session; fixed when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Session identifier.
+    pub id: SessionId,
+    /// Who opened it.
+    pub user: UserInfo,
+    /// Where it runs.
+    pub connection: ConnectionInfo,
+    /// How it uses the connection.
+    pub verb: Verb,
+    /// When it started.
+    pub started_at: SystemTime,
+}
+
+impl SessionInfo {
+    /// A session starting now.
+    pub fn new(
+        id: impl Into<SessionId>,
+        user: UserInfo,
+        connection: ConnectionInfo,
+        verb: Verb,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            user,
+            connection,
+            verb,
+            started_at: SystemTime::now(),
+        }
+    }
+}
+
+/// Which stream a chunk of data belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// From the user to the target.
+    Stdin,
+    /// The target's standard output.
+    Stdout,
+    /// The target's standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// The stream as a lower-case word (`stdin`, `stdout`, `stderr`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdin => "stdin",
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A piece of session data on its way through the chain.
+///
+/// Hooks may rewrite `data` in place (to mask it, for instance) or empty it to drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The stream the data belongs to.
+    pub stream: Stream,
+    /// The bytes, which need not be UTF-8.
+    pub data: Bytes,
+}
+
+impl Chunk {
+    /// A chunk of `data` on `stream`.
+    pub fn new(stream: Stream, data: impl Into<Bytes>) -> Self {
+        Self {
+            stream,
+            data: data.into(),
+        }
+    }
+}
+
+/// Why a session closed; every plugin's [`on_close`](crate::Plugin::on_close) receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The target exited with this code.
+    Exit {
+        /// Exit code of the target.
+        code: i32,
+    },
+    /// A plugin denied the session (on open or on a chunk).
+    Denied {
+        /// The plugin that denied it.
+        plugin: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A plugin hook failed, so the session was ended (plugins fail closed).
+    PluginFailed {
+        /// The plugin that failed.
+        plugin: String,
+        /// The failure.
+        error: String,
+    },
+    /// Someone killed the session.
+    Killed {
+        /// Who killed it.
+        by: String,
+    },
+    /// The session ran past its time limit.
+    Timeout,
+    /// The client went away.
+    ClientGone,
+    /// The gateway is shutting down.
+    Shutdown,
+    /// The session could not run (e.g. the target could not be started).
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+    /// The session was dropped without being closed; the chain closed it on its own.
+    Abandoned,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Exit { code } => write!(f, "exited with code {code}"),
+            CloseReason::Denied { plugin, reason } => write!(f, "denied by {plugin}: {reason}"),
+            CloseReason::PluginFailed { plugin, error } => {
+                write!(f, "plugin {plugin} failed: {error}")
+            }
+            CloseReason::Killed { by } => write!(f, "killed by {by}"),
+            CloseReason::Timeout => f.write_str("session timed out"),
+            CloseReason::ClientGone => f.write_str("client went away"),
+            CloseReason::Shutdown => f.write_str("gateway shut down"),
+            CloseReason::Error { message } => write!(f, "error: {message}"),
+            CloseReason::Abandoned => f.write_str("session abandoned"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Bearer-token authentication of every gRPC call (but health and reflection).
+//!
+//! Two kinds of token are accepted: the bootstrap admin token (from config or the data dir),
+//! which acts as the built-in `admin` user, and API keys (`hpk_…`), looked up by their
+//! SHA-256 hash. The authenticated [`Caller`] is put into the request's extensions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hoop_store::{Store, StoreError, User, hash_token};
+use subtle::ConstantTimeEq;
+use tonic::Status;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::Error;
+
+/// Name of the built-in administrator, whom the admin token acts as.
+pub(crate) const ADMIN_USER: &str = "admin";
+/// Group that manages everything.
+pub(crate) const ADMIN_GROUP: &str = "admin";
+/// Prefix of API key tokens.
+pub(crate) const API_KEY_PREFIX: &str = "hpk_";
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credential {
+    AdminToken,
+    ApiKey { id: String },
+}
+
+/// The authenticated user of a call.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user: User,
+    pub(crate) credential: Credential,
+}
+
+impl Caller {
+    pub(crate) fn is_admin(&self) -> bool {
+        self.user.groups.iter().any(|g| g == ADMIN_GROUP)
+    }
+
+    /// Fails with PERMISSION_DENIED unless the caller is an admin.
+    pub(crate) fn require_admin(&self, action: &str) -> Result<(), Error> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "{action} needs group `{ADMIN_GROUP}`; user `{}` is not a member",
+                self.user.name
+            )))
+        }
+    }
+}
+
+/// Checks tokens.
+#[derive(Debug)]
+pub(crate) struct Authenticator {
+    store: Store,
+    admin_token: String,
+}
+
+impl Authenticator {
+    pub(crate) fn new(store: Store, admin_token: String) -> Self {
+        Self { store, admin_token }
+    }
+
+    /// The caller behind an `authorization` header value.
+    pub(crate) async fn authenticate(
+        &self,
+        header: Option<&http::HeaderValue>,
+    ) -> Result<Caller, Error> {
+        let header = header.ok_or_else(|| {
+            Error::Unauthenticated(
+                "missing credentials: send metadata `authorization: Bearer <token>`".to_owned(),
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Unauthenticated(
+                    "malformed authorization: expected `Bearer <token>`".to_owned(),
+                )
+            })?;
+
+        if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
+            let user = self.store.get_user(ADMIN_USER).await?;
+            return Ok(Caller {
+                user,
+                credential: Credential::AdminToken,
+            });
+        }
+        let invalid = || Error::Unauthenticated("invalid or revoked token".to_owned());
+        if !token.starts_with(API_KEY_PREFIX) {
+            return Err(invalid());
+        }
+        match self.store.find_api_key(&hash_token(token)).await {
+            Ok(Some((key, user))) if key.revoked_at.is_none() => Ok(Caller {
+                user,
+                credential: Credential::ApiKey { id: key.id },
+            }),
+            Ok(_) => Err(invalid()),
+            Err(StoreError::NotFound { .. }) => Err(invalid()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether a gRPC path is served without authentication.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// Tower layer that authenticates every call before it reaches a service.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    pub(crate) fn new(auth: Arc<Authenticator>) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+/// The service made by [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct AuthService<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // Take the service that was polled ready, leaving a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if is_public(req.uri().path()) {
+            return Box::pin(inner.call(req));
+        }
+        let auth = Arc::clone(&self.auth);
+        Box::pin(async move {
+            match auth
+                .authenticate(req.headers().get(http::header::AUTHORIZATION))
+                .await
+            {
+                Ok(caller) => {
+                    tracing::debug!(user = %caller.user.name, via = ?caller.credential, path = %req.uri().path(), "authenticated");
+                    req.extensions_mut().insert(caller);
+                    inner.call(req).await
+                }
+                Err(err) => {
+                    tracing::debug!(path = %req.uri().path(), error = %err, "rejected");
+                    Ok(Status::from(err).into_http())
+                }
+            }
+        })
+    }
+}
+
+/// The caller of a request (set by [`AuthLayer`]).
+pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+}

@@ -1,0 +1,309 @@
+//! Gateway configuration: a TOML file, then `HOOP_<KEY>` environment overrides.
+//!
+//! Every key is optional. An unknown key or a bad value stops start-up with a message naming
+//! the key and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default gRPC listen address.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8010";
+/// Default data directory.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./hoop-data";
+/// Minimum length of an `admin_token` set in config.
+pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// A configuration error, naming the key and its source.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{source_name}: {key}: {message}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+    secret_key: Option<String>,
+    #[serde(default)]
+    connections: Vec<DeclaredConnection>,
+}
+
+/// A connection declared in config (`[[connections]]`), created or updated at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeclaredConnection {
+    pub(crate) name: String,
+    #[serde(rename = "type", default = "default_type")]
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) command: Vec<String>,
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) reviewers: Vec<String>,
+    #[serde(default)]
+    pub(crate) redact_types: Vec<String>,
+    #[serde(default)]
+    pub(crate) access_modes: DeclaredAccessModes,
+    #[serde(default)]
+    pub(crate) tags: BTreeMap<String, String>,
+    /// Plugins to attach (or reconfigure) beyond the defaults.
+    #[serde(default)]
+    pub(crate) plugins: Vec<DeclaredPlugin>,
+}
+
+fn default_type() -> String {
+    "command".to_owned()
+}
+
+/// Access modes of a declared connection; unset means enabled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeclaredAccessModes {
+    pub(crate) exec: Option<bool>,
+    pub(crate) connect: Option<bool>,
+    pub(crate) runbooks: Option<bool>,
+}
+
+/// A plugin attachment of a declared connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeclaredPlugin {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) config: Option<toml::Table>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    /// `None`: SQLite in the data dir.
+    pub(crate) database_url: Option<String>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) secret_key: Option<String>,
+    pub(crate) connections: Vec<DeclaredConnection>,
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies overrides from `env` (`HOOP_<KEY>` pairs).
+    pub(crate) fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (file, file_name) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string().trim_end().replace('\n', " "),
+                })?;
+                (file, format!("config file {}", path.display()))
+            }
+            None => (FileConfig::default(), "config".to_owned()),
+        };
+
+        let mut listen = file.listen.map(|v| (file_name.clone(), v));
+        let mut data_dir = file.data_dir.map(|v| (file_name.clone(), v));
+        let mut database_url = file.database_url.map(|v| (file_name.clone(), v));
+        let mut admin_token = file.admin_token.map(|v| (file_name.clone(), v));
+        let mut secret_key = file.secret_key.map(|v| (file_name.clone(), v));
+        for (name, value) in env {
+            let source = name.clone();
+            match name.as_str() {
+                "HOOP_LISTEN" => listen = Some((source, value)),
+                "HOOP_DATA_DIR" => data_dir = Some((source, PathBuf::from(value))),
+                "HOOP_DATABASE_URL" => database_url = Some((source, value)),
+                "HOOP_ADMIN_TOKEN" => admin_token = Some((source, value)),
+                "HOOP_SECRET_KEY" => secret_key = Some((source, value)),
+                _ => {}
+            }
+        }
+
+        let invalid = |source_name: &str, key: &str, message: String| ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        let listen = match listen {
+            Some((src, value)) => value.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    &src,
+                    "listen",
+                    format!("`{value}` is not a socket address (expected host:port, e.g. {DEFAULT_LISTEN})"),
+                )
+            })?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| invalid("default", "listen", "bad default".to_owned()))?,
+        };
+        let data_dir = match data_dir {
+            Some((src, dir)) if dir.as_os_str().is_empty() => {
+                return Err(invalid(&src, "data_dir", "must not be empty".to_owned()));
+            }
+            Some((_, dir)) => dir,
+            None => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        if let Some((src, url)) = &database_url {
+            let supported = ["sqlite:", "postgres://", "postgresql://"];
+            if !supported.iter().any(|p| url.starts_with(p)) {
+                return Err(invalid(
+                    src,
+                    "database_url",
+                    "must start with sqlite:// or postgres://".to_owned(),
+                ));
+            }
+        }
+        if let Some((src, token)) = &admin_token {
+            if token.chars().count() < MIN_ADMIN_TOKEN_LEN || token.chars().any(char::is_whitespace)
+            {
+                return Err(invalid(
+                    src,
+                    "admin_token",
+                    format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters, without spaces"),
+                ));
+            }
+        }
+        if let Some((src, key)) = &secret_key {
+            if key.chars().count() < hoop_store::MIN_SECRET_KEY_LEN {
+                return Err(invalid(
+                    src,
+                    "secret_key",
+                    format!(
+                        "must be at least {} characters",
+                        hoop_store::MIN_SECRET_KEY_LEN
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url: database_url.map(|(_, v)| v),
+            admin_token: admin_token.map(|(_, v)| v),
+            secret_key: secret_key.map(|(_, v)| v),
+            connections: file.connections,
+        })
+    }
+
+    /// The database URL: the configured one, or SQLite in the data dir.
+    pub(crate) fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("hoop.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hoop.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::load(None, []).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8010");
+        assert_eq!(config.data_dir, PathBuf::from("./hoop-data"));
+        assert_eq!(config.database_url(), "sqlite://./hoop-data/hoop.db");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let config = load_str(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"",
+            &[("HOOP_LISTEN", "127.0.0.1:9001"), ("HOOP_TOKEN", "ignored")],
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.database_url(), "sqlite:///tmp/a/hoop.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load_str("lisen = \"x\"", &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+        let err = load_str("[[connections]]\nname = \"a\"\ncomand = []", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `comand`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_source() {
+        let err = load_str("", &[("HOOP_LISTEN", "nope")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HOOP_LISTEN: listen: `nope` is not a socket address"),
+            "{err}"
+        );
+        let err = load_str("admin_token = \"short\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin_token: must be at least 16"), "{err}");
+        let err = load_str("database_url = \"mysql://x\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database_url: must start with"), "{err}");
+        let err = load_str("listen = 8010", &[]).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn declared_connections_parse() {
+        let config = load_str(
+            r#"
+[[connections]]
+name = "pg"
+command = ["psql"]
+env = { PGPASSWORD = "x" }
+reviewers = ["dba"]
+access_modes = { connect = false }
+
+[[connections.plugins]]
+name = "slack"
+config = { channels = ["C0123456789"] }
+"#,
+            &[],
+        )
+        .unwrap();
+        let pg = &config.connections[0];
+        assert_eq!(pg.kind, "command");
+        assert_eq!(pg.access_modes.connect, Some(false));
+        assert_eq!(pg.plugins[0].name, "slack");
+    }
+}

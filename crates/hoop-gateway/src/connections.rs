@@ -1,0 +1,341 @@
+//! Connection rules: validation, create/update with their plugin attachments, and the
+//! reconciliation of connections declared in config.
+
+use std::collections::BTreeMap;
+
+use hoop_core::Registry;
+use hoop_core::names::check_connection_name;
+use hoop_store::{AccessModes, Attachment, Connection, Store, StoreError};
+
+use crate::config::DeclaredConnection;
+use crate::error::Error;
+use crate::plugins::{self, AttachAction};
+
+/// Connection types this build can run.
+pub(crate) const SUPPORTED_TYPES: &[&str] = &["command"];
+
+const MAX_COMMAND_ARGS: usize = 256;
+const MAX_ARG_BYTES: usize = 4096;
+const MAX_ENV_VARS: usize = 256;
+const MAX_ENV_NAME_BYTES: usize = 256;
+const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
+const MAX_LIST_ITEMS: usize = 64;
+const MAX_TAGS: usize = 64;
+const MAX_TAG_KEY_BYTES: usize = 63;
+const MAX_TAG_VALUE_BYTES: usize = 256;
+
+/// Checks every field of a connection; errors name the field under `at` (e.g.
+/// `connection.command[0]` or `connections[2].env`).
+pub(crate) fn validate(registry: &Registry, conn: &Connection, at: &str) -> Result<(), Error> {
+    let field = |name: &str| format!("{at}.{name}");
+    if conn.name.is_empty() {
+        return Err(Error::invalid(field("name"), "required"));
+    }
+    check_connection_name(&conn.name).map_err(|e| Error::invalid(field("name"), e.to_string()))?;
+    if conn.kind.is_empty() {
+        return Err(Error::invalid(
+            field("type"),
+            format!("required; supported: {}", SUPPORTED_TYPES.join(", ")),
+        ));
+    }
+    if !SUPPORTED_TYPES.contains(&conn.kind.as_str()) {
+        return Err(Error::invalid(
+            field("type"),
+            format!(
+                "unknown type `{}`; supported: {}",
+                conn.kind,
+                SUPPORTED_TYPES.join(", ")
+            ),
+        ));
+    }
+
+    if conn.kind == "command" && conn.command.is_empty() {
+        return Err(Error::invalid(
+            field("command"),
+            "required for type command: the program and its arguments, e.g. [\"psql\", \"-h\", \"db\"]",
+        ));
+    }
+    if conn.command.len() > MAX_COMMAND_ARGS {
+        return Err(Error::invalid(
+            field("command"),
+            format!("at most {MAX_COMMAND_ARGS} arguments"),
+        ));
+    }
+    for (i, arg) in conn.command.iter().enumerate() {
+        if arg.len() > MAX_ARG_BYTES {
+            return Err(Error::invalid(
+                format!("{at}.command[{i}]"),
+                format!("at most {MAX_ARG_BYTES} bytes"),
+            ));
+        }
+        if arg.contains('\0') {
+            return Err(Error::invalid(
+                format!("{at}.command[{i}]"),
+                "must not contain NUL bytes",
+            ));
+        }
+    }
+    if conn.command.first().is_some_and(String::is_empty) {
+        return Err(Error::invalid(
+            format!("{at}.command[0]"),
+            "the program must not be empty",
+        ));
+    }
+
+    if conn.env.len() > MAX_ENV_VARS {
+        return Err(Error::invalid(
+            field("env"),
+            format!("at most {MAX_ENV_VARS} variables"),
+        ));
+    }
+    for (name, value) in &conn.env {
+        let valid_name = name.len() <= MAX_ENV_NAME_BYTES
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(Error::invalid(
+                field("env"),
+                format!(
+                    "variable name `{}` must match ^[A-Za-z_][A-Za-z0-9_]*$",
+                    truncate(name)
+                ),
+            ));
+        }
+        // Never echo the value: it is a secret.
+        if value.len() > MAX_ENV_VALUE_BYTES {
+            return Err(Error::invalid(
+                format!("{at}.env[{name}]"),
+                format!("value is longer than {MAX_ENV_VALUE_BYTES} bytes"),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(Error::invalid(
+                format!("{at}.env[{name}]"),
+                "value must not contain NUL bytes",
+            ));
+        }
+    }
+
+    for (name, list) in [
+        ("reviewers", &conn.reviewers),
+        ("redact_types", &conn.redact_types),
+    ] {
+        if list.len() > MAX_LIST_ITEMS {
+            return Err(Error::invalid(
+                field(name),
+                format!("at most {MAX_LIST_ITEMS} entries"),
+            ));
+        }
+    }
+    plugins::check_managed_fields(registry, conn, at)?;
+
+    if conn.tags.len() > MAX_TAGS {
+        return Err(Error::invalid(
+            field("tags"),
+            format!("at most {MAX_TAGS} tags"),
+        ));
+    }
+    for (key, value) in &conn.tags {
+        let valid_key = !key.is_empty()
+            && key.len() <= MAX_TAG_KEY_BYTES
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c));
+        if !valid_key {
+            return Err(Error::invalid(
+                field("tags"),
+                format!(
+                    "key `{}` must be 1 to {MAX_TAG_KEY_BYTES} characters of A-Z a-z 0-9 . _ / -",
+                    truncate(key)
+                ),
+            ));
+        }
+        if value.len() > MAX_TAG_VALUE_BYTES {
+            return Err(Error::invalid(
+                format!("{at}.tags[{key}]"),
+                format!("value is longer than {MAX_TAG_VALUE_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Creates a connection with the default plugins attached.
+pub(crate) async fn create(
+    store: &Store,
+    registry: &Registry,
+    conn: &Connection,
+) -> Result<Connection, Error> {
+    validate(registry, conn, "connection")?;
+    let attachments = plugins::default_attachments(registry, conn);
+    store
+        .create_connection(conn, &attachments)
+        .await
+        .map_err(|e| match e {
+            StoreError::AlreadyExists { .. } => Error::AlreadyExists(format!(
+                "connection `{}` already exists; use UpdateConnection to change it",
+                conn.name
+            )),
+            other => other.into(),
+        })
+}
+
+/// Stores an updated connection and re-derives its managed plugins.
+pub(crate) async fn update(
+    store: &Store,
+    registry: &Registry,
+    conn: &Connection,
+    replace_env: bool,
+    at: &str,
+) -> Result<Connection, Error> {
+    validate(registry, conn, at)?;
+    let managed = plugins::managed_attachments(registry, conn);
+    Ok(store.update_connection(conn, replace_env, &managed).await?)
+}
+
+/// Creates or updates the connections declared in config, so the database matches them.
+/// Plugins attached through the API and not declared are left as they are.
+pub(crate) async fn reconcile_declared(
+    store: &Store,
+    registry: &Registry,
+    declared: &[DeclaredConnection],
+) -> Result<(), Error> {
+    // Check everything first: a bad entry changes nothing.
+    let mut plan: Vec<(Connection, Vec<Attachment>)> = Vec::new();
+    for (i, d) in declared.iter().enumerate() {
+        let at = format!("connections[{i}]");
+        if declared[..i].iter().any(|other| other.name == d.name) {
+            return Err(Error::invalid(
+                format!("{at}.name"),
+                format!("`{}` is declared twice", d.name),
+            ));
+        }
+        let mut conn = Connection::new(d.name.clone(), d.kind.clone());
+        conn.command = d.command.clone();
+        conn.env = d.env.clone();
+        conn.reviewers = d.reviewers.clone();
+        conn.redact_types = d.redact_types.clone();
+        conn.tags = d.tags.clone();
+        conn.access = AccessModes {
+            exec: d.access_modes.exec.unwrap_or(true),
+            connect: d.access_modes.connect.unwrap_or(true),
+            runbooks: d.access_modes.runbooks.unwrap_or(true),
+        };
+        validate(registry, &conn, &at)?;
+        let mut attachments = Vec::new();
+        for (j, p) in d.plugins.iter().enumerate() {
+            let config = match &p.config {
+                Some(table) => serde_json::to_value(table).map_err(|e| {
+                    Error::invalid(format!("{at}.plugins[{j}].config"), e.to_string())
+                })?,
+                None => serde_json::json!({}),
+            };
+            let attachment =
+                plugins::checked_attachment(registry, &p.name, config, AttachAction::Configure)
+                    .map_err(|e| match e {
+                        Error::InvalidArgument { field, message } => {
+                            Error::invalid(format!("{at}.plugins[{j}].{field}"), message)
+                        }
+                        other => Error::invalid(format!("{at}.plugins[{j}]"), other.to_string()),
+                    })?;
+            attachments.push(attachment);
+        }
+        plan.push((conn, attachments));
+    }
+
+    for (conn, attachments) in plan {
+        let existed = match store.get_connection(&conn.name, false).await {
+            Ok(_) => true,
+            Err(StoreError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if existed {
+            update(store, registry, &conn, true, "connection").await?;
+        } else {
+            create(store, registry, &conn).await?;
+        }
+        let current: BTreeMap<String, Attachment> = store
+            .list_attachments(&conn.name)
+            .await?
+            .into_iter()
+            .map(|a| (a.plugin.clone(), a))
+            .collect();
+        for attachment in attachments {
+            match current.get(&attachment.plugin) {
+                Some(existing) if existing == &attachment => {}
+                Some(_) => store.update_attachment(&conn.name, &attachment).await?,
+                None => store.attach(&conn.name, &attachment).await?,
+            }
+        }
+        tracing::info!(
+            connection = %conn.name,
+            action = if existed { "updated" } else { "created" },
+            "declared connection applied"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let mut c = Connection::new("pg", "command");
+        c.command = vec!["psql".into()];
+        c
+    }
+
+    fn err_of(c: &Connection) -> String {
+        let registry = crate::plugins::registry().unwrap();
+        validate(&registry, c, "connection")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let registry = crate::plugins::registry().unwrap();
+        assert!(validate(&registry, &conn(), "connection").is_ok());
+
+        let mut c = conn();
+        c.name = "Bad Name".into();
+        assert!(err_of(&c).starts_with("connection.name: connection name must match"));
+        let mut c = conn();
+        c.kind = "oracle".into();
+        assert_eq!(
+            err_of(&c),
+            "connection.type: unknown type `oracle`; supported: command"
+        );
+        let mut c = conn();
+        c.command.clear();
+        assert!(err_of(&c).starts_with("connection.command: required for type command"));
+        let mut c = conn();
+        c.command.push("x".repeat(5000));
+        assert_eq!(err_of(&c), "connection.command[1]: at most 4096 bytes");
+        let mut c = conn();
+        c.env.insert("1BAD".into(), "v".into());
+        assert!(err_of(&c).starts_with("connection.env: variable name `1BAD`"));
+        let mut c = conn();
+        c.env.insert("BIG".into(), "s".repeat(70_000));
+        let e = err_of(&c);
+        assert_eq!(e, "connection.env[BIG]: value is longer than 65536 bytes");
+        let mut c = conn();
+        c.reviewers = vec!["ok".into(), "Not OK".into()];
+        assert!(err_of(&c).starts_with("connection.reviewers[1]: group name must match"));
+        let mut c = conn();
+        c.tags.insert("a b".into(), "v".into());
+        assert!(err_of(&c).starts_with("connection.tags: key `a b`"));
+    }
+}

@@ -1,0 +1,108 @@
+//! `hoop-gateway`: the hoop-rs access gateway.
+//!
+//! ```text
+//! hoop-gateway [--config FILE] [serve]   # serve the gRPC API (default)
+//! hoop-gateway [--config FILE] migrate   # apply database migrations and exit
+//! ```
+
+mod auth;
+mod bootstrap;
+mod config;
+mod connections;
+mod error;
+mod grpc;
+mod plugins;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a bad configuration (sysexits EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+/// The hoop-rs access gateway: sessions on databases and servers pass through the plugins
+/// attached to each connection (audit, dlp, review, slack, ...).
+#[derive(Debug, Parser)]
+#[command(name = "hoop-gateway", version)]
+struct Cli {
+    /// TOML config file. Every key can be overridden by HOOP_<KEY> (e.g. HOOP_LISTEN).
+    #[arg(long, short, env = "HOOP_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gRPC API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn init_logging() -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("HOOP_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec)
+            .map_err(|e| format!("HOOP_LOG: invalid filter `{spec}`: {e}"))?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let format = std::env::var("HOOP_LOG_FORMAT").unwrap_or_else(|_| "text".to_owned());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format.as_str() {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => {
+            return Err(format!(
+                "HOOP_LOG_FORMAT: must be `text` or `json`, got `{other}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = init_logging() {
+        eprintln!("hoop-gateway: {message}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let config = match config::Config::load(cli.config.as_deref(), env) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("hoop-gateway: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("hoop-gateway: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => server::serve(config).await,
+            Command::Migrate => server::migrate(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("hoop-gateway: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

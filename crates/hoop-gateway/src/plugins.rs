@@ -1,0 +1,316 @@
+//! The plugin registry of this build and the rules for attaching plugins to connections.
+
+use hoop_core::{Activation, AttachPolicy, Implementation, PluginConfig, PluginFactory, Registry};
+use hoop_store::{Attachment, Connection};
+
+use crate::error::Error;
+
+/// The registry of every plugin compiled into this gateway.
+///
+/// Each plugin crate is referenced here, behind its cargo feature, so that the linker keeps
+/// its compile-time registration.
+pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
+    #[cfg(feature = "plugin-audit")]
+    std::hint::black_box(&hoop_plugin_audit::REGISTRATION);
+    #[cfg(feature = "plugin-dlp")]
+    std::hint::black_box(&hoop_plugin_dlp::REGISTRATION);
+    #[cfg(feature = "plugin-review")]
+    std::hint::black_box(&hoop_plugin_review::REGISTRATION);
+    #[cfg(feature = "plugin-slack")]
+    std::hint::black_box(&hoop_plugin_slack::REGISTRATION);
+    #[cfg(feature = "plugin-access-control")]
+    std::hint::black_box(&hoop_plugin_access_control::REGISTRATION);
+    Registry::builtin()
+}
+
+/// A plugin attached to a connection, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AttachmentView {
+    pub(crate) name: String,
+    pub(crate) config: serde_json::Value,
+    pub(crate) active: bool,
+    pub(crate) status: String,
+}
+
+/// The config of a managed plugin, derived from its connection field.
+pub(crate) fn managed_config(field: &str, conn: &Connection) -> Option<serde_json::Value> {
+    let values = match field {
+        "redact_types" => &conn.redact_types,
+        "reviewers" => &conn.reviewers,
+        _ => return None,
+    };
+    Some(serde_json::json!({ field: values }))
+}
+
+/// The implementation note of a factory, if its session behaviour is not complete.
+pub(crate) fn pending_note(factory: &dyn PluginFactory) -> Option<&'static str> {
+    match factory.descriptor().implementation {
+        Implementation::Pending(note) => Some(note),
+        _ => None,
+    }
+}
+
+/// Whether an attachment with this config runs, and why.
+pub(crate) fn activation(
+    registry: &Registry,
+    plugin: &str,
+    config: &serde_json::Value,
+) -> Activation {
+    let Some(factory) = registry.get(plugin) else {
+        return Activation::Inactive("plugin not built into this gateway".to_owned());
+    };
+    match PluginConfig::from_value(config.clone()) {
+        Ok(config) => match factory.validate(&config) {
+            Ok(()) => factory.activation(&config),
+            Err(e) => Activation::Inactive(format!("invalid stored config: {e}")),
+        },
+        Err(e) => Activation::Inactive(format!("invalid stored config: {e}")),
+    }
+}
+
+/// The attachment as the API shows it; plugins whose behaviour is not implemented yet say
+/// so in their status.
+pub(crate) fn view(registry: &Registry, attachment: &Attachment) -> AttachmentView {
+    let activation = activation(registry, &attachment.plugin, &attachment.config);
+    let mut status = activation.status().to_owned();
+    if let Some(note) = registry.get(&attachment.plugin).and_then(pending_note) {
+        status.push_str(" (not implemented yet: ");
+        status.push_str(note);
+        status.push(')');
+    }
+    AttachmentView {
+        name: attachment.plugin.clone(),
+        config: attachment.config.clone(),
+        active: activation.is_active(),
+        status,
+    }
+}
+
+/// Attachments as the API shows them, in chain order.
+pub(crate) fn views(registry: &Registry, attachments: &[Attachment]) -> Vec<AttachmentView> {
+    let mut sorted: Vec<&Attachment> = attachments.iter().collect();
+    sorted.sort_by_key(|a| {
+        let order = registry
+            .get(&a.plugin)
+            .map_or(i16::MAX, |f| f.descriptor().order);
+        (order, a.plugin.clone())
+    });
+    sorted.into_iter().map(|a| view(registry, a)).collect()
+}
+
+fn attachment(registry: &Registry, plugin: &str, config: serde_json::Value) -> Attachment {
+    let enabled = activation(registry, plugin, &config).is_active();
+    Attachment {
+        plugin: plugin.to_owned(),
+        config,
+        enabled,
+    }
+}
+
+/// The attachments of a managed plugin (dlp, review), derived from the connection's fields.
+pub(crate) fn managed_attachments(registry: &Registry, conn: &Connection) -> Vec<Attachment> {
+    registry
+        .factories()
+        .into_iter()
+        .filter_map(|f| match f.descriptor().attach {
+            AttachPolicy::Managed { field } => managed_config(field, conn)
+                .map(|config| attachment(registry, f.descriptor().name, config)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The attachments every new connection gets: required, managed and default plugins.
+pub(crate) fn default_attachments(registry: &Registry, conn: &Connection) -> Vec<Attachment> {
+    let mut out = managed_attachments(registry, conn);
+    for factory in registry.factories() {
+        let descriptor = factory.descriptor();
+        if matches!(
+            descriptor.attach,
+            AttachPolicy::Required | AttachPolicy::Default
+        ) {
+            out.push(attachment(registry, descriptor.name, serde_json::json!({})));
+        }
+    }
+    out
+}
+
+/// Checks that `action` is allowed on `plugin`: it exists, is not managed by a connection
+/// field, and (for audit) is not attached or detached by hand.
+pub(crate) fn check_action(
+    registry: &Registry,
+    plugin: &str,
+    action: AttachAction,
+) -> Result<&'static dyn PluginFactory, Error> {
+    if plugin.is_empty() {
+        return Err(Error::invalid(
+            "plugin",
+            "required: the name of a plugin (see ListPlugins)",
+        ));
+    }
+    let factory = registry.get(plugin).ok_or_else(|| {
+        Error::invalid(
+            "plugin",
+            format!(
+                "unknown plugin `{plugin}`; available: {}",
+                registry.names().join(", ")
+            ),
+        )
+    })?;
+    match (factory.descriptor().attach, action) {
+        (AttachPolicy::Managed { field }, _) => Err(Error::FailedPrecondition(format!(
+            "plugin `{plugin}` is managed by the connection's `{field}` field: set `{field}` \
+             with UpdateConnection (update_mask: {field}) instead"
+        ))),
+        (AttachPolicy::Required, AttachAction::Attach) => Err(Error::FailedPrecondition(format!(
+            "plugin `{plugin}` is attached to every connection already and cannot be attached \
+             again"
+        ))),
+        (AttachPolicy::Required, AttachAction::Detach) => Err(Error::FailedPrecondition(format!(
+            "plugin `{plugin}` records every session and cannot be detached"
+        ))),
+        _ => Ok(factory),
+    }
+}
+
+/// A plugin attachment request checked against the rules ([`check_action`]) with its
+/// config validated by the plugin.
+pub(crate) fn checked_attachment(
+    registry: &Registry,
+    plugin: &str,
+    config: serde_json::Value,
+    action: AttachAction,
+) -> Result<Attachment, Error> {
+    let factory = check_action(registry, plugin, action)?;
+    let parsed = PluginConfig::from_value(config.clone()).map_err(|e| config_error(&e))?;
+    factory.validate(&parsed).map_err(|e| config_error(&e))?;
+    Ok(attachment(registry, plugin, config))
+}
+
+fn config_error(err: &hoop_core::ConfigError) -> Error {
+    match err.field_path() {
+        Some(path) => Error::invalid(format!("config.{path}"), err.message()),
+        None => Error::invalid("config", err.message()),
+    }
+}
+
+/// What a PluginService call wants to do with an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachAction {
+    Attach,
+    Configure,
+    Detach,
+}
+
+/// Checks the managed fields of a connection (`redact_types`, `reviewers`) with their
+/// plugins' validation, naming the field under `at` (e.g. `connection.redact_types[1]`).
+pub(crate) fn check_managed_fields(
+    registry: &Registry,
+    conn: &Connection,
+    at: &str,
+) -> Result<(), Error> {
+    for (field, values) in [
+        ("redact_types", &conn.redact_types),
+        ("reviewers", &conn.reviewers),
+    ] {
+        let factory = registry.factories().into_iter().find(|f| {
+            matches!(f.descriptor().attach, AttachPolicy::Managed { field: fld } if fld == field)
+        });
+        let Some(factory) = factory else {
+            if values.is_empty() {
+                continue;
+            }
+            return Err(Error::invalid(
+                format!("{at}.{field}"),
+                "the plugin managing this field is not built into this gateway",
+            ));
+        };
+        let Some(config) = managed_config(field, conn) else {
+            continue;
+        };
+        let config = PluginConfig::from_value(config)
+            .map_err(|e| Error::invalid(format!("{at}.{field}"), e.message()))?;
+        factory.validate(&config).map_err(|e| {
+            let path = e.field_path().unwrap_or(field);
+            Error::invalid(format!("{at}.{path}"), e.message())
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_holds_every_plugin_of_this_build() {
+        let registry = registry().unwrap();
+        let names = registry.names();
+        for expected in ["audit", "dlp", "review", "slack", "access_control"] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        // Chain order: access_control, review, dlp, then the rest, audit last.
+        assert_eq!(names, ["access_control", "review", "dlp", "slack", "audit"]);
+    }
+
+    #[test]
+    fn new_connections_get_the_default_plugins_with_the_right_flags() {
+        let registry = registry().unwrap();
+        let conn = Connection::new("pg", "command");
+        let views = views(&registry, &default_attachments(&registry, &conn));
+        let flags: Vec<(&str, bool)> = views.iter().map(|v| (v.name.as_str(), v.active)).collect();
+        assert_eq!(
+            flags,
+            [
+                ("review", false),
+                ("dlp", false),
+                ("slack", false),
+                ("audit", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn managed_plugins_follow_their_fields() {
+        let registry = registry().unwrap();
+        let mut conn = Connection::new("pg", "command");
+        conn.redact_types = vec!["EMAIL_ADDRESS".into()];
+        conn.reviewers = vec!["dba".into()];
+        let managed = managed_attachments(&registry, &conn);
+        assert!(managed.iter().all(|a| a.enabled), "{managed:?}");
+        conn.redact_types = vec!["NOPE".into()];
+        let err = check_managed_fields(&registry, &conn, "connection").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("connection.redact_types[0]: unknown info type `NOPE`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn managed_and_required_plugins_are_refused() {
+        let registry = registry().unwrap();
+        let cfg = serde_json::json!({});
+        for (plugin, action) in [
+            ("dlp", AttachAction::Attach),
+            ("review", AttachAction::Configure),
+            ("review", AttachAction::Detach),
+            ("audit", AttachAction::Detach),
+            ("audit", AttachAction::Attach),
+        ] {
+            let err = checked_attachment(&registry, plugin, cfg.clone(), action).unwrap_err();
+            assert!(
+                matches!(err, Error::FailedPrecondition(_)),
+                "{plugin} {action:?}: {err}"
+            );
+        }
+        assert!(checked_attachment(&registry, "slack", cfg.clone(), AttachAction::Attach).is_ok());
+        assert!(matches!(
+            checked_attachment(&registry, "nope", cfg, AttachAction::Attach),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+}

@@ -1,0 +1,154 @@
+//! Start-up and the gRPC server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
+use hoop_proto::v1::plugin_service_server::PluginServiceServer;
+use hoop_proto::v1::user_service_server::UserServiceServer;
+use hoop_store::{SecretBox, Store};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
+use crate::config::Config;
+use crate::grpc::App;
+use crate::grpc::connections::ConnectionApi;
+use crate::grpc::plugins::PluginApi;
+use crate::grpc::users::UserApi;
+use crate::{bootstrap, connections, plugins};
+
+/// Opens and migrates the store named by the config.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let dir = bootstrap::data_dir(config)?;
+    let secret_key = bootstrap::secret_key(config, &dir)?;
+    let secrets = SecretBox::new(&secret_key).context("secret_key")?;
+    let url = config.database_url();
+    let store = Store::connect(&url, secrets).await.with_context(|| {
+        format!(
+            "database_url: cannot open the database ({})",
+            redact_url(&url)
+        )
+    })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// `hoop-gateway migrate`.
+pub(crate) async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    for name in store.applied_migrations().await? {
+        tracing::info!(migration = %name, "applied");
+    }
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+/// `hoop-gateway serve`: runs until SIGINT or SIGTERM.
+pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    store.check_secret_key().await.context("secret_key")?;
+    let dir = bootstrap::data_dir(&config)?;
+    let admin_token = bootstrap::admin_token(&config, &dir)?;
+    store
+        .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
+        .await
+        .context("cannot create the built-in admin user")?;
+    let registry = plugins::registry().context("plugin registry")?;
+    tracing::info!(plugins = ?registry.names(), "plugin registry");
+    connections::reconcile_declared(&store, &registry, &config.connections)
+        .await
+        .context("declared connections")?;
+
+    let auth = Arc::new(Authenticator::new(store.clone(), admin_token));
+    let app = Arc::new(App { store, registry });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ConnectionServiceServer<ConnectionApi>>()
+        .await;
+    health.set_serving::<PluginServiceServer<PluginApi>>().await;
+    health.set_serving::<UserServiceServer<UserApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("reflection service")?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "hoop-gateway listening");
+
+    tonic::transport::Server::builder()
+        .layer(AuthLayer::new(auth))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ConnectionServiceServer::new(ConnectionApi::new(
+            Arc::clone(&app),
+        )))
+        .add_service(PluginServiceServer::new(PluginApi::new(Arc::clone(&app))))
+        .add_service(UserServiceServer::new(UserApi::new(Arc::clone(&app))))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await
+        .context("gRPC server failed")?;
+    app.store.db().clone().close().await.ok();
+    tracing::info!("hoop-gateway stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => Some(term),
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops the gateway");
+            None
+        }
+    };
+    let term = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

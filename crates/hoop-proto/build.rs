@@ -1,0 +1,27 @@
+//! Compiles `proto/hoop/v1/*.proto` with protox (a pure-Rust protobuf compiler: no system
+//! `protoc` needed) and generates the tonic client and server code from the descriptors.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = [
+        "hoop/v1/connection.proto",
+        "hoop/v1/plugin.proto",
+        "hoop/v1/user.proto",
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
+    let fds = protox::compile(files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("hoop_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

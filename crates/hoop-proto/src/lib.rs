@@ -1,0 +1,17 @@
+//! Generated gRPC code for the `hoop.v1` management API.
+//!
+//! The `.proto` files under `proto/hoop/v1/` at the top of the repository are the source of
+//! truth; this crate compiles them at build time with protox, so no system `protoc` is
+//! needed.
+
+#![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+
+/// The `hoop.v1` package: messages, clients (`*_client`) and servers (`*_server`).
+pub mod v1 {
+    tonic::include_proto!("hoop.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every hoop proto file (with its imports), for gRPC server
+/// reflection and for rendering messages as canonical protobuf JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/hoop_descriptor.bin"));

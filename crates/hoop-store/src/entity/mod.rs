@@ -1,0 +1,8 @@
+//! sea-orm entities: one file per table.
+
+pub mod api_key;
+pub mod connection;
+pub mod meta;
+pub mod plugin_attachment;
+pub mod user;
+pub mod user_group;

@@ -1,0 +1,59 @@
+//! Errors of the store.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("{kind} `{name}` not found")]
+    NotFound {
+        /// Kind of record (`user`, `connection`, …).
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+    /// A record with that name already exists.
+    #[error("{kind} `{name}` already exists")]
+    AlreadyExists {
+        /// Kind of record.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The configured secret key is unusable.
+    #[error("secret_key: {0}")]
+    InvalidSecretKey(String),
+    /// Encrypting or decrypting a secret failed.
+    #[error("{0}")]
+    Crypto(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn exists(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::AlreadyExists {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
+    pub(crate) fn from_insert(err: sea_orm::DbErr, kind: &'static str, name: &str) -> Self {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::exists(kind, name),
+            _ => Self::Db(err),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Persistence of hoop-rs: users, groups, API keys, connections and plugin attachments, with
+//! sea-orm on SQLite (the embedded default) or PostgreSQL (for several gateways on one
+//! database).
+//!
+//! The schema comes from [`migration::Migrator`]; [`Store::connect`] opens a database and
+//! [`Store::migrate`] brings it up to date. Connection secrets are encrypted with
+//! [`SecretBox`] before they reach the database.
+
+#![warn(missing_docs)]
+
+mod crypto;
+#[allow(missing_docs)]
+pub mod entity;
+mod error;
+pub mod migration;
+mod model;
+mod store;
+#[doc(hidden)]
+pub mod testing;
+
+pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
+pub use error::StoreError;
+pub use model::{AccessModes, ApiKey, Attachment, Connection, User};
+pub use store::{Backend, Store};

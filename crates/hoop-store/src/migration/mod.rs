@@ -1,0 +1,24 @@
+//! Schema migrations, the same on SQLite and PostgreSQL. A migration that has shipped is
+//! never edited: changes come as new migrations.
+
+// sea-orm-migration declares `&SchemaManager` without its lifetime.
+#![allow(elided_lifetimes_in_paths)]
+
+use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_users;
+mod m20261124_000002_create_connections;
+
+/// Every migration of the store, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_users::Migration),
+            Box::new(m20261124_000002_create_connections::Migration),
+        ]
+    }
+}

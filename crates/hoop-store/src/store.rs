@@ -1,0 +1,840 @@
+//! The [`Store`]: every read and write of the gateway's state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::SecretBox;
+use crate::entity::{api_key, connection, meta, plugin_attachment, user, user_group};
+use crate::error::StoreError;
+use crate::migration::Migrator;
+use crate::model::{AccessModes, ApiKey, Attachment, Connection, User};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Key of the PostgreSQL advisory lock held while migrating, so that several gateways
+/// starting at once on one database migrate one after the other.
+const MIGRATION_LOCK_KEY: i64 = 0x686f_6f70_5f6d_6967; // "hoop_mig"
+
+const SECRET_CHECK_KEY: &str = "secret_check";
+const SECRET_CHECK_VALUE: &[u8] = b"hoop-rs secret check";
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The gateway's persistent state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    secrets: SecretBox,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` — created if missing — or
+    /// `postgres://…`). Does not migrate: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database cannot be reached or the URL is not supported.
+    pub async fn connect(url: &str, secrets: SecretBox) -> Result<Self> {
+        let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let url = if rest.contains("mode=") {
+                format!("sqlite:{rest}")
+            } else if rest.contains('?') {
+                format!("sqlite:{rest}&mode=rwc")
+            } else {
+                format!("sqlite:{rest}?mode=rwc")
+            };
+            (url, Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_owned(), Backend::Postgres)
+        } else {
+            return Err(StoreError::Db(sea_orm::DbErr::Custom(
+                "database_url must start with sqlite:// or postgres://".to_owned(),
+            )));
+        };
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // One writer at a time is SQLite's rule; a small pool avoids busy errors.
+            options.max_connections(4).min_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        Ok(Self {
+            db,
+            secrets,
+            backend,
+        })
+    }
+
+    /// The database backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying sea-orm connection.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Applies every pending migration. On PostgreSQL this holds an advisory lock, so
+    /// gateways starting together migrate one at a time.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if a migration fails.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => Migrator::up(&self.db, None).await?,
+            Backend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the migrations applied so far, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let applied = Migrator::get_applied_migrations(&self.db).await?;
+        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+    }
+
+    /// Checks that the secret key is the one this database's secrets were written with (and
+    /// records it on first use), so a wrong key stops start-up rather than reads.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidSecretKey`] if the key differs.
+    pub async fn check_secret_key(&self) -> Result<()> {
+        let sealed = self.secrets.seal(SECRET_CHECK_KEY, SECRET_CHECK_VALUE)?;
+        meta::Entity::insert(meta::ActiveModel {
+            key: Set(SECRET_CHECK_KEY.to_owned()),
+            value: Set(sealed),
+        })
+        .on_conflict(
+            OnConflict::column(meta::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        let stored = meta::Entity::find_by_id(SECRET_CHECK_KEY)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("secret check value vanished".to_owned()))?;
+        match self.secrets.open(SECRET_CHECK_KEY, &stored.value) {
+            Ok(value) if value == SECRET_CHECK_VALUE => Ok(()),
+            _ => Err(StoreError::InvalidSecretKey(
+                "does not match the key this database's secrets were encrypted with".to_owned(),
+            )),
+        }
+    }
+
+    // === users ===
+
+    /// Creates a user with their groups.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the name is taken.
+    pub async fn create_user(&self, new: &User) -> Result<User> {
+        let txn = self.db.begin().await?;
+        if user::Entity::find_by_id(&new.name)
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::exists("user", &new.name));
+        }
+        let now = Utc::now();
+        user::ActiveModel {
+            name: Set(new.name.clone()),
+            email: Set(new.email.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| StoreError::from_insert(e, "user", &new.name))?;
+        replace_groups(&txn, &new.name, &new.groups).await?;
+        txn.commit().await?;
+        self.get_user(&new.name).await
+    }
+
+    /// The user named `name`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    pub async fn get_user(&self, name: &str) -> Result<User> {
+        let row = user::Entity::find_by_id(name)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", name))?;
+        let mut groups = groups_of(&self.db, std::slice::from_ref(&row.name)).await?;
+        Ok(user_from(row, &mut groups))
+    }
+
+    /// Users ordered by name, starting after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn list_users(&self, after: Option<&str>, limit: u64) -> Result<Vec<User>> {
+        let mut query = user::Entity::find().order_by_asc(user::Column::Name);
+        if let Some(after) = after {
+            query = query.filter(user::Column::Name.gt(after));
+        }
+        let rows = query.limit(limit).all(&self.db).await?;
+        let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+        let mut groups = groups_of(&self.db, &names).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| user_from(r, &mut groups))
+            .collect())
+    }
+
+    /// Changes a user's email and/or groups (`None` leaves a field as it is).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such user.
+    pub async fn update_user(
+        &self,
+        name: &str,
+        email: Option<&str>,
+        groups: Option<&[String]>,
+    ) -> Result<User> {
+        let txn = self.db.begin().await?;
+        let row = user::Entity::find_by_id(name)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", name))?;
+        let mut active: user::ActiveModel = row.into();
+        if let Some(email) = email {
+            active.email = Set(email.to_owned());
+        }
+        active.updated_at = Set(Utc::now());
+        active.update(&txn).await?;
+        if let Some(groups) = groups {
+            replace_groups(&txn, name, groups).await?;
+        }
+        txn.commit().await?;
+        self.get_user(name).await
+    }
+
+    /// Deletes a user, their group memberships and their API keys.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such user.
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        let txn = self.db.begin().await?;
+        api_key::Entity::delete_many()
+            .filter(api_key::Column::UserName.eq(name))
+            .exec(&txn)
+            .await?;
+        user_group::Entity::delete_many()
+            .filter(user_group::Column::UserName.eq(name))
+            .exec(&txn)
+            .await?;
+        let deleted = user::Entity::delete_by_id(name).exec(&txn).await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::not_found("user", name));
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Makes sure `name` exists and belongs to `group` (for the built-in admin), keeping
+    /// any other groups it has.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn ensure_user_in_group(&self, name: &str, group: &str) -> Result<User> {
+        let now = Utc::now();
+        user::Entity::insert(user::ActiveModel {
+            name: Set(name.to_owned()),
+            email: Set(String::new()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(user::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        user_group::Entity::insert(user_group::ActiveModel {
+            user_name: Set(name.to_owned()),
+            group_name: Set(group.to_owned()),
+        })
+        .on_conflict(
+            OnConflict::columns([user_group::Column::UserName, user_group::Column::GroupName])
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        self.get_user(name).await
+    }
+
+    // === API keys ===
+
+    /// Records a new API key for `user`, given the SHA-256 hash of its token (hex) and the
+    /// token's first characters.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the user does not exist.
+    pub async fn create_api_key(
+        &self,
+        user_name: &str,
+        description: &str,
+        prefix: &str,
+        token_hash: &str,
+    ) -> Result<ApiKey> {
+        let txn = self.db.begin().await?;
+        if user::Entity::find_by_id(user_name)
+            .one(&txn)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::not_found("user", user_name));
+        }
+        let mut id_bytes = [0u8; 8];
+        OsRng.fill_bytes(&mut id_bytes);
+        let id = format!("ak_{}", hex(&id_bytes));
+        let row = api_key::ActiveModel {
+            id: Set(id.clone()),
+            user_name: Set(user_name.to_owned()),
+            description: Set(description.to_owned()),
+            prefix: Set(prefix.to_owned()),
+            token_hash: Set(token_hash.to_owned()),
+            created_at: Set(Utc::now()),
+            revoked_at: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| StoreError::from_insert(e, "api key", &id))?;
+        txn.commit().await?;
+        Ok(api_key_from(row))
+    }
+
+    /// The key with this token hash and its user, if the key exists (revoked or not).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn find_api_key(&self, token_hash: &str) -> Result<Option<(ApiKey, User)>> {
+        let Some(row) = api_key::Entity::find()
+            .filter(api_key::Column::TokenHash.eq(token_hash))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user = match self.get_user(&row.user_name).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some((api_key_from(row), user)))
+    }
+
+    /// The key with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    pub async fn get_api_key(&self, id: &str) -> Result<ApiKey> {
+        api_key::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(api_key_from)
+            .ok_or_else(|| StoreError::not_found("api key", id))
+    }
+
+    /// A user's keys, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn list_api_keys(&self, user_name: &str) -> Result<Vec<ApiKey>> {
+        let rows = api_key::Entity::find()
+            .filter(api_key::Column::UserName.eq(user_name))
+            .order_by_asc(api_key::Column::CreatedAt)
+            .order_by_asc(api_key::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(api_key_from).collect())
+    }
+
+    /// Revokes a key (revoking twice keeps the first time).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such key.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKey> {
+        let row = api_key::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("api key", id))?;
+        if row.revoked_at.is_some() {
+            return Ok(api_key_from(row));
+        }
+        let mut active: api_key::ActiveModel = row.into();
+        active.revoked_at = Set(Some(Utc::now()));
+        Ok(api_key_from(active.update(&self.db).await?))
+    }
+
+    // === connections ===
+
+    /// Creates a connection with its plugin attachments, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the name is taken.
+    pub async fn create_connection(
+        &self,
+        conn: &Connection,
+        attachments: &[Attachment],
+    ) -> Result<Connection> {
+        let txn = self.db.begin().await?;
+        if connection::Entity::find_by_id(&conn.name)
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::exists("connection", &conn.name));
+        }
+        let now = Utc::now();
+        let mut row = self.connection_row(conn, true)?;
+        row.created_at = Set(now);
+        row.updated_at = Set(now);
+        row.insert(&txn)
+            .await
+            .map_err(|e| StoreError::from_insert(e, "connection", &conn.name))?;
+        for attachment in attachments {
+            insert_attachment(&txn, &conn.name, attachment).await?;
+        }
+        txn.commit().await?;
+        self.get_connection(&conn.name, false).await
+    }
+
+    /// The connection named `name`; with `with_secrets`, `env` holds the decrypted values,
+    /// otherwise only the variable names (with empty values).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none; [`StoreError::Crypto`] if its secrets
+    /// cannot be decrypted.
+    pub async fn get_connection(&self, name: &str, with_secrets: bool) -> Result<Connection> {
+        let row = connection::Entity::find_by_id(name)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("connection", name))?;
+        self.connection_from(row, with_secrets)
+    }
+
+    /// Connections ordered by name, starting after `after`, at most `limit`, without
+    /// secrets.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn list_connections(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Connection>> {
+        let mut query = connection::Entity::find().order_by_asc(connection::Column::Name);
+        if let Some(after) = after {
+            query = query.filter(connection::Column::Name.gt(after));
+        }
+        let rows = query.limit(limit).all(&self.db).await?;
+        rows.into_iter()
+            .map(|row| self.connection_from(row, false))
+            .collect()
+    }
+
+    /// Replaces a connection's fields with `conn`'s (keeping its secrets unless
+    /// `replace_env`) and upserts `attachments`, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such connection.
+    pub async fn update_connection(
+        &self,
+        conn: &Connection,
+        replace_env: bool,
+        attachments: &[Attachment],
+    ) -> Result<Connection> {
+        let txn = self.db.begin().await?;
+        let existing = connection::Entity::find_by_id(&conn.name)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("connection", &conn.name))?;
+        let mut row = self.connection_row(conn, replace_env)?;
+        row.created_at = Set(existing.created_at);
+        row.updated_at = Set(Utc::now());
+        row.update(&txn).await?;
+        for attachment in attachments {
+            upsert_attachment(&txn, &conn.name, attachment).await?;
+        }
+        txn.commit().await?;
+        self.get_connection(&conn.name, false).await
+    }
+
+    /// Deletes a connection and its plugin attachments.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such connection.
+    pub async fn delete_connection(&self, name: &str) -> Result<()> {
+        let txn = self.db.begin().await?;
+        plugin_attachment::Entity::delete_many()
+            .filter(plugin_attachment::Column::ConnectionName.eq(name))
+            .exec(&txn)
+            .await?;
+        let deleted = connection::Entity::delete_by_id(name).exec(&txn).await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::not_found("connection", name));
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    // === plugin attachments ===
+
+    /// The plugins attached to a connection, by plugin name.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such connection.
+    pub async fn list_attachments(&self, conn: &str) -> Result<Vec<Attachment>> {
+        if connection::Entity::find_by_id(conn)
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::not_found("connection", conn));
+        }
+        self.attachments_of(&[conn.to_owned()])
+            .await
+            .map(|mut all| all.remove(conn).unwrap_or_default())
+    }
+
+    /// The attachments of several connections at once, keyed by connection name.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn attachments_of(
+        &self,
+        conns: &[String],
+    ) -> Result<BTreeMap<String, Vec<Attachment>>> {
+        let rows = plugin_attachment::Entity::find()
+            .filter(plugin_attachment::Column::ConnectionName.is_in(conns.iter().cloned()))
+            .order_by_asc(plugin_attachment::Column::ConnectionName)
+            .order_by_asc(plugin_attachment::Column::Plugin)
+            .all(&self.db)
+            .await?;
+        let mut out: BTreeMap<String, Vec<Attachment>> = BTreeMap::new();
+        for row in rows {
+            out.entry(row.connection_name)
+                .or_default()
+                .push(Attachment {
+                    plugin: row.plugin,
+                    config: row.config,
+                    enabled: row.enabled,
+                });
+        }
+        Ok(out)
+    }
+
+    /// Attaches a plugin to a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such connection,
+    /// [`StoreError::AlreadyExists`] if the plugin is already attached.
+    pub async fn attach(&self, conn: &str, attachment: &Attachment) -> Result<()> {
+        let txn = self.db.begin().await?;
+        touch_connection(&txn, conn).await?;
+        let key = (conn.to_owned(), attachment.plugin.clone());
+        if plugin_attachment::Entity::find_by_id(key)
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::exists(
+                "plugin attachment",
+                format!("{}/{}", conn, attachment.plugin),
+            ));
+        }
+        insert_attachment(&txn, conn, attachment).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the config of a plugin attached to a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the connection or the attachment does not exist.
+    pub async fn update_attachment(&self, conn: &str, attachment: &Attachment) -> Result<()> {
+        let txn = self.db.begin().await?;
+        touch_connection(&txn, conn).await?;
+        let key = (conn.to_owned(), attachment.plugin.clone());
+        let row = plugin_attachment::Entity::find_by_id(key)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| {
+                StoreError::not_found(
+                    "plugin attachment",
+                    format!("{}/{}", conn, attachment.plugin),
+                )
+            })?;
+        let mut active: plugin_attachment::ActiveModel = row.into();
+        active.config = Set(attachment.config.clone());
+        active.enabled = Set(attachment.enabled);
+        active.updated_at = Set(Utc::now());
+        active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Detaches a plugin from a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the connection or the attachment does not exist.
+    pub async fn detach(&self, conn: &str, plugin: &str) -> Result<()> {
+        let txn = self.db.begin().await?;
+        touch_connection(&txn, conn).await?;
+        let deleted = plugin_attachment::Entity::delete_by_id((conn.to_owned(), plugin.to_owned()))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::not_found(
+                "plugin attachment",
+                format!("{conn}/{plugin}"),
+            ));
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    // === row conversions ===
+
+    fn connection_row(&self, conn: &Connection, with_env: bool) -> Result<connection::ActiveModel> {
+        let mut row = connection::ActiveModel {
+            name: Set(conn.name.clone()),
+            kind: Set(conn.kind.clone()),
+            command: Set(to_json(&conn.command)?),
+            reviewers: Set(to_json(&conn.reviewers)?),
+            redact_types: Set(to_json(&conn.redact_types)?),
+            access_exec: Set(conn.access.exec),
+            access_connect: Set(conn.access.connect),
+            access_runbooks: Set(conn.access.runbooks),
+            tags: Set(to_json(&conn.tags)?),
+            ..Default::default()
+        };
+        if with_env {
+            let keys: Vec<&String> = conn.env.keys().collect();
+            let plaintext = serde_json::to_vec(&conn.env)
+                .map_err(|e| StoreError::Corrupt(format!("env: {e}")))?;
+            row.env_keys = Set(to_json(&keys)?);
+            row.env_encrypted = Set(self.secrets.seal(&env_context(&conn.name), &plaintext)?);
+        }
+        Ok(row)
+    }
+
+    fn connection_from(&self, row: connection::Model, with_secrets: bool) -> Result<Connection> {
+        let env = if with_secrets {
+            let plaintext = self
+                .secrets
+                .open(&env_context(&row.name), &row.env_encrypted)?;
+            serde_json::from_slice(&plaintext)
+                .map_err(|e| StoreError::Corrupt(format!("env: {e}")))?
+        } else {
+            let keys: Vec<String> = from_json(row.env_keys, "env_keys")?;
+            keys.into_iter().map(|k| (k, String::new())).collect()
+        };
+        Ok(Connection {
+            name: row.name,
+            kind: row.kind,
+            command: from_json(row.command, "command")?,
+            env,
+            reviewers: from_json(row.reviewers, "reviewers")?,
+            redact_types: from_json(row.redact_types, "redact_types")?,
+            access: AccessModes {
+                exec: row.access_exec,
+                connect: row.access_connect,
+                runbooks: row.access_runbooks,
+            },
+            tags: from_json(row.tags, "tags")?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn env_context(conn: &str) -> String {
+    format!("connection:{conn}:env")
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn replace_groups(
+    db: &impl ConnectionTrait,
+    user_name: &str,
+    groups: &[String],
+) -> Result<()> {
+    user_group::Entity::delete_many()
+        .filter(user_group::Column::UserName.eq(user_name))
+        .exec(db)
+        .await?;
+    let mut groups: Vec<&String> = groups.iter().collect();
+    groups.sort();
+    groups.dedup();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    user_group::Entity::insert_many(groups.into_iter().map(|g| user_group::ActiveModel {
+        user_name: Set(user_name.to_owned()),
+        group_name: Set(g.clone()),
+    }))
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+async fn groups_of(
+    db: &impl ConnectionTrait,
+    names: &[String],
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let rows = user_group::Entity::find()
+        .filter(user_group::Column::UserName.is_in(names.iter().cloned()))
+        .order_by_asc(user_group::Column::UserName)
+        .order_by_asc(user_group::Column::GroupName)
+        .all(db)
+        .await?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        out.entry(row.user_name).or_default().push(row.group_name);
+    }
+    Ok(out)
+}
+
+fn user_from(row: user::Model, groups: &mut BTreeMap<String, Vec<String>>) -> User {
+    User {
+        groups: groups.remove(&row.name).unwrap_or_default(),
+        name: row.name,
+        email: row.email,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn api_key_from(row: api_key::Model) -> ApiKey {
+    ApiKey {
+        id: row.id,
+        user: row.user_name,
+        description: row.description,
+        prefix: row.prefix,
+        created_at: row.created_at,
+        revoked_at: row.revoked_at,
+    }
+}
+
+async fn insert_attachment(
+    db: &impl ConnectionTrait,
+    conn: &str,
+    attachment: &Attachment,
+) -> Result<()> {
+    let now = Utc::now();
+    plugin_attachment::ActiveModel {
+        connection_name: Set(conn.to_owned()),
+        plugin: Set(attachment.plugin.clone()),
+        config: Set(attachment.config.clone()),
+        enabled: Set(attachment.enabled),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        StoreError::from_insert(
+            e,
+            "plugin attachment",
+            &format!("{conn}/{}", attachment.plugin),
+        )
+    })?;
+    Ok(())
+}
+
+async fn upsert_attachment(
+    db: &impl ConnectionTrait,
+    conn: &str,
+    attachment: &Attachment,
+) -> Result<()> {
+    let now = Utc::now();
+    plugin_attachment::Entity::insert(plugin_attachment::ActiveModel {
+        connection_name: Set(conn.to_owned()),
+        plugin: Set(attachment.plugin.clone()),
+        config: Set(attachment.config.clone()),
+        enabled: Set(attachment.enabled),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            plugin_attachment::Column::ConnectionName,
+            plugin_attachment::Column::Plugin,
+        ])
+        .update_columns([
+            plugin_attachment::Column::Config,
+            plugin_attachment::Column::Enabled,
+            plugin_attachment::Column::UpdatedAt,
+        ])
+        .to_owned(),
+    )
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Bumps a connection's update time; fails with NotFound if it does not exist.
+async fn touch_connection(db: &impl ConnectionTrait, conn: &str) -> Result<()> {
+    let row = connection::Entity::find_by_id(conn)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::not_found("connection", conn))?;
+    let mut active: connection::ActiveModel = row.into();
+    active.updated_at = Set(Utc::now());
+    active.update(db).await?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The store against real databases: SQLite always, PostgreSQL when
+//! `HOOP_TEST_POSTGRES_URL` is set.
+
+use std::collections::BTreeMap;
+
+use hoop_store::migration::Migrator;
+use hoop_store::testing::{POSTGRES_URL_VAR, scratch_postgres_database};
+use hoop_store::{Attachment, Connection, SecretBox, Store, StoreError, User};
+use sea_orm::{ConnectionTrait, Statement};
+use sea_orm_migration::MigratorTrait;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef-test";
+
+/// Database URLs to run each test on: a fresh SQLite file, and a fresh PostgreSQL database
+/// when the server is configured.
+async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}/hoop.db", dir.path().display())];
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(server) => urls.push(
+            scratch_postgres_database(&server, "hoop_store")
+                .await
+                .unwrap(),
+        ),
+        Err(_) => eprintln!("{POSTGRES_URL_VAR} unset: PostgreSQL part skipped"),
+    }
+    urls
+}
+
+fn user(name: &str, groups: &[&str]) -> User {
+    let now = chrono::Utc::now();
+    User {
+        name: name.into(),
+        email: format!("{name}@example.com"),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[tokio::test]
+async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        // Bring the database to the first migration only, as an older gateway left it.
+        Migrator::up(store.db(), Some(1)).await.unwrap();
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            ["m20261124_000001_create_users"]
+        );
+        store.create_user(&user("alice", &["dba"])).await.unwrap();
+
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            [
+                "m20261124_000001_create_users",
+                "m20261124_000002_create_connections"
+            ]
+        );
+        let alice = store.get_user("alice").await.unwrap();
+        assert_eq!(alice.groups, ["dba"]);
+        // The new tables work.
+        store
+            .create_connection(&Connection::new("pg", "command"), &[])
+            .await
+            .unwrap();
+        // Migrating again is a no-op.
+        store.migrate().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_encrypted_at_rest_and_bound_to_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.check_secret_key().await.unwrap();
+        let mut conn = Connection::new("pg", "command");
+        conn.env = BTreeMap::from([("PGPASSWORD".to_owned(), "hunter2-very-secret".to_owned())]);
+        let created = store.create_connection(&conn, &[]).await.unwrap();
+        assert_eq!(
+            created.env,
+            BTreeMap::from([("PGPASSWORD".to_owned(), String::new())])
+        );
+        let full = store.get_connection("pg", true).await.unwrap();
+        assert_eq!(full.env["PGPASSWORD"], "hunter2-very-secret");
+
+        // Nothing in the raw row holds the plaintext.
+        let backend = store.db().get_database_backend();
+        let rows = store
+            .db()
+            .query_all(Statement::from_string(
+                backend,
+                "SELECT env_encrypted FROM connections",
+            ))
+            .await
+            .unwrap();
+        let raw: String = rows[0].try_get("", "env_encrypted").unwrap();
+        assert!(raw.starts_with("v1:") && !raw.contains("hunter2"), "{raw}");
+
+        // Another key is refused up front.
+        let other = Store::connect(&url, SecretBox::new(&format!("{KEY}-other")).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(
+            other.check_secret_key().await,
+            Err(StoreError::InvalidSecretKey(_))
+        ));
+        assert!(matches!(
+            other.get_connection("pg", true).await,
+            Err(StoreError::Crypto(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn connections_and_attachments_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let audit = Attachment {
+            plugin: "audit".into(),
+            config: serde_json::json!({}),
+            enabled: true,
+        };
+        store
+            .create_connection(&Connection::new("a", "command"), &[audit.clone()])
+            .await
+            .unwrap();
+        store
+            .create_connection(&Connection::new("b", "command"), &[audit.clone()])
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .create_connection(&Connection::new("a", "command"), &[])
+                .await,
+            Err(StoreError::AlreadyExists {
+                kind: "connection",
+                ..
+            })
+        ));
+        let slack = Attachment {
+            plugin: "slack".into(),
+            config: serde_json::json!({"channels": ["C0123456789"]}),
+            enabled: true,
+        };
+        store.attach("a", &slack).await.unwrap();
+        assert!(matches!(
+            store.attach("a", &slack).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        assert_eq!(
+            store.list_attachments("a").await.unwrap(),
+            [audit.clone(), slack.clone()]
+        );
+        assert_eq!(store.list_attachments("b").await.unwrap(), [audit.clone()]);
+        store.detach("a", "slack").await.unwrap();
+        assert!(matches!(
+            store.detach("a", "slack").await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        let page = store.list_connections(None, 1).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let next = store
+            .list_connections(Some(&page[0].name), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            next.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+
+        store.delete_connection("a").await.unwrap();
+        assert!(matches!(
+            store.list_attachments("a").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.get_connection("a", false).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}

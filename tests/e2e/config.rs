@@ -1,0 +1,151 @@
+//! Gateway configuration, declared connections, migrations and shutdown.
+
+use hoop_rs::{Backend, Setup, admin, e2e, pb, plugin_flags};
+use std::time::Duration;
+
+e2e!(
+    declared_connections_are_created_then_updated,
+    bad_config_stops_start_up,
+    migrate_then_serve
+);
+
+const DECLARED: &str = r#"
+[[connections]]
+name = "declared-pg"
+command = ["psql", "-h", "db"]
+env = { PGPASSWORD = "from-config" }
+redact_types = ["EMAIL_ADDRESS"]
+tags = { team = "data" }
+
+[[connections.plugins]]
+name = "slack"
+config = { channels = ["C0123456789"] }
+"#;
+
+async fn declared_connections_are_created_then_updated(backend: Backend) {
+    let setup = Setup::new(backend).with_toml(DECLARED);
+    let gw = setup.start().await;
+    let conn = gw
+        .connections()
+        .await
+        .get_connection(admin(pb::GetConnectionRequest {
+            name: "declared-pg".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(conn.command, ["psql", "-h", "db"]);
+    assert_eq!(conn.tags["team"], "data");
+    assert_eq!(
+        plugin_flags(&conn),
+        [
+            ("review".into(), false),
+            ("dlp".into(), true),
+            ("slack".into(), true),
+            ("audit".into(), true)
+        ]
+    );
+    let mut setup = gw.stop().await;
+
+    // Edit the declaration and restart: the connection follows it.
+    setup.extra_toml =
+        DECLARED.replace("[\"psql\", \"-h\", \"db\"]", "[\"psql\", \"-h\", \"db2\"]");
+    let gw = setup.start().await;
+    let conn = gw
+        .connections()
+        .await
+        .get_connection(admin(pb::GetConnectionRequest {
+            name: "declared-pg".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(conn.command, ["psql", "-h", "db2"]);
+    assert!(gw.logs().contains("declared connection applied"));
+}
+
+/// Runs the gateway expecting it to exit at once; returns (exit code, stderr).
+async fn failed_start(setup: &Setup, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = setup.gateway_command();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("HOOP_LOG_FORMAT", "text");
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the gateway should exit on bad config")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn bad_config_stops_start_up(backend: Backend) {
+    let setup = Setup::new(backend.clone()).with_toml("lisen = \"127.0.0.1:1\"");
+    // The typo must be a top-level key: put it before any table.
+    let (code, stderr) = failed_start(&setup, &[]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("unknown field `lisen`"), "{stderr}");
+
+    let setup = Setup::new(backend.clone());
+    let (code, stderr) = failed_start(&setup, &[("HOOP_LISTEN", "localhost")]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("HOOP_LISTEN: listen: `localhost` is not a socket address"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = failed_start(&setup, &[("HOOP_SECRET_KEY", "short")]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("secret_key: must be at least 32 characters"),
+        "{stderr}"
+    );
+
+    let bad_decl = Setup::new(backend).with_toml(
+        "[[connections]]\nname = \"ok\"\ncommand = [\"psql\"]\n[[connections]]\nname = \"bad\"\ncommand = [\"psql\"]\nredact_types = [\"NOPE\"]\n",
+    );
+    let (code, stderr) = failed_start(&bad_decl, &[]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("connections[1].redact_types[0]: unknown info type `NOPE`"),
+        "{stderr}"
+    );
+    // Nothing of the bad config was applied: start without the declarations and look.
+    let mut clean = bad_decl.clone();
+    clean.extra_toml.clear();
+    let gw = clean.start().await;
+    let listed = gw
+        .connections()
+        .await
+        .list_connections(admin(pb::ListConnectionsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.connections.is_empty(), "{listed:?}");
+}
+
+async fn migrate_then_serve(backend: Backend) {
+    let setup = Setup::new(backend);
+    let mut cmd = setup.gateway_command();
+    cmd.arg("migrate");
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("m20261124_000002_create_connections"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("database is up to date"), "{stderr}");
+    let gw = setup.start().await;
+    gw.users()
+        .await
+        .who_am_i(admin(pb::WhoAmIRequest {}))
+        .await
+        .unwrap();
+    gw.stop().await;
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real `hoop-gateway` binary on an ephemeral port with a
+//! temporary data dir, on SQLite and (when `HOOP_TEST_POSTGRES_URL` is set) on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod bad_input;
+mod cli;
+mod config;
+mod connections;
+mod plugins;
+mod reflection;

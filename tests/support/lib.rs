@@ -1,0 +1,464 @@
+//! Harness of the end-to-end tests: starts the real `hoop-gateway` binary on an ephemeral
+//! port with a temporary data dir (SQLite, or a scratch PostgreSQL database when
+//! `HOOP_TEST_POSTGRES_URL` is set), and runs the real `hoop` CLI against it.
+//!
+//! Not part of the product: a library only so the test binaries can share it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub use hoop_proto::v1 as pb;
+
+/// Admin token the tests configure.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// How long a gateway may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a gateway may take to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which database the gateway runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// A scratch PostgreSQL database, if `HOOP_TEST_POSTGRES_URL` is set.
+    pub async fn postgres() -> Option<Backend> {
+        let server = std::env::var(hoop_store::testing::POSTGRES_URL_VAR).ok()?;
+        let url = hoop_store::testing::scratch_postgres_database(&server, "hoop_e2e")
+            .await
+            .expect("create a scratch PostgreSQL database");
+        Some(Backend::Postgres(url))
+    }
+}
+
+/// Defines, for each named async test function taking a [`Backend`], a module with a
+/// `sqlite` test and a `postgres` test (which says it was skipped when
+/// `HOOP_TEST_POSTGRES_URL` is unset).
+#[macro_export]
+macro_rules! e2e {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match $crate::Backend::postgres().await {
+                        Some(backend) => super::$name(backend).await,
+                        None => eprintln!("skipped: HOOP_TEST_POSTGRES_URL is unset"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Directory of the built binaries (`target/debug`), building them on first use if missing.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // The test binary is target/<profile>/deps/<name>-<hash>.
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+        let missing = ["hoop-gateway", "hoop"]
+            .iter()
+            .any(|b| !dir.join(b).exists());
+        if missing {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-p", "hoop-gateway", "-p", "hoop-cli"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the binaries failed");
+        }
+        dir
+    })
+}
+
+pub fn gateway_bin() -> PathBuf {
+    bin_dir().join("hoop-gateway")
+}
+
+pub fn cli_bin() -> PathBuf {
+    bin_dir().join("hoop")
+}
+
+/// Everything that survives a gateway restart: data dir, database, config.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub dir: Arc<tempfile::TempDir>,
+    pub backend: Backend,
+    /// Extra TOML appended to the generated config.
+    pub extra_toml: String,
+    /// Whether to set `admin_token` in config (else the gateway generates one).
+    pub configure_admin_token: bool,
+}
+
+impl Setup {
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            backend,
+            extra_toml: String::new(),
+            configure_admin_token: true,
+        }
+    }
+
+    pub fn with_toml(mut self, toml: &str) -> Self {
+        self.extra_toml.push('\n');
+        self.extra_toml.push_str(toml);
+        self
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("hoop-data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("hoop.toml")
+    }
+
+    /// Writes the config file.
+    pub fn write_config(&self) -> PathBuf {
+        let mut toml = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+            self.data_dir().display()
+        );
+        if self.configure_admin_token {
+            toml.push_str(&format!("admin_token = \"{ADMIN_TOKEN}\"\n"));
+        }
+        if let Backend::Postgres(url) = &self.backend {
+            toml.push_str(&format!("database_url = \"{url}\"\n"));
+        }
+        // Top-level keys must come before tables: the extra TOML is appended last.
+        toml.push_str(&self.extra_toml);
+        let path = self.config_path();
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    /// A `hoop-gateway` command with this setup's config and a clean environment.
+    pub fn gateway_command(&self) -> Command {
+        let config = self.write_config();
+        let mut cmd = Command::new(gateway_bin());
+        cmd.arg("--config").arg(config);
+        clean_env(&mut cmd);
+        cmd.env("HOOP_LOG_FORMAT", "json").env("HOOP_LOG", "info");
+        cmd
+    }
+
+    /// Starts a gateway and waits until it listens.
+    pub async fn start(&self) -> Gateway {
+        let mut cmd = self.gateway_command();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn hoop-gateway");
+        let logs = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (ready_tx, ready_rx) = oneshot::channel::<SocketAddr>();
+        let stderr = child.stderr.take().unwrap();
+        let log_sink = Arc::clone(&logs);
+        tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = listening_addr(&line) {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                log_sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => {
+                let status = child.try_wait().ok().flatten();
+                panic!(
+                    "gateway did not start (exit: {status:?}); its log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Gateway {
+            setup: self.clone(),
+            child,
+            addr,
+            logs,
+        }
+    }
+}
+
+fn clean_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOOP_") {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = value.get("fields")?;
+    if fields.get("message")?.as_str()? != "hoop-gateway listening" {
+        return None;
+    }
+    fields.get("addr")?.as_str()?.parse().ok()
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    pub setup: Setup,
+    child: Child,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway on a fresh setup.
+    pub async fn start(backend: Backend) -> Gateway {
+        Setup::new(backend).start().await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn connections(
+        &self,
+    ) -> pb::connection_service_client::ConnectionServiceClient<Channel> {
+        pb::connection_service_client::ConnectionServiceClient::new(self.channel().await)
+    }
+
+    pub async fn plugins(&self) -> pb::plugin_service_client::PluginServiceClient<Channel> {
+        pb::plugin_service_client::PluginServiceClient::new(self.channel().await)
+    }
+
+    pub async fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
+        pb::user_service_client::UserServiceClient::new(self.channel().await)
+    }
+
+    /// The gateway's log so far (JSON lines).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Runs the `hoop` CLI against this gateway with `token` (None: no token at all).
+    pub async fn cli(&self, token: Option<&str>, args: &[&str]) -> CliOutput {
+        self.cli_with_stdin(token, args, None).await
+    }
+
+    pub async fn cli_with_stdin(
+        &self,
+        token: Option<&str>,
+        args: &[&str],
+        cwd: Option<&Path>,
+    ) -> CliOutput {
+        let mut cmd = Command::new(cli_bin());
+        clean_env(&mut cmd);
+        cmd.args(args)
+            .env("HOOP_GATEWAY", self.url())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            cmd.env("HOOP_TOKEN", token);
+        }
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        } else {
+            // Keep the CLI away from any ./hoop-data of the developer.
+            cmd.current_dir(self.setup.dir.path());
+        }
+        let output = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+            .await
+            .expect("hoop CLI timed out")
+            .expect("run hoop CLI");
+        CliOutput::from(output)
+    }
+
+    /// Stops the gateway with SIGTERM and waits for it to exit; returns its setup so it can
+    /// be started again on the same data.
+    pub async fn stop(mut self) -> Setup {
+        let status = self.terminate().await;
+        assert!(
+            status.success(),
+            "gateway exited with {status} on SIGTERM; log:\n{}",
+            self.logs()
+        );
+        self.setup.clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("gateway still running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .expect("gateway did not stop within 20 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+/// What a CLI run printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for CliOutput {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl CliOutput {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "hoop failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Asserts failure with a single-line error and returns it.
+    pub fn err(&self) -> &str {
+        assert_ne!(self.code, Some(0), "hoop unexpectedly succeeded: {self:?}");
+        let stderr = self.stderr.trim_end();
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "expected one error line: {stderr:?}"
+        );
+        stderr
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// A request carrying `Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// A request as the bootstrap admin.
+pub fn admin<T>(message: T) -> tonic::Request<T> {
+    authed(ADMIN_TOKEN, message)
+}
+
+/// A `command` connection named `name` running `argv`.
+pub fn command_connection(name: &str, argv: &[&str]) -> pb::Connection {
+    pb::Connection {
+        name: name.to_owned(),
+        r#type: "command".to_owned(),
+        command: argv.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// The `active` flag of each attached plugin, in chain order.
+pub fn plugin_flags(conn: &pb::Connection) -> Vec<(String, bool)> {
+    conn.plugins
+        .iter()
+        .map(|p| (p.name.clone(), p.active))
+        .collect()
+}
+
+/// A `google.protobuf.Struct` from JSON (an object).
+pub fn config(json: serde_json::Value) -> Option<prost_types::Struct> {
+    let serde_json::Value::Object(map) = json else {
+        panic!("config must be an object")
+    };
+    Some(prost_types::Struct {
+        fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+    })
+}
+
+fn to_value(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(to_value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// Asserts a gRPC error's code and that its message contains `needle`.
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+    needle: &str,
+) {
+    match result {
+        Ok(v) => panic!("expected {code:?} containing {needle:?}, got Ok({v:?})"),
+        Err(status) => {
+            assert_eq!(
+                status.code(),
+                code,
+                "wrong code; message: {}",
+                status.message()
+            );
+            assert!(
+                status.message().contains(needle),
+                "message {:?} lacks {needle:?}",
+                status.message()
+            );
+        }
+    }
+}
