@@ -186,10 +186,10 @@ impl Setup {
             let mut ready_tx = Some(ready_tx);
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
                 log_sink.lock().unwrap().push(line);
             }

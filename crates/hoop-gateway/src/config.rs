@@ -178,27 +178,20 @@ impl Config {
                 ));
             }
         }
-        if let Some((src, token)) = &admin_token {
-            if token.chars().count() < MIN_ADMIN_TOKEN_LEN || token.chars().any(char::is_whitespace)
-            {
-                return Err(invalid(
-                    src,
-                    "admin_token",
-                    format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters, without spaces"),
-                ));
-            }
+        if let Some((src, token)) = &admin_token
+            && (token.chars().count() < MIN_ADMIN_TOKEN_LEN || token.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(
+                src,
+                "admin_token",
+                format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters, without spaces"),
+            ));
         }
-        if let Some((src, key)) = &secret_key {
-            if key.chars().count() < hoop_store::MIN_SECRET_KEY_LEN {
-                return Err(invalid(
-                    src,
-                    "secret_key",
-                    format!(
-                        "must be at least {} characters",
-                        hoop_store::MIN_SECRET_KEY_LEN
-                    ),
-                ));
-            }
+        if let Some((src, key)) = &secret_key
+            && key.chars().count() < hoop_store::MIN_SECRET_KEY_LEN
+        {
+            let min = hoop_store::MIN_SECRET_KEY_LEN;
+            return Err(invalid(src, "secret_key", format!("must be at least {min} characters")));
         }
         Ok(Self {
             listen,
