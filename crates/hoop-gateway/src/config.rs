@@ -179,7 +179,8 @@ impl Config {
             }
         }
         if let Some((src, token)) = &admin_token
-            && (token.chars().count() < MIN_ADMIN_TOKEN_LEN || token.chars().any(char::is_whitespace))
+            && (token.chars().count() < MIN_ADMIN_TOKEN_LEN
+                || token.chars().any(char::is_whitespace))
         {
             return Err(invalid(
                 src,
@@ -191,7 +192,11 @@ impl Config {
             && key.chars().count() < hoop_store::MIN_SECRET_KEY_LEN
         {
             let min = hoop_store::MIN_SECRET_KEY_LEN;
-            return Err(invalid(src, "secret_key", format!("must be at least {min} characters")));
+            return Err(invalid(
+                src,
+                "secret_key",
+                format!("must be at least {min} characters"),
+            ));
         }
         Ok(Self {
             listen,

@@ -73,10 +73,12 @@ pub(crate) fn activation(
 pub(crate) fn view(registry: &Registry, attachment: &Attachment) -> AttachmentView {
     let activation = activation(registry, &attachment.plugin, &attachment.config);
     let mut status = activation.status().to_owned();
-    if let Some(note) = registry.get(&attachment.plugin).and_then(pending_note) {
-        status.push_str(" (not implemented yet: ");
-        status.push_str(note);
-        status.push(')');
+    if registry
+        .get(&attachment.plugin)
+        .and_then(pending_note)
+        .is_some()
+    {
+        status.push_str(" (not implemented yet: see ListPlugins)");
     }
     AttachmentView {
         name: attachment.plugin.clone(),

@@ -135,11 +135,17 @@ async fn connections_and_attachments_round_trip() {
             enabled: true,
         };
         store
-            .create_connection(&Connection::new("a", "command"), std::slice::from_ref(&audit))
+            .create_connection(
+                &Connection::new("a", "command"),
+                std::slice::from_ref(&audit),
+            )
             .await
             .unwrap();
         store
-            .create_connection(&Connection::new("b", "command"), std::slice::from_ref(&audit))
+            .create_connection(
+                &Connection::new("b", "command"),
+                std::slice::from_ref(&audit),
+            )
             .await
             .unwrap();
         assert!(matches!(
@@ -165,7 +171,10 @@ async fn connections_and_attachments_round_trip() {
             store.list_attachments("a").await.unwrap(),
             [audit.clone(), slack.clone()]
         );
-        assert_eq!(store.list_attachments("b").await.unwrap(), std::slice::from_ref(&audit));
+        assert_eq!(
+            store.list_attachments("b").await.unwrap(),
+            std::slice::from_ref(&audit)
+        );
         store.detach("a", "slack").await.unwrap();
         assert!(matches!(
             store.detach("a", "slack").await,

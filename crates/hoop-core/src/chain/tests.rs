@@ -360,6 +360,7 @@ async fn a_dropped_session_is_closed_on_the_runtime() {
     let mut session = chain.start(info());
     session.open().await.unwrap();
     drop(session);
+    drop(chain);
     assert_eq!(rx.recv().await, Some(CloseReason::Abandoned));
     assert_eq!(rx.recv().await, None, "closed exactly once");
 }
@@ -370,6 +371,7 @@ fn a_dropped_session_is_closed_even_without_a_runtime() {
     let chain = Chain::new(vec![Arc::new(CloseSignal(tx))]);
     let session = chain.start(info());
     drop(session);
+    drop(chain);
     assert_eq!(rx.blocking_recv(), Some(CloseReason::Abandoned));
     assert_eq!(rx.blocking_recv(), None, "closed exactly once");
 }
