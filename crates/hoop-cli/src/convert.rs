@@ -1,7 +1,7 @@
 //! Turning flags into request messages: KEY=VALUE pairs, comma lists, access modes, JSON
 //! configs and update masks; and plugin configs back into JSON for display.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use hoop_proto::v1::{AccessModes, Connection, User};
@@ -11,8 +11,8 @@ use crate::cli::{ConnectionFields, UserFields};
 
 /// Parses repeated `KEY=VALUE` flag values into a map (a later key wins). `flag` names the
 /// flag in the error, e.g. `--env`.
-pub(crate) fn parse_key_values(flag: &str, items: &[String]) -> Result<HashMap<String, String>> {
-    let mut map = HashMap::with_capacity(items.len());
+pub(crate) fn parse_key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
     for item in items {
         match item.split_once('=') {
             Some((key, value)) if !key.is_empty() => {

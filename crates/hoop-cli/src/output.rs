@@ -161,7 +161,7 @@ pub(crate) fn yes_no(value: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
 
     use hoop_proto::v1::{AccessModes, Connection, PluginAttachment, User};
     use prost_types::Struct;
@@ -173,7 +173,7 @@ mod tests {
             name: "pg".to_owned(),
             r#type: "command".to_owned(),
             command: vec!["psql".to_owned(), "-h".to_owned(), "db".to_owned()],
-            env: HashMap::from([("PGPASSWORD".to_owned(), String::new())]),
+            env: BTreeMap::from([("PGPASSWORD".to_owned(), String::new())]),
             reviewers: vec![],
             redact_types: vec!["EMAIL_ADDRESS".to_owned()],
             access_modes: Some(AccessModes {
@@ -181,7 +181,7 @@ mod tests {
                 connect: None,
                 runbooks: Some(false),
             }),
-            tags: HashMap::new(),
+            tags: BTreeMap::new(),
             plugins: vec![PluginAttachment {
                 name: "slack".to_owned(),
                 config: Some(

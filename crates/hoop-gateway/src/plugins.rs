@@ -240,7 +240,15 @@ pub(crate) fn check_managed_fields(
     Ok(())
 }
 
-#[cfg(test)]
+// These tests expect every plugin of the default build.
+#[cfg(all(
+    test,
+    feature = "plugin-audit",
+    feature = "plugin-dlp",
+    feature = "plugin-review",
+    feature = "plugin-slack",
+    feature = "plugin-access-control"
+))]
 mod tests {
     use super::*;
 

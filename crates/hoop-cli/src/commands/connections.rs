@@ -190,7 +190,7 @@ fn access_modes(modes: Option<&AccessModes>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
 
     use hoop_proto::v1::PluginAttachment;
 
@@ -201,7 +201,7 @@ mod tests {
             name: "pg".to_owned(),
             r#type: "command".to_owned(),
             command: vec!["psql".to_owned(), "-h".to_owned(), "db".to_owned()],
-            env: HashMap::from([
+            env: BTreeMap::from([
                 ("B".to_owned(), String::new()),
                 ("A".to_owned(), String::new()),
             ]),
@@ -211,7 +211,7 @@ mod tests {
                 connect: Some(false),
                 runbooks: Some(true),
             }),
-            tags: HashMap::from([("team".to_owned(), "data".to_owned())]),
+            tags: BTreeMap::from([("team".to_owned(), "data".to_owned())]),
             plugins: vec![
                 PluginAttachment {
                     name: "audit".to_owned(),
