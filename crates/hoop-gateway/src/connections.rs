@@ -288,8 +288,8 @@ pub(crate) async fn reconcile_declared(
 }
 
 // These tests expect every plugin of the default build.
+#[cfg(test)]
 #[cfg(all(
-    test,
     feature = "plugin-audit",
     feature = "plugin-dlp",
     feature = "plugin-review",

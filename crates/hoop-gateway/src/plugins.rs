@@ -241,8 +241,8 @@ pub(crate) fn check_managed_fields(
 }
 
 // These tests expect every plugin of the default build.
+#[cfg(test)]
 #[cfg(all(
-    test,
     feature = "plugin-audit",
     feature = "plugin-dlp",
     feature = "plugin-review",
