@@ -76,24 +76,23 @@ macro_rules! e2e {
     };
 }
 
-/// Directory of the built binaries (`target/debug`), building them on first use if missing.
+/// Directory of the built binaries (`target/<profile>`). On first use it runs `cargo build`
+/// for the gateway and the CLI, so the tests never run stale binaries (a no-op when they are
+/// fresh; `cargo test` does not build a package's plain binaries for another package's tests).
 fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // The test binary is target/<profile>/deps/<name>-<hash>.
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
-        let missing = ["hoop-gateway", "hoop"]
-            .iter()
-            .any(|b| !dir.join(b).exists());
-        if missing {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-p", "hoop-gateway", "-p", "hoop-cli"])
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the binaries failed");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-q", "-p", "hoop-gateway", "-p", "hoop-cli"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
         }
+        let status = build.status().unwrap();
+        assert!(status.success(), "building hoop-gateway and hoop failed");
         dir
     })
 }
