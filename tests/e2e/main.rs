@@ -10,3 +10,4 @@ mod config;
 mod connections;
 mod plugins;
 mod reflection;
+mod sessions;

@@ -267,6 +267,10 @@ impl Gateway {
         pb::plugin_service_client::PluginServiceClient::new(self.channel().await)
     }
 
+    pub async fn sessions(&self) -> pb::session_service_client::SessionServiceClient<Channel> {
+        pb::session_service_client::SessionServiceClient::new(self.channel().await)
+    }
+
     pub async fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
         pb::user_service_client::UserServiceClient::new(self.channel().await)
     }
@@ -460,4 +464,70 @@ pub fn assert_status<T: std::fmt::Debug>(
             );
         }
     }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        ticks.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+/// What an exec session produced.
+#[derive(Debug, Default)]
+pub struct ExecResult {
+    pub session_id: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit_code: Option<i32>,
+    pub reason: String,
+}
+
+/// Runs `Exec` to its end and collects everything.
+pub async fn exec(
+    gw: &Gateway,
+    token: &str,
+    req: pb::ExecRequest,
+) -> Result<ExecResult, tonic::Status> {
+    use pb::session_event::Event;
+    let mut stream = gw
+        .sessions()
+        .await
+        .exec(authed(token, req))
+        .await?
+        .into_inner();
+    let mut result = ExecResult::default();
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("exec stalled")?
+    {
+        match ev.event.expect("an event") {
+            Event::Started(s) => result.session_id = s.session_id,
+            Event::Output(o) => {
+                if o.stream == pb::OutputStream::Stderr as i32 {
+                    result.stderr.extend_from_slice(&o.data);
+                } else {
+                    result.stdout.extend_from_slice(&o.data);
+                }
+            }
+            Event::Exit(e) => {
+                result.exit_code = Some(e.exit_code);
+                result.reason = e.reason;
+            }
+        }
+    }
+    Ok(result)
 }

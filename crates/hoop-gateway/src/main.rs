@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod grpc;
 mod plugins;
+mod runtime;
 mod server;
 
 use std::path::PathBuf;

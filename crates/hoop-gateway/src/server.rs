@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
 use hoop_proto::v1::plugin_service_server::PluginServiceServer;
+use hoop_proto::v1::session_service_server::SessionServiceServer;
 use hoop_proto::v1::user_service_server::UserServiceServer;
 use hoop_store::{SecretBox, Store};
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::grpc::App;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::plugins::PluginApi;
+use crate::grpc::sessions::SessionApi;
 use crate::grpc::users::UserApi;
 use crate::{bootstrap, connections, plugins};
 
@@ -54,6 +56,16 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
         .await
         .context("cannot create the built-in admin user")?;
+    let interrupted = store
+        .interrupt_open_sessions()
+        .await
+        .context("cannot settle sessions left open")?;
+    if interrupted > 0 {
+        tracing::warn!(
+            sessions = interrupted,
+            "sessions left open by a previous run marked interrupted"
+        );
+    }
     let registry = plugins::registry().context("plugin registry")?;
     tracing::info!(plugins = ?registry.names(), "plugin registry");
     connections::reconcile_declared(&store, &registry, &config.connections)
@@ -69,6 +81,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .await;
     health.set_serving::<PluginServiceServer<PluginApi>>().await;
     health.set_serving::<UserServiceServer<UserApi>>().await;
+    health
+        .set_serving::<SessionServiceServer<SessionApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -96,6 +111,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         )))
         .add_service(PluginServiceServer::new(PluginApi::new(Arc::clone(&app))))
         .add_service(UserServiceServer::new(UserApi::new(Arc::clone(&app))))
+        .add_service(SessionServiceServer::new(SessionApi::new(Arc::clone(&app))))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
         .await
         .context("gRPC server failed")?;

@@ -20,5 +20,7 @@ pub mod testing;
 
 pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
 pub use error::StoreError;
-pub use model::{AccessModes, ApiKey, Attachment, Connection, User};
+pub use model::{
+    AccessModes, ApiKey, Attachment, Connection, SessionEnd, SessionFilter, SessionRecord, User,
+};
 pub use store::{Backend, Store};

@@ -16,10 +16,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crypto::SecretBox;
-use crate::entity::{api_key, connection, meta, plugin_attachment, user, user_group};
+use crate::entity::{api_key, connection, meta, plugin_attachment, session, user, user_group};
 use crate::error::StoreError;
 use crate::migration::Migrator;
-use crate::model::{AccessModes, ApiKey, Attachment, Connection, User};
+use crate::model::{
+    AccessModes, ApiKey, Attachment, Connection, SessionEnd, SessionFilter, SessionRecord, User,
+};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -637,6 +639,129 @@ impl Store {
         Ok(())
     }
 
+    // === sessions ===
+
+    /// Records a session that starts now.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken.
+    pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+        session::ActiveModel {
+            id: Set(record.id.clone()),
+            connection: Set(record.connection.clone()),
+            connection_type: Set(record.connection_type.clone()),
+            user_name: Set(record.user.clone()),
+            verb: Set(record.verb.clone()),
+            status: Set(record.status.clone()),
+            exit_code: Set(record.exit_code),
+            reason: Set(record.reason.clone()),
+            started_at: Set(record.started_at),
+            ended_at: Set(record.ended_at),
+            bytes_in: Set(record.bytes_in),
+            bytes_out: Set(record.bytes_out),
+            metrics: Set(to_json(&record.metrics)?),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| StoreError::from_insert(e, "session", &record.id))?;
+        Ok(())
+    }
+
+    /// Settles a session that ended now.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such session.
+    pub async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<SessionRecord> {
+        let row = session::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let mut active: session::ActiveModel = row.into();
+        active.status = Set(end.status.clone());
+        active.exit_code = Set(Some(end.exit_code));
+        active.reason = Set(end.reason.clone());
+        active.ended_at = Set(Some(Utc::now()));
+        active.bytes_in = Set(end.bytes_in);
+        active.bytes_out = Set(end.bytes_out);
+        active.metrics = Set(to_json(&end.metrics)?);
+        session_from(active.update(&self.db).await?)
+    }
+
+    /// The session with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    pub async fn get_session(&self, id: &str) -> Result<SessionRecord> {
+        let row = session::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        session_from(row)
+    }
+
+    /// Sessions matching `filter`, newest first, after the (start time, id) of the last one
+    /// of the previous page, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<(chrono::DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> Result<Vec<SessionRecord>> {
+        use sea_orm::Condition;
+        let mut query = session::Entity::find()
+            .order_by_desc(session::Column::StartedAt)
+            .order_by_desc(session::Column::Id);
+        if let Some(c) = &filter.connection {
+            query = query.filter(session::Column::Connection.eq(c.as_str()));
+        }
+        if let Some(u) = &filter.user {
+            query = query.filter(session::Column::UserName.eq(u.as_str()));
+        }
+        if let Some(s) = &filter.status {
+            query = query.filter(session::Column::Status.eq(s.as_str()));
+        }
+        if let Some(t) = filter.start_after {
+            query = query.filter(session::Column::StartedAt.gte(t));
+        }
+        if let Some(t) = filter.start_before {
+            query = query.filter(session::Column::StartedAt.lt(t));
+        }
+        if let Some((t, id)) = after {
+            query = query.filter(
+                Condition::any().add(session::Column::StartedAt.lt(t)).add(
+                    Condition::all()
+                        .add(session::Column::StartedAt.eq(t))
+                        .add(session::Column::Id.lt(id)),
+                ),
+            );
+        }
+        let rows = query.limit(limit).all(&self.db).await?;
+        rows.into_iter().map(session_from).collect()
+    }
+
+    /// Marks every session still `open` as `interrupted` (run at start-up, after a crash).
+    /// Returns how many were marked.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn interrupt_open_sessions(&self) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value("interrupted"))
+            .col_expr(
+                session::Column::Reason,
+                Expr::value("the gateway stopped while the session ran"),
+            )
+            .col_expr(session::Column::EndedAt, Expr::value(Utc::now()))
+            .filter(session::Column::Status.eq("open"))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
     // === row conversions ===
 
     fn connection_row(&self, conn: &Connection, with_env: bool) -> Result<connection::ActiveModel> {
@@ -757,6 +882,24 @@ fn user_from(row: user::Model, groups: &mut BTreeMap<String, Vec<String>>) -> Us
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
+}
+
+fn session_from(row: session::Model) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        metrics: from_json(row.metrics, "metrics")?,
+        id: row.id,
+        connection: row.connection,
+        connection_type: row.connection_type,
+        user: row.user_name,
+        verb: row.verb,
+        status: row.status,
+        exit_code: row.exit_code,
+        reason: row.reason,
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+        bytes_in: row.bytes_in,
+        bytes_out: row.bytes_out,
+    })
 }
 
 fn api_key_from(row: api_key::Model) -> ApiKey {

@@ -59,7 +59,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
             store.applied_migrations().await.unwrap(),
             [
                 "m20261124_000001_create_users",
-                "m20261124_000002_create_connections"
+                "m20261124_000002_create_connections",
+                "m20261124_000003_create_sessions"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();

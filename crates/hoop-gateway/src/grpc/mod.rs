@@ -4,6 +4,7 @@
 pub(crate) mod connections;
 pub(crate) mod convert;
 pub(crate) mod plugins;
+pub(crate) mod sessions;
 pub(crate) mod users;
 
 use std::sync::Arc;

@@ -4,5 +4,6 @@ pub mod api_key;
 pub mod connection;
 pub mod meta;
 pub mod plugin_attachment;
+pub mod session;
 pub mod user;
 pub mod user_group;

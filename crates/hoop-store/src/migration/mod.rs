@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_users;
 mod m20261124_000002_create_connections;
+mod m20261124_000003_create_sessions;
 
 /// Every migration of the store, in order.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_users::Migration),
             Box::new(m20261124_000002_create_connections::Migration),
+            Box::new(m20261124_000003_create_sessions::Migration),
         ]
     }
 }

@@ -1,0 +1,333 @@
+//! The session runtime: runs a `command` connection's program for one session, with every
+//! byte passing through the connection's plugin chain.
+//!
+//! The child gets the connection's argv plus the client's arguments (never through a shell),
+//! an environment of `PATH` and the connection's decrypted `env` only (nothing else of the
+//! gateway's environment), and its own process group, which is killed when the session ends
+//! early (client gone, plugin verdict). Output flows through a bounded channel: a slow client
+//! slows the child down instead of growing memory.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+
+use bytes::Bytes;
+use hoop_core::{Chain, ChainSession, Chunk, CloseReason, Outcome, SessionInfo, Stream};
+use hoop_proto::v1 as pb;
+use hoop_store::{Connection, SessionEnd, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Size of one read from the child's stdout or stderr.
+const READ_CHUNK: usize = 32 * 1024;
+/// Exit code reported when the session never ran its program.
+pub(crate) const NOT_RUN: i32 = -1;
+
+pub(crate) type EventSender = mpsc::Sender<Result<pb::SessionEvent, Status>>;
+
+fn event(e: pb::session_event::Event) -> Result<pb::SessionEvent, Status> {
+    Ok(pb::SessionEvent { event: Some(e) })
+}
+
+/// How the session ended.
+struct Ending {
+    status: &'static str,
+    exit_code: i32,
+    reason: CloseReason,
+}
+
+/// Everything an exec session needs.
+pub(crate) struct ExecJob {
+    pub(crate) store: Store,
+    pub(crate) chain: Chain,
+    pub(crate) info: SessionInfo,
+    pub(crate) connection: Connection,
+    pub(crate) input: Vec<u8>,
+    pub(crate) args: Vec<String>,
+    pub(crate) events: EventSender,
+}
+
+/// Runs an exec session to its end and settles its record.
+pub(crate) async fn run_exec(job: ExecJob) {
+    let ExecJob {
+        store,
+        chain,
+        info,
+        connection,
+        input,
+        args,
+        events,
+    } = job;
+    let id = info.id.to_string();
+    let _ = events
+        .send(event(pb::session_event::Event::Started(
+            pb::SessionStarted {
+                session_id: id.clone(),
+            },
+        )))
+        .await;
+    let mut session = chain.start(info);
+    let mut counters = Counters::default();
+    let ending = drive(
+        &mut session,
+        &connection,
+        input,
+        &args,
+        &events,
+        &mut counters,
+    )
+    .await;
+    let reason_text = ending.reason.to_string();
+    let metrics = match session.close(ending.reason).await {
+        Some(cx) => cx
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.to_owned(), i64::try_from(v).unwrap_or(i64::MAX)))
+            .collect(),
+        None => Default::default(),
+    };
+    let end = SessionEnd {
+        status: ending.status.to_owned(),
+        exit_code: ending.exit_code,
+        reason: reason_text.clone(),
+        bytes_in: counters.bytes_in,
+        bytes_out: counters.bytes_out,
+        metrics,
+    };
+    if let Err(err) = store.finish_session(&id, &end).await {
+        tracing::error!(session = %id, error = %err, "cannot settle the session record");
+    }
+    tracing::info!(session = %id, status = ending.status, exit_code = ending.exit_code, reason = %reason_text, "session ended");
+    let _ = events
+        .send(event(pb::session_event::Event::Exit(pb::SessionExit {
+            exit_code: ending.exit_code,
+            reason: reason_text,
+        })))
+        .await;
+}
+
+#[derive(Default)]
+struct Counters {
+    bytes_in: i64,
+    bytes_out: i64,
+}
+
+fn add(counter: &mut i64, n: usize) {
+    *counter = counter.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// An ending decided by a plugin's outcome, if it was not `Continue`.
+fn plugin_ending(outcome: Outcome, opening: bool) -> Option<Ending> {
+    let status = if opening { "denied" } else { "killed" };
+    match outcome {
+        Outcome::Continue => None,
+        Outcome::Denied { plugin, reason } => Some(Ending {
+            status,
+            exit_code: NOT_RUN,
+            reason: CloseReason::Denied {
+                plugin,
+                reason: reason.to_string(),
+            },
+        }),
+        Outcome::Failed { plugin, error } => Some(Ending {
+            status,
+            exit_code: NOT_RUN,
+            reason: CloseReason::PluginFailed {
+                plugin,
+                error: error.to_string(),
+            },
+        }),
+        Outcome::Held { plugin, request } => Some(Ending {
+            status: "denied",
+            exit_code: NOT_RUN,
+            reason: CloseReason::Denied {
+                plugin,
+                reason: format!(
+                    "held for approval ({}), which this gateway cannot wait for yet",
+                    request.reason
+                ),
+            },
+        }),
+        _ => Some(Ending {
+            status,
+            exit_code: NOT_RUN,
+            reason: CloseReason::Error {
+                message: "unknown plugin outcome".to_owned(),
+            },
+        }),
+    }
+}
+
+fn error_ending(message: String) -> Ending {
+    Ending {
+        status: "killed",
+        exit_code: NOT_RUN,
+        reason: CloseReason::Error { message },
+    }
+}
+
+async fn drive(
+    session: &mut ChainSession,
+    connection: &Connection,
+    input: Vec<u8>,
+    args: &[String],
+    events: &EventSender,
+    counters: &mut Counters,
+) -> Ending {
+    match session.open().await {
+        Ok(outcome) => {
+            if let Some(ending) = plugin_ending(outcome, true) {
+                return ending;
+            }
+        }
+        Err(err) => return error_ending(err.to_string()),
+    }
+    add(&mut counters.bytes_in, input.len());
+    let mut stdin_chunk = Chunk::new(Stream::Stdin, input);
+    match session.input(&mut stdin_chunk).await {
+        Ok(outcome) => {
+            if let Some(ending) = plugin_ending(outcome, true) {
+                return ending;
+            }
+        }
+        Err(err) => return error_ending(err.to_string()),
+    }
+
+    let Some((program, fixed_args)) = connection.command.split_first() else {
+        return error_ending("the connection has no command".to_owned());
+    };
+    let mut command = Command::new(program);
+    command.args(fixed_args).args(args).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+        .envs(&connection.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let (code, what) = match err.kind() {
+                std::io::ErrorKind::NotFound => (127, "command not found"),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+                _ => (126, "cannot start the command"),
+            };
+            return Ending {
+                status: "done",
+                exit_code: code,
+                reason: CloseReason::Error {
+                    message: format!("{what}: {program}"),
+                },
+            };
+        }
+    };
+    let group = child.id().and_then(|id| i32::try_from(id).ok());
+
+    // Feed stdin on its own task so a large input cannot deadlock with the output.
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = stdin_chunk.data;
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&data).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group(group);
+        return error_ending("the command's output pipes are missing".to_owned());
+    };
+
+    let mut out_buf = vec![0u8; READ_CHUNK];
+    let mut err_buf = vec![0u8; READ_CHUNK];
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        let (stream, read) = tokio::select! {
+            read = stdout.read(&mut out_buf), if out_open => (Stream::Stdout, read),
+            read = stderr.read(&mut err_buf), if err_open => (Stream::Stderr, read),
+            () = events.closed() => {
+                kill_group(group);
+                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::ClientGone };
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => {
+                match stream {
+                    Stream::Stdout => out_open = false,
+                    _ => err_open = false,
+                }
+                continue;
+            }
+            Ok(n) => n,
+        };
+        let buf = if stream == Stream::Stdout {
+            &out_buf
+        } else {
+            &err_buf
+        };
+        let mut chunk = Chunk::new(stream, Bytes::copy_from_slice(&buf[..n]));
+        match session.output(&mut chunk).await {
+            Ok(outcome) => {
+                if let Some(ending) = plugin_ending(outcome, false) {
+                    kill_group(group);
+                    return ending;
+                }
+            }
+            Err(err) => {
+                kill_group(group);
+                return error_ending(err.to_string());
+            }
+        }
+        if chunk.data.is_empty() {
+            continue;
+        }
+        add(&mut counters.bytes_out, chunk.data.len());
+        let output = pb::SessionOutput {
+            stream: if stream == Stream::Stdout {
+                pb::OutputStream::Stdout
+            } else {
+                pb::OutputStream::Stderr
+            } as i32,
+            data: chunk.data.to_vec(),
+        };
+        if events
+            .send(event(pb::session_event::Event::Output(output)))
+            .await
+            .is_err()
+        {
+            kill_group(group);
+            return Ending {
+                status: "killed",
+                exit_code: NOT_RUN,
+                reason: CloseReason::ClientGone,
+            };
+        }
+    }
+    match child.wait().await {
+        Ok(status) => {
+            let code = status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(NOT_RUN);
+            Ending {
+                status: "done",
+                exit_code: code,
+                reason: CloseReason::Exit { code },
+            }
+        }
+        Err(err) => error_ending(format!("cannot wait for the command: {err}")),
+    }
+}
+
+/// Kills the child's whole process group (the child leads it).
+fn kill_group(group: Option<i32>) {
+    if let Some(pid) = group {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
