@@ -4,7 +4,8 @@ use hoop_rs::{ADMIN_TOKEN, Backend, Gateway, e2e};
 
 e2e!(
     cli_manages_connections_plugins_and_users,
-    cli_errors_are_one_clear_line
+    cli_errors_are_one_clear_line,
+    cli_exec_streams_output_and_exit_code,
 );
 
 async fn cli_manages_connections_plugins_and_users(backend: Backend) {
@@ -261,4 +262,43 @@ async fn cli_errors_are_one_clear_line(backend: Backend) {
         "{line}"
     );
     assert!(!line.contains(ADMIN_TOKEN));
+}
+
+async fn cli_exec_streams_output_and_exit_code(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let t = Some(ADMIN_TOKEN);
+    gw.cli(t, &["connections", "create", "sh", "--", "sh", "-c"])
+        .await
+        .ok();
+    gw.cli(t, &["connections", "create", "cat", "--", "cat"])
+        .await
+        .ok();
+
+    let out = gw
+        .cli(t, &["exec", "sh", "--", "echo out; echo err >&2; exit 7"])
+        .await;
+    assert_eq!(out.code, Some(7), "{out:?}");
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\nhoop: exited with code 7\n");
+
+    let out = gw.cli(t, &["exec", "cat", "-i", "select 1;"]).await;
+    assert_eq!(out.ok(), "select 1;");
+
+    let list = gw
+        .cli(t, &["-o", "json", "sessions", "list", "--connection", "sh"])
+        .await
+        .json();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["status"], "done");
+    assert_eq!(sessions[0]["exitCode"], 7);
+    let id = sessions[0]["id"].as_str().unwrap();
+    let shown = gw.cli(t, &["sessions", "show", id]).await;
+    assert!(
+        shown.ok().contains("status:") && shown.ok().contains("done"),
+        "{shown:?}"
+    );
+
+    let err = gw.cli(t, &["exec", "nope"]).await;
+    assert_eq!(err.err(), "error: connection `nope` not found (NOT_FOUND)");
 }

@@ -13,6 +13,7 @@ e2e!(
     exec_passes_bytes_args_and_env_exactly,
     exec_respects_access_modes_and_visibility,
     a_client_that_goes_away_kills_the_child,
+    shutting_down_ends_running_sessions,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -248,13 +249,11 @@ async fn exec_respects_access_modes_and_visibility(backend: Backend) {
         .unwrap();
 }
 
-async fn a_client_that_goes_away_kills_the_child(backend: Backend) {
-    let gw = Gateway::start(backend).await;
-    create(
-        &gw,
-        command_connection("sleepy", &["sh", "-c", "echo $$; exec sleep 600"]),
-    )
-    .await;
+/// Starts a session whose child prints its pid then sleeps; returns the open stream, the
+/// session id and the pid.
+async fn start_sleepy(gw: &Gateway) -> (tonic::Streaming<pb::SessionEvent>, String, i32) {
+    let argv = ["sh", "-c", "echo $$; exec sleep 600"];
+    create(gw, command_connection("sleepy", &argv)).await;
     let mut stream = gw
         .sessions()
         .await
@@ -274,7 +273,10 @@ async fn a_client_that_goes_away_kills_the_child(backend: Backend) {
         }
     };
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    drop(stream);
+    (stream, session_id, pid)
+}
+
+async fn wait_for_death(pid: i32) {
     eventually(Duration::from_secs(20), "the child to die", || async {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
         // Gone, or a zombie waiting for its reaper.
@@ -282,7 +284,14 @@ async fn a_client_that_goes_away_kills_the_child(backend: Backend) {
             .then_some(())
     })
     .await;
-    let mut sessions = gw.sessions().await;
+}
+
+async fn a_client_that_goes_away_kills_the_child(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let (stream, session_id, pid) = start_sleepy(&gw).await;
+    drop(stream);
+    wait_for_death(pid).await;
+    let sessions = gw.sessions().await;
     let rec = eventually(Duration::from_secs(20), "the session to be settled", || {
         let mut sessions = sessions.clone();
         let id = session_id.clone();
@@ -298,5 +307,32 @@ async fn a_client_that_goes_away_kills_the_child(backend: Backend) {
     .await;
     assert_eq!(rec.status, "killed");
     assert_eq!(rec.reason, "client went away");
-    let _ = &mut sessions;
+}
+
+async fn shutting_down_ends_running_sessions(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let (mut stream, session_id, pid) = start_sleepy(&gw).await;
+    // SIGTERM: the gateway ends the session and stops (stop() asserts a clean, prompt exit).
+    let setup = gw.stop().await;
+    wait_for_death(pid).await;
+    let mut last = None;
+    while let Ok(Some(ev)) = stream.message().await {
+        last = ev.event;
+    }
+    match last {
+        Some(pb::session_event::Event::Exit(exit)) => assert_eq!(exit.reason, "gateway shut down"),
+        other => panic!("expected an exit event, got {other:?}"),
+    }
+    let gw = setup.start().await;
+    let rec = gw
+        .sessions()
+        .await
+        .get_session(admin(pb::GetSessionRequest { id: session_id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rec.status.as_str(), rec.reason.as_str()),
+        ("killed", "gateway shut down")
+    );
 }

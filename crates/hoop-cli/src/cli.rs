@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `hoop`: the command-line client of the hoop-rs gateway.
 ///
-/// Manages connections, the plugins attached to them, users and API keys through the
-/// gateway's gRPC API. Every call is authenticated with a bearer token.
+/// Manages connections, the plugins attached to them, users and API keys, runs commands on
+/// connections and lists the sessions they recorded, through the gateway's gRPC API. Every
+/// call is authenticated with a bearer token.
 #[derive(Debug, Parser)]
 #[command(name = "hoop", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -86,6 +87,56 @@ pub(crate) enum Command {
     /// Manage users, their groups and their API keys.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Run a connection's command once, through its plugins, and stream its output.
+    ///
+    /// The target's stdout and stderr are copied to hoop's, byte for byte, as they arrive;
+    /// hoop exits with the target's exit status (1 when it has none in 0..=255). With
+    /// --output json, every session event is printed as one JSON line instead.
+    ///
+    /// Example: echo 'select 1;' | hoop exec pg -- --quiet
+    Exec {
+        /// Connection name.
+        connection: String,
+        /// Text written to the target's stdin. Without it, hoop's own stdin is sent when it
+        /// is not a terminal (a pipe or a file), and nothing otherwise.
+        #[arg(long, short = 'i', value_name = "TEXT")]
+        input: Option<String>,
+        /// Arguments appended to the connection's command, after `--`. They are passed as
+        /// argv, never through a shell.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// List and show sessions: the record of every exec on a connection.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// List sessions (all pages), newest first. Users see their own sessions; groups
+    /// `admin` and `auditor` see everyone's.
+    List {
+        /// Only sessions on this connection.
+        #[arg(long, value_name = "NAME")]
+        connection: Option<String>,
+        /// Only sessions of this user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only sessions with this status.
+        #[arg(long, value_name = "STATUS",
+              value_parser = ["open", "done", "denied", "killed", "interrupted"])]
+        status: Option<String>,
+        /// Sessions fetched per request; every page is fetched.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+    },
+    /// Show one session: who ran what, how it ended, its byte counts and plugin metrics.
+    #[command(visible_alias = "get")]
+    Show {
+        /// Session id, as `hoop sessions list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,6 +387,114 @@ mod tests {
     fn rejects_unknown_output_format_and_bad_page_size() {
         assert!(Cli::try_parse_from(["hoop", "-o", "yaml", "whoami"]).is_err());
         assert!(Cli::try_parse_from(["hoop", "users", "list", "--page-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn parses_exec() {
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "exec",
+            "pg",
+            "-i",
+            "select 1;",
+            "-o",
+            "json",
+            "--",
+            "-c",
+            "--quiet",
+            "a b",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        let Command::Exec {
+            connection,
+            input,
+            args,
+        } = cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(connection, "pg");
+        assert_eq!(input.as_deref(), Some("select 1;"));
+        assert_eq!(args, ["-c", "--quiet", "a b"]);
+
+        let cli = Cli::try_parse_from(["hoop", "exec", "sh", "--input", ""]).unwrap();
+        let Command::Exec { input, args, .. } = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(input.as_deref(), Some(""));
+        assert!(args.is_empty());
+
+        let cli = Cli::try_parse_from(["hoop", "exec", "sh"]).unwrap();
+        let Command::Exec { input, .. } = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(input, None);
+    }
+
+    #[test]
+    fn exec_needs_a_connection_and_dashes_before_args() {
+        assert!(Cli::try_parse_from(["hoop", "exec"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "exec", "pg", "extra"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "exec", "pg", "-i"]).is_err());
+    }
+
+    #[test]
+    fn parses_sessions() {
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "sessions",
+            "list",
+            "--connection",
+            "pg",
+            "--user",
+            "ann",
+            "--status",
+            "done",
+            "--page-size",
+            "10",
+        ])
+        .unwrap();
+        let Command::Sessions(SessionsCommand::List {
+            connection,
+            user,
+            status,
+            page_size,
+        }) = cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(connection.as_deref(), Some("pg"));
+        assert_eq!(user.as_deref(), Some("ann"));
+        assert_eq!(status.as_deref(), Some("done"));
+        assert_eq!(page_size, 10);
+
+        let cli = Cli::try_parse_from(["hoop", "sessions", "list"]).unwrap();
+        let Command::Sessions(SessionsCommand::List {
+            connection,
+            status,
+            page_size,
+            ..
+        }) = cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!((connection, status, page_size), (None, None, 100));
+
+        for verb in ["show", "get"] {
+            let cli = Cli::try_parse_from(["hoop", "sessions", verb, "s-1"]).unwrap();
+            let Command::Sessions(SessionsCommand::Show { id }) = cli.command else {
+                panic!("wrong command");
+            };
+            assert_eq!(id, "s-1");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_session_filters() {
+        assert!(Cli::try_parse_from(["hoop", "sessions", "list", "--status", "running"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "sessions", "list", "--page-size", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "sessions", "show"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
+use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
@@ -71,10 +72,11 @@ impl Interceptor for Auth {
 
 type Service = InterceptedService<Channel, Auth>;
 
-/// Clients of the three services over one connection.
+/// Clients of the four services over one connection.
 pub(crate) struct Api {
     pub(crate) connections: ConnectionServiceClient<Service>,
     pub(crate) plugins: PluginServiceClient<Service>,
+    pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
 }
 
@@ -101,6 +103,7 @@ impl Api {
         Ok(Self {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             users: UserServiceClient::with_interceptor(channel, auth),
         })
     }

@@ -3,6 +3,7 @@
 //! Every command is one or a few gRPC calls to the gateway's `hoop.v1` API; results print as
 //! a table (default) or as canonical protobuf JSON (`--output json`). Failures print one
 //! `error: …` line to stderr and exit with status 1 (2 for command-line usage errors).
+//! `hoop exec` streams the session's output instead and exits with its exit status.
 
 mod cli;
 mod client;
@@ -24,8 +25,8 @@ use crate::client::{Api, Auth};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let gateway = cli.gateway.clone();
-    match run(cli).await.and_then(|text| print(&text)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(cli).await {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe_error(&err, &gateway));
             ExitCode::FAILURE
@@ -33,19 +34,32 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<String> {
+/// Runs the command; returns the status to exit with once it succeeded.
+async fn run(cli: Cli) -> Result<ExitCode> {
     let token = client::resolve_token(cli.token.as_deref(), &cli.data_dir)?;
     let auth = Auth::new(&token)?;
     let mut api = Api::new(&cli.gateway, auth)?;
     let format = cli.output;
-    match cli.command {
-        Command::Whoami => commands::users::whoami(&mut api, format).await,
+    let text = match cli.command {
+        Command::Whoami => commands::users::whoami(&mut api, format).await?,
         Command::Connections(command) => {
-            commands::connections::run(&mut api, format, command).await
+            commands::connections::run(&mut api, format, command).await?
         }
-        Command::Plugins(command) => commands::plugins::run(&mut api, format, command).await,
-        Command::Users(command) => commands::users::run(&mut api, format, command).await,
-    }
+        Command::Plugins(command) => commands::plugins::run(&mut api, format, command).await?,
+        Command::Users(command) => commands::users::run(&mut api, format, command).await?,
+        Command::Sessions(command) => commands::sessions::run(&mut api, format, command).await?,
+        Command::Exec {
+            connection,
+            input,
+            args,
+        } => {
+            // Writes its own output as it streams.
+            let status = commands::exec::run(&mut api, format, connection, input, args).await?;
+            return Ok(ExitCode::from(status));
+        }
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a result to stdout; a closed pipe (`hoop … | head`) is not an error.

@@ -35,6 +35,8 @@ proto_messages! {
     v1::ApiKey => "hoop.v1.ApiKey",
     v1::CreateApiKeyResponse => "hoop.v1.CreateApiKeyResponse",
     v1::ListApiKeysResponse => "hoop.v1.ListApiKeysResponse",
+    v1::Session => "hoop.v1.Session",
+    v1::SessionEvent => "hoop.v1.SessionEvent",
     () => "google.protobuf.Empty",
 }
 
@@ -74,6 +76,17 @@ pub(crate) fn to_json<M: ProtoMessage>(message: &M) -> Result<serde_json::Value>
 pub(crate) fn json<M: ProtoMessage>(message: &M) -> Result<String> {
     let mut buf = Vec::new();
     let mut serializer = serde_json::Serializer::pretty(&mut buf);
+    dynamic(message)?
+        .serialize_with_options(&mut serializer, &serialize_options())
+        .with_context(|| format!("rendering a {} as JSON", M::FULL_NAME))?;
+    String::from_utf8(buf).context("rendering JSON")
+}
+
+/// A message as canonical JSON on one line (without the newline), fields in field-number
+/// order: one line of a newline-delimited JSON stream.
+pub(crate) fn json_line<M: ProtoMessage>(message: &M) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut serializer = serde_json::Serializer::new(&mut buf);
     dynamic(message)?
         .serialize_with_options(&mut serializer, &serialize_options())
         .with_context(|| format!("rendering a {} as JSON", M::FULL_NAME))?;
@@ -157,6 +170,45 @@ pub(crate) fn list(values: &[String]) -> String {
 
 pub(crate) fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.to_owned()
+}
+
+/// The time from `start` to `end`, short: `340ms`, `1.2s` (tenths truncated), `2m5s`,
+/// `1h2m`, `3d4h`. `-` when either is unset; an end before the start counts as zero.
+pub(crate) fn duration(start: Option<&Timestamp>, end: Option<&Timestamp>) -> String {
+    let (Some(start), Some(end)) = (start, end) else {
+        return "-".to_owned();
+    };
+    let nanos = (i128::from(end.seconds) - i128::from(start.seconds)) * 1_000_000_000
+        + (i128::from(end.nanos) - i128::from(start.nanos));
+    let millis = nanos.max(0) / 1_000_000;
+    let secs = millis / 1000;
+    match secs {
+        0 => format!("{millis}ms"),
+        1..60 => format!("{secs}.{}s", millis % 1000 / 100),
+        60..3600 => format!("{}m{}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h{}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// A byte count, human-readable: `512 B`, then one decimal in binary units: `1.5 KiB`,
+/// `20.0 MiB`, up to EiB.
+pub(crate) fn bytes(count: i64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if count < 1024 {
+        return format!("{count} B");
+    }
+    let count = u128::from(count.unsigned_abs());
+    // Tenths of the unit, rounded half up; the next unit when it would read 1024.0 or more.
+    let tenths = |divisor: u128| (count * 10 + divisor / 2) / divisor;
+    let mut unit = 0;
+    let mut divisor: u128 = 1024;
+    while tenths(divisor) >= 10_240 && unit + 1 < UNITS.len() {
+        unit += 1;
+        divisor *= 1024;
+    }
+    let tenths = tenths(divisor);
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 #[cfg(test)]
@@ -299,6 +351,89 @@ mod tests {
     fn details_align() {
         let text = details(&[("name", "pg".to_owned()), ("reviewers", String::new())]);
         assert_eq!(text, "name:      pg\nreviewers:");
+    }
+
+    #[test]
+    fn session_event_as_one_json_line() {
+        use hoop_proto::v1::{
+            OutputStream, SessionEvent, SessionExit, SessionOutput, SessionStarted,
+            session_event::Event,
+        };
+        let output = SessionEvent {
+            event: Some(Event::Output(SessionOutput {
+                stream: OutputStream::Stderr.into(),
+                data: b"hi\n\xff".to_vec(),
+            })),
+        };
+        assert_eq!(
+            json_line(&output).unwrap(),
+            r#"{"output":{"stream":"STDERR","data":"aGkK/w=="}}"#
+        );
+        let started = SessionEvent {
+            event: Some(Event::Started(SessionStarted {
+                session_id: "s-1".to_owned(),
+            })),
+        };
+        assert_eq!(
+            json_line(&started).unwrap(),
+            r#"{"started":{"sessionId":"s-1"}}"#
+        );
+        let exit = SessionEvent {
+            event: Some(Event::Exit(SessionExit {
+                exit_code: 0,
+                reason: String::new(),
+            })),
+        };
+        assert_eq!(
+            json_line(&exit).unwrap(),
+            r#"{"exit":{"exitCode":0,"reason":""}}"#
+        );
+        assert_eq!(json_line(&SessionEvent::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn durations() {
+        let at = |seconds, nanos| Timestamp { seconds, nanos };
+        let start = at(100, 900_000_000);
+        let cases = [
+            (at(100, 900_000_000), "0ms"),
+            (at(101, 240_000_000), "340ms"),
+            (at(102, 150_000_000), "1.2s"),
+            (at(160, 899_000_000), "59.9s"),
+            (at(160, 900_000_000), "1m0s"),
+            (at(225, 900_000_000), "2m5s"),
+            (at(3_820, 900_000_000), "1h2m"),
+            (at(100 + 3 * 86_400 + 4 * 3600 + 59, 0), "3d4h"),
+            (at(50, 0), "0ms"),
+        ];
+        for (end, expected) in cases {
+            assert_eq!(duration(Some(&start), Some(&end)), expected, "{end:?}");
+        }
+        assert_eq!(duration(Some(&start), None), "-");
+        assert_eq!(duration(None, Some(&start)), "-");
+        let extreme = duration(Some(&at(i64::MIN, 0)), Some(&at(i64::MAX, 999_999_999)));
+        assert!(extreme.ends_with('h'), "{extreme}");
+    }
+
+    #[test]
+    fn byte_counts() {
+        let cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024 + 51, "10.0 KiB"),
+            (10 * 1024 + 52, "10.1 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (1024 * 1024 - 52, "1023.9 KiB"),
+            (20 * 1024 * 1024, "20.0 MiB"),
+            (5 * (1 << 30), "5.0 GiB"),
+            (i64::MAX, "8.0 EiB"),
+            (-5, "-5 B"),
+        ];
+        for (count, expected) in cases {
+            assert_eq!(bytes(count), expected, "{count}");
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(crate) struct ExecJob {
     pub(crate) input: Vec<u8>,
     pub(crate) args: Vec<String>,
     pub(crate) events: EventSender,
+    /// Turns `true` when the gateway shuts down.
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs an exec session to its end and settles its record.
@@ -58,6 +60,7 @@ pub(crate) async fn run_exec(job: ExecJob) {
         input,
         args,
         events,
+        mut shutdown,
     } = job;
     let id = info.id.to_string();
     let _ = events
@@ -75,6 +78,7 @@ pub(crate) async fn run_exec(job: ExecJob) {
         input,
         &args,
         &events,
+        &mut shutdown,
         &mut counters,
     )
     .await;
@@ -173,6 +177,7 @@ async fn drive(
     input: Vec<u8>,
     args: &[String],
     events: &EventSender,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
     counters: &mut Counters,
 ) -> Ending {
     match session.open().await {
@@ -251,6 +256,10 @@ async fn drive(
             () = events.closed() => {
                 kill_group(group);
                 return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::ClientGone };
+            }
+            _ = shutdown.wait_for(|down| *down) => {
+                kill_group(group);
+                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::Shutdown };
             }
         };
         let n = match read {

@@ -73,7 +73,12 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .context("declared connections")?;
 
     let auth = Arc::new(Authenticator::new(store.clone(), admin_token));
-    let app = Arc::new(App { store, registry });
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App {
+        store,
+        registry,
+        shutdown,
+    });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -112,7 +117,11 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(PluginServiceServer::new(PluginApi::new(Arc::clone(&app))))
         .add_service(UserServiceServer::new(UserApi::new(Arc::clone(&app))))
         .add_service(SessionServiceServer::new(SessionApi::new(Arc::clone(&app))))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown_signal().await;
+            // End running sessions, so their streams finish and the server can stop.
+            let _ = shutdown_tx.send(true);
+        })
         .await
         .context("gRPC server failed")?;
     app.store.db().clone().close().await.ok();

@@ -21,6 +21,8 @@ use crate::error::Error;
 pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) registry: Registry,
+    /// Turns `true` when the gateway starts shutting down: running sessions end.
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(crate) type SharedApp = Arc<App>;

@@ -171,6 +171,7 @@ impl SessionService for SessionApi {
             input: req.input,
             args: req.args,
             events: tx,
+            shutdown: self.app.shutdown.clone(),
         }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
