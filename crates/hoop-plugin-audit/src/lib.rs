@@ -1,9 +1,12 @@
 //! The `audit` plugin: records every session's input and output.
 //!
 //! Attached to every connection and always active; it cannot be detached. It takes no
-//! configuration. The recording itself arrives with the session runtime (issue #3): until
+//! configuration. The [`recording`] module holds the durable, hash-chained recording format
+//! and its storage; wiring it to sessions is the next step of the sessions issue (#3): until
 //! then the plugin is registered, attached and reported, but records nothing, and the
 //! registry says so.
+
+pub mod recording;
 
 use std::sync::Arc;
 
@@ -26,8 +29,8 @@ static DESCRIPTOR: PluginDescriptor = PluginDescriptor::new(
 .with_attach(AttachPolicy::Required)
 .with_order(1000)
 .with_implementation(Implementation::Pending(
-    "attached and always active, but records nothing yet: sessions and their \
-             recordings arrive with the session runtime",
+    "attached and always active, but records nothing yet: the hash-chained recording \
+     library (`recording` module) is not yet wired to sessions",
 ));
 
 /// The audit plugin's config: none.

@@ -1,0 +1,213 @@
+//! Where recordings live: the storage trait, a directory of files, and an in-memory store.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::error::RecordingError;
+use super::format::SessionId;
+use super::reader::RecordingReader;
+use super::writer::{RecordingSink, RecordingWriter, WriterOptions};
+
+/// File name extension of recordings in a [`FsRecordingStore`].
+pub const FILE_EXTENSION: &str = "hrec";
+
+/// Storage of recordings, one per session. Object-safe: hold it as
+/// `Arc<dyn RecordingStore>`. An object store implements it with a [`RecordingSink`] that
+/// uploads (for example in parts) and a reader over the object's bytes.
+#[async_trait]
+pub trait RecordingStore: Send + Sync {
+    /// Starts the recording of `session_id`.
+    ///
+    /// # Errors
+    /// [`RecordingError::AlreadyExists`] if there is one already (it is left untouched);
+    /// [`RecordingError::Io`] if the storage fails.
+    async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError>;
+
+    /// Opens the recording of `session_id` for reading (or [`super::verify`]).
+    ///
+    /// # Errors
+    /// [`RecordingError::NotFound`] if there is none; [`RecordingError::Io`] if the storage
+    /// fails.
+    async fn open(&self, session_id: &SessionId) -> Result<RecordingReader, RecordingError>;
+}
+
+/// Recordings as append-only files `<dir>/<session_id>.hrec`; the directory is created when
+/// missing. Session ids cannot contain `/` or `.` (see [`SessionId`]), so every path stays in
+/// the directory.
+#[derive(Debug, Clone)]
+pub struct FsRecordingStore {
+    dir: PathBuf,
+    options: WriterOptions,
+}
+
+impl FsRecordingStore {
+    /// A store in `dir`, with default writer options.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::with_options(dir, WriterOptions::default())
+    }
+
+    /// A store in `dir` whose writers use `options`.
+    pub fn with_options(dir: impl Into<PathBuf>, options: WriterOptions) -> Self {
+        Self {
+            dir: dir.into(),
+            options,
+        }
+    }
+
+    /// The directory of the recordings.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of `session_id`'s recording.
+    pub fn path_for(&self, session_id: &SessionId) -> PathBuf {
+        self.dir
+            .join(format!("{}.{FILE_EXTENSION}", session_id.as_str()))
+    }
+}
+
+#[async_trait]
+impl RecordingStore for FsRecordingStore {
+    async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(self.path_for(session_id))
+            .await
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    RecordingError::AlreadyExists(session_id.to_string())
+                }
+                _ => RecordingError::Io(err),
+            })?;
+        RecordingWriter::new(
+            session_id.clone(),
+            Box::new(FileSink { file }),
+            self.options.clone(),
+        )
+        .await
+    }
+
+    async fn open(&self, session_id: &SessionId) -> Result<RecordingReader, RecordingError> {
+        let file = tokio::fs::File::open(self.path_for(session_id))
+            .await
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => RecordingError::NotFound(session_id.to_string()),
+                _ => RecordingError::Io(err),
+            })?;
+        Ok(RecordingReader::new(session_id.clone(), file))
+    }
+}
+
+/// A file opened for appending.
+struct FileSink {
+    file: tokio::fs::File,
+}
+
+#[async_trait]
+impl RecordingSink for FileSink {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes).await?;
+        // tokio's File finishes writes in the background: flushing waits until `write(2)`
+        // has returned for all of them.
+        self.file.flush().await
+    }
+
+    async fn sync(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        self.file.sync_all().await
+    }
+}
+
+type Recordings = Arc<Mutex<HashMap<SessionId, Arc<Mutex<Vec<u8>>>>>>;
+
+/// Recordings in memory, for tests and embedding; a reader gets a copy of the recording as it
+/// is when opened.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRecordingStore {
+    recordings: Recordings,
+    options: WriterOptions,
+}
+
+impl MemoryRecordingStore {
+    /// An empty store with default writer options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store whose writers use `options`.
+    pub fn with_options(options: WriterOptions) -> Self {
+        Self {
+            recordings: Recordings::default(),
+            options,
+        }
+    }
+
+    /// A copy of the bytes of `session_id`'s recording, as handed to the store so far.
+    pub fn bytes(&self, session_id: &SessionId) -> Option<Vec<u8>> {
+        let recordings = self
+            .recordings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recordings
+            .get(session_id)
+            .map(|bytes| bytes.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+#[async_trait]
+impl RecordingStore for MemoryRecordingStore {
+    async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError> {
+        let bytes = {
+            let mut recordings = self
+                .recordings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if recordings.contains_key(session_id) {
+                return Err(RecordingError::AlreadyExists(session_id.to_string()));
+            }
+            let bytes = Arc::new(Mutex::new(Vec::new()));
+            recordings.insert(session_id.clone(), Arc::clone(&bytes));
+            bytes
+        };
+        RecordingWriter::new(
+            session_id.clone(),
+            Box::new(MemorySink { bytes }),
+            self.options.clone(),
+        )
+        .await
+    }
+
+    async fn open(&self, session_id: &SessionId) -> Result<RecordingReader, RecordingError> {
+        let bytes = self
+            .bytes(session_id)
+            .ok_or_else(|| RecordingError::NotFound(session_id.to_string()))?;
+        Ok(RecordingReader::new(session_id.clone(), Cursor::new(bytes)))
+    }
+}
+
+/// Appends to a shared vector.
+struct MemorySink {
+    bytes: Arc<Mutex<Vec<u8>>>,
+}
+
+#[async_trait]
+impl RecordingSink for MemorySink {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
