@@ -14,6 +14,7 @@ e2e!(
     exec_respects_access_modes_and_visibility,
     a_client_that_goes_away_kills_the_child,
     shutting_down_ends_running_sessions,
+    kill_session_is_for_the_owner_and_admins,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -334,5 +335,83 @@ async fn shutting_down_ends_running_sessions(backend: Backend) {
     assert_eq!(
         (rec.status.as_str(), rec.reason.as_str()),
         ("killed", "gateway shut down")
+    );
+}
+
+async fn kill_session_is_for_the_owner_and_admins(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let (stream, session_id, pid) = start_sleepy(&gw).await;
+    let mut users = gw.users().await;
+    let mut tokens = Vec::new();
+    for (name, group) in [("dana", "dev"), ("otto", "auditor")] {
+        users
+            .create_user(admin(pb::CreateUserRequest {
+                user: Some(pb::User {
+                    name: name.into(),
+                    groups: vec![group.into()],
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap();
+        let token = users
+            .create_api_key(admin(pb::CreateApiKeyRequest {
+                user: name.into(),
+                description: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .token;
+        tokens.push(token);
+    }
+    let mut sessions = gw.sessions().await;
+    let kill = |id: &str| pb::KillSessionRequest { id: id.to_owned() };
+    assert_status(
+        sessions
+            .kill_session(authed(&tokens[0], kill(&session_id)))
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_status(
+        sessions
+            .kill_session(authed(&tokens[1], kill(&session_id)))
+            .await,
+        Code::PermissionDenied,
+        "killing another user's session needs group `admin`",
+    );
+    assert_status(
+        sessions.kill_session(admin(kill("no-such-session"))).await,
+        Code::NotFound,
+        "not found",
+    );
+
+    // The admin kills it with the CLI; the record is settled when the call returns.
+    let out = gw
+        .cli(Some(ADMIN_TOKEN), &["sessions", "kill", &session_id])
+        .await;
+    assert!(
+        out.ok()
+            .starts_with(&format!("killed session {session_id}")),
+        "{out:?}"
+    );
+    wait_for_death(pid).await;
+    let rec = sessions
+        .get_session(admin(pb::GetSessionRequest {
+            id: session_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rec.status.as_str(), rec.reason.as_str()),
+        ("killed", "killed by admin")
+    );
+    drop(stream);
+    assert_status(
+        sessions.kill_session(admin(kill(&session_id))).await,
+        Code::FailedPrecondition,
+        "has already ended (status killed)",
     );
 }

@@ -137,6 +137,12 @@ pub(crate) enum SessionsCommand {
         /// Session id, as `hoop sessions list` shows it.
         id: String,
     },
+    /// End a running session: its processes are killed and it is recorded as `killed`.
+    /// Allowed to the session's owner and to admins.
+    Kill {
+        /// Session id, as `hoop sessions list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,70 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+/// The sessions running on this gateway, so they can be killed.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    sessions: std::sync::Mutex<std::collections::HashMap<String, RunningSession>>,
+}
+
+#[derive(Debug)]
+struct RunningSession {
+    kill: Option<tokio::sync::oneshot::Sender<String>>,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The runtime's side of a registered session.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    kill: tokio::sync::oneshot::Receiver<String>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why a session could not be killed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KillError {
+    /// Not running here (ended, or running on another gateway).
+    NotRunning,
+}
+
+impl Running {
+    /// Registers a session that is about to run.
+    pub(crate) fn register(&self, id: &str) -> Registration {
+        let (kill_tx, kill) = tokio::sync::oneshot::channel();
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        if let Ok(mut map) = self.sessions.lock() {
+            map.insert(
+                id.to_owned(),
+                RunningSession {
+                    kill: Some(kill_tx),
+                    done: done_rx,
+                },
+            );
+        }
+        Registration { kill, done }
+    }
+
+    /// Asks a running session to end, killed by `by`, and waits until it is settled.
+    pub(crate) async fn kill(&self, id: &str, by: &str) -> Result<(), KillError> {
+        let (sender, mut done) = {
+            let mut map = self.sessions.lock().map_err(|_| KillError::NotRunning)?;
+            let entry = map.get_mut(id).ok_or(KillError::NotRunning)?;
+            (entry.kill.take(), entry.done.clone())
+        };
+        if let Some(sender) = sender {
+            let _ = sender.send(by.to_owned());
+        }
+        let _ = done.wait_for(|settled| *settled).await;
+        Ok(())
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.remove(id);
+        }
+    }
+}
+
 /// Size of one read from the child's stdout or stderr.
 const READ_CHUNK: usize = 32 * 1024;
 /// Exit code reported when the session never ran its program.
@@ -48,6 +112,9 @@ pub(crate) struct ExecJob {
     pub(crate) events: EventSender,
     /// Turns `true` when the gateway shuts down.
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The registry of running sessions, and this session's entry in it.
+    pub(crate) running: std::sync::Arc<Running>,
+    pub(crate) registration: Registration,
 }
 
 /// Runs an exec session to its end and settles its record.
@@ -61,7 +128,10 @@ pub(crate) async fn run_exec(job: ExecJob) {
         args,
         events,
         mut shutdown,
+        running,
+        registration,
     } = job;
+    let Registration { mut kill, done } = registration;
     let id = info.id.to_string();
     let _ = events
         .send(event(pb::session_event::Event::Started(
@@ -78,7 +148,10 @@ pub(crate) async fn run_exec(job: ExecJob) {
         input,
         &args,
         &events,
-        &mut shutdown,
+        &mut Stops {
+            shutdown: &mut shutdown,
+            kill: &mut kill,
+        },
         &mut counters,
     )
     .await;
@@ -102,6 +175,8 @@ pub(crate) async fn run_exec(job: ExecJob) {
     if let Err(err) = store.finish_session(&id, &end).await {
         tracing::error!(session = %id, error = %err, "cannot settle the session record");
     }
+    running.remove(&id);
+    let _ = done.send(true);
     tracing::info!(session = %id, status = ending.status, exit_code = ending.exit_code, reason = %reason_text, "session ended");
     let _ = events
         .send(event(pb::session_event::Event::Exit(pb::SessionExit {
@@ -177,7 +252,7 @@ async fn drive(
     input: Vec<u8>,
     args: &[String],
     events: &EventSender,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    stops: &mut Stops<'_>,
     counters: &mut Counters,
 ) -> Ending {
     match session.open().await {
@@ -257,9 +332,13 @@ async fn drive(
                 kill_group(group);
                 return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::ClientGone };
             }
-            _ = shutdown.wait_for(|down| *down) => {
+            _ = stops.shutdown.wait_for(|down| *down) => {
                 kill_group(group);
                 return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::Shutdown };
+            }
+            Ok(by) = &mut *stops.kill => {
+                kill_group(group);
+                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::Killed { by } };
             }
         };
         let n = match read {
@@ -329,6 +408,12 @@ async fn drive(
         }
         Err(err) => error_ending(format!("cannot wait for the command: {err}")),
     }
+}
+
+/// What, besides the child and the client, can end a session.
+struct Stops<'a> {
+    shutdown: &'a mut tokio::sync::watch::Receiver<bool>,
+    kill: &'a mut tokio::sync::oneshot::Receiver<String>,
 }
 
 /// Kills the child's whole process group (the child leads it).

@@ -78,6 +78,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         registry,
         shutdown,
+        running: Arc::default(),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -1,7 +1,7 @@
 //! `hoop sessions …`
 
 use anyhow::{Result, bail};
-use hoop_proto::v1::{GetSessionRequest, ListSessionsRequest, Session};
+use hoop_proto::v1::{GetSessionRequest, KillSessionRequest, ListSessionsRequest, Session};
 
 use crate::cli::{OutputFormat, SessionsCommand};
 use crate::client::Api;
@@ -41,6 +41,21 @@ pub(crate) async fn run(
             match format {
                 OutputFormat::Json => output::json(&session),
                 OutputFormat::Table => Ok(session_details(&session)),
+            }
+        }
+        SessionsCommand::Kill { id } => {
+            let session = api
+                .sessions
+                .kill_session(KillSessionRequest { id })
+                .await?
+                .into_inner();
+            match format {
+                OutputFormat::Json => output::json(&session),
+                OutputFormat::Table => Ok(format!(
+                    "killed session {}\n\n{}",
+                    session.id,
+                    session_details(&session)
+                )),
             }
         }
     }

@@ -23,6 +23,8 @@ pub(crate) struct App {
     pub(crate) registry: Registry,
     /// Turns `true` when the gateway starts shutting down: running sessions end.
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Sessions running on this gateway.
+    pub(crate) running: Arc<crate::runtime::Running>,
 }
 
 pub(crate) type SharedApp = Arc<App>;

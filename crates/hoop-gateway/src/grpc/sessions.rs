@@ -7,6 +7,8 @@ use hoop_core::{ConnectionInfo, PluginConfig, SessionInfo, UserInfo, Verb};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::session_service_server::SessionService;
 use hoop_store::{SessionFilter, SessionRecord, StoreError};
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -15,7 +17,7 @@ use super::convert::timestamp;
 use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SharedApp};
 use crate::auth::{Caller, caller};
 use crate::error::Error;
-use crate::runtime::{self, ExecJob};
+use crate::runtime::{self, ExecJob, KillError};
 
 /// Groups that may read every session.
 const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
@@ -172,6 +174,8 @@ impl SessionService for SessionApi {
             args: req.args,
             events: tx,
             shutdown: self.app.shutdown.clone(),
+            registration: self.app.running.register(&id),
+            running: Arc::clone(&self.app.running),
         }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -263,5 +267,48 @@ impl SessionService for SessionApi {
             return Err(not_found().into());
         }
         Ok(Response::new(session_to_proto(session)))
+    }
+
+    async fn kill_session(
+        &self,
+        req: Request<pb::KillSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let caller = caller(&req)?;
+        let id = req.into_inner().id;
+        if id.is_empty() {
+            return Err(Error::invalid("id", "required").into());
+        }
+        let not_found = || Error::NotFound(format!("session `{id}` not found"));
+        let session = match self.app.store.get_session(&id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound { .. }) => return Err(not_found().into()),
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        let owner = session.user == caller.user.name;
+        if !owner && !reads_all(&caller) {
+            return Err(not_found().into());
+        }
+        if !owner {
+            caller.require_admin("killing another user's session")?;
+        }
+        if session.status != "open" {
+            return Err(Error::FailedPrecondition(format!(
+                "session `{id}` has already ended (status {})",
+                session.status
+            ))
+            .into());
+        }
+        match self.app.running.kill(&id, &caller.user.name).await {
+            Ok(()) => {}
+            Err(KillError::NotRunning) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "session `{id}` is not running on this gateway"
+                ))
+                .into());
+            }
+        }
+        tracing::info!(session = %id, by = %caller.user.name, "session killed");
+        let settled = self.app.store.get_session(&id).await.map_err(Error::from)?;
+        Ok(Response::new(session_to_proto(settled)))
     }
 }
