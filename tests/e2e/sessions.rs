@@ -172,36 +172,8 @@ async fn exec_respects_access_modes_and_visibility(backend: Backend) {
     );
 
     // Dana runs a session; she sees hers, not the admin's; an auditor sees all.
-    let mut users = gw.users().await;
-    for (name, group) in [("dana", "dev"), ("otto", "auditor")] {
-        users
-            .create_user(admin(pb::CreateUserRequest {
-                user: Some(pb::User {
-                    name: name.into(),
-                    groups: vec![group.into()],
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .unwrap();
-    }
-    let token = |name: &str| {
-        let name = name.to_owned();
-        let mut users = users.clone();
-        async move {
-            users
-                .create_api_key(admin(pb::CreateApiKeyRequest {
-                    user: name,
-                    description: String::new(),
-                }))
-                .await
-                .unwrap()
-                .into_inner()
-                .token
-        }
-    };
-    let dana = token("dana").await;
-    let otto = token("otto").await;
+    let dana = gw.user_with_token("dana", &["dev"]).await;
+    let otto = gw.user_with_token("otto", &["auditor"]).await;
     let hers = exec(&gw, &dana, run("open", b"", &[])).await.unwrap();
     let admins = exec(&gw, ADMIN_TOKEN, run("open", b"", &[])).await.unwrap();
     let mut sessions = gw.sessions().await;
@@ -341,30 +313,10 @@ async fn shutting_down_ends_running_sessions(backend: Backend) {
 async fn kill_session_is_for_the_owner_and_admins(backend: Backend) {
     let gw = Gateway::start(backend).await;
     let (stream, session_id, pid) = start_sleepy(&gw).await;
-    let mut users = gw.users().await;
-    let mut tokens = Vec::new();
-    for (name, group) in [("dana", "dev"), ("otto", "auditor")] {
-        users
-            .create_user(admin(pb::CreateUserRequest {
-                user: Some(pb::User {
-                    name: name.into(),
-                    groups: vec![group.into()],
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .unwrap();
-        let token = users
-            .create_api_key(admin(pb::CreateApiKeyRequest {
-                user: name.into(),
-                description: String::new(),
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .token;
-        tokens.push(token);
-    }
+    let tokens = [
+        gw.user_with_token("dana", &["dev"]).await,
+        gw.user_with_token("otto", &["auditor"]).await,
+    ];
     let mut sessions = gw.sessions().await;
     let kill = |id: &str| pb::KillSessionRequest { id: id.to_owned() };
     assert_status(

@@ -275,6 +275,30 @@ impl Gateway {
         pb::user_service_client::UserServiceClient::new(self.channel().await)
     }
 
+    /// Creates a user in `groups` and an API key for them; returns the key's token.
+    pub async fn user_with_token(&self, name: &str, groups: &[&str]) -> String {
+        let mut users = self.users().await;
+        let user = pb::User {
+            name: name.to_owned(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        };
+        users
+            .create_user(admin(pb::CreateUserRequest { user: Some(user) }))
+            .await
+            .unwrap();
+        let key = pb::CreateApiKeyRequest {
+            user: name.to_owned(),
+            description: String::new(),
+        };
+        users
+            .create_api_key(admin(key))
+            .await
+            .unwrap()
+            .into_inner()
+            .token
+    }
+
     /// The gateway's log so far (JSON lines).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

@@ -102,7 +102,7 @@ impl ConnectionService for ConnectionApi {
             .list_connections(page.after.as_deref(), page.size + 1)
             .await
             .map_err(Error::from)?;
-        let (rows, next_page_token) = page.finish(rows, |c| &c.name);
+        let (rows, next_page_token) = page.finish(rows, |c| c.name.clone());
         let names: Vec<String> = rows.iter().map(|c| c.name.clone()).collect();
         let mut attachments = self
             .app

@@ -53,12 +53,7 @@ impl Page {
         let after = if page_token.is_empty() {
             None
         } else {
-            let bad = || {
-                Error::invalid(
-                    "page_token",
-                    "not a token from this API: pass the next_page_token of the previous page",
-                )
-            };
+            let bad = Self::bad_token;
             let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
             let text = String::from_utf8(bytes).map_err(|_| bad())?;
             Some(text.strip_prefix("after:").ok_or_else(bad)?.to_owned())
@@ -66,18 +61,27 @@ impl Page {
         Ok(Self { size, after })
     }
 
-    /// Splits `items` (fetched with `size + 1`) into the page and the next page token.
+    /// The error for a page token this API did not make.
+    pub(crate) fn bad_token() -> Error {
+        Error::invalid(
+            "page_token",
+            "not a token from this API: pass the next_page_token of the previous page",
+        )
+    }
+
+    /// Splits `items` (fetched with `size + 1`) into the page and the next page token, which
+    /// carries `key` of the page's last item.
     pub(crate) fn finish<T>(
         &self,
         mut items: Vec<T>,
-        name: impl Fn(&T) -> &str,
+        key: impl Fn(&T) -> String,
     ) -> (Vec<T>, String) {
         let limit = usize::try_from(self.size).unwrap_or(usize::MAX);
         if items.len() > limit {
             items.truncate(limit);
             let token = items
                 .last()
-                .map(|last| URL_SAFE_NO_PAD.encode(format!("after:{}", name(last))))
+                .map(|last| URL_SAFE_NO_PAD.encode(format!("after:{}", key(last))))
                 .unwrap_or_default();
             (items, token)
         } else {
@@ -93,7 +97,7 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_bad_ones_are_refused() {
         let page = Page::parse(2, "").unwrap();
-        let (items, token) = page.finish(vec!["a", "b", "c"], |s| s);
+        let (items, token) = page.finish(vec!["a", "b", "c"], |s| s.to_string());
         assert_eq!(items, ["a", "b"]);
         let next = Page::parse(2, &token).unwrap();
         assert_eq!(next.after.as_deref(), Some("b"));

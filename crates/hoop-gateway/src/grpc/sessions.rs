@@ -1,7 +1,5 @@
 //! `hoop.v1.SessionService`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use hoop_core::{ConnectionInfo, PluginConfig, SessionInfo, UserInfo, Verb};
 use hoop_proto::v1 as pb;
@@ -14,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
-use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SharedApp};
+use super::{Page, SharedApp};
 use crate::auth::{Caller, caller};
 use crate::error::Error;
 use crate::runtime::{self, ExecJob, KillError};
@@ -34,6 +32,24 @@ pub(crate) struct SessionApi {
 impl SessionApi {
     pub(crate) fn new(app: SharedApp) -> Self {
         Self { app }
+    }
+
+    /// The session `id` if the caller may see it: their own, or any for `admin` and
+    /// `auditor`. Anyone else's is "not found", as if it did not exist.
+    async fn visible_session(&self, caller: &Caller, id: &str) -> Result<SessionRecord, Error> {
+        if id.is_empty() {
+            return Err(Error::invalid("id", "required"));
+        }
+        let not_found = || Error::NotFound(format!("session `{id}` not found"));
+        let session = match self.app.store.get_session(id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if session.user != caller.user.name && !reads_all(caller) {
+            return Err(not_found());
+        }
+        Ok(session)
     }
 }
 
@@ -186,30 +202,15 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let size = match req.page_size {
-            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative").into()),
-            0 => DEFAULT_PAGE_SIZE,
-            n => u64::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE),
-        };
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            let bad = || {
-                Error::invalid(
-                    "page_token",
-                    "not a token from this API: pass the next_page_token of the previous page",
-                )
-            };
-            let text = URL_SAFE_NO_PAD
-                .decode(&req.page_token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(bad)?;
-            let (t, id) = text.split_once('|').ok_or_else(bad)?;
-            let t = DateTime::parse_from_rfc3339(t)
-                .map_err(|_| bad())?
-                .with_timezone(&Utc);
-            Some((t, id.to_owned()))
+        let page = Page::parse(req.page_size, &req.page_token)?;
+        // The cursor is the last session's start time and id (newest first).
+        let after = match &page.after {
+            None => None,
+            Some(key) => {
+                let (t, id) = key.split_once('|').ok_or_else(Page::bad_token)?;
+                let t = DateTime::parse_from_rfc3339(t).map_err(|_| Page::bad_token())?;
+                Some((t.with_timezone(&Utc), id.to_owned()))
+            }
         };
         let mut filter = SessionFilter {
             connection: (!req.connection.is_empty()).then_some(req.connection),
@@ -226,21 +227,14 @@ impl SessionService for SessionApi {
                 _ => filter.user = Some(caller.user.name.clone()),
             }
         }
-        let mut rows = self
+        let rows = self
             .app
             .store
-            .list_sessions(&filter, after, size + 1)
+            .list_sessions(&filter, after, page.size + 1)
             .await
             .map_err(Error::from)?;
-        let limit = usize::try_from(size).unwrap_or(usize::MAX);
-        let next_page_token = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last()
-                .map(|s| URL_SAFE_NO_PAD.encode(format!("{}|{}", s.started_at.to_rfc3339(), s.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) =
+            page.finish(rows, |s| format!("{}|{}", s.started_at.to_rfc3339(), s.id));
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: rows.into_iter().map(session_to_proto).collect(),
             next_page_token,
@@ -275,20 +269,8 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::Session>, Status> {
         let caller = caller(&req)?;
         let id = req.into_inner().id;
-        if id.is_empty() {
-            return Err(Error::invalid("id", "required").into());
-        }
-        let not_found = || Error::NotFound(format!("session `{id}` not found"));
-        let session = match self.app.store.get_session(&id).await {
-            Ok(s) => s,
-            Err(StoreError::NotFound { .. }) => return Err(not_found().into()),
-            Err(e) => return Err(Error::from(e).into()),
-        };
-        let owner = session.user == caller.user.name;
-        if !owner && !reads_all(&caller) {
-            return Err(not_found().into());
-        }
-        if !owner {
+        let session = self.visible_session(&caller, &id).await?;
+        if session.user != caller.user.name {
             caller.require_admin("killing another user's session")?;
         }
         if session.status != "open" {

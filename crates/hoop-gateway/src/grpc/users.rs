@@ -143,7 +143,7 @@ impl UserService for UserApi {
             .list_users(page.after.as_deref(), page.size + 1)
             .await
             .map_err(Error::from)?;
-        let (users, next_page_token) = page.finish(users, |u| &u.name);
+        let (users, next_page_token) = page.finish(users, |u| u.name.clone());
         Ok(Response::new(pb::ListUsersResponse {
             users: users.into_iter().map(user_to_proto).collect(),
             next_page_token,
