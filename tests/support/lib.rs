@@ -349,6 +349,17 @@ impl Gateway {
         self.setup.clone()
     }
 
+    /// Kills the gateway with SIGKILL (a crash) and returns its setup for a restart.
+    pub async fn crash(mut self) -> Setup {
+        self.child.start_kill().unwrap();
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .expect("gateway did not die")
+            .unwrap();
+        assert!(!status.success());
+        self.setup.clone()
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("gateway still running");
