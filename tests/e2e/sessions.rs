@@ -28,6 +28,16 @@ async fn create(gw: &Gateway, conn: pb::Connection) {
         .unwrap();
 }
 
+/// The stored record of a session, read as the admin.
+async fn record(gw: &Gateway, id: &str) -> pb::Session {
+    gw.sessions()
+        .await
+        .get_session(admin(pb::GetSessionRequest { id: id.to_owned() }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn run(conn: &str, input: &[u8], args: &[&str]) -> pb::ExecRequest {
     pb::ExecRequest {
         connection: conn.into(),
@@ -83,13 +93,7 @@ async fn exec_reports_exit_codes_and_separates_streams(backend: Backend) {
 
     // The records say the same.
     let mut sessions = gw.sessions().await;
-    let rec = sessions
-        .get_session(admin(pb::GetSessionRequest {
-            id: fail.session_id.clone(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let rec = record(&gw, &fail.session_id).await;
     assert_eq!(
         (rec.status.as_str(), rec.exit_code, rec.verb.as_str()),
         ("done", Some(3), "exec")
@@ -298,13 +302,7 @@ async fn shutting_down_ends_running_sessions(backend: Backend) {
         other => panic!("expected an exit event, got {other:?}"),
     }
     let gw = setup.start().await;
-    let rec = gw
-        .sessions()
-        .await
-        .get_session(admin(pb::GetSessionRequest { id: session_id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let rec = record(&gw, &session_id).await;
     assert_eq!(
         (rec.status.as_str(), rec.reason.as_str()),
         ("killed", "gateway shut down")
@@ -350,13 +348,7 @@ async fn kill_session_is_for_the_owner_and_admins(backend: Backend) {
         "{out:?}"
     );
     wait_for_death(pid).await;
-    let rec = sessions
-        .get_session(admin(pb::GetSessionRequest {
-            id: session_id.clone(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let rec = record(&gw, &session_id).await;
     assert_eq!(
         (rec.status.as_str(), rec.reason.as_str()),
         ("killed", "killed by admin")
@@ -380,13 +372,7 @@ async fn sessions_left_open_by_a_crash_become_interrupted(backend: Backend) {
         .args(["-9", &pid.to_string()])
         .status();
     let gw = setup.start().await;
-    let rec = gw
-        .sessions()
-        .await
-        .get_session(admin(pb::GetSessionRequest { id: session_id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let rec = record(&gw, &session_id).await;
     assert_eq!(rec.status, "interrupted");
     assert_eq!(rec.reason, "the gateway stopped while the session ran");
     assert!(rec.end_time.is_some());
