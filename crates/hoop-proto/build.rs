@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .btree_map(".")
         .build_client(true)
         .build_server(true)
+        // No `Client::connect` constructor: it would clash with the `Connect` RPC of
+        // SessionService. Clients build a `Channel` and call `Client::new`.
+        .build_transport(false)
         .compile_fds(fds)?;
     Ok(())
 }

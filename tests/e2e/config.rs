@@ -16,6 +16,7 @@ command = ["psql", "-h", "db"]
 env = { PGPASSWORD = "from-config" }
 redact_types = ["EMAIL_ADDRESS"]
 tags = { team = "data" }
+session_timeout = "1h30m"
 
 [[connections.plugins]]
 name = "slack"
@@ -36,6 +37,7 @@ async fn declared_connections_are_created_then_updated(backend: Backend) {
         .into_inner();
     assert_eq!(conn.command, ["psql", "-h", "db"]);
     assert_eq!(conn.tags["team"], "data");
+    assert_eq!(conn.session_timeout.unwrap().seconds, 5400);
     assert_eq!(
         plugin_flags(&conn),
         [
@@ -112,6 +114,17 @@ async fn bad_config_stops_start_up(backend: Backend) {
         stderr.contains("connections[1].redact_types[0]: unknown info type `NOPE`"),
         "{stderr}"
     );
+    // Same data dir and database as above (the database knows that secret key).
+    let mut bad_timeout = bad_decl.clone();
+    bad_timeout.extra_toml =
+        "[[connections]]\nname = \"slow\"\ncommand = [\"psql\"]\nsession_timeout = \"soon\"\n"
+            .to_owned();
+    let (code, stderr) = failed_start(&bad_timeout, &[]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("connections[0].session_timeout: `soon` is not a duration like `90s`"),
+        "{stderr}"
+    );
     // Nothing of the bad config was applied: start without the declarations and look.
     let mut clean = bad_decl.clone();
     clean.extra_toml.clear();
@@ -137,7 +150,8 @@ async fn migrate_then_serve(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("m20261124_000002_create_connections"),
+        stderr.contains("m20261124_000002_create_connections")
+            && stderr.contains("m20261124_000004_session_attributes_and_timeout"),
         "{stderr}"
     );
     assert!(stderr.contains("database is up to date"), "{stderr}");

@@ -9,5 +9,6 @@ mod cli;
 mod config;
 mod connections;
 mod plugins;
+mod recordings;
 mod reflection;
 mod sessions;

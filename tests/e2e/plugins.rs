@@ -56,8 +56,13 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
     assert_eq!(by_name("dlp").managed_by_field, "redact_types");
     assert_eq!(by_name("review").managed_by_field, "reviewers");
     assert_eq!(by_name("slack").managed_by_field, "");
-    // No session runs through the gateway yet: every plugin says so.
+    // audit records sessions; the others say honestly that their session behaviour is to come.
     for p in &plugins {
+        assert!(!p.description.is_empty() && !p.configuration.is_empty());
+        if p.name == "audit" {
+            assert!(p.implemented, "{p:?}");
+            continue;
+        }
         assert!(!p.implemented, "{} claims to be implemented", p.name);
         assert!(
             p.status.starts_with("not implemented yet: "),
@@ -65,7 +70,6 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
             p.name,
             p.status
         );
-        assert!(!p.description.is_empty() && !p.configuration.is_empty());
     }
 }
 

@@ -16,6 +16,11 @@ e2e!(
     shutting_down_ends_running_sessions,
     kill_session_is_for_the_owner_and_admins,
     sessions_left_open_by_a_crash_become_interrupted,
+    connect_streams_input_and_output_as_they_come,
+    connect_checks_its_first_request_and_access_mode,
+    a_session_past_its_timeout_is_killed,
+    a_slow_client_slows_the_child_down,
+    connect_on_a_terminal_behaves_like_one,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -365,16 +370,405 @@ async fn sessions_left_open_by_a_crash_become_interrupted(backend: Backend) {
     let gw = Gateway::start(backend).await;
     let (_stream, session_id, pid) = start_sleepy(&gw).await;
     let setup = gw.crash().await;
-    // Killing the child when the gateway itself dies (parent-death signal) is still to be
-    // done (issue 3); until then the test cleans up after itself.
-    assert!(pid > 1);
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
+    // The reaper kills the session's processes when the gateway dies.
+    wait_for_death(pid).await;
     let gw = setup.start().await;
     let rec = record(&gw, &session_id).await;
     assert_eq!(rec.status, "interrupted");
     assert_eq!(rec.reason, "the gateway stopped while the session ran");
     assert!(rec.end_time.is_some());
     assert!(gw.logs().contains("marked interrupted"), "{}", gw.logs());
+}
+
+/// An interactive session: requests go in through a channel, events come out.
+struct Interactive {
+    tx: tokio::sync::mpsc::Sender<pb::ConnectRequest>,
+    events: tonic::Streaming<pb::SessionEvent>,
+}
+
+fn open(conn: &str, args: &[&str]) -> pb::ConnectRequest {
+    pb::ConnectRequest {
+        request: Some(pb::connect_request::Request::Open(pb::ConnectOpen {
+            connection: conn.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            terminal: None,
+        })),
+    }
+}
+
+fn input(data: &[u8]) -> pb::ConnectRequest {
+    pb::ConnectRequest {
+        request: Some(pb::connect_request::Request::Input(data.to_vec())),
+    }
+}
+
+async fn connect(
+    gw: &Gateway,
+    token: &str,
+    first: pb::ConnectRequest,
+) -> Result<Interactive, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(first).await.unwrap();
+    let events = gw
+        .sessions()
+        .await
+        .connect(authed(
+            token,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .await?
+        .into_inner();
+    Ok(Interactive { tx, events })
+}
+
+impl Interactive {
+    async fn next(&mut self) -> pb::session_event::Event {
+        tokio::time::timeout(Duration::from_secs(30), self.events.message())
+            .await
+            .expect("no event within 30 s")
+            .unwrap()
+            .expect("the stream ended")
+            .event
+            .unwrap()
+    }
+
+    /// Reads output until `want` bytes of stdout arrived.
+    async fn stdout(&mut self, want: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < want {
+            match self.next().await {
+                pb::session_event::Event::Output(o) => out.extend(o.data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+}
+
+async fn connect_streams_input_and_output_as_they_come(backend: Backend) {
+    use pb::session_event::Event;
+    let gw = Gateway::start(backend).await;
+    // A line-by-line filter: each answer comes back before the next question is sent.
+    create(
+        &gw,
+        command_connection(
+            "upper",
+            &[
+                "sh",
+                "-c",
+                "while read -r l; do echo \"> $l\" | tr a-z A-Z; done; exit 7",
+            ],
+        ),
+    )
+    .await;
+    let mut s = connect(&gw, ADMIN_TOKEN, open("upper", &[])).await.unwrap();
+    let id = match s.next().await {
+        Event::Started(started) => started.session_id,
+        other => panic!("unexpected {other:?}"),
+    };
+    for (question, answer) in [("hello", "> HELLO\n"), ("second line", "> SECOND LINE\n")] {
+        s.tx.send(input(format!("{question}\n").as_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(s.stdout(answer.len()).await, answer.as_bytes());
+    }
+    s.tx.send(pb::ConnectRequest {
+        request: Some(pb::connect_request::Request::CloseStdin(pb::CloseStdin {})),
+    })
+    .await
+    .unwrap();
+    match s.next().await {
+        Event::Exit(exit) => assert_eq!(exit.exit_code, 7),
+        other => panic!("unexpected {other:?}"),
+    }
+    let rec = record(&gw, &id).await;
+    assert_eq!(
+        (rec.verb.as_str(), rec.status.as_str()),
+        ("connect", "done")
+    );
+    assert_eq!(rec.bytes_in, "hello\nsecond line\n".len() as i64);
+
+    // The recording interleaves input and output in the order they happened.
+    let (events, _) = hoop_rs::recording(&gw, ADMIN_TOKEN, &id).await.unwrap();
+    use pb::RecordingEventKind as K;
+    let kinds: Vec<K> = events
+        .iter()
+        .map(|e| K::try_from(e.kind).unwrap())
+        .filter(|k| matches!(k, K::Stdin | K::Stdout))
+        .collect();
+    assert_eq!(kinds, [K::Stdin, K::Stdout, K::Stdin, K::Stdout]);
+
+    // Ending the request stream closes stdin too.
+    let mut s = connect(&gw, ADMIN_TOKEN, open("upper", &[])).await.unwrap();
+    s.tx.send(input(b"bye\n")).await.unwrap();
+    drop(s.tx);
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), s.events.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap()
+        {
+            Event::Output(o) => out.extend(o.data),
+            Event::Exit(exit) => {
+                assert_eq!(exit.exit_code, 7);
+                break;
+            }
+            Event::Started(_) => {}
+        }
+    }
+    assert_eq!(out, b"> BYE\n");
+}
+
+async fn connect_checks_its_first_request_and_access_mode(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let mut conn = command_connection("noconnect", &["cat"]);
+    conn.access_modes = Some(pb::AccessModes {
+        connect: Some(false),
+        ..Default::default()
+    });
+    create(&gw, conn).await;
+    create(&gw, command_connection("cat", &["cat"])).await;
+    assert_status(
+        connect(&gw, ADMIN_TOKEN, open("noconnect", &[]))
+            .await
+            .map(drop),
+        Code::FailedPrecondition,
+        "connect is disabled on connection `noconnect`: an admin can enable access_modes.connect",
+    );
+    assert_status(
+        connect(&gw, ADMIN_TOKEN, input(b"too early"))
+            .await
+            .map(drop),
+        Code::InvalidArgument,
+        "open: the first request must be `open`",
+    );
+    assert_status(
+        connect(&gw, ADMIN_TOKEN, open("", &[])).await.map(drop),
+        Code::InvalidArgument,
+        "open.connection: required",
+    );
+    assert_status(
+        connect(&gw, ADMIN_TOKEN, open("cat", &["bad\0arg"]))
+            .await
+            .map(drop),
+        Code::InvalidArgument,
+        "open.args[0]",
+    );
+    assert_status(
+        connect(&gw, "bad-token", open("cat", &[])).await.map(drop),
+        Code::Unauthenticated,
+        "",
+    );
+    // A second `open` ends the session with a clear reason.
+    let mut s = connect(&gw, ADMIN_TOKEN, open("cat", &[])).await.unwrap();
+    s.tx.send(open("cat", &[])).await.unwrap();
+    loop {
+        if let pb::session_event::Event::Exit(exit) = s.next().await {
+            assert_eq!(exit.reason, "error: the client sent `open` twice");
+            break;
+        }
+    }
+}
+
+async fn a_session_past_its_timeout_is_killed(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let mut conn = command_connection("sleepy", &["sh", "-c", "echo $$; exec sleep 600"]);
+    conn.session_timeout = Some(prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
+    create(&gw, conn).await;
+    let started = std::time::Instant::now();
+    let result = exec(&gw, ADMIN_TOKEN, run("sleepy", b"", &[]))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(result.reason, "session timed out");
+    let pid: i32 = String::from_utf8(result.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for_death(pid).await;
+    let rec = record(&gw, &result.session_id).await;
+    assert_eq!(
+        (rec.status.as_str(), rec.reason.as_str()),
+        ("killed", "session timed out")
+    );
+    // The timeout is part of the connection, and out-of-range values are refused.
+    let got = gw
+        .connections()
+        .await
+        .get_connection(admin(pb::GetConnectionRequest {
+            name: "sleepy".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.session_timeout.unwrap().seconds, 1);
+    let mut bad = command_connection("bad", &["true"]);
+    bad.session_timeout = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 5_000,
+    });
+    assert_status(
+        gw.connections()
+            .await
+            .create_connection(admin(pb::CreateConnectionRequest {
+                connection: Some(bad),
+            }))
+            .await,
+        Code::InvalidArgument,
+        "connection.session_timeout: must be between 1s and 7 days",
+    );
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+async fn a_slow_client_slows_the_child_down(backend: Backend) {
+    const TOTAL: usize = 96 << 20;
+    let gw = Gateway::start(backend).await;
+    create(
+        &gw,
+        command_connection("zeros", &["head", "-c", &TOTAL.to_string(), "/dev/zero"]),
+    )
+    .await;
+    let before = peak_rss(gw.pid());
+    let mut stream = gw
+        .sessions()
+        .await
+        .exec(admin(run("zeros", b"", &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = match stream.message().await.unwrap().unwrap().event.unwrap() {
+        pb::session_event::Event::Started(s) => s.session_id,
+        other => panic!("unexpected {other:?}"),
+    };
+    // While the client reads nothing, the gateway stops reading the child: the recording
+    // (which holds everything the gateway read) stops growing far below the output size.
+    let path = gw.recording_path(&id);
+    let stalled = eventually(Duration::from_secs(20), "the output to stall", || {
+        let path = path.clone();
+        async move {
+            let a = std::fs::metadata(&path).ok()?.len();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let b = std::fs::metadata(&path).ok()?.len();
+            (a == b && a > 0).then_some(a)
+        }
+    })
+    .await;
+    assert!(stalled < 16 << 20, "{stalled} bytes read without a reader");
+
+    // Then the client reads it all; the gateway's memory stays bounded.
+    let mut received = 0usize;
+    while let Some(ev) = stream.message().await.unwrap() {
+        match ev.event.unwrap() {
+            pb::session_event::Event::Output(o) => {
+                assert!(o.data.iter().all(|b| *b == 0));
+                received += o.data.len();
+            }
+            pb::session_event::Event::Exit(e) => assert_eq!(e.exit_code, 0),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(received, TOTAL);
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    assert!(
+        grown < 48 << 20,
+        "gateway peak RSS grew by {grown} bytes for {TOTAL} bytes of output"
+    );
+    let verified = gw
+        .sessions()
+        .await
+        .verify_session(admin(pb::VerifySessionRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.ok, "{verified:?}");
+    assert!(std::fs::metadata(&path).unwrap().len() > TOTAL as u64);
+}
+
+impl Interactive {
+    /// Reads output until it contains `marker`; returns everything read.
+    async fn until(&mut self, marker: &str) -> String {
+        let mut out = Vec::new();
+        while !String::from_utf8_lossy(&out).contains(marker) {
+            match self.next().await {
+                pb::session_event::Event::Output(o) => {
+                    assert_eq!(o.stream, pb::OutputStream::Stdout as i32);
+                    out.extend(o.data);
+                }
+                pb::session_event::Event::Started(_) => {}
+                other => panic!(
+                    "unexpected {other:?} before {marker:?}: {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+}
+
+async fn connect_on_a_terminal_behaves_like_one(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let script = "test -t 0 && echo on-a-tty; stty size; read x; echo got:$x; stty size; echo ready; sleep 600";
+    create(&gw, command_connection("term", &["sh", "-c", script])).await;
+    let mut first = open("term", &[]);
+    if let Some(pb::connect_request::Request::Open(o)) = &mut first.request {
+        o.terminal = Some(pb::TerminalSize { rows: 24, cols: 80 });
+    }
+    let mut s = connect(&gw, ADMIN_TOKEN, first).await.unwrap();
+    let out = s.until("24 80").await;
+    assert!(out.contains("on-a-tty"), "{out:?}");
+    // The window grows; the next line the program reads sees the new size.
+    s.tx.send(pb::ConnectRequest {
+        request: Some(pb::connect_request::Request::Resize(pb::TerminalSize {
+            rows: 40,
+            cols: 100,
+        })),
+    })
+    .await
+    .unwrap();
+    s.tx.send(input(b"hello\n")).await.unwrap();
+    // The terminal echoes what is typed, as a local one would.
+    let out = s.until("ready").await;
+    assert!(out.contains("hello\r\n"), "{out:?}");
+    assert!(out.contains("got:hello"), "{out:?}");
+    assert!(out.contains("40 100"), "{out:?}");
+    // Ctrl-C interrupts the foreground program, as on a local terminal.
+    s.tx.send(input(b"\x03")).await.unwrap();
+    loop {
+        if let pb::session_event::Event::Exit(exit) = s.next().await {
+            assert_eq!(exit.exit_code, 130, "{exit:?}");
+            break;
+        }
+    }
+    assert_status(
+        connect(
+            &gw,
+            ADMIN_TOKEN,
+            pb::ConnectRequest {
+                request: Some(pb::connect_request::Request::Open(pb::ConnectOpen {
+                    connection: "term".into(),
+                    args: vec![],
+                    terminal: Some(pb::TerminalSize { rows: 0, cols: 80 }),
+                })),
+            },
+        )
+        .await
+        .map(drop),
+        Code::InvalidArgument,
+        "open.terminal.rows: must be between 1 and 1000",
+    );
 }

@@ -299,6 +299,19 @@ impl Gateway {
             .token
     }
 
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("gateway still running")
+    }
+
+    /// Where the gateway keeps the recording of session `id`.
+    pub fn recording_path(&self, id: &str) -> PathBuf {
+        self.setup
+            .data_dir()
+            .join("recordings")
+            .join(format!("{id}.hrec"))
+    }
+
     /// The gateway's log so far (JSON lines).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
@@ -307,6 +320,32 @@ impl Gateway {
     /// Runs the `hoop` CLI against this gateway with `token` (None: no token at all).
     pub async fn cli(&self, token: Option<&str>, args: &[&str]) -> CliOutput {
         self.cli_with_stdin(token, args, None).await
+    }
+
+    /// Runs the `hoop` CLI with `input` on its stdin (a pipe, not a terminal).
+    pub async fn cli_input(&self, token: Option<&str>, args: &[&str], input: &[u8]) -> CliOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = Command::new(cli_bin());
+        clean_env(&mut cmd);
+        cmd.args(args)
+            .env("HOOP_GATEWAY", self.url())
+            .current_dir(self.setup.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            cmd.env("HOOP_TOKEN", token);
+        }
+        let mut child = cmd.spawn().expect("run hoop CLI");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).await.unwrap();
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("hoop CLI timed out")
+            .expect("run hoop CLI");
+        CliOutput::from(output)
     }
 
     pub async fn cli_with_stdin(
@@ -529,6 +568,35 @@ pub struct ExecResult {
     pub stderr: Vec<u8>,
     pub exit_code: Option<i32>,
     pub reason: String,
+}
+
+/// Reads a session's recording through `GetSessionEvents`: every event, and the status the
+/// stream ended with if it ended in an error.
+pub async fn recording(
+    gw: &Gateway,
+    token: &str,
+    id: &str,
+) -> Result<(Vec<pb::RecordingEvent>, Option<tonic::Status>), tonic::Status> {
+    let mut stream = gw
+        .sessions()
+        .await
+        .get_session_events(authed(
+            token,
+            pb::GetSessionEventsRequest { id: id.to_owned() },
+        ))
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), stream.message())
+            .await
+            .expect("GetSessionEvents stalled")
+        {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => return Ok((events, None)),
+            Err(status) => return Ok((events, Some(status))),
+        }
+    }
 }
 
 /// Runs `Exec` to its end and collects everything.

@@ -6,9 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `hoop`: the command-line client of the hoop-rs gateway.
 ///
-/// Manages connections, the plugins attached to them, users and API keys, runs commands on
-/// connections and lists the sessions they recorded, through the gateway's gRPC API. Every
-/// call is authenticated with a bearer token.
+/// Manages connections, the plugins attached to them, users and API keys, runs commands and
+/// interactive sessions on connections, and lists, replays and verifies the sessions they
+/// recorded, through the gateway's gRPC API. Every call is authenticated with a bearer token.
 #[derive(Debug, Parser)]
 #[command(name = "hoop", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -106,9 +106,60 @@ pub(crate) enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
-    /// List and show sessions: the record of every exec on a connection.
+    /// Open an interactive session on a connection: hoop's stdin goes to the program as it
+    /// is read, and the program's output comes back as it is produced.
+    ///
+    /// When hoop's stdin is a terminal, the program runs on a terminal of the same size on
+    /// the gateway (prompts, line editing, Ctrl-C and Ctrl-D work as on a local terminal;
+    /// its stdout and stderr both arrive on hoop's stdout), resized along with yours, and
+    /// your terminal is in raw mode for the session: restored when hoop exits, also on
+    /// errors. Otherwise the program runs on pipes: stdin is sent in chunks as it is read,
+    /// and its end closes the program's stdin.
+    ///
+    /// The program's output is copied to hoop's stdout and stderr, byte for byte; hoop exits
+    /// with the program's exit status (1 when it has none in 0..=255), printing why the
+    /// session ended when the status is not 0. SIGINT, SIGTERM or SIGHUP end the session
+    /// (the program is killed) and hoop with status 128 + the signal's number. With --output
+    /// json, every session event is printed as one JSON line instead.
+    ///
+    /// Example: hoop connect pg -- --quiet
+    Connect {
+        /// Connection name.
+        connection: String,
+        /// Arguments appended to the connection's command, after `--`. They are passed as
+        /// argv, never through a shell.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// List, show, kill, replay and verify sessions: the record of every exec and connect on
+    /// a connection.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+}
+
+/// How `hoop sessions replay` prints a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReplayFormat {
+    /// What the user saw: the recorded stdout bytes on stdout and stderr bytes on stderr,
+    /// untouched; nothing else.
+    Text,
+    /// One JSON object per line and event, every kind: {"index", "offset" (seconds),
+    /// "kind" (header, stdin, stdout, stderr or close), and "text" when the data is UTF-8,
+    /// else "base64"}.
+    Json,
+    /// An asciinema v2 recording (80x24): stdout and stderr as output frames, stdin as
+    /// input frames. Play it with `asciinema play FILE`.
+    Asciicast,
+}
+
+/// Parses `--speed`: a finite number greater than 0.
+fn parse_speed(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 => Ok(speed),
+        _ => Err(format!(
+            "`{value}` is not a number greater than 0 (e.g. 2 for twice as fast, 0.5 for half)"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,7 +182,8 @@ pub(crate) enum SessionsCommand {
               value_parser = clap::value_parser!(i32).range(1..=1000))]
         page_size: i32,
     },
-    /// Show one session: who ran what, how it ended, its byte counts and plugin metrics.
+    /// Show one session: who ran what, how it ended, its byte counts, and the metrics and
+    /// attributes (e.g. `audit.digest`) plugins recorded.
     #[command(visible_alias = "get")]
     Show {
         /// Session id, as `hoop sessions list` shows it.
@@ -140,6 +192,39 @@ pub(crate) enum SessionsCommand {
     /// End a running session: its processes are killed and it is recorded as `killed`.
     /// Allowed to the session's owner and to admins.
     Kill {
+        /// Session id, as `hoop sessions list` shows it.
+        id: String,
+    },
+    /// Replay a session's recording: what the user sent and saw.
+    ///
+    /// The recording is checked as it is read: if it was altered, the events before the
+    /// first bad one are printed, then an error (DATA_LOSS), and hoop exits with status 1.
+    /// --output does not apply: --format picks the output.
+    ///
+    /// Example: hoop sessions replay ID --timing --speed 2
+    Replay {
+        /// Session id, as `hoop sessions list` shows it.
+        id: String,
+        /// Output format.
+        #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReplayFormat::Text)]
+        format: ReplayFormat,
+        /// Replay in real time: wait between events as long as the session did (divided by
+        /// --speed). A single wait is at most 2 seconds, so idle periods do not stall the
+        /// replay.
+        #[arg(long)]
+        timing: bool,
+        /// With --timing, how many times faster than real time to replay: a number greater
+        /// than 0.
+        #[arg(long, value_name = "FACTOR", default_value_t = 1.0,
+              value_parser = parse_speed, requires = "timing", allow_negative_numbers = true)]
+        speed: f64,
+    },
+    /// Verify a session's recording: recompute its hash chain and compare the final digest
+    /// with the one stored with the session.
+    ///
+    /// Prints a short report (the canonical VerifySessionResponse with --output json).
+    /// Exits with status 0 when the recording verifies, 1 when it does not (or on error).
+    Verify {
         /// Session id, as `hoop sessions list` shows it.
         id: String,
     },
@@ -216,6 +301,11 @@ pub(crate) struct ConnectionFields {
     /// those not listed are disabled. When not given on create, all are enabled.
     #[arg(long, value_name = "MODES")]
     pub(crate) access_modes: Option<String>,
+
+    /// Longest a session may run before it is killed, e.g. 90s, 30m, 2h, 1h30m (1s to 7
+    /// days). Default on create: no limit. On update, `none` (or 0) removes the limit.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) session_timeout: Option<String>,
 
     /// The program a `command` connection runs, and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
@@ -501,6 +591,100 @@ mod tests {
         assert!(Cli::try_parse_from(["hoop", "sessions", "list", "--status", "running"]).is_err());
         assert!(Cli::try_parse_from(["hoop", "sessions", "list", "--page-size", "1001"]).is_err());
         assert!(Cli::try_parse_from(["hoop", "sessions", "show"]).is_err());
+    }
+
+    #[test]
+    fn parses_connect() {
+        let cli = Cli::try_parse_from(["hoop", "connect", "sh", "--", "-i", "--login"]).unwrap();
+        let Command::Connect { connection, args } = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(connection, "sh");
+        assert_eq!(args, ["-i", "--login"]);
+        let cli = Cli::try_parse_from(["hoop", "connect", "sh"]).unwrap();
+        let Command::Connect { args, .. } = cli.command else {
+            panic!("wrong command");
+        };
+        assert!(args.is_empty());
+        assert!(Cli::try_parse_from(["hoop", "connect"]).is_err());
+        assert!(Cli::try_parse_from(["hoop", "connect", "sh", "-i"]).is_err());
+    }
+
+    fn replay(args: &[&str]) -> Result<(String, ReplayFormat, bool, f64), clap::Error> {
+        let cli = Cli::try_parse_from(["hoop", "sessions", "replay"].iter().chain(args))?;
+        let Command::Sessions(SessionsCommand::Replay {
+            id,
+            format,
+            timing,
+            speed,
+        }) = cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        Ok((id, format, timing, speed))
+    }
+
+    #[test]
+    fn parses_replay() {
+        assert_eq!(
+            replay(&["s-1"]).unwrap(),
+            ("s-1".to_owned(), ReplayFormat::Text, false, 1.0)
+        );
+        assert_eq!(
+            replay(&["s-1", "--format", "asciicast", "--timing", "--speed", "2.5"]).unwrap(),
+            ("s-1".to_owned(), ReplayFormat::Asciicast, true, 2.5)
+        );
+        assert_eq!(
+            replay(&["s-1", "--format", "json"]).unwrap().1,
+            ReplayFormat::Json
+        );
+        assert_eq!(replay(&["s-1", "--timing"]).unwrap().3, 1.0);
+        assert!(replay(&[]).is_err());
+        assert!(replay(&["s-1", "--format", "html"]).is_err());
+        // --speed needs --timing, and a number greater than 0.
+        assert!(replay(&["s-1", "--speed", "2"]).is_err());
+        for bad in ["0", "-1", "fast", "inf", "NaN", ""] {
+            let err = replay(&["s-1", "--timing", "--speed", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a number greater than 0"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(parse_speed("0.25"), Ok(0.25));
+    }
+
+    #[test]
+    fn parses_verify() {
+        let cli = Cli::try_parse_from(["hoop", "sessions", "verify", "s-1", "-o", "json"]).unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        let Command::Sessions(SessionsCommand::Verify { id }) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(id, "s-1");
+        assert!(Cli::try_parse_from(["hoop", "sessions", "verify"]).is_err());
+    }
+
+    #[test]
+    fn parses_session_timeout() {
+        for verb in ["create", "update"] {
+            let cli = Cli::try_parse_from([
+                "hoop",
+                "connections",
+                verb,
+                "pg",
+                "--session-timeout",
+                "1h30m",
+            ])
+            .unwrap();
+            let fields = match cli.command {
+                Command::Connections(
+                    ConnectionsCommand::Create { fields, .. }
+                    | ConnectionsCommand::Update { fields, .. },
+                ) => fields,
+                other => panic!("wrong command: {other:?}"),
+            };
+            assert_eq!(fields.session_timeout.as_deref(), Some("1h30m"));
+        }
     }
 
     #[test]

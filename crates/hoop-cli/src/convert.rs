@@ -54,6 +54,29 @@ pub(crate) fn parse_access_modes(value: &str) -> Result<AccessModes> {
     Ok(modes)
 }
 
+/// Parses `--session-timeout`: a duration such as `90s`, `30m`, `2h` or `1h30m`; `none`, `0`
+/// or any zero duration mean no limit (unset). The 1s..7 days range is the gateway's to check.
+pub(crate) fn parse_session_timeout(value: &str) -> Result<Option<prost_types::Duration>> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let Ok(duration) = humantime::parse_duration(value) else {
+        bail!(
+            "--session-timeout: `{value}` is not a duration like 90s, 30m, 2h or 1h30m (or none)"
+        );
+    };
+    if duration.is_zero() {
+        return Ok(None);
+    }
+    let Ok(seconds) = i64::try_from(duration.as_secs()) else {
+        bail!("--session-timeout: `{value}` is too long");
+    };
+    // Below 1e9: always fits.
+    let nanos = i32::try_from(duration.subsec_nanos()).unwrap_or(0);
+    Ok(Some(prost_types::Duration { seconds, nanos }))
+}
+
 /// The connection the flags describe, and the update mask naming exactly the fields whose
 /// flags were given (in a fixed order).
 pub(crate) fn connection_from_flags(
@@ -93,6 +116,11 @@ pub(crate) fn connection_from_flags(
         connection.tags = parse_key_values("--tag", &fields.tags)?;
         paths.push("tags");
     }
+    if let Some(timeout) = &fields.session_timeout {
+        // Unset (`none`) with the path in the mask removes the limit.
+        connection.session_timeout = parse_session_timeout(timeout)?;
+        paths.push("session_timeout");
+    }
     let mask = FieldMask {
         paths: paths.into_iter().map(str::to_owned).collect(),
     };
@@ -116,7 +144,7 @@ pub(crate) fn connection_update(
     let (connection, mask) = connection_from_flags(name, fields)?;
     if mask.paths.is_empty() {
         bail!(
-            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes or -- CMD..."
+            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes, --session-timeout or -- CMD..."
         );
     }
     Ok((connection, mask))
@@ -297,6 +325,67 @@ mod tests {
         assert_eq!(mask.paths, ["type", "redact_types", "tags"]);
         assert_eq!(connection.redact_types, ["EMAIL_ADDRESS", "PHONE_NUMBER"]);
         assert_eq!(connection.tags["team"], "data");
+    }
+
+    #[test]
+    fn session_timeouts_parse() {
+        let secs = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+        assert_eq!(parse_session_timeout("90s").unwrap(), secs(90));
+        assert_eq!(parse_session_timeout("30m").unwrap(), secs(1800));
+        assert_eq!(parse_session_timeout("2h").unwrap(), secs(7200));
+        assert_eq!(parse_session_timeout(" 1h30m ").unwrap(), secs(5400));
+        assert_eq!(parse_session_timeout("1h 30m").unwrap(), secs(5400));
+        assert_eq!(parse_session_timeout("7d").unwrap(), secs(604_800));
+        assert_eq!(
+            parse_session_timeout("1s500ms").unwrap(),
+            Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        for none in ["none", "NONE", "0", "0s", "0h0m"] {
+            assert_eq!(parse_session_timeout(none).unwrap(), None, "{none}");
+        }
+        for bad in ["", "soon", "-1s", "10x", "1.5.2h"] {
+            let err = parse_session_timeout(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("--session-timeout: `"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(
+            parse_session_timeout("soon").unwrap_err().to_string(),
+            "--session-timeout: `soon` is not a duration like 90s, 30m, 2h or 1h30m (or none)"
+        );
+    }
+
+    #[test]
+    fn session_timeout_is_masked_and_none_clears() {
+        let fields = ConnectionFields {
+            session_timeout: Some("30m".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("pg", &fields).unwrap();
+        assert_eq!(mask.paths, ["session_timeout"]);
+        assert_eq!(connection.session_timeout.unwrap().seconds, 1800);
+
+        let fields = ConnectionFields {
+            session_timeout: Some("none".to_owned()),
+            reviewers: Some("dba".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("pg", &fields).unwrap();
+        assert_eq!(mask.paths, ["reviewers", "session_timeout"]);
+        assert_eq!(connection.session_timeout, None);
+
+        let fields = ConnectionFields {
+            session_timeout: Some("2h".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let connection = connection_to_create("pg", &fields).unwrap();
+        assert_eq!(connection.session_timeout.unwrap().seconds, 7200);
+        let connection = connection_to_create("pg", &ConnectionFields::default()).unwrap();
+        assert_eq!(connection.session_timeout, None);
     }
 
     #[test]

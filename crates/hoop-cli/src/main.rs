@@ -3,13 +3,16 @@
 //! Every command is one or a few gRPC calls to the gateway's `hoop.v1` API; results print as
 //! a table (default) or as canonical protobuf JSON (`--output json`). Failures print one
 //! `error: …` line to stderr and exit with status 1 (2 for command-line usage errors).
-//! `hoop exec` streams the session's output instead and exits with its exit status.
+//! `hoop exec` and `hoop connect` stream the session's output instead and exit with its exit
+//! status; `hoop sessions replay` streams a recording; `hoop sessions verify` exits with 1
+//! when the recording does not verify.
 
 mod cli;
 mod client;
 mod commands;
 mod convert;
 mod output;
+mod terminal;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +23,7 @@ use tonic::Code;
 
 use crate::cli::{Cli, Command};
 use crate::client::{Api, Auth};
+use crate::commands::Outcome;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -47,7 +51,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plugins(command) => commands::plugins::run(&mut api, format, command).await?,
         Command::Users(command) => commands::users::run(&mut api, format, command).await?,
-        Command::Sessions(command) => commands::sessions::run(&mut api, format, command).await?,
+        Command::Sessions(command) => {
+            match commands::sessions::run(&mut api, format, command).await? {
+                Outcome::Print(text, status) => {
+                    print(&text)?;
+                    return Ok(ExitCode::from(status));
+                }
+                Outcome::Exit(status) => return Ok(ExitCode::from(status)),
+            }
+        }
         Command::Exec {
             connection,
             input,
@@ -55,6 +67,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             // Writes its own output as it streams.
             let status = commands::exec::run(&mut api, format, connection, input, args).await?;
+            return Ok(ExitCode::from(status));
+        }
+        Command::Connect { connection, args } => {
+            // Writes its own output as it streams.
+            let status = commands::connect::run(&mut api, format, connection, args).await?;
             return Ok(ExitCode::from(status));
         }
     };

@@ -37,6 +37,7 @@ proto_messages! {
     v1::ListApiKeysResponse => "hoop.v1.ListApiKeysResponse",
     v1::Session => "hoop.v1.Session",
     v1::SessionEvent => "hoop.v1.SessionEvent",
+    v1::VerifySessionResponse => "hoop.v1.VerifySessionResponse",
     () => "google.protobuf.Empty",
 }
 
@@ -128,15 +129,23 @@ pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     table.trim_fmt()
 }
 
-/// Aligned `key: value` lines.
+/// Aligned `key: value` lines; the further lines of a multi-line value are indented to
+/// line up under its first.
 pub(crate) fn details(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
+    let indent = format!("\n{:width$} ", "");
     pairs
         .iter()
         .map(|(key, value)| {
-            format!("{:<width$} {value}", format!("{key}:"))
-                .trim_end()
-                .to_owned()
+            format!(
+                "{:<width$} {}",
+                format!("{key}:"),
+                value.replace('\n', &indent)
+            )
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -189,6 +198,42 @@ pub(crate) fn duration(start: Option<&Timestamp>, end: Option<&Timestamp>) -> St
         3600..86_400 => format!("{}h{}m", secs / 3600, secs % 3600 / 60),
         _ => format!("{}d{}h", secs / 86_400, secs % 86_400 / 3600),
     }
+}
+
+/// A `google.protobuf.Duration` as a short text humantime parses back: `90s` is `1m30s`,
+/// then `30m`, `1h30m`, `7d`, with `ms`, `us` or `ns` for a fraction of a second. `-` when
+/// unset.
+pub(crate) fn short_duration(d: Option<&prost_types::Duration>) -> String {
+    let Some(d) = d else {
+        return "-".to_owned();
+    };
+    if d.seconds < 0 || d.nanos < 0 {
+        // Not a valid length of time; shown as is.
+        return format!("{}s{}ns", d.seconds, d.nanos);
+    }
+    let mut text = String::new();
+    let units = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let mut rest = d.seconds;
+    for (size, unit) in units {
+        if rest >= size {
+            text.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    let nanos = d.nanos;
+    if nanos != 0 {
+        text.push_str(&if nanos % 1_000_000 == 0 {
+            format!("{}ms", nanos / 1_000_000)
+        } else if nanos % 1000 == 0 {
+            format!("{}us", nanos / 1000)
+        } else {
+            format!("{nanos}ns")
+        });
+    }
+    if text.is_empty() {
+        text.push_str("0s");
+    }
+    text
 }
 
 /// A byte count, human-readable: `512 B`, then one decimal in binary units: `1.5 KiB`,
@@ -250,6 +295,10 @@ mod tests {
                 seconds: 1_700_000_001,
                 nanos: 500_000_000,
             }),
+            session_timeout: Some(prost_types::Duration {
+                seconds: 5400,
+                nanos: 0,
+            }),
         }
     }
 
@@ -271,6 +320,7 @@ mod tests {
         );
         assert_eq!(json["createTime"], "2023-11-14T22:13:20Z");
         assert_eq!(json["updateTime"], "2023-11-14T22:13:21.500Z");
+        assert_eq!(json["sessionTimeout"], "5400s");
         assert_eq!(
             json["plugins"][0]["config"],
             serde_json::json!({"channel": "#ops", "n": 2.0})
@@ -351,6 +401,42 @@ mod tests {
     fn details_align() {
         let text = details(&[("name", "pg".to_owned()), ("reviewers", String::new())]);
         assert_eq!(text, "name:      pg\nreviewers:");
+        let text = details(&[
+            ("attributes", "a=1\nb=2 \n\nc".to_owned()),
+            ("id", "x".to_owned()),
+        ]);
+        assert_eq!(
+            text,
+            "attributes: a=1\n            b=2\n\n            c\nid:         x"
+        );
+    }
+
+    #[test]
+    fn short_durations() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        let cases = [
+            (d(90, 0), "1m30s"),
+            (d(1800, 0), "30m"),
+            (d(5400, 0), "1h30m"),
+            (d(7200, 0), "2h"),
+            (d(604_800, 0), "7d"),
+            (d(90_061, 0), "1d1h1m1s"),
+            (d(1, 500_000_000), "1s500ms"),
+            (d(0, 1500), "1500ns"),
+            (d(2, 3000), "2s3us"),
+            (d(0, 0), "0s"),
+            (d(-1, 0), "-1s0ns"),
+        ];
+        for (duration, expected) in cases {
+            assert_eq!(short_duration(Some(&duration)), expected);
+            if duration.seconds >= 0 {
+                // What is printed parses back to the same duration.
+                let parsed = humantime::parse_duration(expected).unwrap();
+                assert_eq!(parsed.as_secs(), duration.seconds.unsigned_abs());
+                assert_eq!(i64::from(parsed.subsec_nanos()), i64::from(duration.nanos));
+            }
+        }
+        assert_eq!(short_duration(None), "-");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::session::SessionInfo;
 ///
 /// It carries the read-only [`SessionInfo`], a typed [`Extensions`] map where each plugin
 /// keeps its private per-session state (under a newtype of its own), and the session's
-/// [`Metrics`], which are stored with the session when it ends.
+/// [`Metrics`] and [`Attributes`], which are stored with the session when it ends.
 #[derive(Debug)]
 pub struct SessionCtx {
     info: Arc<SessionInfo>,
@@ -19,6 +19,9 @@ pub struct SessionCtx {
     pub extensions: Extensions,
     /// Counters plugins add to; stored with the session.
     pub metrics: Metrics,
+    /// Named text values plugins attach to the session (e.g. `audit.digest`, the final
+    /// digest of its recording); stored with the session.
+    pub attributes: Attributes,
 }
 
 impl SessionCtx {
@@ -28,6 +31,7 @@ impl SessionCtx {
             info: Arc::new(info),
             extensions: Extensions::default(),
             metrics: Metrics::default(),
+            attributes: Attributes::default(),
         }
     }
 
@@ -123,6 +127,70 @@ impl Metrics {
     }
 }
 
+/// Named text values of a session (e.g. `audit.digest`). Names are conventionally prefixed
+/// with the plugin's name and a dot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes(BTreeMap<String, String>);
+
+impl Attributes {
+    /// Sets `name` to `value`, returning the previous value.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> Option<String> {
+        self.0.insert(name.into(), value.into())
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Every attribute, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether no attribute was set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the host (the gateway, or an embedding service) shares with every plugin it builds:
+/// storage handles, a data directory and the like, each stored under its own type.
+///
+/// A plugin that needs a resource looks it up in [`PluginFactory::build`] and fails with a
+/// [`ConfigError`] naming it when the host did not provide it.
+///
+/// [`PluginFactory::build`]: crate::PluginFactory::build
+/// [`ConfigError`]: crate::ConfigError
+#[derive(Debug, Default)]
+pub struct Resources {
+    values: Extensions,
+}
+
+impl Resources {
+    /// No resources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `value` (replacing one of the same type) and returns the set.
+    #[must_use]
+    pub fn with<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.values.insert(value);
+        self
+    }
+
+    /// Adds `value`, returning the previous value of the same type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) -> Option<T> {
+        self.values.insert(value)
+    }
+
+    /// The resource of type `T`, if provided.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.values.get::<T>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +207,18 @@ mod tests {
         assert_eq!(ext.get::<Count>(), Some(&Count(3)));
         assert_eq!(ext.remove::<Count>(), Some(Count(3)));
         assert!(ext.is_empty());
+    }
+
+    #[test]
+    fn attributes_and_resources_keep_values() {
+        let mut a = Attributes::default();
+        assert_eq!(a.set("audit.digest", "ab"), None);
+        assert_eq!(a.set("audit.digest", "cd").as_deref(), Some("ab"));
+        assert_eq!(a.get("audit.digest"), Some("cd"));
+        assert_eq!(a.iter().count(), 1);
+        let r = Resources::new().with(Count(7));
+        assert_eq!(r.get::<Count>(), Some(&Count(7)));
+        assert_eq!(r.get::<String>(), None);
     }
 
     #[test]

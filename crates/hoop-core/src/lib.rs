@@ -11,7 +11,8 @@
 //! * [`Plugin::on_close`] runs exactly once per plugin of the chain, whatever happened before,
 //!   even when an earlier plugin denied the session or a hook failed.
 //!
-//! A [`PluginFactory`] describes a plugin, validates its configuration and builds it; the
+//! A [`PluginFactory`] describes a plugin, validates its configuration and builds it (with the
+//! [`Resources`] the host shares with plugins, such as where recordings go); the
 //! [`Registry`] holds the factories (plugin crates add theirs at compile time with
 //! [`register_plugin!`]); a [`Chain`] is the ordered list of plugins active on one connection,
 //! and a [`ChainSession`] drives one session through it.
@@ -65,7 +66,7 @@ mod verdict;
 
 pub use chain::{Chain, ChainSession, Outcome};
 pub use config::{ConfigError, PluginConfig};
-pub use context::{Extensions, Metrics, SessionCtx};
+pub use context::{Attributes, Extensions, Metrics, Resources, SessionCtx};
 pub use error::{BoxError, Error, PluginError, Result};
 pub use plugin::{
     Activation, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,

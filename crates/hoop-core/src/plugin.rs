@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{ConfigError, PluginConfig};
-use crate::context::SessionCtx;
+use crate::context::{Resources, SessionCtx};
 use crate::error::PluginError;
 use crate::session::{Chunk, CloseReason};
 use crate::verdict::Verdict;
@@ -197,9 +197,11 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
     /// What the plugin is.
     fn descriptor(&self) -> &PluginDescriptor;
 
-    /// Checks a config without building the plugin. The default builds it and discards it.
+    /// Checks a config without building the plugin (and without any [`Resources`]). The
+    /// default builds it with no resources and discards it: a plugin that needs resources
+    /// must override this.
     fn validate(&self, config: &PluginConfig) -> Result<(), ConfigError> {
-        self.build(config).map(drop)
+        self.build(config, &Resources::default()).map(drop)
     }
 
     /// Whether a plugin with this (valid) config runs on sessions. Defaults to active.
@@ -208,6 +210,10 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
         Activation::Active("runs on every session".to_owned())
     }
 
-    /// Builds the plugin for one connection.
-    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError>;
+    /// Builds the plugin for one connection, with what the host shares with plugins.
+    fn build(
+        &self,
+        config: &PluginConfig,
+        resources: &Resources,
+    ) -> Result<Arc<dyn Plugin>, ConfigError>;
 }

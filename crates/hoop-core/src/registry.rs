@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::chain::Chain;
 use crate::config::PluginConfig;
+use crate::context::Resources;
 use crate::error::Error;
 use crate::plugin::{Plugin, PluginFactory};
 
@@ -22,7 +23,7 @@ pub static PLUGINS: [&'static dyn PluginFactory];
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # use hoop_core::{Plugin, PluginConfig, PluginDescriptor, PluginFactory, ConfigError};
+/// # use hoop_core::{Plugin, PluginConfig, PluginDescriptor, PluginFactory, ConfigError, Resources};
 /// #[derive(Debug)]
 /// struct NoopFactory;
 /// #[derive(Debug)]
@@ -33,7 +34,9 @@ pub static PLUGINS: [&'static dyn PluginFactory];
 ///
 /// impl PluginFactory for NoopFactory {
 ///     fn descriptor(&self) -> &PluginDescriptor { &DESCRIPTOR }
-///     fn build(&self, _: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError> { Ok(Arc::new(Noop)) }
+///     fn build(&self, _: &PluginConfig, _: &Resources) -> Result<Arc<dyn Plugin>, ConfigError> {
+///         Ok(Arc::new(Noop))
+///     }
 /// }
 ///
 /// hoop_core::register_plugin!(pub static NOOP_REGISTRATION = NoopFactory);
@@ -102,14 +105,15 @@ impl Registry {
             .collect()
     }
 
-    /// Builds the chain for a connection from its attachments (plugin name and config):
-    /// only active plugins are built, sorted into chain order.
+    /// Builds the chain for a connection from its attachments (plugin name and config), with
+    /// the host's `resources`: only active plugins are built, sorted into chain order.
     ///
     /// # Errors
     /// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin at fault.
     pub fn build_chain<'a>(
         &self,
         attachments: impl IntoIterator<Item = (&'a str, &'a PluginConfig)>,
+        resources: &Resources,
     ) -> Result<Chain, Error> {
         let mut built: Vec<(i16, &'static str, Arc<dyn Plugin>)> = Vec::new();
         for (name, config) in attachments {
@@ -124,7 +128,7 @@ impl Registry {
             if !factory.activation(config).is_active() {
                 continue;
             }
-            let plugin = factory.build(config).map_err(config_error)?;
+            let plugin = factory.build(config, resources).map_err(config_error)?;
             let descriptor = factory.descriptor();
             built.push((descriptor.order, descriptor.name, plugin));
         }

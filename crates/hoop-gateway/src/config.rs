@@ -67,6 +67,9 @@ pub(crate) struct DeclaredConnection {
     pub(crate) access_modes: DeclaredAccessModes,
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
+    /// Longest a session may run, e.g. `"30m"`; unset for no limit.
+    #[serde(default)]
+    pub(crate) session_timeout: Option<String>,
     /// Plugins to attach (or reconfigure) beyond the defaults.
     #[serde(default)]
     pub(crate) plugins: Vec<DeclaredPlugin>,

@@ -21,6 +21,8 @@ const MAX_ENV_NAME_BYTES: usize = 256;
 const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
 const MAX_LIST_ITEMS: usize = 64;
 const MAX_TAGS: usize = 64;
+const MIN_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 const MAX_TAG_KEY_BYTES: usize = 63;
 const MAX_TAG_VALUE_BYTES: usize = 256;
 
@@ -132,6 +134,15 @@ pub(crate) fn validate(registry: &Registry, conn: &Connection, at: &str) -> Resu
     }
     plugins::check_managed_fields(registry, conn, at)?;
 
+    if let Some(timeout) = conn.session_timeout
+        && !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&timeout)
+    {
+        return Err(Error::invalid(
+            field("session_timeout"),
+            "must be between 1s and 7 days (unset for no limit)",
+        ));
+    }
+
     if conn.tags.len() > MAX_TAGS {
         return Err(Error::invalid(
             field("tags"),
@@ -227,6 +238,19 @@ pub(crate) async fn reconcile_declared(
         conn.reviewers = d.reviewers.clone();
         conn.redact_types = d.redact_types.clone();
         conn.tags = d.tags.clone();
+        conn.session_timeout = match &d.session_timeout {
+            None => None,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(t) if t.is_zero() => None,
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return Err(Error::invalid(
+                        format!("{at}.session_timeout"),
+                        format!("`{text}` is not a duration like `90s`, `30m` or `2h`: {e}"),
+                    ));
+                }
+            },
+        };
         conn.access = AccessModes {
             exec: d.access_modes.exec.unwrap_or(true),
             connect: d.access_modes.connect.unwrap_or(true),
@@ -290,7 +314,6 @@ pub(crate) async fn reconcile_declared(
 // These tests expect every plugin of the default build.
 #[cfg(test)]
 #[cfg(all(
-    feature = "plugin-audit",
     feature = "plugin-dlp",
     feature = "plugin-review",
     feature = "plugin-slack",

@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod grpc;
 mod plugins;
+mod reaper;
 mod runtime;
 mod server;
 
@@ -41,6 +42,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Internal: the process that kills session processes left behind if the gateway dies.
+    #[command(hide = true)]
+    Reaper,
 }
 
 fn init_logging() -> Result<(), String> {
@@ -68,6 +72,10 @@ fn init_logging() -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Reaper)) {
+        reaper::run();
+        return ExitCode::SUCCESS;
+    }
     if let Err(message) = init_logging() {
         eprintln!("hoop-gateway: {message}");
         return ExitCode::from(EXIT_CONFIG);
@@ -96,6 +104,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::serve(config).await,
             Command::Migrate => server::migrate(config).await,
+            Command::Reaper => Ok(()),
         }
     });
     match result {

@@ -10,7 +10,6 @@ use crate::error::Error;
 /// Each plugin crate is referenced here, behind its cargo feature, so that the linker keeps
 /// its compile-time registration.
 pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
-    #[cfg(feature = "plugin-audit")]
     std::hint::black_box(&hoop_plugin_audit::REGISTRATION);
     #[cfg(feature = "plugin-dlp")]
     std::hint::black_box(&hoop_plugin_dlp::REGISTRATION);
@@ -243,7 +242,6 @@ pub(crate) fn check_managed_fields(
 // These tests expect every plugin of the default build.
 #[cfg(test)]
 #[cfg(all(
-    feature = "plugin-audit",
     feature = "plugin-dlp",
     feature = "plugin-review",
     feature = "plugin-slack",

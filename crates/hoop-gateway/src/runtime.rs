@@ -1,11 +1,17 @@
 //! The session runtime: runs a `command` connection's program for one session, with every
 //! byte passing through the connection's plugin chain.
 //!
-//! The child gets the connection's argv plus the client's arguments (never through a shell),
-//! an environment of `PATH` and the connection's decrypted `env` only (nothing else of the
-//! gateway's environment), and its own process group, which is killed when the session ends
-//! early (client gone, plugin verdict). Output flows through a bounded channel: a slow client
-//! slows the child down instead of growing memory.
+//! The child gets the connection's argv plus the client's arguments (never through a shell)
+//! and an environment of `PATH` and the connection's decrypted `env` only (nothing else of the
+//! gateway's environment). It runs on three pipes, leading a process group of its own, or, for
+//! an interactive session that asks for one, on a pseudo-terminal as the leader of a new
+//! session. The group is killed when the session ends, whatever ends it (the program's exit,
+//! the client going away, KillSession, the connection's session timeout, a plugin verdict,
+//! gateway shutdown), and the [reaper](crate::reaper) kills it if the gateway dies first.
+//!
+//! Everything is bounded: output is read in chunks of 32 KiB and sent through a channel of
+//! 16 events, input is queued 16 chunks deep; a slow client slows the child down, a child
+//! that does not read slows the client down, and memory does not grow.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -14,7 +20,9 @@ use bytes::Bytes;
 use hoop_core::{Chain, ChainSession, Chunk, CloseReason, Outcome, SessionInfo, Stream};
 use hoop_proto::v1 as pb;
 use hoop_store::{Connection, SessionEnd, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::reaper::Reaper;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -101,13 +109,44 @@ struct Ending {
     reason: CloseReason,
 }
 
-/// Everything an exec session needs.
-pub(crate) struct ExecJob {
+/// Where a session's input comes from.
+pub(crate) enum Input {
+    /// Exec: one chunk, then stdin closes.
+    Fixed(Vec<u8>),
+    /// Connect: chunks as the client sends them, on pipes or on a terminal of this size.
+    Stream {
+        messages: mpsc::Receiver<InputMessage>,
+        terminal: Option<TerminalSize>,
+    },
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TerminalSize {
+    pub(crate) rows: u16,
+    pub(crate) cols: u16,
+}
+
+/// One message of an interactive session's input.
+#[derive(Debug)]
+pub(crate) enum InputMessage {
+    /// Bytes for the target's stdin.
+    Data(Bytes),
+    /// Close the target's stdin.
+    Close,
+    /// The client's terminal changed size.
+    Resize(TerminalSize),
+    /// The client broke the protocol; the session ends with this error.
+    Invalid(String),
+}
+
+/// Everything a session needs.
+pub(crate) struct SessionJob {
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) info: SessionInfo,
     pub(crate) connection: Connection,
-    pub(crate) input: Vec<u8>,
+    pub(crate) input: Input,
     pub(crate) args: Vec<String>,
     pub(crate) events: EventSender,
     /// Turns `true` when the gateway shuts down.
@@ -115,11 +154,13 @@ pub(crate) struct ExecJob {
     /// The registry of running sessions, and this session's entry in it.
     pub(crate) running: std::sync::Arc<Running>,
     pub(crate) registration: Registration,
+    /// Kills the session's processes if the gateway dies.
+    pub(crate) reaper: std::sync::Arc<Reaper>,
 }
 
-/// Runs an exec session to its end and settles its record.
-pub(crate) async fn run_exec(job: ExecJob) {
-    let ExecJob {
+/// Runs a session to its end and settles its record.
+pub(crate) async fn run_session(job: SessionJob) {
+    let SessionJob {
         store,
         chain,
         info,
@@ -130,9 +171,13 @@ pub(crate) async fn run_exec(job: ExecJob) {
         mut shutdown,
         running,
         registration,
+        reaper,
     } = job;
     let Registration { mut kill, done } = registration;
     let id = info.id.to_string();
+    let deadline = connection
+        .session_timeout
+        .and_then(|t| tokio::time::Instant::now().checked_add(t));
     let _ = events
         .send(event(pb::session_event::Event::Started(
             pb::SessionStarted {
@@ -151,17 +196,24 @@ pub(crate) async fn run_exec(job: ExecJob) {
         &mut Stops {
             shutdown: &mut shutdown,
             kill: &mut kill,
+            deadline,
+            reaper: &reaper,
         },
         &mut counters,
     )
     .await;
     let reason_text = ending.reason.to_string();
-    let metrics = match session.close(ending.reason).await {
-        Some(cx) => cx
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.to_owned(), i64::try_from(v).unwrap_or(i64::MAX)))
-            .collect(),
+    let (metrics, attributes) = match session.close(ending.reason).await {
+        Some(cx) => (
+            cx.metrics
+                .iter()
+                .map(|(k, v)| (k.to_owned(), i64::try_from(v).unwrap_or(i64::MAX)))
+                .collect(),
+            cx.attributes
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ),
         None => Default::default(),
     };
     let end = SessionEnd {
@@ -171,6 +223,7 @@ pub(crate) async fn run_exec(job: ExecJob) {
         bytes_in: counters.bytes_in,
         bytes_out: counters.bytes_out,
         metrics,
+        attributes,
     };
     if let Err(err) = store.finish_session(&id, &end).await {
         tracing::error!(session = %id, error = %err, "cannot settle the session record");
@@ -246,10 +299,21 @@ fn error_ending(message: String) -> Ending {
     }
 }
 
+fn killed(reason: CloseReason) -> Ending {
+    Ending {
+        status: "killed",
+        exit_code: NOT_RUN,
+        reason,
+    }
+}
+
+/// Input chunks queued towards the child's stdin before the client is slowed down.
+const STDIN_QUEUE: usize = 16;
+
 async fn drive(
     session: &mut ChainSession,
     connection: &Connection,
-    input: Vec<u8>,
+    input: Input,
     args: &[String],
     events: &EventSender,
     stops: &mut Stops<'_>,
@@ -263,16 +327,23 @@ async fn drive(
         }
         Err(err) => return error_ending(err.to_string()),
     }
-    add(&mut counters.bytes_in, input.len());
-    let mut stdin_chunk = Chunk::new(Stream::Stdin, input);
-    match session.input(&mut stdin_chunk).await {
-        Ok(outcome) => {
-            if let Some(ending) = plugin_ending(outcome, true) {
-                return ending;
+    // Exec input goes through the chain before anything runs: a plugin can refuse it.
+    let (mut first_input, mut input_stream, terminal) = match input {
+        Input::Fixed(data) => {
+            add(&mut counters.bytes_in, data.len());
+            let mut chunk = Chunk::new(Stream::Stdin, data);
+            match session.input(&mut chunk).await {
+                Ok(outcome) => {
+                    if let Some(ending) = plugin_ending(outcome, true) {
+                        return ending;
+                    }
+                }
+                Err(err) => return error_ending(err.to_string()),
             }
+            (Some(chunk.data), None, None)
         }
-        Err(err) => return error_ending(err.to_string()),
-    }
+        Input::Stream { messages, terminal } => (None, Some(messages), terminal),
+    };
 
     let Some((program, fixed_args)) = connection.command.split_first() else {
         return error_ending("the connection has no command".to_owned());
@@ -282,15 +353,18 @@ async fn drive(
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
     }
-    command
-        .envs(&connection.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    command.envs(&connection.env).kill_on_drop(true);
+    let spawned = match terminal {
+        None => spawn_on_pipes(command),
+        Some(size) => spawn_on_terminal(command, size),
+    };
+    let Spawned {
+        mut child,
+        mut stdout,
+        mut stderr,
+        stdin,
+    } = match spawned {
+        Ok(spawned) => spawned,
         Err(err) => {
             let (code, what) = match err.kind() {
                 std::io::ErrorKind::NotFound => (127, "command not found"),
@@ -306,107 +380,277 @@ async fn drive(
             };
         }
     };
-    let group = child.id().and_then(|id| i32::try_from(id).ok());
+    // The child leads its own process group (on a terminal: its own session).
+    let group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+    let _watched = group.0.map(|pgid| Watched::new(stops.reaper, pgid));
 
-    // Feed stdin on its own task so a large input cannot deadlock with the output.
-    if let Some(mut stdin) = child.stdin.take() {
-        let data = stdin_chunk.data;
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&data).await;
-            let _ = stdin.shutdown().await;
-        });
+    // Stdin is written by a task of its own, fed through a bounded queue: a child that does
+    // not read its input cannot block the output, and a full queue slows the client down.
+    let (stdin_tx, stdin_rx) = mpsc::channel::<StdinOp>(STDIN_QUEUE);
+    tokio::spawn(write_stdin(stdin, stdin_rx));
+    let mut stdin_tx = Some(stdin_tx);
+    if let Some(data) = first_input.take() {
+        if let Some(tx) = &stdin_tx
+            && !data.is_empty()
+        {
+            let _ = tx.send(StdinOp::Data(data)).await;
+        }
+        // Exec: stdin closes after the input.
+        stdin_tx = None;
     }
-    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill_group(group);
-        return error_ending("the command's output pipes are missing".to_owned());
-    };
 
     let mut out_buf = vec![0u8; READ_CHUNK];
     let mut err_buf = vec![0u8; READ_CHUNK];
     let (mut out_open, mut err_open) = (true, true);
-    while out_open || err_open {
-        let (stream, read) = tokio::select! {
-            read = stdout.read(&mut out_buf), if out_open => (Stream::Stdout, read),
-            read = stderr.read(&mut err_buf), if err_open => (Stream::Stderr, read),
-            () = events.closed() => {
-                kill_group(group);
-                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::ClientGone };
-            }
-            _ = stops.shutdown.wait_for(|down| *down) => {
-                kill_group(group);
-                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::Shutdown };
-            }
-            Ok(by) = &mut *stops.kill => {
-                kill_group(group);
-                return Ending { status: "killed", exit_code: NOT_RUN, reason: CloseReason::Killed { by } };
-            }
-        };
-        let n = match read {
-            Ok(0) | Err(_) => {
-                match stream {
-                    Stream::Stdout => out_open = false,
-                    _ => err_open = false,
-                }
-                continue;
-            }
-            Ok(n) => n,
-        };
-        let buf = if stream == Stream::Stdout {
-            &out_buf
-        } else {
-            &err_buf
-        };
-        let mut chunk = Chunk::new(stream, Bytes::copy_from_slice(&buf[..n]));
-        match session.output(&mut chunk).await {
-            Ok(outcome) => {
-                if let Some(ending) = plugin_ending(outcome, false) {
-                    kill_group(group);
-                    return ending;
-                }
-            }
-            Err(err) => {
-                kill_group(group);
-                return error_ending(err.to_string());
-            }
+    let mut exit: Option<std::process::ExitStatus> = None;
+    // An input chunk (or resize) that passed the chain and waits for room in the stdin queue.
+    let mut pending: Option<StdinOp> = None;
+    loop {
+        if exit.is_some() && !out_open && !err_open {
+            break;
         }
-        if chunk.data.is_empty() {
-            continue;
-        }
-        add(&mut counters.bytes_out, chunk.data.len());
-        let output = pb::SessionOutput {
-            stream: if stream == Stream::Stdout {
-                pb::OutputStream::Stdout
-            } else {
-                pb::OutputStream::Stderr
-            } as i32,
-            data: chunk.data.to_vec(),
+        let deadline = stops.deadline;
+        let step = tokio::select! {
+            read = stdout.read(&mut out_buf), if out_open => Step::Read(Stream::Stdout, read),
+            read = stderr.read(&mut err_buf), if err_open => Step::Read(Stream::Stderr, read),
+            status = child.wait(), if exit.is_none() => Step::Exited(status),
+            message = recv_input(&mut input_stream), if pending.is_none() && input_stream.is_some() => Step::Input(message),
+            permit = reserve(&stdin_tx), if pending.is_some() => Step::Room(permit.is_ok()),
+            () = events.closed() => return group.kill_with(killed(CloseReason::ClientGone)),
+            _ = stops.shutdown.wait_for(|down| *down) => return group.kill_with(killed(CloseReason::Shutdown)),
+            Ok(by) = &mut *stops.kill => return group.kill_with(killed(CloseReason::Killed { by })),
+            () = sleep_until(deadline), if deadline.is_some() => return group.kill_with(killed(CloseReason::Timeout)),
         };
-        if events
-            .send(event(pb::session_event::Event::Output(output)))
-            .await
-            .is_err()
-        {
-            kill_group(group);
-            return Ending {
-                status: "killed",
-                exit_code: NOT_RUN,
-                reason: CloseReason::ClientGone,
-            };
+        match step {
+            Step::Exited(Ok(status)) => {
+                // Whatever the program left running in its group goes with it; what is
+                // still in the pipes is read to the end.
+                group.kill();
+                exit = Some(status);
+            }
+            Step::Exited(Err(err)) => {
+                return group
+                    .kill_with(error_ending(format!("cannot wait for the command: {err}")));
+            }
+            Step::Input(Some(InputMessage::Data(data))) => {
+                add(&mut counters.bytes_in, data.len());
+                let mut chunk = Chunk::new(Stream::Stdin, data);
+                match session.input(&mut chunk).await {
+                    Ok(outcome) => {
+                        if let Some(ending) = plugin_ending(outcome, false) {
+                            return group.kill_with(ending);
+                        }
+                    }
+                    Err(err) => return group.kill_with(error_ending(err.to_string())),
+                }
+                if !chunk.data.is_empty() && stdin_tx.is_some() {
+                    pending = Some(StdinOp::Data(chunk.data));
+                }
+            }
+            Step::Input(Some(InputMessage::Resize(size))) => {
+                if stdin_tx.is_some() {
+                    pending = Some(StdinOp::Resize(size));
+                }
+            }
+            Step::Input(Some(InputMessage::Invalid(message))) => {
+                return group.kill_with(error_ending(message));
+            }
+            Step::Input(Some(InputMessage::Close) | None) => {
+                // Dropping the queue's sender closes stdin once what is queued is written.
+                stdin_tx = None;
+                input_stream = None;
+            }
+            Step::Room(true) => {
+                if let (Some(tx), Some(data)) = (&stdin_tx, pending.take()) {
+                    // Room was just reserved, so this does not wait.
+                    let _ = tx.send(data).await;
+                }
+            }
+            Step::Room(false) => {
+                // The child closed its stdin: further input has nowhere to go.
+                pending = None;
+                stdin_tx = None;
+            }
+            Step::Read(stream, read) => {
+                let n = match read {
+                    Ok(0) | Err(_) => {
+                        match stream {
+                            Stream::Stdout => out_open = false,
+                            _ => err_open = false,
+                        }
+                        continue;
+                    }
+                    Ok(n) => n,
+                };
+                let buf = if stream == Stream::Stdout {
+                    &out_buf
+                } else {
+                    &err_buf
+                };
+                let mut chunk = Chunk::new(stream, Bytes::copy_from_slice(&buf[..n]));
+                match session.output(&mut chunk).await {
+                    Ok(outcome) => {
+                        if let Some(ending) = plugin_ending(outcome, false) {
+                            return group.kill_with(ending);
+                        }
+                    }
+                    Err(err) => return group.kill_with(error_ending(err.to_string())),
+                }
+                if chunk.data.is_empty() {
+                    continue;
+                }
+                add(&mut counters.bytes_out, chunk.data.len());
+                let output = pb::SessionOutput {
+                    stream: if stream == Stream::Stdout {
+                        pb::OutputStream::Stdout
+                    } else {
+                        pb::OutputStream::Stderr
+                    } as i32,
+                    data: chunk.data.to_vec(),
+                };
+                if events
+                    .send(event(pb::session_event::Event::Output(output)))
+                    .await
+                    .is_err()
+                {
+                    return group.kill_with(killed(CloseReason::ClientGone));
+                }
+            }
         }
     }
-    match child.wait().await {
-        Ok(status) => {
-            let code = status
-                .code()
-                .or_else(|| status.signal().map(|s| 128 + s))
-                .unwrap_or(NOT_RUN);
-            Ending {
-                status: "done",
-                exit_code: code,
-                reason: CloseReason::Exit { code },
+    let status = exit.unwrap_or_default();
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(NOT_RUN);
+    Ending {
+        status: "done",
+        exit_code: code,
+        reason: CloseReason::Exit { code },
+    }
+}
+
+/// A spawned program and its ends of stdin, stdout and stderr.
+struct Spawned {
+    child: tokio::process::Child,
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    stderr: Box<dyn AsyncRead + Send + Unpin>,
+    stdin: StdinSink,
+}
+
+/// Where stdin goes.
+enum StdinSink {
+    Pipe(tokio::process::ChildStdin),
+    Terminal(pty_process::OwnedWritePty),
+}
+
+/// What the stdin task does next.
+enum StdinOp {
+    Data(Bytes),
+    Resize(TerminalSize),
+}
+
+/// Spawns `command` on three pipes, leading a process group of its own.
+fn spawn_on_pipes(mut command: Command) -> std::io::Result<Spawned> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+        (Some(stdin), Some(stdout), Some(stderr)) => Ok(Spawned {
+            child,
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            stdin: StdinSink::Pipe(stdin),
+        }),
+        _ => Err(std::io::Error::other("the command's pipes are missing")),
+    }
+}
+
+/// Spawns `command` on a new pseudo-terminal of `size`, as the leader of a new session with
+/// the terminal as its controlling terminal (hence also of its own process group).
+fn spawn_on_terminal(command: Command, size: TerminalSize) -> std::io::Result<Spawned> {
+    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    pty.resize(pty_process::Size::new(size.rows, size.cols))
+        .map_err(std::io::Error::other)?;
+    let child = pty_process::Command::from(command)
+        .spawn(pts)
+        .map_err(|e| match e {
+            pty_process::Error::Io(io) => io,
+            other => std::io::Error::other(other),
+        })?;
+    let (read, write) = pty.into_split();
+    Ok(Spawned {
+        child,
+        stdout: Box::new(read),
+        stderr: Box::new(tokio::io::empty()),
+        stdin: StdinSink::Terminal(write),
+    })
+}
+
+/// Writes queued input to the program until the queue closes, then closes its stdin (on a
+/// terminal: sends end-of-file, Ctrl-D).
+async fn write_stdin(sink: StdinSink, mut ops: mpsc::Receiver<StdinOp>) {
+    match sink {
+        StdinSink::Pipe(mut stdin) => {
+            while let Some(op) = ops.recv().await {
+                if let StdinOp::Data(data) = op
+                    && stdin.write_all(&data).await.is_err()
+                {
+                    return;
+                }
             }
+            let _ = stdin.shutdown().await;
         }
-        Err(err) => error_ending(format!("cannot wait for the command: {err}")),
+        StdinSink::Terminal(mut pty) => {
+            while let Some(op) = ops.recv().await {
+                match op {
+                    StdinOp::Data(data) => {
+                        if pty.write_all(&data).await.is_err() {
+                            return;
+                        }
+                    }
+                    StdinOp::Resize(size) => {
+                        let _ = pty.resize(pty_process::Size::new(size.rows, size.cols));
+                    }
+                }
+            }
+            let _ = pty.write_all(&[EOT]).await;
+        }
+    }
+}
+
+/// End of transmission (Ctrl-D): end-of-file for a program reading a terminal.
+const EOT: u8 = 0x04;
+
+/// One thing that happened in a session's loop.
+enum Step {
+    Read(Stream, std::io::Result<usize>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Input(Option<InputMessage>),
+    Room(bool),
+}
+
+async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option<InputMessage> {
+    match stream {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn reserve(tx: &Option<mpsc::Sender<StdinOp>>) -> Result<(), ()> {
+    match tx {
+        Some(tx) => tx.reserve().await.map(drop).map_err(drop),
+        None => Err(()),
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -414,14 +658,49 @@ async fn drive(
 struct Stops<'a> {
     shutdown: &'a mut tokio::sync::watch::Receiver<bool>,
     kill: &'a mut tokio::sync::oneshot::Receiver<String>,
+    /// When the connection's session timeout runs out.
+    deadline: Option<tokio::time::Instant>,
+    /// Kills the session's processes if the gateway dies.
+    reaper: &'a Reaper,
 }
 
-/// Kills the child's whole process group (the child leads it).
-fn kill_group(group: Option<i32>) {
-    if let Some(pid) = group {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+/// A process group announced to the reaper until dropped.
+struct Watched<'a> {
+    reaper: &'a Reaper,
+    group: i32,
+}
+
+impl<'a> Watched<'a> {
+    fn new(reaper: &'a Reaper, group: i32) -> Self {
+        reaper.watch(group);
+        Self { reaper, group }
+    }
+}
+
+impl Drop for Watched<'_> {
+    fn drop(&mut self) {
+        self.reaper.forget(self.group);
+    }
+}
+
+/// The child's process group (the child leads it).
+#[derive(Clone, Copy)]
+struct Group(Option<i32>);
+
+impl Group {
+    /// Kills every process of the group.
+    fn kill(self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Kills the group and ends the session with `ending`.
+    fn kill_with(self, ending: Ending) -> Ending {
+        self.kill();
+        ending
     }
 }

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use hoop_core::Resources;
+use hoop_plugin_audit::Recordings;
+use hoop_plugin_audit::recording::{FsRecordingStore, RecordingStore};
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
 use hoop_proto::v1::plugin_service_server::PluginServiceServer;
 use hoop_proto::v1::session_service_server::SessionServiceServer;
@@ -19,6 +22,9 @@ use crate::grpc::plugins::PluginApi;
 use crate::grpc::sessions::SessionApi;
 use crate::grpc::users::UserApi;
 use crate::{bootstrap, connections, plugins};
+
+/// Sub-directory of the data dir holding session recordings (`<session id>.hrec`).
+pub(crate) const RECORDINGS_DIR: &str = "recordings";
 
 /// Opens and migrates the store named by the config.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -74,11 +80,21 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
 
     let auth = Arc::new(Authenticator::new(store.clone(), admin_token));
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let reaper = Arc::new(
+        crate::reaper::Reaper::start().context("cannot start the session reaper process")?,
+    );
+    let recordings_dir = dir.join(RECORDINGS_DIR);
+    tracing::info!(dir = %recordings_dir.display(), "session recordings");
+    let recordings: Arc<dyn RecordingStore> = Arc::new(FsRecordingStore::new(recordings_dir));
+    let resources = Resources::new().with(Recordings(Arc::clone(&recordings)));
     let app = Arc::new(App {
         store,
         registry,
+        resources,
+        recordings,
         shutdown,
         running: Arc::default(),
+        reaper,
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();

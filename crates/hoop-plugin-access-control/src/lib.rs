@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hoop_core::names::check_group_name;
 use hoop_core::{
     Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginFactory,
+    PluginFactory, Resources,
 };
 
 /// Registry name of the plugin.
@@ -96,7 +96,11 @@ impl PluginFactory for AccessControlFactory {
         }
     }
 
-    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError> {
+    fn build(
+        &self,
+        config: &PluginConfig,
+        _resources: &Resources,
+    ) -> Result<Arc<dyn Plugin>, ConfigError> {
         let AccessControlConfig { groups } = AccessControlConfig::checked(config)?;
         Ok(Arc::new(AccessControlPlugin { groups }))
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hoop_core::{
     Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginFactory,
+    PluginFactory, Resources,
 };
 
 /// Registry name of the plugin.
@@ -134,7 +134,11 @@ impl PluginFactory for DlpFactory {
         }
     }
 
-    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError> {
+    fn build(
+        &self,
+        config: &PluginConfig,
+        _resources: &Resources,
+    ) -> Result<Arc<dyn Plugin>, ConfigError> {
         let DlpConfig { redact_types } = DlpConfig::checked(config)?;
         Ok(Arc::new(DlpPlugin { redact_types }))
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hoop_core::names::check_group_name;
 use hoop_core::{
     Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginFactory,
+    PluginFactory, Resources,
 };
 
 /// Registry name of the plugin.
@@ -104,7 +104,11 @@ impl PluginFactory for ReviewFactory {
         }
     }
 
-    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError> {
+    fn build(
+        &self,
+        config: &PluginConfig,
+        _resources: &Resources,
+    ) -> Result<Arc<dyn Plugin>, ConfigError> {
         let ReviewConfig { reviewers } = ReviewConfig::checked(config)?;
         Ok(Arc::new(ReviewPlugin { reviewers }))
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hoop_core::{
     Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginFactory,
+    PluginFactory, Resources,
 };
 
 /// Registry name of the plugin.
@@ -107,7 +107,11 @@ impl PluginFactory for SlackFactory {
         }
     }
 
-    fn build(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, ConfigError> {
+    fn build(
+        &self,
+        config: &PluginConfig,
+        _resources: &Resources,
+    ) -> Result<Arc<dyn Plugin>, ConfigError> {
         let SlackConfig { channels } = SlackConfig::checked(config)?;
         Ok(Arc::new(SlackPlugin { channels }))
     }

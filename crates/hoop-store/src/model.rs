@@ -78,6 +78,8 @@ pub struct Connection {
     pub access: AccessModes,
     /// Free-form labels.
     pub tags: BTreeMap<String, String>,
+    /// Longest a session may run; `None` means no limit.
+    pub session_timeout: Option<std::time::Duration>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -97,6 +99,7 @@ impl Connection {
             redact_types: Vec::new(),
             access: AccessModes::default(),
             tags: BTreeMap::new(),
+            session_timeout: None,
             created_at: now,
             updated_at: now,
         }
@@ -143,6 +146,8 @@ pub struct SessionRecord {
     pub bytes_out: i64,
     /// Counters plugins recorded.
     pub metrics: BTreeMap<String, i64>,
+    /// Text values plugins attached (e.g. `audit.digest`).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// How a session ended, to settle its record.
@@ -160,6 +165,8 @@ pub struct SessionEnd {
     pub bytes_out: i64,
     /// Counters plugins recorded.
     pub metrics: BTreeMap<String, i64>,
+    /// Text values plugins attached (e.g. `audit.digest`).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// Filters of a session listing.

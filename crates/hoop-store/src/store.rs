@@ -660,6 +660,7 @@ impl Store {
             bytes_in: Set(record.bytes_in),
             bytes_out: Set(record.bytes_out),
             metrics: Set(to_json(&record.metrics)?),
+            attributes: Set(to_json(&record.attributes)?),
         }
         .insert(&self.db)
         .await
@@ -684,6 +685,7 @@ impl Store {
         active.bytes_in = Set(end.bytes_in);
         active.bytes_out = Set(end.bytes_out);
         active.metrics = Set(to_json(&end.metrics)?);
+        active.attributes = Set(to_json(&end.attributes)?);
         session_from(active.update(&self.db).await?)
     }
 
@@ -775,6 +777,9 @@ impl Store {
             access_connect: Set(conn.access.connect),
             access_runbooks: Set(conn.access.runbooks),
             tags: Set(to_json(&conn.tags)?),
+            session_timeout_ms: Set(conn
+                .session_timeout
+                .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))),
             ..Default::default()
         };
         if with_env {
@@ -811,6 +816,10 @@ impl Store {
                 runbooks: row.access_runbooks,
             },
             tags: from_json(row.tags, "tags")?,
+            session_timeout: row
+                .session_timeout_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(std::time::Duration::from_millis),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -887,6 +896,7 @@ fn user_from(row: user::Model, groups: &mut BTreeMap<String, Vec<String>>) -> Us
 fn session_from(row: session::Model) -> Result<SessionRecord> {
     Ok(SessionRecord {
         metrics: from_json(row.metrics, "metrics")?,
+        attributes: from_json(row.attributes, "attributes")?,
         id: row.id,
         connection: row.connection,
         connection_type: row.connection_type,

@@ -60,16 +60,18 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
             [
                 "m20261124_000001_create_users",
                 "m20261124_000002_create_connections",
-                "m20261124_000003_create_sessions"
+                "m20261124_000003_create_sessions",
+                "m20261124_000004_session_attributes_and_timeout"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
         assert_eq!(alice.groups, ["dba"]);
         // The new tables work.
-        store
-            .create_connection(&Connection::new("pg", "command"), &[])
-            .await
-            .unwrap();
+        let mut conn = Connection::new("pg", "command");
+        conn.session_timeout = Some(std::time::Duration::from_millis(90_500));
+        store.create_connection(&conn, &[]).await.unwrap();
+        let got = store.get_connection("pg", false).await.unwrap();
+        assert_eq!(got.session_timeout, conn.session_timeout);
         // Migrating again is a no-op.
         store.migrate().await.unwrap();
     }

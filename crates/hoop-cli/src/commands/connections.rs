@@ -9,7 +9,7 @@ use hoop_proto::v1::{
 use crate::cli::{ConnectionsCommand, OutputFormat};
 use crate::client::Api;
 use crate::convert;
-use crate::output::{self, details, list, or_dash, table, timestamp, yes_no};
+use crate::output::{self, details, list, or_dash, short_duration, table, timestamp, yes_no};
 
 pub(crate) async fn run(
     api: &mut Api,
@@ -162,6 +162,10 @@ fn connection_details(c: &Connection) -> String {
         ("reviewers", list(&c.reviewers)),
         ("redact_types", list(&c.redact_types)),
         ("access_modes", access_modes(c.access_modes.as_ref())),
+        (
+            "session_timeout",
+            short_duration(c.session_timeout.as_ref()),
+        ),
         ("tags", or_dash(&tags)),
         ("created", timestamp(c.create_time.as_ref())),
         ("updated", timestamp(c.update_time.as_ref())),
@@ -250,19 +254,28 @@ mod tests {
     fn details_view() {
         let text = connection_details(&connection());
         assert!(
-            text.contains("env:          A=<hidden> B=<hidden>\n"),
+            text.contains("env:             A=<hidden> B=<hidden>\n"),
             "{text}"
         );
         assert!(
-            text.contains("access_modes: exec=on, connect=off, runbooks=on\n"),
+            text.contains("access_modes:    exec=on, connect=off, runbooks=on\n"),
             "{text}"
         );
-        assert!(text.contains("tags:         team=data\n"), "{text}");
-        assert!(text.contains("redact_types: -\n"), "{text}");
-        assert!(text.contains("created:      -\n"), "{text}");
+        assert!(text.contains("session_timeout: -\n"), "{text}");
+        assert!(text.contains("tags:            team=data\n"), "{text}");
+        assert!(text.contains("redact_types:    -\n"), "{text}");
+        assert!(text.contains("created:         -\n"), "{text}");
         assert!(
             text.contains("\n\nNAME     ACTIVE   STATUS\naudit    yes      records sessions\n"),
             "{text}"
         );
+        let text = connection_details(&Connection {
+            session_timeout: Some(prost_types::Duration {
+                seconds: 1800,
+                nanos: 0,
+            }),
+            ..connection()
+        });
+        assert!(text.contains("session_timeout: 30m\n"), "{text}");
     }
 }

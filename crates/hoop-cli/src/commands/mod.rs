@@ -1,8 +1,21 @@
-//! One module per command group; each returns the text to print, except `exec`, which
-//! streams its output as it comes and returns the status to exit with.
+//! One module per command group; most return the text to print. `exec` and `connect` stream
+//! their output as it comes and return the status to exit with; `sessions` returns an
+//! [`Outcome`], as its `replay` streams and its `verify` sets the exit status.
 
+pub(crate) mod connect;
 pub(crate) mod connections;
 pub(crate) mod exec;
 pub(crate) mod plugins;
+pub(crate) mod replay;
 pub(crate) mod sessions;
+pub(crate) mod stream;
 pub(crate) mod users;
+
+/// What is left to do once a command succeeded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Print the text, then exit with the status.
+    Print(String, u8),
+    /// The command wrote its output itself: exit with the status.
+    Exit(u8),
+}

@@ -1,18 +1,22 @@
 //! `hoop sessions …`
 
 use anyhow::{Result, bail};
-use hoop_proto::v1::{GetSessionRequest, KillSessionRequest, ListSessionsRequest, Session};
+use hoop_proto::v1::{
+    GetSessionRequest, KillSessionRequest, ListSessionsRequest, Session, VerifySessionRequest,
+    VerifySessionResponse,
+};
 
 use crate::cli::{OutputFormat, SessionsCommand};
 use crate::client::Api;
-use crate::output::{self, bytes, details, duration, or_dash, table, timestamp};
+use crate::commands::{Outcome, replay};
+use crate::output::{self, bytes, details, duration, or_dash, table, timestamp, yes_no};
 
 pub(crate) async fn run(
     api: &mut Api,
     format: OutputFormat,
     command: SessionsCommand,
-) -> Result<String> {
-    match command {
+) -> Result<Outcome> {
+    let text = match command {
         SessionsCommand::List {
             connection,
             user,
@@ -28,8 +32,8 @@ pub(crate) async fn run(
             };
             let sessions = list_all(api, filter).await?;
             match format {
-                OutputFormat::Json => output::json_list("sessions", &sessions),
-                OutputFormat::Table => Ok(sessions_table(&sessions)),
+                OutputFormat::Json => output::json_list("sessions", &sessions)?,
+                OutputFormat::Table => sessions_table(&sessions),
             }
         }
         SessionsCommand::Show { id } => {
@@ -39,8 +43,8 @@ pub(crate) async fn run(
                 .await?
                 .into_inner();
             match format {
-                OutputFormat::Json => output::json(&session),
-                OutputFormat::Table => Ok(session_details(&session)),
+                OutputFormat::Json => output::json(&session)?,
+                OutputFormat::Table => session_details(&session),
             }
         }
         SessionsCommand::Kill { id } => {
@@ -50,14 +54,93 @@ pub(crate) async fn run(
                 .await?
                 .into_inner();
             match format {
-                OutputFormat::Json => output::json(&session),
-                OutputFormat::Table => Ok(format!(
+                OutputFormat::Json => output::json(&session)?,
+                OutputFormat::Table => format!(
                     "killed session {}\n\n{}",
                     session.id,
                     session_details(&session)
-                )),
+                ),
             }
         }
+        SessionsCommand::Replay {
+            id,
+            format: replay_format,
+            timing,
+            speed,
+        } => {
+            // Writes the recording itself, as it streams.
+            let speed = timing.then_some(speed);
+            let status = replay::run(api, &id, replay_format, speed).await?;
+            return Ok(Outcome::Exit(status));
+        }
+        SessionsCommand::Verify { id } => {
+            let report = api
+                .sessions
+                .verify_session(VerifySessionRequest { id })
+                .await?
+                .into_inner();
+            let text = match format {
+                OutputFormat::Json => output::json(&report)?,
+                OutputFormat::Table => verify_report(&report),
+            };
+            return Ok(Outcome::Print(text, if report.ok { 0 } else { 1 }));
+        }
+    };
+    Ok(Outcome::Print(text, 0))
+}
+
+/// The report of `hoop sessions verify`: a one-line verdict, then the details.
+fn verify_report(r: &VerifySessionResponse) -> String {
+    let summary = if r.ok {
+        let events = if r.events == 1 {
+            "1 event verifies".to_owned()
+        } else {
+            format!("{} events verify", r.events)
+        };
+        if r.expected_digest.is_empty() {
+            format!(
+                "ok: {events}; the session has no stored digest, so the chain was checked as far as it goes"
+            )
+        } else {
+            format!(
+                "ok: {events}; final digest {} matches the stored digest",
+                short_digest(&r.digest)
+            )
+        }
+    } else {
+        let place = match r.failed_event {
+            Some(event) => format!("event {event} (byte {})", r.failed_byte_offset),
+            None => format!("byte {}", r.failed_byte_offset),
+        };
+        let detail = r.detail.split_whitespace().collect::<Vec<_>>().join(" ");
+        let detail = if detail.is_empty() {
+            "the recording does not verify".to_owned()
+        } else {
+            detail
+        };
+        format!("FAILED: {place}: {detail}")
+    };
+    let mut rows = vec![
+        ("events", r.events.to_string()),
+        ("digest", or_dash(&r.digest)),
+        ("expected_digest", or_dash(&r.expected_digest)),
+        ("closed", yes_no(r.closed)),
+        ("truncated", yes_no(r.truncated)),
+    ];
+    if r.ok {
+        // A failure's detail is on the first line already.
+        rows.push(("detail", or_dash(&r.detail)));
+    }
+    let view = details(&rows);
+    format!("{summary}\n\n{view}")
+}
+
+/// The start of a hex digest, enough to tell digests apart at a glance.
+fn short_digest(digest: &str) -> String {
+    const SHOWN: usize = 12;
+    match digest.get(..SHOWN) {
+        Some(start) if digest.len() > SHOWN => format!("{start}…"),
+        _ => or_dash(digest),
     }
 }
 
@@ -126,6 +209,13 @@ fn session_details(s: &Session) -> String {
         .map(|(key, value)| format!("{key}={value}"))
         .collect::<Vec<_>>()
         .join(" ");
+    // One per line: values such as `audit.digest` are long.
+    let attributes = s
+        .attributes
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join("\n");
     details(&[
         ("id", s.id.clone()),
         ("connection", or_dash(&s.connection)),
@@ -141,6 +231,7 @@ fn session_details(s: &Session) -> String {
         ("bytes_in", exact_bytes(s.bytes_in)),
         ("bytes_out", exact_bytes(s.bytes_out)),
         ("metrics", or_dash(&metrics)),
+        ("attributes", or_dash(&attributes)),
     ])
 }
 
@@ -197,6 +288,10 @@ mod tests {
                 ("dlp.EMAIL_ADDRESS".to_owned(), 2),
                 ("audit.chunks".to_owned(), 7),
             ]),
+            attributes: BTreeMap::from([
+                ("audit.events".to_owned(), "9".to_owned()),
+                ("audit.digest".to_owned(), "9f86d081884c7d65".to_owned()),
+            ]),
         }
     }
 
@@ -241,13 +336,99 @@ mod tests {
              duration:        1.2s\n\
              bytes_in:        12 B\n\
              bytes_out:       1.5 KiB (1536 bytes)\n\
-             metrics:         audit.chunks=7 dlp.EMAIL_ADDRESS=2"
+             metrics:         audit.chunks=7 dlp.EMAIL_ADDRESS=2\n\
+             attributes:      audit.digest=9f86d081884c7d65\n\
+             \x20                audit.events=9"
         );
         let text = session_details(&open());
         assert!(text.contains("exit_code:       -\n"), "{text}");
         assert!(text.contains("ended:           -\n"), "{text}");
         assert!(text.contains("duration:        running\n"), "{text}");
-        assert!(text.ends_with("metrics:         -"), "{text}");
+        assert!(text.contains("\nmetrics:         -\n"), "{text}");
+        assert!(text.ends_with("\nattributes:      -"), "{text}");
+    }
+
+    fn verified() -> VerifySessionResponse {
+        VerifySessionResponse {
+            ok: true,
+            events: 7,
+            digest: "9f86d081884c7d659a2feaa0c55ad015".to_owned(),
+            expected_digest: "9f86d081884c7d659a2feaa0c55ad015".to_owned(),
+            closed: true,
+            truncated: false,
+            failed_event: None,
+            failed_byte_offset: 0,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn verify_ok_report() {
+        assert_eq!(
+            verify_report(&verified()),
+            "ok: 7 events verify; final digest 9f86d081884c… matches the stored digest\n\
+             \n\
+             events:          7\n\
+             digest:          9f86d081884c7d659a2feaa0c55ad015\n\
+             expected_digest: 9f86d081884c7d659a2feaa0c55ad015\n\
+             closed:          yes\n\
+             truncated:       no\n\
+             detail:          -"
+        );
+        let interrupted = VerifySessionResponse {
+            events: 1,
+            expected_digest: String::new(),
+            closed: false,
+            detail: "no final digest: the session was interrupted".to_owned(),
+            ..verified()
+        };
+        let text = verify_report(&interrupted);
+        assert!(
+            text.starts_with(
+                "ok: 1 event verifies; the session has no stored digest, so the chain was checked as far as it goes\n\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nexpected_digest: -\n"), "{text}");
+        assert!(
+            text.ends_with("\ndetail:          no final digest: the session was interrupted"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn verify_failed_report() {
+        let failed = VerifySessionResponse {
+            ok: false,
+            events: 3,
+            digest: "abc".to_owned(),
+            failed_event: Some(3),
+            failed_byte_offset: 1234,
+            detail: "event 3 does not match\nits link".to_owned(),
+            ..verified()
+        };
+        let text = verify_report(&failed);
+        assert!(
+            text.starts_with("FAILED: event 3 (byte 1234): event 3 does not match its link\n\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\ntruncated:       no"), "{text}");
+        let failed = VerifySessionResponse {
+            failed_event: None,
+            failed_byte_offset: 0,
+            detail: String::new(),
+            ..failed
+        };
+        assert!(
+            verify_report(&failed).starts_with("FAILED: byte 0: the recording does not verify\n\n")
+        );
+    }
+
+    #[test]
+    fn digests_shorten() {
+        assert_eq!(short_digest("0123456789abcdef"), "0123456789ab…");
+        assert_eq!(short_digest("0123456789ab"), "0123456789ab");
+        assert_eq!(short_digest(""), "-");
     }
 
     #[test]

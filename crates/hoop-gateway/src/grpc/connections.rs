@@ -23,6 +23,7 @@ const UPDATABLE: &[&str] = &[
     "access_modes.connect",
     "access_modes.runbooks",
     "tags",
+    "session_timeout",
 ];
 const OUTPUT_ONLY: &[&str] = &["plugins", "create_time", "update_time"];
 
@@ -168,6 +169,7 @@ impl ConnectionService for ConnectionApi {
                 "redact_types",
                 "access_modes",
                 "tags",
+                "session_timeout",
             ]
             .map(String::from)
             .to_vec();
@@ -221,6 +223,9 @@ impl ConnectionService for ConnectionApi {
         }
         if has("tags") {
             conn.tags = proto.tags.into_iter().collect();
+        }
+        if has("session_timeout") {
+            conn.session_timeout = super::convert::session_timeout(proto.session_timeout);
         }
         let updated = connections::update(
             &self.app.store,

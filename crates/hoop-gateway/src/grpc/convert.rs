@@ -35,6 +35,27 @@ pub(crate) fn connection_to_proto(
         plugins: plugins.into_iter().map(attachment_to_proto).collect(),
         create_time: Some(timestamp(conn.created_at)),
         update_time: Some(timestamp(conn.updated_at)),
+        session_timeout: conn.session_timeout.map(duration_to_proto),
+    }
+}
+
+pub(crate) fn duration_to_proto(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A connection's session timeout from its proto form: unset or zero means no limit; a
+/// negative or malformed duration becomes one that validation rejects as out of range.
+pub(crate) fn session_timeout(d: Option<prost_types::Duration>) -> Option<std::time::Duration> {
+    let d = d?;
+    if d.seconds == 0 && d.nanos == 0 {
+        return None;
+    }
+    match (u64::try_from(d.seconds), u32::try_from(d.nanos)) {
+        (Ok(s), Ok(n)) if n < 1_000_000_000 => Some(std::time::Duration::new(s, n)),
+        _ => Some(std::time::Duration::MAX),
     }
 }
 
@@ -56,6 +77,7 @@ pub(crate) fn connection_from_proto(pb: pb::Connection) -> Connection {
     conn.reviewers = pb.reviewers;
     conn.redact_types = pb.redact_types;
     conn.tags = pb.tags.into_iter().collect();
+    conn.session_timeout = session_timeout(pb.session_timeout);
     conn
 }
 

@@ -21,10 +21,16 @@ use crate::error::Error;
 pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) registry: Registry,
+    /// What plugins get when they are built (the recording store, …).
+    pub(crate) resources: hoop_core::Resources,
+    /// Where session recordings are kept.
+    pub(crate) recordings: Arc<dyn hoop_plugin_audit::recording::RecordingStore>,
     /// Turns `true` when the gateway starts shutting down: running sessions end.
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Sessions running on this gateway.
     pub(crate) running: Arc<crate::runtime::Running>,
+    /// Kills session processes if the gateway dies.
+    pub(crate) reaper: Arc<crate::reaper::Reaper>,
 }
 
 pub(crate) type SharedApp = Arc<App>;

@@ -1,21 +1,25 @@
 //! `hoop.v1.SessionService`.
 
 use chrono::{DateTime, Utc};
-use hoop_core::{ConnectionInfo, PluginConfig, SessionInfo, UserInfo, Verb};
+use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, UserInfo, Verb};
+use hoop_plugin_audit::recording::{
+    Digest, EventKind, RecordingError, RecordingReader, SessionId as RecordingSessionId,
+    VerifyFailure, verify,
+};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::session_service_server::SessionService;
-use hoop_store::{SessionFilter, SessionRecord, StoreError};
+use hoop_store::{Connection, SessionFilter, SessionRecord, StoreError};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::timestamp;
 use super::{Page, SharedApp};
 use crate::auth::{Caller, caller};
 use crate::error::Error;
-use crate::runtime::{self, ExecJob, KillError};
+use crate::runtime::{self, KillError, SessionJob};
 
 /// Groups that may read every session.
 const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
@@ -53,6 +57,205 @@ impl SessionApi {
     }
 }
 
+/// A session checked and recorded as open, ready to run.
+struct Prepared {
+    chain: Chain,
+    info: SessionInfo,
+    connection: Connection,
+}
+
+impl SessionApi {
+    /// Checks a session request, builds the connection's chain and records the session as
+    /// `open`. `at` prefixes field names in errors (`open.` for Connect).
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        connection: &str,
+        args: &[String],
+        verb: Verb,
+        at: &str,
+    ) -> Result<Prepared, Status> {
+        if connection.is_empty() {
+            return Err(Error::invalid(format!("{at}connection"), "required").into());
+        }
+        if args.len() > MAX_ARGS {
+            return Err(Error::invalid(
+                format!("{at}args"),
+                format!("at most {MAX_ARGS} arguments"),
+            )
+            .into());
+        }
+        for (i, arg) in args.iter().enumerate() {
+            if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
+                return Err(Error::invalid(
+                    format!("{at}args[{i}]"),
+                    format!("at most {MAX_ARG_BYTES} bytes, no NUL"),
+                )
+                .into());
+            }
+        }
+        let connection = self
+            .app
+            .store
+            .get_connection(connection, true)
+            .await
+            .map_err(Error::from)?;
+        let (enabled, mode) = match verb {
+            Verb::Connect => (connection.access.connect, "connect"),
+            _ => (connection.access.exec, "exec"),
+        };
+        if !enabled {
+            return Err(Error::FailedPrecondition(format!(
+                "{mode} is disabled on connection `{}`: an admin can enable access_modes.{mode}",
+                connection.name
+            ))
+            .into());
+        }
+        let attachments = self
+            .app
+            .store
+            .list_attachments(&connection.name)
+            .await
+            .map_err(Error::from)?;
+        let configs: Vec<(String, PluginConfig)> = attachments
+            .into_iter()
+            .map(|a| PluginConfig::from_value(a.config).map(|c| (a.plugin, c)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
+            })?;
+        let chain = self
+            .app
+            .registry
+            .build_chain(
+                configs.iter().map(|(name, config)| (name.as_str(), config)),
+                &self.app.resources,
+            )
+            .map_err(|e| {
+                Error::FailedPrecondition(format!("cannot build the plugin chain: {e}"))
+            })?;
+
+        let id = uuid::Uuid::new_v4().to_string();
+        let user = UserInfo::new(caller.user.name.clone())
+            .with_email(caller.user.email.clone())
+            .with_groups(caller.user.groups.clone());
+        let info = SessionInfo::new(
+            id.clone(),
+            user,
+            ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
+                .with_tags(connection.tags.clone()),
+            verb,
+        );
+        self.app
+            .store
+            .create_session(&SessionRecord {
+                id: id.clone(),
+                connection: connection.name.clone(),
+                connection_type: connection.kind.clone(),
+                user: caller.user.name.clone(),
+                verb: verb.as_str().to_owned(),
+                status: "open".to_owned(),
+                exit_code: None,
+                reason: String::new(),
+                started_at: Utc::now(),
+                ended_at: None,
+                bytes_in: 0,
+                bytes_out: 0,
+                metrics: Default::default(),
+                attributes: Default::default(),
+            })
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(session = %id, user = %caller.user.name, connection = %connection.name, verb = verb.as_str(), "session started");
+        Ok(Prepared {
+            chain,
+            info,
+            connection,
+        })
+    }
+
+    /// Runs a prepared session on a task of its own; its events come out of the stream.
+    fn start(&self, prepared: Prepared, input: runtime::Input, args: Vec<String>) -> EventStream {
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let id = prepared.info.id.to_string();
+        tokio::spawn(runtime::run_session(SessionJob {
+            store: self.app.store.clone(),
+            chain: prepared.chain,
+            info: prepared.info,
+            connection: prepared.connection,
+            input,
+            args,
+            events: tx,
+            shutdown: self.app.shutdown.clone(),
+            registration: self.app.running.register(&id),
+            running: Arc::clone(&self.app.running),
+            reaper: Arc::clone(&self.app.reaper),
+        }));
+        ReceiverStream::new(rx)
+    }
+}
+
+type EventStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+
+/// Forwards an interactive session's requests after `open` to the runtime as input.
+async fn forward_input(
+    mut requests: Streaming<pb::ConnectRequest>,
+    input: mpsc::Sender<runtime::InputMessage>,
+) {
+    use pb::connect_request::Request as R;
+    use runtime::InputMessage as M;
+    loop {
+        let message = match requests.message().await {
+            Ok(Some(pb::ConnectRequest {
+                request: Some(R::Input(data)),
+            })) => M::Data(data.into()),
+            Ok(Some(pb::ConnectRequest {
+                request: Some(R::CloseStdin(_)),
+            })) => M::Close,
+            Ok(Some(pb::ConnectRequest {
+                request: Some(R::Open(_)),
+            })) => M::Invalid("the client sent `open` twice".to_owned()),
+            Ok(Some(pb::ConnectRequest {
+                request: Some(R::Resize(size)),
+            })) => match terminal_size(&size, "resize") {
+                Ok(size) => M::Resize(size),
+                Err(status) => M::Invalid(status.message().to_owned()),
+            },
+            Ok(Some(pb::ConnectRequest { request: None })) => {
+                M::Invalid("the client sent an empty request".to_owned())
+            }
+            // The end of the request stream closes stdin; a broken stream too (if the
+            // client is gone, the response stream closing ends the session).
+            Ok(None) | Err(_) => M::Close,
+        };
+        let last = !matches!(message, M::Data(_) | M::Resize(_));
+        if input.send(message).await.is_err() || last {
+            break;
+        }
+    }
+}
+
+/// Largest terminal accepted, in rows and in columns.
+const MAX_TERMINAL_CELLS: u32 = 1000;
+
+fn terminal_size(size: &pb::TerminalSize, field: &str) -> Result<runtime::TerminalSize, Status> {
+    let cells = |n: u32, name: &str| {
+        u16::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_TERMINAL_CELLS).contains(&u32::from(*n)))
+            .ok_or_else(|| {
+                Status::from(Error::invalid(
+                    format!("{field}.{name}"),
+                    format!("must be between 1 and {MAX_TERMINAL_CELLS}"),
+                ))
+            })
+    };
+    Ok(runtime::TerminalSize {
+        rows: cells(size.rows, "rows")?,
+        cols: cells(size.cols, "cols")?,
+    })
+}
+
 fn reads_all(caller: &Caller) -> bool {
     caller
         .user
@@ -76,6 +279,7 @@ fn session_to_proto(s: SessionRecord) -> pb::Session {
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
         metrics: s.metrics.into_iter().collect(),
+        attributes: s.attributes.into_iter().collect(),
     }
 }
 
@@ -91,7 +295,9 @@ fn time(t: Option<prost_types::Timestamp>, field: &str) -> Result<Option<DateTim
 
 #[tonic::async_trait]
 impl SessionService for SessionApi {
-    type ExecStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+    type ExecStream = EventStream;
+    type ConnectStream = EventStream;
+    type GetSessionEventsStream = ReceiverStream<Result<pb::RecordingEvent, Status>>;
 
     async fn exec(
         &self,
@@ -99,101 +305,62 @@ impl SessionService for SessionApi {
     ) -> Result<Response<Self::ExecStream>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        if req.connection.is_empty() {
-            return Err(Error::invalid("connection", "required").into());
-        }
-        if req.args.len() > MAX_ARGS {
-            return Err(Error::invalid("args", format!("at most {MAX_ARGS} arguments")).into());
-        }
-        for (i, arg) in req.args.iter().enumerate() {
-            if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
+        let prepared = self
+            .prepare(&caller, &req.connection, &req.args, Verb::Exec, "")
+            .await?;
+        Ok(Response::new(self.start(
+            prepared,
+            runtime::Input::Fixed(req.input),
+            req.args,
+        )))
+    }
+
+    async fn connect(
+        &self,
+        req: Request<Streaming<pb::ConnectRequest>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let caller = caller(&req)?;
+        let mut requests = req.into_inner();
+        let open = match requests.message().await? {
+            Some(pb::ConnectRequest {
+                request: Some(pb::connect_request::Request::Open(open)),
+            }) => open,
+            Some(_) => {
                 return Err(Error::invalid(
-                    format!("args[{i}]"),
-                    format!("at most {MAX_ARG_BYTES} bytes, no NUL"),
+                    "open",
+                    "the first request must be `open` (connection and args)",
                 )
                 .into());
             }
-        }
-        let connection = self
-            .app
-            .store
-            .get_connection(&req.connection, true)
-            .await
-            .map_err(Error::from)?;
-        if !connection.access.exec {
-            return Err(Error::FailedPrecondition(format!(
-                "exec is disabled on connection `{}`: an admin can enable access_modes.exec",
-                connection.name
-            ))
-            .into());
-        }
-        let attachments = self
-            .app
-            .store
-            .list_attachments(&connection.name)
-            .await
-            .map_err(Error::from)?;
-        let configs: Vec<(String, PluginConfig)> = attachments
-            .into_iter()
-            .map(|a| PluginConfig::from_value(a.config).map(|c| (a.plugin, c)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
-            })?;
-        let chain = self
-            .app
-            .registry
-            .build_chain(configs.iter().map(|(name, config)| (name.as_str(), config)))
-            .map_err(|e| {
-                Error::FailedPrecondition(format!("cannot build the plugin chain: {e}"))
-            })?;
-
-        let id = uuid::Uuid::new_v4().to_string();
-        let user = UserInfo::new(caller.user.name.clone())
-            .with_email(caller.user.email.clone())
-            .with_groups(caller.user.groups.clone());
-        let info = SessionInfo::new(
-            id.clone(),
-            user,
-            ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
-                .with_tags(connection.tags.clone()),
-            Verb::Exec,
-        );
-        self.app
-            .store
-            .create_session(&SessionRecord {
-                id: id.clone(),
-                connection: connection.name.clone(),
-                connection_type: connection.kind.clone(),
-                user: caller.user.name.clone(),
-                verb: "exec".to_owned(),
-                status: "open".to_owned(),
-                exit_code: None,
-                reason: String::new(),
-                started_at: Utc::now(),
-                ended_at: None,
-                bytes_in: 0,
-                bytes_out: 0,
-                metrics: Default::default(),
-            })
-            .await
-            .map_err(Error::from)?;
-        tracing::info!(session = %id, user = %caller.user.name, connection = %connection.name, "exec session started");
-
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        tokio::spawn(runtime::run_exec(ExecJob {
-            store: self.app.store.clone(),
-            chain,
-            info,
-            connection,
-            input: req.input,
-            args: req.args,
-            events: tx,
-            shutdown: self.app.shutdown.clone(),
-            registration: self.app.running.register(&id),
-            running: Arc::clone(&self.app.running),
-        }));
-        Ok(Response::new(ReceiverStream::new(rx)))
+            None => {
+                return Err(
+                    Error::invalid("open", "the request stream ended before `open`").into(),
+                );
+            }
+        };
+        let terminal = open
+            .terminal
+            .map(|t| terminal_size(&t, "open.terminal"))
+            .transpose()?;
+        let prepared = self
+            .prepare(
+                &caller,
+                &open.connection,
+                &open.args,
+                Verb::Connect,
+                "open.",
+            )
+            .await?;
+        let (input_tx, input_rx) = mpsc::channel(EVENT_BUFFER);
+        tokio::spawn(forward_input(requests, input_tx));
+        Ok(Response::new(self.start(
+            prepared,
+            runtime::Input::Stream {
+                messages: input_rx,
+                terminal,
+            },
+            open.args,
+        )))
     }
 
     async fn list_sessions(
@@ -247,19 +414,7 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::Session>, Status> {
         let caller = caller(&req)?;
         let id = req.into_inner().id;
-        if id.is_empty() {
-            return Err(Error::invalid("id", "required").into());
-        }
-        let not_found = || Error::NotFound(format!("session `{id}` not found"));
-        let session = match self.app.store.get_session(&id).await {
-            Ok(s) => s,
-            Err(StoreError::NotFound { .. }) => return Err(not_found().into()),
-            Err(e) => return Err(Error::from(e).into()),
-        };
-        // Someone else's session is "not found", as if it did not exist.
-        if session.user != caller.user.name && !reads_all(&caller) {
-            return Err(not_found().into());
-        }
+        let session = self.visible_session(&caller, &id).await?;
         Ok(Response::new(session_to_proto(session)))
     }
 
@@ -292,5 +447,192 @@ impl SessionService for SessionApi {
         tracing::info!(session = %id, by = %caller.user.name, "session killed");
         let settled = self.app.store.get_session(&id).await.map_err(Error::from)?;
         Ok(Response::new(session_to_proto(settled)))
+    }
+    async fn get_session_events(
+        &self,
+        req: Request<pb::GetSessionEventsRequest>,
+    ) -> Result<Response<Self::GetSessionEventsStream>, Status> {
+        let caller = caller(&req)?;
+        let id = req.into_inner().id;
+        let session = self.visible_session(&caller, &id).await?;
+        let reader = self.open_recording(&id).await?;
+        let expected = if session.status == "open" {
+            None
+        } else {
+            session
+                .attributes
+                .get(hoop_plugin_audit::DIGEST_ATTRIBUTE)
+                .and_then(|d| d.parse::<Digest>().ok())
+        };
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        tokio::spawn(stream_recording(reader, expected, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn verify_session(
+        &self,
+        req: Request<pb::VerifySessionRequest>,
+    ) -> Result<Response<pb::VerifySessionResponse>, Status> {
+        let caller = caller(&req)?;
+        let id = req.into_inner().id;
+        let session = self.visible_session(&caller, &id).await?;
+        let stored = session
+            .attributes
+            .get(hoop_plugin_audit::DIGEST_ATTRIBUTE)
+            .cloned()
+            .unwrap_or_default();
+        let failed = |detail: String| pb::VerifySessionResponse {
+            ok: false,
+            expected_digest: stored.clone(),
+            detail,
+            ..Default::default()
+        };
+        let expected = if stored.is_empty() {
+            None
+        } else {
+            match stored.parse::<Digest>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    return Ok(Response::new(failed(
+                        "the final digest stored with the session is malformed".to_owned(),
+                    )));
+                }
+            }
+        };
+        let reader = match self.app.recordings.open(&recording_id(&id)?).await {
+            Ok(reader) => reader,
+            Err(RecordingError::NotFound(_)) => {
+                return Ok(Response::new(failed(
+                    "the session's recording is missing".to_owned(),
+                )));
+            }
+            Err(err) => return Err(recording_failure(&id, err)),
+        };
+        let response = match verify(reader, expected.as_ref()).await {
+            Ok(v) => {
+                let detail = if expected.is_some() {
+                    format!(
+                        "the hash chain of {} events is intact and ends at the final digest stored with the session",
+                        v.events
+                    )
+                } else if session.status == "open" {
+                    format!(
+                        "the session is still running: the {} events recorded so far verify",
+                        v.events
+                    )
+                } else {
+                    format!(
+                        "no final digest is stored with the session (status {}): the hash chain of {} events is intact as far as it goes{}",
+                        session.status,
+                        v.events,
+                        if v.truncated {
+                            ", and ends in a partial record"
+                        } else {
+                            ""
+                        }
+                    )
+                };
+                pb::VerifySessionResponse {
+                    ok: true,
+                    events: v.events,
+                    digest: v.final_digest.to_hex(),
+                    expected_digest: stored.clone(),
+                    closed: v.closed,
+                    truncated: v.truncated,
+                    failed_event: None,
+                    failed_byte_offset: 0,
+                    detail,
+                }
+            }
+            Err(RecordingError::Corrupt(e)) => pb::VerifySessionResponse {
+                ok: false,
+                events: e.index.unwrap_or(0),
+                failed_event: e.index,
+                failed_byte_offset: e.byte_offset,
+                truncated: e.reason == VerifyFailure::Truncated,
+                // Where it failed is in failed_event and failed_byte_offset.
+                detail: e.reason.to_string(),
+                expected_digest: stored.clone(),
+                ..Default::default()
+            },
+            Err(err) => return Err(recording_failure(&id, err)),
+        };
+        if !response.ok {
+            tracing::warn!(session = %id, detail = %response.detail, "session recording does not verify");
+        }
+        Ok(Response::new(response))
+    }
+}
+
+impl SessionApi {
+    async fn open_recording(&self, id: &str) -> Result<RecordingReader, Status> {
+        match self.app.recordings.open(&recording_id(id)?).await {
+            Ok(reader) => Ok(reader),
+            Err(RecordingError::NotFound(_)) => {
+                Err(Error::NotFound(format!("session `{id}` has no recording")).into())
+            }
+            Err(err) => Err(recording_failure(id, err)),
+        }
+    }
+}
+
+fn recording_id(id: &str) -> Result<RecordingSessionId, Status> {
+    RecordingSessionId::new(id)
+        .map_err(|_| Status::from(Error::NotFound(format!("session `{id}` has no recording"))))
+}
+
+/// A storage failure reading a recording: logged in full, reported without details.
+fn recording_failure(id: &str, err: RecordingError) -> Status {
+    tracing::error!(session = %id, error = %err, "cannot read the session recording");
+    Error::Internal(format!("cannot read the recording of session `{id}`")).into()
+}
+
+fn event_kind(kind: EventKind) -> pb::RecordingEventKind {
+    match kind {
+        EventKind::Header => pb::RecordingEventKind::Header,
+        EventKind::Stdin => pb::RecordingEventKind::Stdin,
+        EventKind::Stdout => pb::RecordingEventKind::Stdout,
+        EventKind::Stderr => pb::RecordingEventKind::Stderr,
+        EventKind::Close => pb::RecordingEventKind::Close,
+    }
+}
+
+/// Streams a recording's events, each verified against the chain; a recording that does not
+/// verify ends the stream with DATA_LOSS naming the first bad event.
+async fn stream_recording(
+    mut reader: RecordingReader,
+    expected: Option<Digest>,
+    tx: mpsc::Sender<Result<pb::RecordingEvent, Status>>,
+) {
+    let session = reader.session_id().as_str().to_owned();
+    while let Some(event) = reader.next_event().await {
+        let message = match event {
+            Ok(e) => Ok(pb::RecordingEvent {
+                index: e.index,
+                kind: event_kind(e.kind) as i32,
+                offset: Some(super::convert::duration_to_proto(e.offset())),
+                data: e.payload.to_vec(),
+            }),
+            Err(RecordingError::Corrupt(e)) => {
+                tracing::warn!(%session, error = %e, "session recording does not verify");
+                Err(Status::data_loss(e.to_string()))
+            }
+            Err(err) => Err(recording_failure(&session, err)),
+        };
+        let last = message.is_err();
+        if tx.send(message).await.is_err() || last {
+            return;
+        }
+    }
+    if let Some(expected) = expected
+        && reader.digest() != expected
+    {
+        let _ = tx
+            .send(Err(Status::data_loss(format!(
+                "the recording does not end at the final digest stored with the session: \
+                 events after event {} are missing, or the recording was altered",
+                reader.events_read().saturating_sub(1)
+            ))))
+            .await;
     }
 }

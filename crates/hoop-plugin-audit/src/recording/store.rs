@@ -20,7 +20,7 @@ pub const FILE_EXTENSION: &str = "hrec";
 /// `Arc<dyn RecordingStore>`. An object store implements it with a [`RecordingSink`] that
 /// uploads (for example in parts) and a reader over the object's bytes.
 #[async_trait]
-pub trait RecordingStore: Send + Sync {
+pub trait RecordingStore: Send + Sync + std::fmt::Debug {
     /// Starts the recording of `session_id`.
     ///
     /// # Errors
@@ -74,10 +74,16 @@ impl FsRecordingStore {
 #[async_trait]
 impl RecordingStore for FsRecordingStore {
     async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError> {
-        tokio::fs::create_dir_all(&self.dir).await?;
+        // Recordings hold what users typed and saw: readable by the gateway's user only.
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .await?;
         let file = tokio::fs::OpenOptions::new()
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(self.path_for(session_id))
             .await
             .map_err(|err| match err.kind() {

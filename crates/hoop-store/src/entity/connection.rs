@@ -18,6 +18,7 @@ pub struct Model {
     pub access_connect: bool,
     pub access_runbooks: bool,
     pub tags: Json,
+    pub session_timeout_ms: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -19,6 +19,7 @@ pub struct Model {
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub metrics: Json,
+    pub attributes: Json,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

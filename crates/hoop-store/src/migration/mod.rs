@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_users;
 mod m20261124_000002_create_connections;
 mod m20261124_000003_create_sessions;
+mod m20261124_000004_session_attributes_and_timeout;
 
 /// Every migration of the store, in order.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_users::Migration),
             Box::new(m20261124_000002_create_connections::Migration),
             Box::new(m20261124_000003_create_sessions::Migration),
+            Box::new(m20261124_000004_session_attributes_and_timeout::Migration),
         ]
     }
 }
