@@ -23,7 +23,7 @@ lint:
 
 # Benchmarks (results and machine go in BENCHMARKS.md).
 bench:
-    cargo bench --workspace
+    cargo build --release -p hoop-gateway && cargo run --release -p hoop-bench
 
 # Licenses, bans and sources of every dependency.
 deny:

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::context::SessionCtx;
 use crate::error::{Error, PluginError};
@@ -179,6 +180,49 @@ impl ChainSession {
     /// [`Error::SessionEnded`] before the session is open or after it ended.
     pub async fn output(&mut self, chunk: &mut Chunk) -> Result<Outcome, Error> {
         self.chunk(chunk, Direction::Output).await
+    }
+
+    /// The shortest [`output_holdback`](Plugin::output_holdback) of the chain's plugins:
+    /// how long output may be quiet before the runtime should call
+    /// [`flush_output`](Self::flush_output). `None` if no plugin holds output back.
+    pub fn output_holdback(&self) -> Option<Duration> {
+        self.plugins
+            .iter()
+            .filter_map(|plugin| plugin.output_holdback())
+            .min()
+    }
+
+    /// Releases the output that plugins hold back on `chunk.stream`: call it with an empty
+    /// chunk when that stream has been quiet for [`output_holdback`](Self::output_holdback)
+    /// and when it ends. Plugins run in order: a plugin that holds output back appends what
+    /// it held ([`Plugin::on_output_flush`]) and what the earlier ones released goes through
+    /// the `on_output` of the later ones, so `chunk` ends up holding what the user should
+    /// see (possibly nothing).
+    ///
+    /// # Errors
+    /// [`Error::SessionEnded`] before the session is open or after it ended.
+    pub async fn flush_output(&mut self, chunk: &mut Chunk) -> Result<Outcome, Error> {
+        if self.state != State::Open {
+            return Err(self.ended());
+        }
+        let plugins = Arc::clone(&self.plugins);
+        for plugin in plugins.iter() {
+            if !chunk.data.is_empty() {
+                let result = plugin.on_output(self.live_ctx()?, chunk).await;
+                match self.settle(plugin.name(), result) {
+                    Outcome::Continue => {}
+                    other => return Ok(other),
+                }
+            }
+            if plugin.output_holdback().is_some() {
+                let result = plugin.on_output_flush(self.live_ctx()?, chunk).await;
+                match self.settle(plugin.name(), result) {
+                    Outcome::Continue => {}
+                    other => return Ok(other),
+                }
+            }
+        }
+        Ok(Outcome::Continue)
     }
 
     async fn chunk(&mut self, chunk: &mut Chunk, direction: Direction) -> Result<Outcome, Error> {

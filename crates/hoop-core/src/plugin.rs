@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -47,6 +48,30 @@ pub trait Plugin: Send + Sync + Debug + 'static {
     /// A chunk of output from the target (stdout or stderr), before the user sees it. May be
     /// rewritten.
     async fn on_output(
+        &self,
+        cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        let _ = (cx, chunk);
+        Ok(Verdict::Allow)
+    }
+
+    /// How long this plugin may keep output it has been given without passing it on; `None`
+    /// (the default) if it passes every chunk on at once.
+    ///
+    /// A plugin that holds bytes back (a masker waiting for the rest of a value that may
+    /// continue in the next chunk) returns the longest quiet time it tolerates. When a
+    /// stream's output has been quiet that long, and when the stream ends, the runtime
+    /// calls [`on_output_flush`](Self::on_output_flush) so that nothing stays held.
+    fn output_holdback(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Release what this plugin holds back of `chunk.stream`: append it to `chunk.data`
+    /// (which arrives holding what the plugins before this one released). The chunk then
+    /// goes through the `on_output` of the plugins after this one. Called only for plugins
+    /// whose [`output_holdback`](Self::output_holdback) is `Some`.
+    async fn on_output_flush(
         &self,
         cx: &mut SessionCtx,
         chunk: &mut Chunk,

@@ -70,6 +70,19 @@ fn init_logging() -> Result<(), String> {
     Ok(())
 }
 
+/// Every session holds a few descriptors (pipes or a terminal, its recording, its
+/// stream); raise the soft limit on open files to the hard limit so that a default
+/// `ulimit -n` of 1024 does not cap the gateway at a few hundred sessions.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {err}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Reaper)) {
@@ -90,8 +103,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    raise_open_file_limit();
+    // File I/O of recordings runs on the blocking pool; a bounded pool keeps the thread
+    // count (and the allocator arenas that come with threads) flat under many sessions.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(rt) => rt,

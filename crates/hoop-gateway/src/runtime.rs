@@ -371,12 +371,18 @@ async fn drive(
                 std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
                 _ => (126, "cannot start the command"),
             };
+            // The OS reason (e.g. "Too many open files") says what to fix; it holds no
+            // secret (the environment is not part of it).
+            let message = match err.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    format!("{what}: {program}")
+                }
+                _ => format!("{what}: {program}: {err}"),
+            };
             return Ending {
                 status: "done",
                 exit_code: code,
-                reason: CloseReason::Error {
-                    message: format!("{what}: {program}"),
-                },
+                reason: CloseReason::Error { message },
             };
         }
     };
@@ -405,11 +411,16 @@ async fn drive(
     let mut exit: Option<std::process::ExitStatus> = None;
     // An input chunk (or resize) that passed the chain and waits for room in the stdin queue.
     let mut pending: Option<StdinOp> = None;
+    // Plugins that hold output back (a masker waiting for the rest of a value) release it
+    // when a stream has been quiet this long, and when it ends.
+    let holdback = session.output_holdback();
+    let mut flush_at: [Option<tokio::time::Instant>; 2] = [None, None];
     loop {
         if exit.is_some() && !out_open && !err_open {
             break;
         }
         let deadline = stops.deadline;
+        let next_flush = flush_at.iter().flatten().min().copied();
         let step = tokio::select! {
             read = stdout.read(&mut out_buf), if out_open => Step::Read(Stream::Stdout, read),
             read = stderr.read(&mut err_buf), if err_open => Step::Read(Stream::Stderr, read),
@@ -420,6 +431,7 @@ async fn drive(
             _ = stops.shutdown.wait_for(|down| *down) => return group.kill_with(killed(CloseReason::Shutdown)),
             Ok(by) = &mut *stops.kill => return group.kill_with(killed(CloseReason::Killed { by })),
             () = sleep_until(deadline), if deadline.is_some() => return group.kill_with(killed(CloseReason::Timeout)),
+            () = sleep_until(next_flush), if next_flush.is_some() => Step::Quiet,
         };
         match step {
             Step::Exited(Ok(status)) => {
@@ -471,6 +483,18 @@ async fn drive(
                 pending = None;
                 stdin_tx = None;
             }
+            Step::Quiet => {
+                let now = tokio::time::Instant::now();
+                for stream in [Stream::Stdout, Stream::Stderr] {
+                    let slot = &mut flush_at[output_slot(stream)];
+                    if slot.is_some_and(|at| at <= now) {
+                        *slot = None;
+                        if let Err(ending) = flush_output(session, stream, events, counters).await {
+                            return group.kill_with(ending);
+                        }
+                    }
+                }
+            }
             Step::Read(stream, read) => {
                 let n = match read {
                     Ok(0) | Err(_) => {
@@ -478,10 +502,21 @@ async fn drive(
                             Stream::Stdout => out_open = false,
                             _ => err_open = false,
                         }
+                        if holdback.is_some() {
+                            flush_at[output_slot(stream)] = None;
+                            if let Err(ending) =
+                                flush_output(session, stream, events, counters).await
+                            {
+                                return group.kill_with(ending);
+                            }
+                        }
                         continue;
                     }
                     Ok(n) => n,
                 };
+                if let Some(quiet) = holdback {
+                    flush_at[output_slot(stream)] = Some(tokio::time::Instant::now() + quiet);
+                }
                 let buf = if stream == Stream::Stdout {
                     &out_buf
                 } else {
@@ -496,24 +531,8 @@ async fn drive(
                     }
                     Err(err) => return group.kill_with(error_ending(err.to_string())),
                 }
-                if chunk.data.is_empty() {
-                    continue;
-                }
-                add(&mut counters.bytes_out, chunk.data.len());
-                let output = pb::SessionOutput {
-                    stream: if stream == Stream::Stdout {
-                        pb::OutputStream::Stdout
-                    } else {
-                        pb::OutputStream::Stderr
-                    } as i32,
-                    data: chunk.data.to_vec(),
-                };
-                if events
-                    .send(event(pb::session_event::Event::Output(output)))
-                    .await
-                    .is_err()
-                {
-                    return group.kill_with(killed(CloseReason::ClientGone));
+                if let Err(ending) = send_output(events, chunk, counters).await {
+                    return group.kill_with(ending);
                 }
             }
         }
@@ -628,9 +647,58 @@ const EOT: u8 = 0x04;
 /// One thing that happened in a session's loop.
 enum Step {
     Read(Stream, std::io::Result<usize>),
+    /// An output stream has been quiet long enough to release what plugins hold back.
+    Quiet,
     Exited(std::io::Result<std::process::ExitStatus>),
     Input(Option<InputMessage>),
     Room(bool),
+}
+
+fn output_slot(stream: Stream) -> usize {
+    usize::from(stream != Stream::Stdout)
+}
+
+/// Releases what plugins hold back of `stream` and sends it to the client.
+async fn flush_output(
+    session: &mut ChainSession,
+    stream: Stream,
+    events: &EventSender,
+    counters: &mut Counters,
+) -> Result<(), Ending> {
+    let mut chunk = Chunk::new(stream, Bytes::new());
+    match session.flush_output(&mut chunk).await {
+        Ok(outcome) => {
+            if let Some(ending) = plugin_ending(outcome, false) {
+                return Err(ending);
+            }
+        }
+        Err(err) => return Err(error_ending(err.to_string())),
+    }
+    send_output(events, chunk, counters).await
+}
+
+/// Sends a chunk of output (after the chain) to the client; nothing if it is empty.
+async fn send_output(
+    events: &EventSender,
+    chunk: Chunk,
+    counters: &mut Counters,
+) -> Result<(), Ending> {
+    if chunk.data.is_empty() {
+        return Ok(());
+    }
+    add(&mut counters.bytes_out, chunk.data.len());
+    let output = pb::SessionOutput {
+        stream: if chunk.stream == Stream::Stdout {
+            pb::OutputStream::Stdout
+        } else {
+            pb::OutputStream::Stderr
+        } as i32,
+        data: chunk.data.to_vec(),
+    };
+    events
+        .send(event(pb::session_event::Event::Output(output)))
+        .await
+        .map_err(|_| killed(CloseReason::ClientGone))
 }
 
 async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option<InputMessage> {

@@ -12,7 +12,7 @@ use hoop_proto::v1::session_service_server::SessionServiceServer;
 use hoop_proto::v1::user_service_server::UserServiceServer;
 use hoop_store::{SecretBox, Store};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
 use crate::config::Config;
@@ -123,6 +123,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "hoop-gateway listening");
 
+    // Small request/response frames must not wait for Nagle's algorithm.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
@@ -134,7 +136,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(PluginServiceServer::new(PluginApi::new(Arc::clone(&app))))
         .add_service(UserServiceServer::new(UserApi::new(Arc::clone(&app))))
         .add_service(SessionServiceServer::new(SessionApi::new(Arc::clone(&app))))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown_signal().await;
             // End running sessions, so their streams finish and the server can stop.
             let _ = shutdown_tx.send(true);

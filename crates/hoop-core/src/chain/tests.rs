@@ -391,3 +391,113 @@ async fn an_empty_chain_lets_everything_through() {
     let cx = session.close(CloseReason::Exit { code: 3 }).await.unwrap();
     assert!(cx.metrics.is_empty());
 }
+
+/// Holds back the last byte of every output chunk until flushed; tags what it saw.
+#[derive(Debug)]
+struct Holder {
+    held: Mutex<Vec<u8>>,
+    holdback: std::time::Duration,
+}
+
+#[async_trait]
+impl Plugin for Holder {
+    fn name(&self) -> &str {
+        "holder"
+    }
+
+    fn output_holdback(&self) -> Option<std::time::Duration> {
+        Some(self.holdback)
+    }
+
+    async fn on_output(
+        &self,
+        _cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        let mut held = self.held.lock().unwrap();
+        held.extend_from_slice(&chunk.data);
+        let keep = held.pop();
+        chunk.data = std::mem::take(&mut *held).into();
+        held.extend(keep);
+        Ok(Verdict::Allow)
+    }
+
+    async fn on_output_flush(
+        &self,
+        _cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        let mut data = chunk.data.to_vec();
+        data.append(&mut self.held.lock().unwrap());
+        chunk.data = data.into();
+        Ok(Verdict::Allow)
+    }
+}
+
+/// Upper-cases what passes through it, to show released bytes reach later plugins.
+#[derive(Debug)]
+struct Upper;
+
+#[async_trait]
+impl Plugin for Upper {
+    fn name(&self) -> &str {
+        "upper"
+    }
+
+    async fn on_output(
+        &self,
+        _cx: &mut SessionCtx,
+        chunk: &mut Chunk,
+    ) -> Result<Verdict, PluginError> {
+        chunk.data = chunk.data.to_ascii_uppercase().into();
+        Ok(Verdict::Allow)
+    }
+}
+
+#[tokio::test]
+async fn flushed_output_goes_through_the_later_plugins() {
+    let holder = |ms| Holder {
+        held: Mutex::new(Vec::new()),
+        holdback: std::time::Duration::from_millis(ms),
+    };
+    let chain = Chain::new(vec![
+        Arc::new(holder(80)),
+        Arc::new(Upper),
+        Arc::new(holder(50)),
+    ]);
+    let mut session = chain.start(info());
+    assert_eq!(
+        session.output_holdback(),
+        Some(std::time::Duration::from_millis(50)),
+        "the shortest holdback wins"
+    );
+    assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+    let mut chunk = Chunk::new(Stream::Stdout, "abc");
+    session.output(&mut chunk).await.unwrap();
+    // The first holder keeps `c`, the last keeps `B`.
+    assert_eq!(&chunk.data[..], b"A");
+    let mut flushed = Chunk::new(Stream::Stdout, "");
+    let outcome = session.flush_output(&mut flushed).await.unwrap();
+    assert!(matches!(outcome, Outcome::Continue));
+    assert_eq!(
+        &flushed.data[..],
+        b"BC",
+        "released in order, through `upper`"
+    );
+    let mut again = Chunk::new(Stream::Stdout, "");
+    session.flush_output(&mut again).await.unwrap();
+    assert!(again.data.is_empty(), "nothing left to release");
+    session.close(CloseReason::Exit { code: 0 }).await;
+}
+
+#[tokio::test]
+async fn a_chain_without_holders_has_no_holdback() {
+    let chain = Chain::new(vec![Arc::new(Upper)]);
+    let mut session = chain.start(info());
+    assert_eq!(session.output_holdback(), None);
+    session.open().await.unwrap();
+    let mut chunk = Chunk::new(Stream::Stderr, "");
+    session.flush_output(&mut chunk).await.unwrap();
+    assert!(chunk.data.is_empty());
+    session.close(CloseReason::Exit { code: 0 }).await;
+}

@@ -1,0 +1,181 @@
+//! `hoop-bench`: measures the gateway against direct process spawns, side by side in one run.
+//!
+//! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
+//! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`
+//! and `idle`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! BENCHMARKS.md at the top of the repository for how to read them.
+
+mod gateway;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::gateway::Gateway;
+use crate::report::Report;
+
+/// Benchmarks of hoop-gateway against direct process spawns (results: markdown on stdout).
+#[derive(Debug, Parser)]
+#[command(name = "hoop-bench")]
+pub(crate) struct Options {
+    /// The hoop-gateway binary to start [default: target/release/hoop-gateway, in the target
+    /// dir this bench was built in].
+    #[arg(long, value_name = "PATH")]
+    gateway: Option<PathBuf>,
+
+    /// Scenarios to run, in this order [default: all].
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+
+    /// latency: measured runs of each side (after the warm-up runs).
+    #[arg(long, default_value_t = 500)]
+    latency_runs: usize,
+
+    /// latency: warm-up runs of each side, not measured.
+    #[arg(long, default_value_t = 20)]
+    warmup_runs: usize,
+
+    /// throughput: concurrent clients (each on its own HTTP/2 connection) or tasks.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+
+    /// throughput: how long each side runs, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    throughput_secs: f64,
+
+    /// streaming: bytes of output (`head -c BYTES /dev/zero`).
+    #[arg(long, default_value_t = 1 << 30)]
+    stream_bytes: u64,
+
+    /// idle: concurrent idle interactive sessions (`cat`) to open.
+    #[arg(long, default_value_t = 1000)]
+    idle_sessions: usize,
+
+    /// idle: sessions per HTTP/2 connection (servers cap concurrent streams per connection).
+    #[arg(long, default_value_t = 100)]
+    streams_per_channel: usize,
+}
+
+impl Options {
+    fn throughput_duration(&self) -> Result<Duration> {
+        Duration::try_from_secs_f64(self.throughput_secs)
+            .map_err(|e| anyhow::anyhow!("--throughput-secs: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Sequential exec of `true` through the gateway vs spawning `true` directly.
+    Latency,
+    /// Sessions/s with concurrent clients vs direct spawns/s with concurrent tasks.
+    Throughput,
+    /// MB/s of output through the gateway (audit on) vs a raw pipe.
+    Streaming,
+    /// Gateway RSS with many idle interactive sessions open.
+    Idle,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Latency => "latency",
+            Scenario::Throughput => "throughput",
+            Scenario::Streaming => "streaming",
+            Scenario::Idle => "idle",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(options).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("hoop-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default gateway binary: `release/hoop-gateway` in the target dir this binary is in
+/// (`target/<profile>/hoop-bench`), else `target/release/hoop-gateway`.
+fn default_gateway() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("release").join("hoop-gateway")))
+        .unwrap_or_else(|| PathBuf::from("target/release/hoop-gateway"))
+}
+
+/// Runs the scenarios; `Ok(false)` when one of them failed.
+async fn run(options: Options) -> Result<bool> {
+    let binary = options.gateway.clone().unwrap_or_else(default_gateway);
+    if !binary.is_file() {
+        bail!(
+            "gateway binary {} not found: build it first with `cargo build --release -p hoop-gateway` (or pass --gateway PATH)",
+            binary.display()
+        );
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: hoop-bench is a debug build, so the client side is slow: run it with `cargo run --release -p hoop-bench`"
+        );
+    }
+    let scenarios = if options.scenarios.is_empty() {
+        vec![
+            Scenario::Latency,
+            Scenario::Throughput,
+            Scenario::Streaming,
+            Scenario::Idle,
+        ]
+    } else {
+        options.scenarios.clone()
+    };
+
+    eprintln!("starting {} ...", binary.display());
+    let mut gw = Gateway::start(&binary).await?;
+    eprintln!("gateway pid {} listening on {}", gw.pid(), gw.addr);
+
+    let mut report = Report::default();
+    report.note(format!("gateway binary: `{}`", binary.display()));
+    let mut all_ok = true;
+    for scenario in scenarios {
+        let name = scenario.name();
+        eprintln!("[{name}] start");
+        let started = std::time::Instant::now();
+        let result = match scenario {
+            Scenario::Latency => scenarios::latency(&gw, &options, &mut report).await,
+            Scenario::Throughput => scenarios::throughput(&gw, &options, &mut report).await,
+            Scenario::Streaming => scenarios::streaming(&gw, &options, &mut report).await,
+            Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
+        };
+        match result {
+            Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),
+            Err(err) => {
+                all_ok = false;
+                eprintln!("[{name}] FAILED: {err:#}");
+                report.failed(name, &format!("{err:#}"));
+            }
+        }
+        if !gw.is_running() {
+            eprintln!(
+                "the gateway is no longer running; its last log lines:\n{}",
+                gw.recent_logs()
+            );
+            print!("{}", report.markdown());
+            bail!("the gateway died during the {name} scenario");
+        }
+    }
+
+    if let Err(err) = gw.stop().await {
+        eprintln!("warning: stopping the gateway: {err:#}");
+    }
+    print!("{}", report.markdown());
+    Ok(all_ok)
+}
