@@ -20,6 +20,14 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// The record is not in a state that allows the change (e.g. deciding a review that is
+    /// no longer pending, or executing a one-time review twice). The message says why and
+    /// is meant for the user.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed (e.g. a just-in-time review without a duration).
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// The configured secret key is unusable.
     #[error("secret_key: {0}")]
     InvalidSecretKey(String),

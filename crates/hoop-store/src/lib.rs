@@ -1,6 +1,6 @@
-//! Persistence of hoop-rs: users, groups, API keys, connections and plugin attachments, with
-//! sea-orm on SQLite (the embedded default) or PostgreSQL (for several gateways on one
-//! database).
+//! Persistence of hoop-rs: users, groups, API keys, connections, plugin attachments, sessions
+//! and access reviews, with sea-orm on SQLite (the embedded default) or PostgreSQL (for
+//! several gateways on one database).
 //!
 //! The schema comes from [`migration::Migrator`]; [`Store::connect`] opens a database and
 //! [`Store::migrate`] brings it up to date. Connection secrets are encrypted with
@@ -21,6 +21,8 @@ pub mod testing;
 pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
 pub use error::StoreError;
 pub use model::{
-    AccessModes, ApiKey, Attachment, Connection, SessionEnd, SessionFilter, SessionRecord, User,
+    AccessModes, ApiKey, ApprovalRule, Attachment, Connection, NewDecision, NewReview, Review,
+    ReviewDecision, ReviewFilter, ReviewKind, ReviewStatus, SessionEnd, SessionFilter,
+    SessionRecord, User,
 };
 pub use store::{Backend, Store};

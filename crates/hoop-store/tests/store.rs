@@ -61,7 +61,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000001_create_users",
                 "m20261124_000002_create_connections",
                 "m20261124_000003_create_sessions",
-                "m20261124_000004_session_attributes_and_timeout"
+                "m20261124_000004_session_attributes_and_timeout",
+                "m20261124_000005_reviews"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -74,6 +75,108 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
         assert_eq!(got.session_timeout, conn.session_timeout);
         // Migrating again is a no-op.
         store.migrate().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        // As the gateway left it before reviews: four migrations, a connection.
+        Migrator::up(store.db(), Some(4)).await.unwrap();
+        assert_eq!(store.applied_migrations().await.unwrap().len(), 4);
+        let backend = store.db().get_database_backend();
+        store
+            .db()
+            .execute(Statement::from_sql_and_values(
+                backend,
+                match backend {
+                    sea_orm::DatabaseBackend::Postgres => {
+                        "INSERT INTO connections (name, kind, command, env_keys, env_encrypted, \
+                         reviewers, redact_types, access_exec, access_connect, \
+                         access_runbooks, tags, session_timeout_ms, created_at, updated_at) \
+                         VALUES ($1, 'command', '[\"psql\"]', '[]', '', '[\"dba\"]', '[]', \
+                         true, true, true, '{}', 60000, $2, $2)"
+                    }
+                    _ => {
+                        "INSERT INTO connections (name, kind, command, env_keys, env_encrypted, \
+                         reviewers, redact_types, access_exec, access_connect, \
+                         access_runbooks, tags, session_timeout_ms, created_at, updated_at) \
+                         VALUES (?, 'command', '[\"psql\"]', '[]', '', '[\"dba\"]', '[]', \
+                         true, true, true, '{}', 60000, ?, ?)"
+                    }
+                },
+                match backend {
+                    sea_orm::DatabaseBackend::Postgres => {
+                        vec!["pg".into(), chrono::Utc::now().into()]
+                    }
+                    _ => vec![
+                        "pg".into(),
+                        chrono::Utc::now().into(),
+                        chrono::Utc::now().into(),
+                    ],
+                },
+            ))
+            .await
+            .unwrap();
+
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store.applied_migrations().await.unwrap().last().unwrap(),
+            "m20261124_000005_reviews"
+        );
+        let conn = store.get_connection("pg", false).await.unwrap();
+        assert_eq!(conn.command, ["psql"]);
+        assert_eq!(conn.reviewers, ["dba"]);
+        assert_eq!(
+            conn.session_timeout,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(
+            (
+                conn.min_approvals,
+                conn.review_ttl,
+                conn.access_max_duration
+            ),
+            (None, None, None)
+        );
+        // The new settings can be set, and reviews recorded.
+        let mut changed = conn.clone();
+        changed.min_approvals = Some(1);
+        let updated = store.update_connection(&changed, false, &[]).await.unwrap();
+        assert_eq!(updated.min_approvals, Some(1));
+        let now = chrono::Utc::now();
+        let review = store
+            .create_review(&hoop_store::NewReview {
+                kind: hoop_store::ReviewKind::Jit,
+                connection: "pg".into(),
+                requester: "alice".into(),
+                verb: "connect".into(),
+                input: None,
+                args: Vec::new(),
+                groups: conn.reviewers.clone(),
+                min_approvals: updated.min_approvals,
+                access_duration: Some(std::time::Duration::from_secs(600)),
+                created_at: now,
+                expires_at: now + chrono::TimeDelta::hours(24),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.get_review(&review.id).await.unwrap(), review);
+
+        // The migration reverts cleanly and applies again.
+        Migrator::down(store.db(), Some(1)).await.unwrap();
+        assert_eq!(store.applied_migrations().await.unwrap().len(), 4);
+        store.migrate().await.unwrap();
+        let again = store.get_connection("pg", false).await.unwrap();
+        assert_eq!((again.min_approvals, again.command), (None, conn.command));
+        assert!(matches!(
+            store.get_review(&review.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub access_runbooks: bool,
     pub tags: Json,
     pub session_timeout_ms: Option<i64>,
+    pub min_approvals: Option<i32>,
+    pub review_ttl_ms: Option<i64>,
+    pub access_max_duration_ms: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -4,6 +4,8 @@ pub mod api_key;
 pub mod connection;
 pub mod meta;
 pub mod plugin_attachment;
+pub mod review;
+pub mod review_decision;
 pub mod session;
 pub mod user;
 pub mod user_group;
