@@ -7,7 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "hoop/v1/connection.proto",
+        "hoop/v1/dlp.proto",
         "hoop/v1/plugin.proto",
+        "hoop/v1/review.proto",
         "hoop/v1/session.proto",
         "hoop/v1/user.proto",
     ];

@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_control;
 mod auth;
 mod bad_input;
 mod cli;
 mod config;
 mod connections;
+mod dlp;
 mod plugins;
 mod recordings;
 mod reflection;
+mod reviews;
 mod sessions;

@@ -33,6 +33,7 @@ fn run(conn: &str, input: &[u8], args: &[&str]) -> pb::ExecRequest {
         connection: conn.into(),
         input: input.to_vec(),
         args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 

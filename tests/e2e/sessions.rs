@@ -48,6 +48,7 @@ fn run(conn: &str, input: &[u8], args: &[&str]) -> pb::ExecRequest {
         connection: conn.into(),
         input: input.to_vec(),
         args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -392,6 +393,7 @@ fn open(conn: &str, args: &[&str]) -> pb::ConnectRequest {
             connection: conn.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             terminal: None,
+            ..Default::default()
         })),
     }
 }
@@ -518,6 +520,7 @@ async fn connect_streams_input_and_output_as_they_come(backend: Backend) {
                 break;
             }
             Event::Started(_) => {}
+            Event::Held(h) => panic!("unexpected hold {h:?}"),
         }
     }
     assert_eq!(out, b"> BYE\n");
@@ -763,6 +766,7 @@ async fn connect_on_a_terminal_behaves_like_one(backend: Backend) {
                     connection: "term".into(),
                     args: vec![],
                     terminal: Some(pb::TerminalSize { rows: 0, cols: 80 }),
+                    ..Default::default()
                 })),
             },
         )

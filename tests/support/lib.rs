@@ -271,6 +271,14 @@ impl Gateway {
         pb::session_service_client::SessionServiceClient::new(self.channel().await)
     }
 
+    pub async fn dlp(&self) -> pb::dlp_service_client::DlpServiceClient<Channel> {
+        pb::dlp_service_client::DlpServiceClient::new(self.channel().await)
+    }
+
+    pub async fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<Channel> {
+        pb::review_service_client::ReviewServiceClient::new(self.channel().await)
+    }
+
     pub async fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
         pb::user_service_client::UserServiceClient::new(self.channel().await)
     }
@@ -568,6 +576,8 @@ pub struct ExecResult {
     pub stderr: Vec<u8>,
     pub exit_code: Option<i32>,
     pub reason: String,
+    /// `held` events: the session waited for reviewers.
+    pub held: Vec<pb::SessionHeld>,
 }
 
 /// Reads a session's recording through `GetSessionEvents`: every event, and the status the
@@ -630,6 +640,7 @@ pub async fn exec(
                 result.exit_code = Some(e.exit_code);
                 result.reason = e.reason;
             }
+            Event::Held(h) => result.held.push(h),
         }
     }
     Ok(result)

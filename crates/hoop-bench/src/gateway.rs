@@ -133,6 +133,12 @@ impl Gateway {
         self.pid
     }
 
+    /// The bench's temporary dir (holds the data dir; removed when the gateway stops), for
+    /// scratch files such as generated inputs.
+    pub(crate) fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("hoop-data")
     }
@@ -175,12 +181,26 @@ impl Gateway {
     /// Creates a `command` connection running `argv`, with the default plugins, and checks
     /// that `audit` is active on it.
     pub(crate) async fn create_command_connection(&self, name: &str, argv: &[&str]) -> Result<()> {
+        self.create_command_connection_with(name, argv, &[])
+            .await
+            .map(drop)
+    }
+
+    /// Like [`Gateway::create_command_connection`], with `redact_types` (which activate the
+    /// `dlp` plugin when non-empty); returns the connection as created.
+    pub(crate) async fn create_command_connection_with(
+        &self,
+        name: &str,
+        argv: &[&str],
+        redact_types: &[String],
+    ) -> Result<pb::Connection> {
         let mut client =
             pb::connection_service_client::ConnectionServiceClient::new(self.channel().await?);
         let connection = pb::Connection {
             name: name.to_owned(),
             r#type: "command".to_owned(),
             command: argv.iter().map(|s| (*s).to_owned()).collect(),
+            redact_types: redact_types.to_vec(),
             ..Default::default()
         };
         let created = client
@@ -204,7 +224,20 @@ impl Gateway {
                     .collect::<Vec<_>>()
             );
         }
-        Ok(())
+        Ok(created)
+    }
+
+    /// The connection named `name`.
+    pub(crate) async fn get_connection(&self, name: &str) -> Result<pb::Connection> {
+        let mut client =
+            pb::connection_service_client::ConnectionServiceClient::new(self.channel().await?);
+        Ok(client
+            .get_connection(authed(pb::GetConnectionRequest {
+                name: name.to_owned(),
+            }))
+            .await
+            .with_context(|| format!("GetConnection {name}"))?
+            .into_inner())
     }
 
     /// Counts the sessions on `connection` whose status is `open` (still running).

@@ -1,10 +1,12 @@
 //! `hoop-bench`: measures the gateway against direct process spawns, side by side in one run.
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
-//! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`
-//! and `idle`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
+//! `idle` and `dlp`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
+mod corpus;
+mod dlp;
 mod gateway;
 mod report;
 mod scenarios;
@@ -59,6 +61,14 @@ pub(crate) struct Options {
     /// idle: sessions per HTTP/2 connection (servers cap concurrent streams per connection).
     #[arg(long, default_value_t = 100)]
     streams_per_channel: usize,
+
+    /// dlp: size of each generated input (PII-dense table, PII-free logs), in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    dlp_bytes: u64,
+
+    /// dlp: measured runs of each side (dlp off, dlp on), alternating; the best is reported.
+    #[arg(long, default_value_t = 2)]
+    dlp_runs: usize,
 }
 
 impl Options {
@@ -78,6 +88,8 @@ enum Scenario {
     Streaming,
     /// Gateway RSS with many idle interactive sessions open.
     Idle,
+    /// MB/s of output through a session with the dlp plugin on vs off.
+    Dlp,
 }
 
 impl Scenario {
@@ -87,6 +99,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Streaming => "streaming",
             Scenario::Idle => "idle",
+            Scenario::Dlp => "dlp",
         }
     }
 }
@@ -133,6 +146,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Throughput,
             Scenario::Streaming,
             Scenario::Idle,
+            Scenario::Dlp,
         ]
     } else {
         options.scenarios.clone()
@@ -154,6 +168,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Throughput => scenarios::throughput(&gw, &options, &mut report).await,
             Scenario::Streaming => scenarios::streaming(&gw, &options, &mut report).await,
             Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
+            Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

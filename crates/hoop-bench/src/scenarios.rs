@@ -27,7 +27,7 @@ const CAT_CONNECTION: &str = "bench-cat";
 /// the same size.
 const PIPE_CHUNK: usize = 32 * 1024;
 /// Longest one exec may take before the bench gives up on it.
-const EXEC_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const EXEC_TIMEOUT: Duration = Duration::from_secs(600);
 /// Sessions opened at the same time while setting up the idle scenario.
 const IDLE_OPEN_CONCURRENCY: usize = 50;
 
@@ -42,16 +42,25 @@ const IDLE_RSS_GOAL: u64 = 256 * 1024 * 1024;
 
 /// What an exec session produced (counts only: output is not kept).
 #[derive(Debug, Default)]
-struct ExecOutcome {
-    session_id: String,
-    stdout_bytes: u64,
-    stderr_bytes: u64,
-    exit_code: Option<i32>,
-    reason: String,
+pub(crate) struct ExecOutcome {
+    pub(crate) session_id: String,
+    pub(crate) stdout_bytes: u64,
+    pub(crate) stderr_bytes: u64,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) reason: String,
 }
 
 /// Runs `Exec` on `connection` to its end.
 async fn exec(client: &mut SessionServiceClient<Channel>, connection: &str) -> Result<ExecOutcome> {
+    exec_with(client, connection, |_| {}).await
+}
+
+/// Runs `Exec` on `connection` to its end, handing every chunk of stdout to `on_stdout`.
+pub(crate) async fn exec_with(
+    client: &mut SessionServiceClient<Channel>,
+    connection: &str,
+    mut on_stdout: impl FnMut(&[u8]),
+) -> Result<ExecOutcome> {
     let request = pb::ExecRequest {
         connection: connection.to_owned(),
         ..Default::default()
@@ -71,13 +80,15 @@ async fn exec(client: &mut SessionServiceClient<Channel>, connection: &str) -> R
                     outcome.stderr_bytes += n;
                 } else {
                     outcome.stdout_bytes += n;
+                    on_stdout(&o.data);
                 }
             }
             Some(Event::Exit(e)) => {
                 outcome.exit_code = Some(e.exit_code);
                 outcome.reason = e.reason;
             }
-            None => {}
+            // The bench's connections have no reviewers: nothing is held.
+            Some(Event::Held(_)) | None => {}
         }
     }
     Ok(outcome)
@@ -118,7 +129,7 @@ async fn direct_true() -> Result<()> {
 }
 
 /// Creates a command connection unless it exists already.
-async fn ensure_connection(gw: &Gateway, name: &str, argv: &[&str]) -> Result<()> {
+pub(crate) async fn ensure_connection(gw: &Gateway, name: &str, argv: &[&str]) -> Result<()> {
     match gw.create_command_connection(name, argv).await {
         Ok(()) => Ok(()),
         Err(err)
@@ -133,7 +144,7 @@ async fn ensure_connection(gw: &Gateway, name: &str, argv: &[&str]) -> Result<()
 }
 
 /// CPU used by the gateway (and its reaped targets) and by this bench between two points.
-struct CpuMeter {
+pub(crate) struct CpuMeter {
     pid: String,
     ticks: f64,
     gateway: CpuTimes,
@@ -142,7 +153,7 @@ struct CpuMeter {
 }
 
 impl CpuMeter {
-    fn start(gw: &Gateway) -> Result<CpuMeter> {
+    pub(crate) fn start(gw: &Gateway) -> Result<CpuMeter> {
         let pid = gw.pid().to_string();
         let ticks = gateway::clock_ticks();
         Ok(CpuMeter {
@@ -156,17 +167,54 @@ impl CpuMeter {
 
     /// `gateway X s (Y% of one core), targets Z s, bench client W s over T s`.
     fn summary(&self) -> Result<String> {
+        Ok(self.usage()?.to_string())
+    }
+
+    /// The CPU used since [`CpuMeter::start`].
+    pub(crate) fn usage(&self) -> Result<CpuUsage> {
         let wall = self.started.elapsed().as_secs_f64();
         let gateway = gateway::cpu_times(&self.pid, self.ticks)?.since(self.gateway);
         let bench = gateway::cpu_times("self", self.ticks)?.since(self.bench);
-        Ok(format!(
-            "CPU over {wall:.1} s: gateway {:.1} s ({:.0}% of one core), its targets {:.1} s, bench client {:.1} s ({:.0}%)",
-            gateway.own,
-            100.0 * gateway.own / wall,
-            gateway.children,
-            bench.own + bench.children,
-            100.0 * (bench.own + bench.children) / wall,
-        ))
+        Ok(CpuUsage {
+            wall,
+            gateway: gateway.own,
+            targets: gateway.children,
+            bench: bench.own + bench.children,
+        })
+    }
+}
+
+/// CPU seconds used over `wall` seconds; adds up over several measured stretches.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CpuUsage {
+    pub(crate) wall: f64,
+    pub(crate) gateway: f64,
+    pub(crate) targets: f64,
+    pub(crate) bench: f64,
+}
+
+impl std::ops::AddAssign for CpuUsage {
+    fn add_assign(&mut self, other: CpuUsage) {
+        self.wall += other.wall;
+        self.gateway += other.gateway;
+        self.targets += other.targets;
+        self.bench += other.bench;
+    }
+}
+
+impl std::fmt::Display for CpuUsage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let wall = self.wall.max(f64::MIN_POSITIVE);
+        write!(
+            f,
+            "CPU over {:.1} s: gateway {:.1} s ({:.0}% of one core), its targets {:.1} s, bench client {:.1} s ({:.0}%)",
+            self.wall,
+            self.gateway,
+            100.0 * self.gateway / wall,
+            self.targets,
+            self.bench,
+            100.0 * self.bench / wall,
+        )
     }
 }
 
@@ -346,6 +394,12 @@ pub(crate) async fn throughput(gw: &Gateway, options: &Options, report: &mut Rep
 
 /// Waits until session `id` is no longer open (its recording is closed), for up to 30 s.
 async fn wait_settled(gw: &Gateway, id: &str) -> Result<String> {
+    Ok(settled_session(gw, id).await?.status)
+}
+
+/// Session `id` once it is no longer open (its recording closed, its metrics written), or
+/// as it is after 30 s.
+pub(crate) async fn settled_session(gw: &Gateway, id: &str) -> Result<pb::Session> {
     let mut client = SessionServiceClient::new(gw.channel().await?);
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
@@ -355,7 +409,7 @@ async fn wait_settled(gw: &Gateway, id: &str) -> Result<String> {
             .context("GetSession")?
             .into_inner();
         if session.status != "open" || Instant::now() > give_up {
-            return Ok(session.status);
+            return Ok(session);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

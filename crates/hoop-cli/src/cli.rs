@@ -7,8 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `hoop`: the command-line client of the hoop-rs gateway.
 ///
 /// Manages connections, the plugins attached to them, users and API keys, runs commands and
-/// interactive sessions on connections, and lists, replays and verifies the sessions they
-/// recorded, through the gateway's gRPC API. Every call is authenticated with a bearer token.
+/// interactive sessions on connections, decides the reviews (access requests) of
+/// connections with reviewers, and lists, replays and verifies the sessions they recorded,
+/// through the gateway's gRPC API. Every call is authenticated with a bearer token.
+/// `hoop dlp redact` masks sensitive data locally, without a gateway.
 #[derive(Debug, Parser)]
 #[command(name = "hoop", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -36,7 +38,8 @@ pub(crate) struct Cli {
     )]
     pub(crate) token: Option<String>,
 
-    /// The gateway's data directory; its `admin-token` file is used when no token is given.
+    /// The gateway's data directory; its `admin-token` file is used when no token is given,
+    /// and its `secret-key` file for the hash style of `hoop dlp redact`.
     #[arg(
         long,
         global = true,
@@ -93,14 +96,27 @@ pub(crate) enum Command {
     /// hoop exits with the target's exit status (1 when it has none in 0..=255). With
     /// --output json, every session event is printed as one JSON line instead.
     ///
+    /// On a connection with reviewers, the command waits for approval first: hoop prints
+    /// `waiting for approval by <groups> (review <id>)` to stderr and goes on once the
+    /// review is approved, or exits with status 1 and the rejection's reason. You may also
+    /// leave (Ctrl-C) and run the review once it is approved, with --review.
+    ///
     /// Example: echo 'select 1;' | hoop exec pg -- --quiet
+    #[command(group = clap::ArgGroup::new("target").required(true).multiple(true)
+        .args(["connection", "review"]))]
     Exec {
-        /// Connection name.
-        connection: String,
+        /// Connection name; may be left out with --review.
+        connection: Option<String>,
         /// Text written to the target's stdin. Without it, hoop's own stdin is sent when it
-        /// is not a terminal (a pipe or a file), and nothing otherwise.
+        /// is not a terminal (a pipe or a file), and nothing otherwise; with --review,
+        /// nothing (the reviewed input is run).
         #[arg(long, short = 'i', value_name = "TEXT")]
         input: Option<String>,
+        /// Run an approved one-time review, as `hoop reviews list` shows it: its reviewed
+        /// input and arguments run, once. --input and ARGS, when given, must be exactly the
+        /// reviewed ones.
+        #[arg(long, value_name = "ID")]
+        review: Option<String>,
         /// Arguments appended to the connection's command, after `--`. They are passed as
         /// argv, never through a shell.
         #[arg(last = true, value_name = "ARGS")]
@@ -122,10 +138,20 @@ pub(crate) enum Command {
     /// (the program is killed) and hoop with status 128 + the signal's number. With --output
     /// json, every session event is printed as one JSON line instead.
     ///
-    /// Example: hoop connect pg -- --quiet
+    /// On a connection with reviewers, access is granted for a time (--duration) once
+    /// reviewers approve: hoop prints `waiting for approval by <groups> (review <id>)` to
+    /// stderr, and the session starts when the review is approved (your terminal stays in
+    /// its normal mode while waiting: Ctrl-C leaves). Within the granted time, further
+    /// sessions start at once.
+    ///
+    /// Example: hoop connect pg --duration 30m -- --quiet
     Connect {
         /// Connection name.
         connection: String,
+        /// On a connection with reviewers: how long the access to ask for should last, e.g.
+        /// 30m, 2h, 1h30m. Default: the connection's access_max_duration.
+        #[arg(long, value_name = "DURATION", value_parser = parse_access_duration)]
+        duration: Option<std::time::Duration>,
         /// Arguments appended to the connection's command, after `--`. They are passed as
         /// argv, never through a shell.
         #[arg(last = true, value_name = "ARGS")]
@@ -135,7 +161,89 @@ pub(crate) enum Command {
     /// a connection.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// List, show, approve, reject and revoke reviews: the access requests of sessions on
+    /// connections with reviewers.
+    #[command(subcommand)]
+    Reviews(ReviewsCommand),
+    /// Live data masking (the `dlp` plugin): list the info types the gateway detects, or
+    /// try masking on local data.
+    #[command(subcommand)]
+    Dlp(DlpCommand),
 }
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlpCommand {
+    /// List the info types a connection's --redact-types may name: the built-in ones and
+    /// the custom ones of the gateway's config (marked `(custom)`), each with the style the
+    /// gateway masks it with and an example before and after masking.
+    ///
+    /// Long examples are shortened in the table; --output json has them in full.
+    Types,
+    /// Mask sensitive data in stdin and write the result to stdout, locally: no gateway is
+    /// needed. Use it to see what a connection's --redact-types would mask, or to try
+    /// custom types and styles before deploying them.
+    ///
+    /// Input is read as a stream of bytes (any size, not only UTF-8; bytes that are not part
+    /// of a masked value pass through untouched), with the same engine the gateway runs.
+    /// A summary of what was masked goes to stderr. --output does not apply.
+    ///
+    /// Exit status: 0 on success, 2 for an unknown info type or style, 1 for other errors
+    /// (an unreadable or invalid --config file, I/O errors).
+    ///
+    /// Example: hoop dlp redact --types EMAIL_ADDRESS,CREDIT_CARD_NUMBER < dump.sql
+    Redact(RedactArgs),
+}
+
+/// The options of `hoop dlp redact`.
+#[derive(Debug, Args)]
+pub(crate) struct RedactArgs {
+    /// Comma-separated info types to mask, as `hoop dlp types` lists them (with --config,
+    /// its custom types too), or `all` for every one of them.
+    #[arg(long, value_name = "T1,T2", required = true)]
+    pub(crate) types: String,
+
+    /// Masking style of every type without its own in --config's `styles`; default: the
+    /// config's `default_style`, else redact. The hash key is derived from HOOP_SECRET_KEY,
+    /// else from `<DATA_DIR>/secret-key`, as the gateway does, so that tags match the
+    /// gateway's; without either, a random key is used for this run.
+    #[arg(long, value_name = "STYLE", value_enum)]
+    pub(crate) style: Option<MaskStyle>,
+
+    /// A gateway config file (TOML) whose `[dlp]` table (`default_style`, `styles`,
+    /// `[[dlp.custom_types]]`) to mask with; its other keys are ignored.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Do not print the summary of what was masked to stderr.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+}
+
+/// How `hoop dlp redact` writes a masked value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MaskStyle {
+    /// The type's tag: `[EMAIL_ADDRESS]`.
+    Redact,
+    /// Every letter and digit replaced with `*`, separators kept: `****-****-****-****`.
+    Mask,
+    /// Like mask, but the last 4 letters or digits stay visible: `****-****-****-1111`.
+    Partial,
+    /// A keyed tag, the same for the same value: `[EMAIL_ADDRESS:3f9a1c2b7d4e5f60]`.
+    Hash,
+}
+
+/// A command-line usage error found after parsing (e.g. an unknown info type): printed as
+/// one `error: …` line, exit status 2, like the errors of the parser.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// How `hoop sessions replay` prints a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +258,102 @@ pub(crate) enum ReplayFormat {
     /// An asciinema v2 recording (80x24): stdout and stderr as output frames, stdin as
     /// input frames. Play it with `asciinema play FILE`.
     Asciicast,
+}
+
+/// Parses `hoop connect --duration`: a duration greater than 0, such as 30m, 2h or 1h30m.
+fn parse_access_duration(value: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(value.trim()) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("the access duration must be longer than 0".to_owned()),
+        Err(_) => Err(format!("`{value}` is not a duration like 30m, 2h or 1h30m")),
+    }
+}
+
+/// The status `hoop reviews list --status` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReviewStatusFilter {
+    /// Waiting for reviewers.
+    Pending,
+    /// Approved: a one-time review not run yet, or a time-based grant.
+    Approved,
+    /// Rejected by a reviewer.
+    Rejected,
+    /// Revoked by a reviewer, the requester or an admin.
+    Revoked,
+    /// Not decided in time, or a time-based grant that ended.
+    Expired,
+    /// A one-time review that ran.
+    Executed,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReviewsCommand {
+    /// List the reviews you may see (all pages, up to --limit), newest first: your own
+    /// requests, those awaiting your groups' decision and, for admins and auditors, all.
+    List {
+        /// Only reviews with this status.
+        #[arg(long, value_name = "STATUS", value_enum)]
+        status: Option<ReviewStatusFilter>,
+        /// Only reviews on this connection.
+        #[arg(long, value_name = "NAME")]
+        connection: Option<String>,
+        /// Only your own requests.
+        #[arg(long)]
+        mine: bool,
+        /// Only pending reviews you may still approve or reject.
+        #[arg(long)]
+        awaiting_me: bool,
+        /// Show at most N reviews (the newest). Default: all.
+        #[arg(long, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Reviews fetched per request; pages are fetched until --limit or the last one.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+    },
+    /// Show one review: what was asked (the exact input, its SHA-256 and the arguments, or
+    /// the access duration), by whom, its groups, and every decision.
+    #[command(visible_alias = "get")]
+    Show {
+        /// Review id, as `hoop reviews list` or the waiting line of `hoop exec` shows it.
+        id: String,
+    },
+    /// Approve a review, as a member of one of its groups (not the requester). Enough
+    /// approvals let the waiting session go on.
+    Approve {
+        /// Review id.
+        id: String,
+        /// The group to approve for; needed only when you are in several of the review's
+        /// groups.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// Why, recorded with the decision.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Reject a review, as a member of one of its groups (not the requester): the waiting
+    /// session ends, and the requester sees the reason.
+    Reject {
+        /// Review id.
+        id: String,
+        /// Why: told to the requester.
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+        /// The group to reject for; needed only when you are in several of the review's
+        /// groups.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+    },
+    /// Revoke a pending or approved review, as a member of one of its groups, its requester
+    /// or an admin. A time-based grant ends at once: its live sessions are terminated.
+    Revoke {
+        /// Review id.
+        id: String,
+        /// Why, told to the requester.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
 }
 
 /// Parses `--speed`: a finite number greater than 0.
@@ -306,6 +510,22 @@ pub(crate) struct ConnectionFields {
     /// days). Default on create: no limit. On update, `none` (or 0) removes the limit.
     #[arg(long, value_name = "DURATION")]
     pub(crate) session_timeout: Option<String>,
+
+    /// With --reviewers: approvals a review needs, from distinct reviewers of any of the
+    /// groups. Default: one approval from every reviewer group; on update, `none` (or 0)
+    /// goes back to that.
+    #[arg(long, value_name = "N")]
+    pub(crate) min_approvals: Option<String>,
+
+    /// With --reviewers: how long a review may stay pending before it expires, e.g. 30m,
+    /// 2h, 7d (1 minute to 30 days). Default: 24h; on update, `none` goes back to it.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) review_ttl: Option<String>,
+
+    /// With --reviewers: the longest access a time-based review (`hoop connect`) may grant,
+    /// e.g. 1h, 8h (1 minute to 30 days). Default: 4h; on update, `none` goes back to it.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) access_max_duration: Option<String>,
 
     /// The program a `command` connection runs, and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
@@ -506,11 +726,13 @@ mod tests {
             connection,
             input,
             args,
+            review,
         } = cli.command
         else {
             panic!("wrong command: {:?}", cli.command);
         };
-        assert_eq!(connection, "pg");
+        assert_eq!(connection.as_deref(), Some("pg"));
+        assert_eq!(review, None);
         assert_eq!(input.as_deref(), Some("select 1;"));
         assert_eq!(args, ["-c", "--quiet", "a b"]);
 
@@ -596,11 +818,17 @@ mod tests {
     #[test]
     fn parses_connect() {
         let cli = Cli::try_parse_from(["hoop", "connect", "sh", "--", "-i", "--login"]).unwrap();
-        let Command::Connect { connection, args } = cli.command else {
+        let Command::Connect {
+            connection,
+            args,
+            duration,
+        } = cli.command
+        else {
             panic!("wrong command: {:?}", cli.command);
         };
         assert_eq!(connection, "sh");
         assert_eq!(args, ["-i", "--login"]);
+        assert_eq!(duration, None);
         let cli = Cli::try_parse_from(["hoop", "connect", "sh"]).unwrap();
         let Command::Connect { args, .. } = cli.command else {
             panic!("wrong command");
@@ -684,6 +912,271 @@ mod tests {
                 other => panic!("wrong command: {other:?}"),
             };
             assert_eq!(fields.session_timeout.as_deref(), Some("1h30m"));
+        }
+    }
+
+    #[test]
+    fn parses_dlp() {
+        let cli = Cli::try_parse_from(["hoop", "dlp", "types", "-o", "json"]).unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert!(matches!(cli.command, Command::Dlp(DlpCommand::Types)));
+
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "dlp",
+            "redact",
+            "--types",
+            "EMAIL_ADDRESS,URL",
+            "--style",
+            "partial",
+            "--config",
+            "hoop.toml",
+            "-q",
+        ])
+        .unwrap();
+        let Command::Dlp(DlpCommand::Redact(args)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(args.types, "EMAIL_ADDRESS,URL");
+        assert_eq!(args.style, Some(MaskStyle::Partial));
+        assert_eq!(args.config, Some(PathBuf::from("hoop.toml")));
+        assert!(args.quiet);
+
+        let cli = Cli::try_parse_from(["hoop", "dlp", "redact", "--types", "all"]).unwrap();
+        let Command::Dlp(DlpCommand::Redact(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((args.style, args.config, args.quiet), (None, None, false));
+    }
+
+    #[test]
+    fn dlp_redact_needs_types_and_a_known_style() {
+        let err = Cli::try_parse_from(["hoop", "dlp", "redact"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = Cli::try_parse_from(["hoop", "dlp", "redact", "--types", "URL", "--style", "x"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("redact, mask, partial, hash"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parses_exec_of_a_review() {
+        let cli = Cli::try_parse_from(["hoop", "exec", "--review", "r-1"]).unwrap();
+        let Command::Exec {
+            connection,
+            input,
+            args,
+            review,
+        } = cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(connection, None);
+        assert_eq!(review.as_deref(), Some("r-1"));
+        assert_eq!(input, None);
+        assert!(args.is_empty());
+
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "exec",
+            "pg",
+            "--review",
+            "r-1",
+            "-i",
+            "select 1;",
+            "--",
+            "-q",
+        ])
+        .unwrap();
+        let Command::Exec {
+            connection,
+            review,
+            args,
+            ..
+        } = cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(connection.as_deref(), Some("pg"));
+        assert_eq!(review.as_deref(), Some("r-1"));
+        assert_eq!(args, ["-q"]);
+
+        // Without --review, the connection is needed: a usage error (status 2).
+        let err = Cli::try_parse_from(["hoop", "exec", "-i", "x"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("<CONNECTION|--review <ID>>"),
+            "{err}"
+        );
+        assert!(Cli::try_parse_from(["hoop", "exec", "--review"]).is_err());
+    }
+
+    fn connect_duration(value: &str) -> Result<Option<std::time::Duration>, clap::Error> {
+        let cli = Cli::try_parse_from(["hoop", "connect", "pg", "--duration", value])?;
+        let Command::Connect { duration, .. } = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        Ok(duration)
+    }
+
+    #[test]
+    fn parses_connect_duration() {
+        let secs = |s| Some(std::time::Duration::from_secs(s));
+        assert_eq!(connect_duration("30m").unwrap(), secs(1800));
+        assert_eq!(connect_duration("1h30m").unwrap(), secs(5400));
+        assert_eq!(connect_duration(" 2h ").unwrap(), secs(7200));
+        for bad in ["soon", "", "-5m", "0", "0s", "30"] {
+            let err = connect_duration(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let err = connect_duration("soon").unwrap_err().to_string();
+        assert!(
+            err.contains("`soon` is not a duration like 30m, 2h or 1h30m"),
+            "{err}"
+        );
+        let err = connect_duration("0s").unwrap_err().to_string();
+        assert!(err.contains("must be longer than 0"), "{err}");
+    }
+
+    #[test]
+    fn parses_reviews_list() {
+        let cli = Cli::try_parse_from([
+            "hoop",
+            "reviews",
+            "list",
+            "--status",
+            "pending",
+            "--connection",
+            "pg",
+            "--mine",
+            "--awaiting-me",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        let Command::Reviews(ReviewsCommand::List {
+            status,
+            connection,
+            mine,
+            awaiting_me,
+            limit,
+            page_size,
+        }) = cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(status, Some(ReviewStatusFilter::Pending));
+        assert_eq!(connection.as_deref(), Some("pg"));
+        assert!(mine && awaiting_me);
+        assert_eq!((limit, page_size), (Some(5), 100));
+
+        let cli = Cli::try_parse_from(["hoop", "reviews", "list"]).unwrap();
+        let Command::Reviews(ReviewsCommand::List {
+            status,
+            mine,
+            awaiting_me,
+            limit,
+            ..
+        }) = cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (status, mine, awaiting_me, limit),
+            (None, false, false, None)
+        );
+
+        for bad in [
+            &["--status", "open"][..],
+            &["--limit", "0"],
+            &["--limit", "-1"],
+            &["--page-size", "1001"],
+        ] {
+            let args = ["hoop", "reviews", "list"].iter().chain(bad);
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_review_decisions() {
+        for verb in ["show", "get"] {
+            let cli = Cli::try_parse_from(["hoop", "reviews", verb, "r-1"]).unwrap();
+            let Command::Reviews(ReviewsCommand::Show { id }) = cli.command else {
+                panic!("wrong command");
+            };
+            assert_eq!(id, "r-1");
+        }
+
+        let cli = Cli::try_parse_from(["hoop", "reviews", "approve", "r-1"]).unwrap();
+        let Command::Reviews(ReviewsCommand::Approve { id, group, reason }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((id.as_str(), group, reason), ("r-1", None, None));
+        let cli = Cli::try_parse_from([
+            "hoop", "reviews", "approve", "r-1", "--group", "dba", "--reason", "ok",
+        ])
+        .unwrap();
+        let Command::Reviews(ReviewsCommand::Approve { group, reason, .. }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(group.as_deref(), Some("dba"));
+        assert_eq!(reason.as_deref(), Some("ok"));
+
+        // A rejection needs its reason.
+        let err = Cli::try_parse_from(["hoop", "reviews", "reject", "r-1"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--reason"), "{err}");
+        let cli = Cli::try_parse_from([
+            "hoop", "reviews", "reject", "r-1", "--reason", "not now", "--group", "dba",
+        ])
+        .unwrap();
+        let Command::Reviews(ReviewsCommand::Reject { id, reason, group }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(id, "r-1");
+        assert_eq!(reason, "not now");
+        assert_eq!(group.as_deref(), Some("dba"));
+
+        let cli = Cli::try_parse_from(["hoop", "reviews", "revoke", "r-1"]).unwrap();
+        let Command::Reviews(ReviewsCommand::Revoke { id, reason }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((id.as_str(), reason), ("r-1", None));
+        assert!(Cli::try_parse_from(["hoop", "reviews", "approve"]).is_err());
+    }
+
+    #[test]
+    fn parses_review_settings_of_connections() {
+        for verb in ["create", "update"] {
+            let cli = Cli::try_parse_from([
+                "hoop",
+                "connections",
+                verb,
+                "pg",
+                "--reviewers",
+                "dba",
+                "--min-approvals",
+                "2",
+                "--review-ttl",
+                "2h",
+                "--access-max-duration",
+                "none",
+            ])
+            .unwrap();
+            let fields = match cli.command {
+                Command::Connections(
+                    ConnectionsCommand::Create { fields, .. }
+                    | ConnectionsCommand::Update { fields, .. },
+                ) => fields,
+                other => panic!("wrong command: {other:?}"),
+            };
+            assert_eq!(fields.min_approvals.as_deref(), Some("2"));
+            assert_eq!(fields.review_ttl.as_deref(), Some("2h"));
+            assert_eq!(fields.access_max_duration.as_deref(), Some("none"));
         }
     }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
+use hoop_proto::v1::dlp_service_client::DlpServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
+use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::AsciiMetadataValue;
@@ -72,10 +74,12 @@ impl Interceptor for Auth {
 
 type Service = InterceptedService<Channel, Auth>;
 
-/// Clients of the four services over one connection.
+/// Clients of the services over one connection.
 pub(crate) struct Api {
     pub(crate) connections: ConnectionServiceClient<Service>,
+    pub(crate) dlp: DlpServiceClient<Service>,
     pub(crate) plugins: PluginServiceClient<Service>,
+    pub(crate) reviews: ReviewServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
 }
@@ -102,7 +106,9 @@ impl Api {
         let channel = endpoint.connect_lazy();
         Ok(Self {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            dlp: DlpServiceClient::with_interceptor(channel.clone(), auth.clone()),
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             users: UserServiceClient::with_interceptor(channel, auth),
         })

@@ -57,24 +57,52 @@ pub(crate) fn parse_access_modes(value: &str) -> Result<AccessModes> {
 /// Parses `--session-timeout`: a duration such as `90s`, `30m`, `2h` or `1h30m`; `none`, `0`
 /// or any zero duration mean no limit (unset). The 1s..7 days range is the gateway's to check.
 pub(crate) fn parse_session_timeout(value: &str) -> Result<Option<prost_types::Duration>> {
+    parse_optional_duration("--session-timeout", value)
+}
+
+/// Parses a duration flag that `none` unsets (`--session-timeout`, `--review-ttl`,
+/// `--access-max-duration`): a duration such as `90s`, `30m`, `2h` or `1h30m`; `none`, `0`
+/// or any zero duration mean unset. Ranges are the gateway's to check.
+pub(crate) fn parse_optional_duration(
+    flag: &str,
+    value: &str,
+) -> Result<Option<prost_types::Duration>> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     let Ok(duration) = humantime::parse_duration(value) else {
-        bail!(
-            "--session-timeout: `{value}` is not a duration like 90s, 30m, 2h or 1h30m (or none)"
-        );
+        bail!("{flag}: `{value}` is not a duration like 90s, 30m, 2h or 1h30m (or none)");
     };
     if duration.is_zero() {
         return Ok(None);
     }
-    let Ok(seconds) = i64::try_from(duration.as_secs()) else {
-        bail!("--session-timeout: `{value}` is too long");
-    };
+    match to_proto_duration(duration) {
+        Some(duration) => Ok(Some(duration)),
+        None => bail!("{flag}: `{value}` is too long"),
+    }
+}
+
+/// A `std` duration as a `google.protobuf.Duration`; `None` when it does not fit.
+pub(crate) fn to_proto_duration(duration: std::time::Duration) -> Option<prost_types::Duration> {
+    let seconds = i64::try_from(duration.as_secs()).ok()?;
     // Below 1e9: always fits.
     let nanos = i32::try_from(duration.subsec_nanos()).unwrap_or(0);
-    Ok(Some(prost_types::Duration { seconds, nanos }))
+    Some(prost_types::Duration { seconds, nanos })
+}
+
+/// Parses `--min-approvals`: a whole number; `none` or 0 mean unset (one approval from every
+/// reviewer group).
+pub(crate) fn parse_min_approvals(value: &str) -> Result<Option<u32>> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => bail!("--min-approvals: `{value}` is not a whole number (or none)"),
+    }
 }
 
 /// The connection the flags describe, and the update mask naming exactly the fields whose
@@ -121,6 +149,18 @@ pub(crate) fn connection_from_flags(
         connection.session_timeout = parse_session_timeout(timeout)?;
         paths.push("session_timeout");
     }
+    if let Some(min) = &fields.min_approvals {
+        connection.min_approvals = parse_min_approvals(min)?;
+        paths.push("min_approvals");
+    }
+    if let Some(ttl) = &fields.review_ttl {
+        connection.review_ttl = parse_optional_duration("--review-ttl", ttl)?;
+        paths.push("review_ttl");
+    }
+    if let Some(max) = &fields.access_max_duration {
+        connection.access_max_duration = parse_optional_duration("--access-max-duration", max)?;
+        paths.push("access_max_duration");
+    }
     let mask = FieldMask {
         paths: paths.into_iter().map(str::to_owned).collect(),
     };
@@ -144,7 +184,7 @@ pub(crate) fn connection_update(
     let (connection, mask) = connection_from_flags(name, fields)?;
     if mask.paths.is_empty() {
         bail!(
-            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes, --session-timeout or -- CMD..."
+            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes, --session-timeout, --min-approvals, --review-ttl, --access-max-duration or -- CMD..."
         );
     }
     Ok((connection, mask))
@@ -386,6 +426,82 @@ mod tests {
         assert_eq!(connection.session_timeout.unwrap().seconds, 7200);
         let connection = connection_to_create("pg", &ConnectionFields::default()).unwrap();
         assert_eq!(connection.session_timeout, None);
+    }
+
+    #[test]
+    fn review_settings_parse() {
+        assert_eq!(parse_min_approvals("2").unwrap(), Some(2));
+        assert_eq!(parse_min_approvals(" 1 ").unwrap(), Some(1));
+        for none in ["none", "None", "0"] {
+            assert_eq!(parse_min_approvals(none).unwrap(), None, "{none}");
+        }
+        for bad in ["", "-1", "two", "1.5", "4294967296"] {
+            let err = parse_min_approvals(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("--min-approvals: `"),
+                "{bad}: {err}"
+            );
+        }
+        let secs = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+        assert_eq!(
+            parse_optional_duration("--review-ttl", "2h").unwrap(),
+            secs(7200)
+        );
+        assert_eq!(
+            parse_optional_duration("--review-ttl", "none").unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_optional_duration("--access-max-duration", "soon")
+                .unwrap_err()
+                .to_string(),
+            "--access-max-duration: `soon` is not a duration like 90s, 30m, 2h or 1h30m (or none)"
+        );
+        assert_eq!(
+            to_proto_duration(std::time::Duration::new(3, 7)),
+            Some(prost_types::Duration {
+                seconds: 3,
+                nanos: 7
+            })
+        );
+        assert_eq!(to_proto_duration(std::time::Duration::MAX), None);
+    }
+
+    #[test]
+    fn review_settings_are_masked_and_none_clears() {
+        let fields = ConnectionFields {
+            reviewers: Some("dba".to_owned()),
+            min_approvals: Some("1".to_owned()),
+            review_ttl: Some("2h".to_owned()),
+            access_max_duration: Some("1h".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let connection = connection_to_create("pg", &fields).unwrap();
+        assert_eq!(connection.reviewers, ["dba"]);
+        assert_eq!(connection.min_approvals, Some(1));
+        assert_eq!(connection.review_ttl.unwrap().seconds, 7200);
+        assert_eq!(connection.access_max_duration.unwrap().seconds, 3600);
+
+        let fields = ConnectionFields {
+            min_approvals: Some("none".to_owned()),
+            review_ttl: Some("none".to_owned()),
+            access_max_duration: Some("0".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("pg", &fields).unwrap();
+        assert_eq!(
+            mask.paths,
+            ["min_approvals", "review_ttl", "access_max_duration"]
+        );
+        assert_eq!(connection.min_approvals, None);
+        assert_eq!(connection.review_ttl, None);
+        assert_eq!(connection.access_max_duration, None);
+
+        let fields = ConnectionFields {
+            min_approvals: Some("x".to_owned()),
+            ..ConnectionFields::default()
+        };
+        assert!(connection_update("pg", &fields).is_err());
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! `error: …` line to stderr and exit with status 1 (2 for command-line usage errors).
 //! `hoop exec` and `hoop connect` stream the session's output instead and exit with its exit
 //! status; `hoop sessions replay` streams a recording; `hoop sessions verify` exits with 1
-//! when the recording does not verify.
+//! when the recording does not verify. `hoop dlp redact` runs the masking engine locally and
+//! needs neither a gateway nor a token.
 
 mod cli;
 mod client;
 mod commands;
 mod convert;
 mod output;
+mod spinner;
 mod terminal;
 
 use std::io::Write;
@@ -21,7 +23,7 @@ use anyhow::Result;
 use clap::Parser;
 use tonic::Code;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DlpCommand, RedactArgs, UsageError};
 use crate::client::{Api, Auth};
 use crate::commands::Outcome;
 
@@ -33,13 +35,17 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe_error(&err, &gateway));
-            ExitCode::FAILURE
+            exit_code(&err)
         }
     }
 }
 
 /// Runs the command; returns the status to exit with once it succeeded.
 async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Dlp(DlpCommand::Redact(args)) = &cli.command {
+        // Local: no gateway, no token.
+        return redact(args, &cli.data_dir);
+    }
     let token = client::resolve_token(cli.token.as_deref(), &cli.data_dir)?;
     let auth = Auth::new(&token)?;
     let mut api = Api::new(&cli.gateway, auth)?;
@@ -50,6 +56,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             commands::connections::run(&mut api, format, command).await?
         }
         Command::Plugins(command) => commands::plugins::run(&mut api, format, command).await?,
+        Command::Dlp(DlpCommand::Types) => commands::dlp::types(&mut api, format).await?,
+        // Run before the token is resolved (above); here for completeness only.
+        Command::Dlp(DlpCommand::Redact(args)) => return redact(&args, &cli.data_dir),
         Command::Users(command) => commands::users::run(&mut api, format, command).await?,
         Command::Sessions(command) => {
             match commands::sessions::run(&mut api, format, command).await? {
@@ -60,22 +69,41 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Outcome::Exit(status) => return Ok(ExitCode::from(status)),
             }
         }
+        Command::Reviews(command) => commands::reviews::run(&mut api, format, command).await?,
         Command::Exec {
             connection,
             input,
             args,
+            review,
         } => {
             // Writes its own output as it streams.
-            let status = commands::exec::run(&mut api, format, connection, input, args).await?;
+            let exec = commands::exec::ExecArgs {
+                connection,
+                input,
+                args,
+                review,
+            };
+            let status = commands::exec::run(&mut api, format, exec).await?;
             return Ok(ExitCode::from(status));
         }
-        Command::Connect { connection, args } => {
+        Command::Connect {
+            connection,
+            args,
+            duration,
+        } => {
             // Writes its own output as it streams.
-            let status = commands::connect::run(&mut api, format, connection, args).await?;
+            let status =
+                commands::connect::run(&mut api, format, connection, args, duration).await?;
             return Ok(ExitCode::from(status));
         }
     };
     print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hoop dlp redact`: writes its own output.
+fn redact(args: &RedactArgs, data_dir: &std::path::Path) -> Result<ExitCode> {
+    commands::dlp::redact(args, data_dir)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,6 +113,15 @@ fn print(text: &str) -> Result<()> {
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
         _ => Ok(()),
+    }
+}
+
+/// The status to exit with after a failure: 2 for a command-line usage error, else 1.
+fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<UsageError>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -185,6 +222,14 @@ mod tests {
             .context("outer")
             .unwrap_err();
         assert_eq!(describe_error(&err, GW), "outer: inner");
+    }
+
+    #[test]
+    fn usage_errors_exit_with_2() {
+        let usage = anyhow::Error::from(UsageError("unknown info type `X`".to_owned()));
+        assert_eq!(exit_code(&usage), ExitCode::from(2));
+        assert_eq!(describe_error(&usage, GW), "unknown info type `X`");
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), ExitCode::FAILURE);
     }
 
     #[test]

@@ -38,6 +38,8 @@ proto_messages! {
     v1::Session => "hoop.v1.Session",
     v1::SessionEvent => "hoop.v1.SessionEvent",
     v1::VerifySessionResponse => "hoop.v1.VerifySessionResponse",
+    v1::ListInfoTypesResponse => "hoop.v1.ListInfoTypesResponse",
+    v1::Review => "hoop.v1.Review",
     () => "google.protobuf.Empty",
 }
 
@@ -299,6 +301,7 @@ mod tests {
                 seconds: 5400,
                 nanos: 0,
             }),
+            ..Default::default()
         }
     }
 

@@ -73,7 +73,8 @@ pub use plugin::{
 };
 pub use registry::Registry;
 pub use session::{
-    Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, Stream, UserInfo, Verb,
+    Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, SessionRequest, Stream, UserInfo,
+    Verb,
 };
 pub use verdict::{DenyReason, HoldRequest, Verdict};
 

@@ -229,6 +229,19 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
         self.build(config, &Resources::default()).map(drop)
     }
 
+    /// Checks a config against what the host shares with plugins: settings of the
+    /// deployment can widen or narrow what a config may say (e.g. info types defined in
+    /// the gateway's config). Hosts call this rather than [`validate`](Self::validate)
+    /// when they have the resources; the default is `validate`.
+    fn validate_with(
+        &self,
+        config: &PluginConfig,
+        resources: &Resources,
+    ) -> Result<(), ConfigError> {
+        let _ = resources;
+        self.validate(config)
+    }
+
     /// Whether a plugin with this (valid) config runs on sessions. Defaults to active.
     fn activation(&self, config: &PluginConfig) -> Activation {
         let _ = config;

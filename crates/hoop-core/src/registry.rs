@@ -124,7 +124,9 @@ impl Registry {
                 plugin: name.to_owned(),
                 source,
             };
-            factory.validate(config).map_err(config_error)?;
+            factory
+                .validate_with(config, resources)
+                .map_err(config_error)?;
             if !factory.activation(config).is_active() {
                 continue;
             }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -153,6 +153,59 @@ pub struct SessionInfo {
     pub verb: Verb,
     /// When it started.
     pub started_at: SystemTime,
+    /// What the user asked to run, as far as it is known when the session opens.
+    pub request: SessionRequest,
+}
+
+/// What a session was asked to run, known before it opens: what plugins deciding on open
+/// (e.g. an approval workflow) look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRequest {
+    /// Arguments appended to the connection's command.
+    pub args: Vec<String>,
+    /// The whole input of a non-interactive session (`exec`), known up front; `None` for
+    /// interactive sessions, whose input arrives as it is typed.
+    pub input: Option<Bytes>,
+    /// An earlier approval the client presents to run under (e.g. an approved review's id).
+    pub ticket: Option<String>,
+    /// How long the access asked for should last, for time-based approvals.
+    pub access_duration: Option<Duration>,
+}
+
+impl SessionRequest {
+    /// An empty request: no arguments, no input, no ticket.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the arguments.
+    pub fn with_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the up-front input.
+    pub fn with_input(mut self, input: impl Into<Bytes>) -> Self {
+        self.input = Some(input.into());
+        self
+    }
+
+    /// Sets the presented approval.
+    pub fn with_ticket(mut self, ticket: impl Into<String>) -> Self {
+        self.ticket = Some(ticket.into());
+        self
+    }
+
+    /// Sets the access duration asked for.
+    pub fn with_access_duration(mut self, duration: Duration) -> Self {
+        self.access_duration = Some(duration);
+        self
+    }
 }
 
 impl SessionInfo {
@@ -169,7 +222,14 @@ impl SessionInfo {
             connection,
             verb,
             started_at: SystemTime::now(),
+            request: SessionRequest::default(),
         }
+    }
+
+    /// Sets what the session was asked to run.
+    pub fn with_request(mut self, request: SessionRequest) -> Self {
+        self.request = request;
+        self
     }
 }
 

@@ -44,6 +44,9 @@ struct FileConfig {
     database_url: Option<String>,
     admin_token: Option<String>,
     secret_key: Option<String>,
+    /// Masking styles and custom info types of the dlp plugin.
+    #[serde(default)]
+    dlp: Option<hoop_plugin_dlp::DlpSettings>,
     #[serde(default)]
     connections: Vec<DeclaredConnection>,
 }
@@ -70,6 +73,15 @@ pub(crate) struct DeclaredConnection {
     /// Longest a session may run, e.g. `"30m"`; unset for no limit.
     #[serde(default)]
     pub(crate) session_timeout: Option<String>,
+    /// With reviewers: approvals a review needs; unset: one from every group.
+    #[serde(default)]
+    pub(crate) min_approvals: Option<u32>,
+    /// With reviewers: how long a review may stay pending, e.g. `"24h"`.
+    #[serde(default)]
+    pub(crate) review_ttl: Option<String>,
+    /// With reviewers: the longest access a time-based review may grant, e.g. `"4h"`.
+    #[serde(default)]
+    pub(crate) access_max_duration: Option<String>,
     /// Plugins to attach (or reconfigure) beyond the defaults.
     #[serde(default)]
     pub(crate) plugins: Vec<DeclaredPlugin>,
@@ -106,6 +118,8 @@ pub(crate) struct Config {
     pub(crate) database_url: Option<String>,
     pub(crate) admin_token: Option<String>,
     pub(crate) secret_key: Option<String>,
+    /// The `[dlp]` table (checked; the hash key is set at start from the secret key).
+    pub(crate) dlp: hoop_plugin_dlp::DlpSettings,
     pub(crate) connections: Vec<DeclaredConnection>,
 }
 
@@ -201,9 +215,23 @@ impl Config {
                 format!("must be at least {min} characters"),
             ));
         }
+        let dlp = file.dlp.unwrap_or_default();
+        {
+            // The real hash key comes from the secret key at start; any key checks the rest.
+            let mut probe = dlp.clone();
+            probe.hash_key = vec![0; 32];
+            probe.check().map_err(|e| {
+                let key = match e.field_path() {
+                    Some(path) => format!("dlp.{path}"),
+                    None => "dlp".to_owned(),
+                };
+                invalid(&file_name, &key, e.message().to_owned())
+            })?;
+        }
         Ok(Self {
             listen,
             data_dir,
+            dlp,
             database_url: database_url.map(|(_, v)| v),
             admin_token: admin_token.map(|(_, v)| v),
             secret_key: secret_key.map(|(_, v)| v),
@@ -282,6 +310,34 @@ mod tests {
         assert!(err.contains("database_url: must start with"), "{err}");
         let err = load_str("listen = 8010", &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn dlp_settings_are_checked_and_named() {
+        let config = load_str(
+            "[dlp]\ndefault_style = \"mask\"\n[[dlp.custom_types]]\nname = \"EMPLOYEE_ID\"\nregex = \"EMP-[0-9]{6}\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.dlp.custom_types[0].name, "EMPLOYEE_ID");
+        let err = load_str("[dlp]\nstyles = { SHOE_SIZE = \"mask\" }", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(": dlp.styles.SHOE_SIZE: unknown info type"),
+            "{err}"
+        );
+        let err = load_str(
+            "[[dlp.custom_types]]\nname = \"BROKEN\"\nregex = \"(\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(": dlp.custom_types[0].regex: "), "{err}");
+        let err = load_str("[dlp]\ndefault_style = \"scramble\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scramble"), "{err}");
     }
 
     #[test]

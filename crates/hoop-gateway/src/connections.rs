@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use hoop_core::Registry;
 use hoop_core::names::check_connection_name;
+use hoop_core::{Registry, Resources};
 use hoop_store::{AccessModes, Attachment, Connection, Store, StoreError};
 
 use crate::config::DeclaredConnection;
@@ -23,12 +23,22 @@ const MAX_LIST_ITEMS: usize = 64;
 const MAX_TAGS: usize = 64;
 const MIN_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Limits of `review_ttl` and `access_max_duration`.
+const MIN_REVIEW_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
+const MAX_REVIEW_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// Most approvals a connection may require.
+const MAX_MIN_APPROVALS: u32 = 64;
 const MAX_TAG_KEY_BYTES: usize = 63;
 const MAX_TAG_VALUE_BYTES: usize = 256;
 
 /// Checks every field of a connection; errors name the field under `at` (e.g.
 /// `connection.command[0]` or `connections[2].env`).
-pub(crate) fn validate(registry: &Registry, conn: &Connection, at: &str) -> Result<(), Error> {
+pub(crate) fn validate(
+    registry: &Registry,
+    resources: &Resources,
+    conn: &Connection,
+    at: &str,
+) -> Result<(), Error> {
     let field = |name: &str| format!("{at}.{name}");
     if conn.name.is_empty() {
         return Err(Error::invalid(field("name"), "required"));
@@ -132,7 +142,7 @@ pub(crate) fn validate(registry: &Registry, conn: &Connection, at: &str) -> Resu
             ));
         }
     }
-    plugins::check_managed_fields(registry, conn, at)?;
+    plugins::check_managed_fields(registry, resources, conn, at)?;
 
     if let Some(timeout) = conn.session_timeout
         && !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&timeout)
@@ -141,6 +151,30 @@ pub(crate) fn validate(registry: &Registry, conn: &Connection, at: &str) -> Resu
             field("session_timeout"),
             "must be between 1s and 7 days (unset for no limit)",
         ));
+    }
+
+    if let Some(n) = conn.min_approvals
+        && !(1..=MAX_MIN_APPROVALS).contains(&n)
+    {
+        return Err(Error::invalid(
+            field("min_approvals"),
+            format!(
+                "must be between 1 and {MAX_MIN_APPROVALS} (unset: one approval from every reviewer group)"
+            ),
+        ));
+    }
+    for (name, value) in [
+        ("review_ttl", conn.review_ttl),
+        ("access_max_duration", conn.access_max_duration),
+    ] {
+        if let Some(d) = value
+            && !(MIN_REVIEW_DURATION..=MAX_REVIEW_DURATION).contains(&d)
+        {
+            return Err(Error::invalid(
+                field(name),
+                "must be between 1 minute and 30 days (unset for the default)",
+            ));
+        }
     }
 
     if conn.tags.len() > MAX_TAGS {
@@ -186,9 +220,10 @@ fn truncate(s: &str) -> String {
 pub(crate) async fn create(
     store: &Store,
     registry: &Registry,
+    resources: &Resources,
     conn: &Connection,
 ) -> Result<Connection, Error> {
-    validate(registry, conn, "connection")?;
+    validate(registry, resources, conn, "connection")?;
     let attachments = plugins::default_attachments(registry, conn);
     store
         .create_connection(conn, &attachments)
@@ -206,11 +241,12 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     store: &Store,
     registry: &Registry,
+    resources: &Resources,
     conn: &Connection,
     replace_env: bool,
     at: &str,
 ) -> Result<Connection, Error> {
-    validate(registry, conn, at)?;
+    validate(registry, resources, conn, at)?;
     let managed = plugins::managed_attachments(registry, conn);
     Ok(store.update_connection(conn, replace_env, &managed).await?)
 }
@@ -220,6 +256,7 @@ pub(crate) async fn update(
 pub(crate) async fn reconcile_declared(
     store: &Store,
     registry: &Registry,
+    resources: &Resources,
     declared: &[DeclaredConnection],
 ) -> Result<(), Error> {
     // Check everything first: a bad entry changes nothing.
@@ -238,25 +275,17 @@ pub(crate) async fn reconcile_declared(
         conn.reviewers = d.reviewers.clone();
         conn.redact_types = d.redact_types.clone();
         conn.tags = d.tags.clone();
-        conn.session_timeout = match &d.session_timeout {
-            None => None,
-            Some(text) => match humantime::parse_duration(text) {
-                Ok(t) if t.is_zero() => None,
-                Ok(t) => Some(t),
-                Err(e) => {
-                    return Err(Error::invalid(
-                        format!("{at}.session_timeout"),
-                        format!("`{text}` is not a duration like `90s`, `30m` or `2h`: {e}"),
-                    ));
-                }
-            },
-        };
+        conn.session_timeout = declared_duration(&d.session_timeout, &at, "session_timeout")?;
+        conn.review_ttl = declared_duration(&d.review_ttl, &at, "review_ttl")?;
+        conn.access_max_duration =
+            declared_duration(&d.access_max_duration, &at, "access_max_duration")?;
+        conn.min_approvals = d.min_approvals.filter(|n| *n > 0);
         conn.access = AccessModes {
             exec: d.access_modes.exec.unwrap_or(true),
             connect: d.access_modes.connect.unwrap_or(true),
             runbooks: d.access_modes.runbooks.unwrap_or(true),
         };
-        validate(registry, &conn, &at)?;
+        validate(registry, resources, &conn, &at)?;
         let mut attachments = Vec::new();
         for (j, p) in d.plugins.iter().enumerate() {
             let config = match &p.config {
@@ -285,9 +314,9 @@ pub(crate) async fn reconcile_declared(
             Err(e) => return Err(e.into()),
         };
         if existed {
-            update(store, registry, &conn, true, "connection").await?;
+            update(store, registry, resources, &conn, true, "connection").await?;
         } else {
-            create(store, registry, &conn).await?;
+            create(store, registry, resources, &conn).await?;
         }
         let current: BTreeMap<String, Attachment> = store
             .list_attachments(&conn.name)
@@ -311,14 +340,26 @@ pub(crate) async fn reconcile_declared(
     Ok(())
 }
 
+/// A duration of a declared connection (`"90s"`, `"30m"`, `"1h30m"`); `"0s"` means unset.
+fn declared_duration(
+    text: &Option<String>,
+    at: &str,
+    key: &str,
+) -> Result<Option<std::time::Duration>, Error> {
+    let Some(text) = text else { return Ok(None) };
+    match humantime::parse_duration(text) {
+        Ok(t) if t.is_zero() => Ok(None),
+        Ok(t) => Ok(Some(t)),
+        Err(e) => Err(Error::invalid(
+            format!("{at}.{key}"),
+            format!("`{text}` is not a duration like `90s`, `30m` or `2h`: {e}"),
+        )),
+    }
+}
+
 // These tests expect every plugin of the default build.
 #[cfg(test)]
-#[cfg(all(
-    feature = "plugin-dlp",
-    feature = "plugin-review",
-    feature = "plugin-slack",
-    feature = "plugin-access-control"
-))]
+#[cfg(all(feature = "plugin-slack", feature = "plugin-access-control"))]
 mod tests {
     use super::*;
 
@@ -330,7 +371,7 @@ mod tests {
 
     fn err_of(c: &Connection) -> String {
         let registry = crate::plugins::registry().unwrap();
-        validate(&registry, c, "connection")
+        validate(&registry, &Resources::new(), c, "connection")
             .unwrap_err()
             .to_string()
     }
@@ -338,7 +379,7 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let registry = crate::plugins::registry().unwrap();
-        assert!(validate(&registry, &conn(), "connection").is_ok());
+        assert!(validate(&registry, &Resources::new(), &conn(), "connection").is_ok());
 
         let mut c = conn();
         c.name = "Bad Name".into();

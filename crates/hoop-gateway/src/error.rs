@@ -39,6 +39,9 @@ impl From<StoreError> for Error {
         match err {
             StoreError::NotFound { .. } => Self::NotFound(err.to_string()),
             StoreError::AlreadyExists { .. } => Self::AlreadyExists(err.to_string()),
+            // Meant for the user: says why the record is not in a state allowing the change.
+            StoreError::Conflict(message) => Self::FailedPrecondition(message),
+            StoreError::Invalid(message) => Self::invalid("request", message),
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::Internal(

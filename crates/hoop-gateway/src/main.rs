@@ -5,6 +5,7 @@
 //! hoop-gateway [--config FILE] migrate   # apply database migrations and exit
 //! ```
 
+mod access;
 mod auth;
 mod bootstrap;
 mod config;
@@ -13,6 +14,7 @@ mod error;
 mod grpc;
 mod plugins;
 mod reaper;
+mod reviews;
 mod runtime;
 mod server;
 

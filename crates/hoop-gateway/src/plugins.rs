@@ -1,19 +1,19 @@
 //! The plugin registry of this build and the rules for attaching plugins to connections.
 
-use hoop_core::{Activation, AttachPolicy, Implementation, PluginConfig, PluginFactory, Registry};
+use hoop_core::{
+    Activation, AttachPolicy, Implementation, PluginConfig, PluginFactory, Registry, Resources,
+};
 use hoop_store::{Attachment, Connection};
 
 use crate::error::Error;
 
 /// The registry of every plugin compiled into this gateway.
 ///
-/// Each plugin crate is referenced here, behind its cargo feature, so that the linker keeps
-/// its compile-time registration.
+/// Each plugin crate is referenced here (audit, dlp and review always, the others behind
+/// their cargo feature) so that the linker keeps its compile-time registration.
 pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
     std::hint::black_box(&hoop_plugin_audit::REGISTRATION);
-    #[cfg(feature = "plugin-dlp")]
     std::hint::black_box(&hoop_plugin_dlp::REGISTRATION);
-    #[cfg(feature = "plugin-review")]
     std::hint::black_box(&hoop_plugin_review::REGISTRATION);
     #[cfg(feature = "plugin-slack")]
     std::hint::black_box(&hoop_plugin_slack::REGISTRATION);
@@ -33,12 +33,21 @@ pub(crate) struct AttachmentView {
 
 /// The config of a managed plugin, derived from its connection field.
 pub(crate) fn managed_config(field: &str, conn: &Connection) -> Option<serde_json::Value> {
-    let values = match field {
-        "redact_types" => &conn.redact_types,
-        "reviewers" => &conn.reviewers,
-        _ => return None,
-    };
-    Some(serde_json::json!({ field: values }))
+    match field {
+        "redact_types" => Some(serde_json::json!({ field: conn.redact_types })),
+        "reviewers" => {
+            let mut config = serde_json::json!({ field: conn.reviewers });
+            if let Some(n) = conn.min_approvals {
+                config["min_approvals"] = n.into();
+            }
+            if let Some(max) = conn.access_max_duration {
+                config["access_max_duration_ms"] =
+                    u64::try_from(max.as_millis()).unwrap_or(u64::MAX).into();
+            }
+            Some(config)
+        }
+        _ => None,
+    }
 }
 
 /// The implementation note of a factory, if its session behaviour is not complete.
@@ -207,6 +216,7 @@ pub(crate) enum AttachAction {
 /// plugins' validation, naming the field under `at` (e.g. `connection.redact_types[1]`).
 pub(crate) fn check_managed_fields(
     registry: &Registry,
+    resources: &Resources,
     conn: &Connection,
     at: &str,
 ) -> Result<(), Error> {
@@ -231,7 +241,7 @@ pub(crate) fn check_managed_fields(
         };
         let config = PluginConfig::from_value(config)
             .map_err(|e| Error::invalid(format!("{at}.{field}"), e.message()))?;
-        factory.validate(&config).map_err(|e| {
+        factory.validate_with(&config, resources).map_err(|e| {
             let path = e.field_path().unwrap_or(field);
             Error::invalid(format!("{at}.{path}"), e.message())
         })?;
@@ -241,12 +251,7 @@ pub(crate) fn check_managed_fields(
 
 // These tests expect every plugin of the default build.
 #[cfg(test)]
-#[cfg(all(
-    feature = "plugin-dlp",
-    feature = "plugin-review",
-    feature = "plugin-slack",
-    feature = "plugin-access-control"
-))]
+#[cfg(all(feature = "plugin-slack", feature = "plugin-access-control"))]
 mod tests {
     use super::*;
 
@@ -290,7 +295,8 @@ mod tests {
         let managed = managed_attachments(&registry, &conn);
         assert!(managed.iter().all(|a| a.enabled), "{managed:?}");
         conn.redact_types = vec!["NOPE".into()];
-        let err = check_managed_fields(&registry, &conn, "connection").unwrap_err();
+        let err =
+            check_managed_fields(&registry, &Resources::new(), &conn, "connection").unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("connection.redact_types[0]: unknown info type `NOPE`"),

@@ -15,6 +15,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hoop_core::{Chain, ChainSession, Chunk, CloseReason, Outcome, SessionInfo, Stream};
@@ -22,9 +23,10 @@ use hoop_proto::v1 as pb;
 use hoop_store::{Connection, SessionEnd, Store};
 
 use crate::reaper::Reaper;
+use crate::reviews::{ReviewEvent, ReviewEventKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 
 /// The sessions running on this gateway, so they can be killed.
@@ -156,6 +158,10 @@ pub(crate) struct SessionJob {
     pub(crate) registration: Registration,
     /// Kills the session's processes if the gateway dies.
     pub(crate) reaper: std::sync::Arc<Reaper>,
+    /// Review events: a held session goes on when its review is decided, and a session
+    /// under a time-based grant ends when the grant is revoked or expires. Subscribed
+    /// before the session opens, so no decision is missed.
+    pub(crate) reviews: broadcast::Receiver<ReviewEvent>,
 }
 
 /// Runs a session to its end and settles its record.
@@ -172,6 +178,7 @@ pub(crate) async fn run_session(job: SessionJob) {
         running,
         registration,
         reaper,
+        mut reviews,
     } = job;
     let Registration { mut kill, done } = registration;
     let id = info.id.to_string();
@@ -198,6 +205,7 @@ pub(crate) async fn run_session(job: SessionJob) {
             kill: &mut kill,
             deadline,
             reaper: &reaper,
+            reviews: &mut reviews,
         },
         &mut counters,
     )
@@ -307,6 +315,142 @@ fn killed(reason: CloseReason) -> Ending {
     }
 }
 
+/// How often a held session asks again even without a review event (a safety net for
+/// missed events; decisions normally arrive as events at once).
+const HOLD_RECHECK: Duration = Duration::from_secs(30);
+
+/// Opens the session through the chain, waiting while a plugin holds it: the client is
+/// told once per review (`held`), and the chain is asked again whenever that review
+/// changes. Ends early if the client leaves, the session is killed, times out or the
+/// gateway shuts down; the review itself stays as it is (a one-time review approved later
+/// can still be run with `Exec{review_id}`).
+async fn open(
+    session: &mut ChainSession,
+    events: &EventSender,
+    stops: &mut Stops<'_>,
+) -> Result<(), Ending> {
+    let mut announced: Option<String> = None;
+    loop {
+        let outcome = session
+            .open()
+            .await
+            .map_err(|err| error_ending(err.to_string()))?;
+        let Outcome::Held { request, .. } = outcome else {
+            return match plugin_ending(outcome, true) {
+                Some(ending) => Err(ending),
+                None => Ok(()),
+            };
+        };
+        let review_id = request.request_id.clone().unwrap_or_default();
+        if announced.as_deref() != Some(review_id.as_str()) {
+            let held = pb::SessionHeld {
+                review_id: review_id.clone(),
+                groups: request.groups.clone(),
+                reason: request.reason.clone(),
+            };
+            if events
+                .send(event(pb::session_event::Event::Held(held)))
+                .await
+                .is_err()
+            {
+                return Err(killed(CloseReason::ClientGone));
+            }
+            announced = Some(review_id.clone());
+        }
+        let deadline = stops.deadline;
+        tokio::select! {
+            () = review_changed(stops.reviews, &review_id) => {}
+            () = tokio::time::sleep(HOLD_RECHECK) => {}
+            () = events.closed() => return Err(killed(CloseReason::ClientGone)),
+            _ = stops.shutdown.wait_for(|down| *down) => return Err(killed(CloseReason::Shutdown)),
+            Ok(by) = &mut *stops.kill => return Err(killed(CloseReason::Killed { by })),
+            () = sleep_until(deadline), if deadline.is_some() => return Err(killed(CloseReason::Timeout)),
+        }
+    }
+}
+
+/// Resolves when review `id` changes (or events were missed and it may have).
+async fn review_changed(reviews: &mut broadcast::Receiver<ReviewEvent>, id: &str) {
+    loop {
+        match reviews.recv().await {
+            Ok(event) if event.review.id == id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// The time-based grant a session runs under, if any.
+struct Grant {
+    id: Option<String>,
+    ends: Option<tokio::time::Instant>,
+}
+
+impl Grant {
+    fn of(session: &ChainSession) -> Self {
+        let attributes = session.ctx().map(|cx| &cx.attributes);
+        let grant_end = attributes.and_then(|a| a.get(hoop_plugin_review::GRANT_ENDS_AT_ATTRIBUTE));
+        let Some(end) = grant_end else {
+            return Self {
+                id: None,
+                ends: None,
+            };
+        };
+        let id = attributes
+            .and_then(|a| a.get(hoop_plugin_review::ID_ATTRIBUTE))
+            .map(str::to_owned);
+        // The grant's end as a local deadline too, should its expiry event be missed.
+        let ends = chrono::DateTime::parse_from_rfc3339(end).ok().map(|end| {
+            let left = (end.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            tokio::time::Instant::now() + left
+        });
+        Self { id, ends }
+    }
+
+    /// Resolves with the reason when the grant is revoked or expires.
+    async fn ended(&self, reviews: &mut broadcast::Receiver<ReviewEvent>) -> String {
+        let Some(id) = &self.id else {
+            return std::future::pending().await;
+        };
+        let events = async {
+            loop {
+                match reviews.recv().await {
+                    Ok(event)
+                        if event.review.id == *id
+                            && matches!(
+                                event.kind,
+                                ReviewEventKind::Revoked | ReviewEventKind::Expired
+                            ) =>
+                    {
+                        let why = event.review.reason.clone().unwrap_or_default();
+                        return if why.is_empty() {
+                            format!("access review {id} ended")
+                        } else {
+                            format!("access review {id} ended: {why}")
+                        };
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            why = events => why,
+            () = sleep_until(self.ends), if self.ends.is_some() => format!("access review {id} ended: access expired"),
+        }
+    }
+}
+
+fn access_ended(reason: String) -> Ending {
+    killed(CloseReason::Denied {
+        plugin: hoop_plugin_review::NAME.to_owned(),
+        reason,
+    })
+}
+
 /// Input chunks queued towards the child's stdin before the client is slowed down.
 const STDIN_QUEUE: usize = 16;
 
@@ -319,14 +463,11 @@ async fn drive(
     stops: &mut Stops<'_>,
     counters: &mut Counters,
 ) -> Ending {
-    match session.open().await {
-        Ok(outcome) => {
-            if let Some(ending) = plugin_ending(outcome, true) {
-                return ending;
-            }
-        }
-        Err(err) => return error_ending(err.to_string()),
+    if let Err(ending) = open(session, events, stops).await {
+        return ending;
     }
+    // A session under a time-based grant ends when the grant does.
+    let grant = Grant::of(session);
     // Exec input goes through the chain before anything runs: a plugin can refuse it.
     let (mut first_input, mut input_stream, terminal) = match input {
         Input::Fixed(data) => {
@@ -432,6 +573,7 @@ async fn drive(
             Ok(by) = &mut *stops.kill => return group.kill_with(killed(CloseReason::Killed { by })),
             () = sleep_until(deadline), if deadline.is_some() => return group.kill_with(killed(CloseReason::Timeout)),
             () = sleep_until(next_flush), if next_flush.is_some() => Step::Quiet,
+            reason = grant.ended(stops.reviews) => return group.kill_with(access_ended(reason)),
         };
         match step {
             Step::Exited(Ok(status)) => {
@@ -728,6 +870,8 @@ struct Stops<'a> {
     kill: &'a mut tokio::sync::oneshot::Receiver<String>,
     /// When the connection's session timeout runs out.
     deadline: Option<tokio::time::Instant>,
+    /// Review events (see [`SessionJob::reviews`]).
+    reviews: &'a mut broadcast::Receiver<ReviewEvent>,
     /// Kills the session's processes if the gateway dies.
     reaper: &'a Reaper,
 }

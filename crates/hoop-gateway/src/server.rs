@@ -6,8 +6,11 @@ use anyhow::Context;
 use hoop_core::Resources;
 use hoop_plugin_audit::Recordings;
 use hoop_plugin_audit::recording::{FsRecordingStore, RecordingStore};
+use hoop_plugin_dlp::Dlp;
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
+use hoop_proto::v1::dlp_service_server::DlpServiceServer;
 use hoop_proto::v1::plugin_service_server::PluginServiceServer;
+use hoop_proto::v1::review_service_server::ReviewServiceServer;
 use hoop_proto::v1::session_service_server::SessionServiceServer;
 use hoop_proto::v1::user_service_server::UserServiceServer;
 use hoop_store::{SecretBox, Store};
@@ -18,10 +21,13 @@ use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
 use crate::config::Config;
 use crate::grpc::App;
 use crate::grpc::connections::ConnectionApi;
+use crate::grpc::dlp::DlpApi;
 use crate::grpc::plugins::PluginApi;
+use crate::grpc::reviews::ReviewApi;
 use crate::grpc::sessions::SessionApi;
 use crate::grpc::users::UserApi;
-use crate::{bootstrap, connections, plugins};
+use crate::reviews::{ReviewEvents, StoreDesk};
+use crate::{bootstrap, connections, plugins, reviews};
 
 /// Sub-directory of the data dir holding session recordings (`<session id>.hrec`).
 pub(crate) const RECORDINGS_DIR: &str = "recordings";
@@ -74,19 +80,41 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let registry = plugins::registry().context("plugin registry")?;
     tracing::info!(plugins = ?registry.names(), "plugin registry");
-    connections::reconcile_declared(&store, &registry, &config.connections)
+    let recordings_dir = dir.join(RECORDINGS_DIR);
+    tracing::info!(dir = %recordings_dir.display(), "session recordings");
+    let recordings: Arc<dyn RecordingStore> = Arc::new(FsRecordingStore::new(recordings_dir));
+    let mut dlp_settings = config.dlp.clone();
+    let secret_key = bootstrap::secret_key(&config, &dir)?;
+    dlp_settings.hash_key = hoop_plugin_dlp::hash_key_from_secret(secret_key.as_bytes());
+    let dlp = Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?;
+    // Reviews live in the store; every change is announced on `review_events`, and the
+    // expiry task is woken when a review with a new deadline appears.
+    let review_events = ReviewEvents::new();
+    let review_wake = Arc::new(tokio::sync::Notify::new());
+    let desk = StoreDesk::new(
+        store.clone(),
+        review_events.clone(),
+        Arc::clone(&review_wake),
+    );
+    let resources = Resources::new()
+        .with(Recordings(Arc::clone(&recordings)))
+        .with(dlp)
+        .with(hoop_plugin_review::Reviews(Arc::new(desk)));
+    connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
 
     let auth = Arc::new(Authenticator::new(store.clone(), admin_token));
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let expiry = reviews::spawn_expiry(
+        store.clone(),
+        review_events.clone(),
+        review_wake,
+        shutdown.clone(),
+    );
     let reaper = Arc::new(
         crate::reaper::Reaper::start().context("cannot start the session reaper process")?,
     );
-    let recordings_dir = dir.join(RECORDINGS_DIR);
-    tracing::info!(dir = %recordings_dir.display(), "session recordings");
-    let recordings: Arc<dyn RecordingStore> = Arc::new(FsRecordingStore::new(recordings_dir));
-    let resources = Resources::new().with(Recordings(Arc::clone(&recordings)));
     let app = Arc::new(App {
         store,
         registry,
@@ -95,6 +123,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown,
         running: Arc::default(),
         reaper,
+        reviews: review_events,
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -106,6 +135,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     health
         .set_serving::<SessionServiceServer<SessionApi>>()
         .await;
+    health.set_serving::<DlpServiceServer<DlpApi>>().await;
+    health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -121,6 +152,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Listen for the stop signals before saying we listen: a SIGTERM right after start-up
+    // must stop the gateway gracefully, not kill it with the default action.
+    let signals = Signals::install();
     tracing::info!(%addr, "hoop-gateway listening");
 
     // Small request/response frames must not wait for Nagle's algorithm.
@@ -136,39 +170,63 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(PluginServiceServer::new(PluginApi::new(Arc::clone(&app))))
         .add_service(UserServiceServer::new(UserApi::new(Arc::clone(&app))))
         .add_service(SessionServiceServer::new(SessionApi::new(Arc::clone(&app))))
+        .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
+        .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
         .serve_with_incoming_shutdown(incoming, async move {
-            shutdown_signal().await;
+            signals.wait().await;
             // End running sessions, so their streams finish and the server can stop.
             let _ = shutdown_tx.send(true);
         })
         .await
         .context("gRPC server failed")?;
+    // The expiry task has seen the shutdown; let it finish before the database closes.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), expiry)
+        .await
+        .is_err()
+    {
+        tracing::warn!("review expiry did not stop within 5 s");
+    }
     app.store.db().clone().close().await.ok();
     tracing::info!("hoop-gateway stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => Some(term),
-        Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops the gateway");
-            None
-        }
-    };
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
+/// SIGINT and SIGTERM, listened for from the moment this is created.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(stream) => Some(stream),
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for {name}; it will not stop the gateway gracefully");
+                None
             }
-            None => std::future::pending::<()>().await,
+        };
+        Self {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+
+    /// Resolves on SIGINT or SIGTERM.
+    async fn wait(mut self) {
+        async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
+            match stream {
+                Some(stream) => {
+                    stream.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = next(self.interrupt.as_mut()) => tracing::info!(signal = "SIGINT", "shutting down"),
+            () = next(self.terminate.as_mut()) => tracing::info!(signal = "SIGTERM", "shutting down"),
+        }
     }
 }
 

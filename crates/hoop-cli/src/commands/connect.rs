@@ -12,9 +12,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, UsageError};
 use crate::client::Api;
 use crate::commands::stream::{Printer, no_exit_status, write_live};
+use crate::convert;
 use crate::terminal::{self, RawMode};
 
 /// Most bytes of stdin sent in one `input` request.
@@ -24,20 +25,29 @@ const CHUNK_SIZE: usize = 32 * 1024;
 const REQUEST_QUEUE: usize = 16;
 
 /// Runs the session: stdin is forwarded while the events are printed as they arrive.
-/// Returns the status to exit with: the session's exit code, or 128 + N when signal N ended
-/// hoop first.
+/// `duration`: how long the access to ask reviewers for should last. Returns the status to
+/// exit with: the session's exit code, or 128 + N when signal N ended hoop first.
 pub(crate) async fn run(
     api: &mut Api,
     format: OutputFormat,
     connection: String,
     args: Vec<String>,
+    duration: Option<std::time::Duration>,
 ) -> Result<u8> {
     let on_terminal = std::io::stdin().is_terminal();
     let (requests, queue) = mpsc::channel(REQUEST_QUEUE);
+    let access_duration = match duration {
+        Some(duration) => Some(
+            convert::to_proto_duration(duration)
+                .ok_or_else(|| UsageError("--duration is too long".to_owned()))?,
+        ),
+        None => None,
+    };
     let open = ConnectOpen {
         connection,
         args,
         terminal: on_terminal.then(terminal::size),
+        access_duration,
     };
     requests
         .try_send(request(Request::Open(open)))
@@ -64,22 +74,39 @@ pub(crate) async fn run(
         .spawn(move || forward_stdin(&requests, on_terminal))
         .context("starting the thread that reads stdin")?;
 
-    let mut printer = Printer::new(format, std::io::stdout(), std::io::stderr());
+    let mut printer = Printer::new(format, std::io::stdout(), std::io::stderr())
+        .with_spinner(std::io::stderr().is_terminal());
     if on_terminal {
         printer = printer.on_one_screen();
     }
+    // Waiting for reviewers: the terminal is in its own mode meanwhile.
+    let mut held = false;
     let status = loop {
         tokio::select! {
             event = events.message() => {
                 let Some(event) = event? else {
                     return Err(no_exit_status());
                 };
-                if matches!(event.event, Some(Event::Exit(_))) {
+                match event.event {
                     // The reason, if any, is printed on a terminal back in its own mode.
-                    raw_mode = None;
+                    Some(Event::Exit(_)) => raw_mode = None,
+                    // While the session waits, the waiting line prints as usual and Ctrl-C
+                    // ends hoop (the session is not running yet).
+                    Some(Event::Held(_)) => {
+                        raw_mode = None;
+                        held = true;
+                    }
+                    _ => {}
                 }
                 if let Some(status) = printer.event(&event)? {
                     break status;
+                }
+                if held && !matches!(event.event, Some(Event::Held(_))) {
+                    // Approved: the session runs.
+                    held = false;
+                    if on_terminal && raw_mode.is_none() {
+                        raw_mode = Some(RawMode::enable()?);
+                    }
                 }
             }
             caught = signals.next() => match caught {

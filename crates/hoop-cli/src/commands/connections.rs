@@ -166,6 +166,16 @@ fn connection_details(c: &Connection) -> String {
             "session_timeout",
             short_duration(c.session_timeout.as_ref()),
         ),
+        (
+            "min_approvals",
+            c.min_approvals
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        ),
+        ("review_ttl", short_duration(c.review_ttl.as_ref())),
+        (
+            "access_max_duration",
+            short_duration(c.access_max_duration.as_ref()),
+        ),
         ("tags", or_dash(&tags)),
         ("created", timestamp(c.create_time.as_ref())),
         ("updated", timestamp(c.update_time.as_ref())),
@@ -254,17 +264,20 @@ mod tests {
     fn details_view() {
         let text = connection_details(&connection());
         assert!(
-            text.contains("env:             A=<hidden> B=<hidden>\n"),
+            text.contains("env:                 A=<hidden> B=<hidden>\n"),
             "{text}"
         );
         assert!(
-            text.contains("access_modes:    exec=on, connect=off, runbooks=on\n"),
+            text.contains("access_modes:        exec=on, connect=off, runbooks=on\n"),
             "{text}"
         );
-        assert!(text.contains("session_timeout: -\n"), "{text}");
-        assert!(text.contains("tags:            team=data\n"), "{text}");
-        assert!(text.contains("redact_types:    -\n"), "{text}");
-        assert!(text.contains("created:         -\n"), "{text}");
+        assert!(text.contains("session_timeout:     -\n"), "{text}");
+        assert!(text.contains("min_approvals:       -\n"), "{text}");
+        assert!(text.contains("review_ttl:          -\n"), "{text}");
+        assert!(text.contains("access_max_duration: -\n"), "{text}");
+        assert!(text.contains("tags:                team=data\n"), "{text}");
+        assert!(text.contains("redact_types:        -\n"), "{text}");
+        assert!(text.contains("created:             -\n"), "{text}");
         assert!(
             text.contains("\n\nNAME     ACTIVE   STATUS\naudit    yes      records sessions\n"),
             "{text}"
@@ -274,8 +287,29 @@ mod tests {
                 seconds: 1800,
                 nanos: 0,
             }),
+            min_approvals: Some(2),
+            review_ttl: Some(prost_types::Duration {
+                seconds: 7200,
+                nanos: 0,
+            }),
+            access_max_duration: Some(prost_types::Duration {
+                seconds: 5400,
+                nanos: 0,
+            }),
             ..connection()
         });
-        assert!(text.contains("session_timeout: 30m\n"), "{text}");
+        assert!(text.contains("session_timeout:     30m\n"), "{text}");
+        assert!(
+            text.contains(
+                "reviewers:           dba,ops\n\
+                 redact_types:        -\n\
+                 access_modes:        exec=on, connect=off, runbooks=on\n\
+                 session_timeout:     30m\n\
+                 min_approvals:       2\n\
+                 review_ttl:          2h\n\
+                 access_max_duration: 1h30m\n"
+            ),
+            "{text}"
+        );
     }
 }

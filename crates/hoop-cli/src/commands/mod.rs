@@ -1,12 +1,15 @@
 //! One module per command group; most return the text to print. `exec` and `connect` stream
 //! their output as it comes and return the status to exit with; `sessions` returns an
-//! [`Outcome`], as its `replay` streams and its `verify` sets the exit status.
+//! [`Outcome`], as its `replay` streams and its `verify` sets the exit status. `dlp redact`
+//! masks stdin locally, streaming to stdout.
 
 pub(crate) mod connect;
 pub(crate) mod connections;
+pub(crate) mod dlp;
 pub(crate) mod exec;
 pub(crate) mod plugins;
 pub(crate) mod replay;
+pub(crate) mod reviews;
 pub(crate) mod sessions;
 pub(crate) mod stream;
 pub(crate) mod users;

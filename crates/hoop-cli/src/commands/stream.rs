@@ -1,13 +1,15 @@
 //! Printing a running session's events, shared by `hoop exec` and `hoop connect`: output
-//! chunks to hoop's stdout and stderr as they arrive, the exit reason, the status to exit with.
+//! chunks to hoop's stdout and stderr as they arrive, the wait for reviewers, the exit
+//! reason, the status to exit with.
 
 use std::io::{ErrorKind, Write};
 
 use anyhow::{Result, anyhow};
-use hoop_proto::v1::{OutputStream, SessionEvent, session_event::Event};
+use hoop_proto::v1::{OutputStream, SessionEvent, SessionHeld, session_event::Event};
 
 use crate::cli::OutputFormat;
 use crate::output;
+use crate::spinner::Spinner;
 
 /// Exit status when hoop's stdout is closed before the session ends (`hoop exec … | head`):
 /// the session is abandoned, and hoop exits as if SIGPIPE had ended it (128 + 13).
@@ -34,6 +36,10 @@ pub(crate) struct Printer<O, E> {
     one_screen: bool,
     /// The output the exit reason would follow does not end with a newline.
     mid_line: bool,
+    /// stderr is a terminal: a held session shows a spinner there while it waits.
+    spin: bool,
+    /// Turning while the session is held; stopped by the next event.
+    spinner: Option<Spinner>,
 }
 
 impl<O: Write, E: Write> Printer<O, E> {
@@ -44,7 +50,16 @@ impl<O: Write, E: Write> Printer<O, E> {
             err,
             one_screen: false,
             mid_line: false,
+            spin: false,
+            spinner: None,
         }
+    }
+
+    /// Tells the printer that hoop's stderr is a terminal: while a session waits for
+    /// reviewers, a spinner turns on it (on hoop's own stderr).
+    pub(crate) fn with_spinner(mut self, on: bool) -> Self {
+        self.spin = on;
+        self
     }
 
     /// Tells the printer that stdout and stderr show on one screen.
@@ -56,7 +71,12 @@ impl<O: Write, E: Write> Printer<O, E> {
     /// Prints one event: output chunks go, as raw bytes, to the stream they came from (one
     /// JSON line per event on stdout with `--output json`). Returns the status to exit with
     /// once the session ended, or once stdout is closed.
+    ///
+    /// A `held` event prints `waiting for approval by <groups> (review <id>)` to stderr, with
+    /// a spinner until the next event when stderr is a terminal.
     pub(crate) fn event(&mut self, event: &SessionEvent) -> Result<Option<u8>> {
+        // The wait is over: the spinner's line is left reading the waiting line.
+        drop(self.spinner.take());
         if self.format == OutputFormat::Json {
             let mut line = output::json_line(event)?;
             line.push('\n');
@@ -89,11 +109,39 @@ impl<O: Write, E: Write> Printer<O, E> {
                 }
                 return Ok(Some(exit_status(exit.exit_code)));
             }
+            Some(Event::Held(held)) => {
+                // On a line of its own, even after output without a final newline.
+                let start = if self.mid_line { "\n" } else { "" };
+                self.mid_line = false;
+                let text = waiting_line(held);
+                if self.spin {
+                    let _ = write_live(&mut self.err, start.as_bytes());
+                    self.spinner = Some(Spinner::start(std::io::stderr(), text));
+                } else {
+                    let line = format!("{start}{text}\n");
+                    let _ = write_live(&mut self.err, line.as_bytes());
+                }
+            }
             // `started` prints nothing (its session id is in `hoop sessions list`).
             _ => {}
         }
         Ok(None)
     }
+}
+
+/// What hoop prints while a session is held: `waiting for approval by dba, ops (review ID)`.
+fn waiting_line(held: &SessionHeld) -> String {
+    let by = if held.groups.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", held.groups.join(", "))
+    };
+    let review = if held.review_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (review {})", held.review_id)
+    };
+    format!("waiting for approval{by}{review}")
 }
 
 /// Writes `bytes` and flushes, so output shows as it comes. `Ok(false)` when the reader went
@@ -149,6 +197,100 @@ mod tests {
             }
         }
         (printer.out, printer.err, status)
+    }
+
+    fn held(review_id: &str, groups: &[&str]) -> SessionEvent {
+        SessionEvent {
+            event: Some(Event::Held(SessionHeld {
+                review_id: review_id.to_owned(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                reason: "waiting".to_owned(),
+            })),
+        }
+    }
+
+    #[test]
+    fn held_prints_the_waiting_line_then_goes_on() {
+        let (out, err, status) = print_all(
+            OutputFormat::Table,
+            &[
+                started(),
+                held("r-1", &["dba"]),
+                chunk(OutputStream::Stdout, b"ran\n"),
+                exit(0, "exited with code 0"),
+            ],
+        );
+        assert_eq!(out, b"ran\n");
+        assert_eq!(err, b"waiting for approval by dba (review r-1)\n");
+        assert_eq!(status, Some(0));
+    }
+
+    #[test]
+    fn a_rejection_ends_the_wait_with_its_reason() {
+        let (out, err, status) = print_all(
+            OutputFormat::Table,
+            &[
+                started(),
+                held("r-1", &["dba", "sre"]),
+                exit(
+                    -1,
+                    "denied by review: review r-1 was rejected by bob (dba): not now",
+                ),
+            ],
+        );
+        assert_eq!(out, b"");
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "waiting for approval by dba, sre (review r-1)\n\
+             hoop: denied by review: review r-1 was rejected by bob (dba): not now\n"
+        );
+        assert_eq!(status, Some(1));
+    }
+
+    #[test]
+    fn held_after_output_without_newline_starts_a_line() {
+        let (_, err, _) = print_all(
+            OutputFormat::Table,
+            &[
+                chunk(OutputStream::Stderr, b"partial"),
+                held("r-9", &[]),
+                exit(2, "exited with code 2"),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "partial\nwaiting for approval (review r-9)\nhoop: exited with code 2\n"
+        );
+    }
+
+    #[test]
+    fn held_in_json_is_a_line_on_stdout_and_the_waiting_line_on_stderr() {
+        let (out, err, _) = print_all(OutputFormat::Json, &[held("r-1", &["dba"]), exit(0, "")]);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out.lines().next(),
+            Some(r#"{"held":{"reviewId":"r-1","groups":["dba"],"reason":"waiting"}}"#)
+        );
+        assert_eq!(err, b"waiting for approval by dba (review r-1)\n");
+    }
+
+    #[test]
+    fn waiting_lines() {
+        let line = |id: &str, groups: &[&str]| {
+            let Some(Event::Held(held)) = held(id, groups).event else {
+                unreachable!()
+            };
+            waiting_line(&held)
+        };
+        assert_eq!(
+            line("r-1", &["dba"]),
+            "waiting for approval by dba (review r-1)"
+        );
+        assert_eq!(
+            line("r-1", &["dba", "ops"]),
+            "waiting for approval by dba, ops (review r-1)"
+        );
+        assert_eq!(line("", &[]), "waiting for approval");
     }
 
     #[test]

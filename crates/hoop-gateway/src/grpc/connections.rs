@@ -1,4 +1,8 @@
 //! `hoop.v1.ConnectionService`.
+//!
+//! A connection hidden from the caller by its `access_control` plugin (see
+//! [`crate::access`]) is NOT_FOUND to GetConnection and left out of ListConnections. The
+//! calls that change connections are for admins, who see every connection.
 
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::connection_service_server::ConnectionService;
@@ -6,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{access_modes, connection_from_proto, connection_to_proto};
 use super::{Page, SharedApp};
+use crate::access;
 use crate::auth::caller;
 use crate::connections;
 use crate::error::Error;
@@ -24,8 +29,13 @@ const UPDATABLE: &[&str] = &[
     "access_modes.runbooks",
     "tags",
     "session_timeout",
+    "min_approvals",
+    "review_ttl",
+    "access_max_duration",
 ];
 const OUTPUT_ONLY: &[&str] = &["plugins", "create_time", "update_time"];
+/// Rows read per query when a listing leaves out connections hidden from the caller.
+const SCAN_BATCH: u64 = 200;
 
 #[derive(Debug)]
 pub(crate) struct ConnectionApi {
@@ -69,7 +79,13 @@ impl ConnectionService for ConnectionApi {
             .ok_or_else(|| Error::invalid("connection", "required"))?;
         let conn = connection_from_proto(proto);
         tracing::Span::current().record("connection", conn.name.as_str());
-        let created = connections::create(&self.app.store, &self.app.registry, &conn).await?;
+        let created = connections::create(
+            &self.app.store,
+            &self.app.registry,
+            &self.app.resources,
+            &conn,
+        )
+        .await?;
         tracing::info!(user = %caller.user.name, connection = %created.name, "connection created");
         Ok(Response::new(self.render(created).await?))
     }
@@ -78,43 +94,75 @@ impl ConnectionService for ConnectionApi {
         &self,
         req: Request<pb::GetConnectionRequest>,
     ) -> Result<Response<pb::Connection>, Status> {
-        caller(&req)?;
+        let caller = caller(&req)?;
         let name = req.into_inner().name;
         required_name(&name, "name")?;
+        // Hidden by access_control: NOT_FOUND, as if it did not exist.
+        let attachments = access::visible_attachments(&self.app.store, &caller, &name).await?;
         let conn = self
             .app
             .store
             .get_connection(&name, false)
             .await
             .map_err(Error::from)?;
-        Ok(Response::new(self.render(conn).await?))
+        Ok(Response::new(connection_to_proto(
+            conn,
+            plugins::views(&self.app.registry, &attachments),
+        )))
     }
 
     async fn list_connections(
         &self,
         req: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
-        caller(&req)?;
+        let caller = caller(&req)?;
         let req = req.into_inner();
         let page = Page::parse(req.page_size, &req.page_token)?;
-        let rows = self
-            .app
-            .store
-            .list_connections(page.after.as_deref(), page.size + 1)
-            .await
-            .map_err(Error::from)?;
-        let (rows, next_page_token) = page.finish(rows, |c| c.name.clone());
-        let names: Vec<String> = rows.iter().map(|c| c.name.clone()).collect();
-        let mut attachments = self
-            .app
-            .store
-            .attachments_of(&names)
-            .await
-            .map_err(Error::from)?;
+        // Connections hidden from the caller by access_control are left out after the
+        // query: batches are read until the page is full (admins see all, one query). No
+        // cap on the rows read: a token stopping after a hidden connection would name it.
+        let want = page.size + 1;
+        let want_len = usize::try_from(want).unwrap_or(usize::MAX);
+        let batch = if caller.is_admin() {
+            want
+        } else {
+            want.max(SCAN_BATCH)
+        };
+        let mut after = page.after.clone();
+        let mut found = Vec::new();
+        loop {
+            let rows = self
+                .app
+                .store
+                .list_connections(after.as_deref(), batch)
+                .await
+                .map_err(Error::from)?;
+            let exhausted = u64::try_from(rows.len()).unwrap_or(u64::MAX) < batch;
+            let names: Vec<String> = rows.iter().map(|c| c.name.clone()).collect();
+            let mut attachments = self
+                .app
+                .store
+                .attachments_of(&names)
+                .await
+                .map_err(Error::from)?;
+            for conn in rows {
+                after = Some(conn.name.clone());
+                let mine = attachments.remove(&conn.name).unwrap_or_default();
+                if access::allows(&caller, &mine) {
+                    found.push((conn, mine));
+                    if found.len() >= want_len {
+                        break;
+                    }
+                }
+            }
+            if exhausted || found.len() >= want_len {
+                break;
+            }
+        }
+        let (rows, next_page_token) = page.finish(found, |(c, _)| c.name.clone());
         let connections = rows
             .into_iter()
-            .map(|conn| {
-                let mine = attachments.remove(&conn.name).unwrap_or_default();
+            .map(|(conn, mine)| {
                 connection_to_proto(conn, plugins::views(&self.app.registry, &mine))
             })
             .collect();
@@ -170,6 +218,9 @@ impl ConnectionService for ConnectionApi {
                 "access_modes",
                 "tags",
                 "session_timeout",
+                "min_approvals",
+                "review_ttl",
+                "access_max_duration",
             ]
             .map(String::from)
             .to_vec();
@@ -227,9 +278,19 @@ impl ConnectionService for ConnectionApi {
         if has("session_timeout") {
             conn.session_timeout = super::convert::session_timeout(proto.session_timeout);
         }
+        if has("min_approvals") {
+            conn.min_approvals = proto.min_approvals.filter(|n| *n > 0);
+        }
+        if has("review_ttl") {
+            conn.review_ttl = super::convert::session_timeout(proto.review_ttl);
+        }
+        if has("access_max_duration") {
+            conn.access_max_duration = super::convert::session_timeout(proto.access_max_duration);
+        }
         let updated = connections::update(
             &self.app.store,
             &self.app.registry,
+            &self.app.resources,
             &conn,
             replace_env,
             "connection",

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use hoop_proto::v1 as pb;
-use hoop_store::{AccessModes, ApiKey, Connection, User};
+use hoop_store::{AccessModes, ApiKey, Connection, Review, ReviewKind, ReviewStatus, User};
 use prost_types::value::Kind;
 
 use crate::plugins::AttachmentView;
@@ -36,6 +36,9 @@ pub(crate) fn connection_to_proto(
         create_time: Some(timestamp(conn.created_at)),
         update_time: Some(timestamp(conn.updated_at)),
         session_timeout: conn.session_timeout.map(duration_to_proto),
+        min_approvals: conn.min_approvals,
+        review_ttl: conn.review_ttl.map(duration_to_proto),
+        access_max_duration: conn.access_max_duration.map(duration_to_proto),
     }
 }
 
@@ -78,6 +81,9 @@ pub(crate) fn connection_from_proto(pb: pb::Connection) -> Connection {
     conn.redact_types = pb.redact_types;
     conn.tags = pb.tags.into_iter().collect();
     conn.session_timeout = session_timeout(pb.session_timeout);
+    conn.min_approvals = pb.min_approvals.filter(|n| *n > 0);
+    conn.review_ttl = session_timeout(pb.review_ttl);
+    conn.access_max_duration = session_timeout(pb.access_max_duration);
     conn
 }
 
@@ -111,6 +117,59 @@ pub(crate) fn api_key_to_proto(key: ApiKey) -> pb::ApiKey {
         prefix: key.prefix,
         create_time: Some(timestamp(key.created_at)),
         revoke_time: key.revoked_at.map(timestamp),
+    }
+}
+
+pub(crate) fn review_kind_to_proto(kind: ReviewKind) -> pb::ReviewKind {
+    match kind {
+        ReviewKind::OneTime => pb::ReviewKind::OneTime,
+        ReviewKind::Jit => pb::ReviewKind::Jit,
+    }
+}
+
+pub(crate) fn review_status_to_proto(status: ReviewStatus) -> pb::ReviewStatus {
+    match status {
+        ReviewStatus::Pending => pb::ReviewStatus::Pending,
+        ReviewStatus::Approved => pb::ReviewStatus::Approved,
+        ReviewStatus::Rejected => pb::ReviewStatus::Rejected,
+        ReviewStatus::Revoked => pb::ReviewStatus::Revoked,
+        ReviewStatus::Expired => pb::ReviewStatus::Expired,
+        ReviewStatus::Executed => pb::ReviewStatus::Executed,
+    }
+}
+
+pub(crate) fn review_to_proto(review: Review) -> pb::Review {
+    pb::Review {
+        id: review.id,
+        kind: review_kind_to_proto(review.kind) as i32,
+        status: review_status_to_proto(review.status) as i32,
+        connection: review.connection,
+        requester: review.requester,
+        verb: review.verb,
+        input: review.input.unwrap_or_default(),
+        input_sha256: review.input_sha256.unwrap_or_default(),
+        args: review.args,
+        groups: review.groups,
+        min_approvals: review.min_approvals.unwrap_or(0),
+        access_duration: review.access_duration.map(duration_to_proto),
+        reason: review.reason.unwrap_or_default(),
+        decisions: review
+            .decisions
+            .into_iter()
+            .map(|d| pb::ReviewDecision {
+                reviewer: d.reviewer,
+                group: d.group,
+                approved: d.approved,
+                reason: d.reason.unwrap_or_default(),
+                decide_time: Some(timestamp(d.decided_at)),
+            })
+            .collect(),
+        create_time: Some(timestamp(review.created_at)),
+        update_time: Some(timestamp(review.updated_at)),
+        expire_time: Some(timestamp(review.expires_at)),
+        decide_time: review.decided_at.map(timestamp),
+        grant_end_time: review.grant_ends_at.map(timestamp),
+        session_id: review.session_id.unwrap_or_default(),
     }
 }
 

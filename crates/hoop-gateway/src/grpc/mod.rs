@@ -3,7 +3,9 @@
 
 pub(crate) mod connections;
 pub(crate) mod convert;
+pub(crate) mod dlp;
 pub(crate) mod plugins;
+pub(crate) mod reviews;
 pub(crate) mod sessions;
 pub(crate) mod users;
 
@@ -31,6 +33,8 @@ pub(crate) struct App {
     pub(crate) running: Arc<crate::runtime::Running>,
     /// Kills session processes if the gateway dies.
     pub(crate) reaper: Arc<crate::reaper::Reaper>,
+    /// Changes of reviews, for whatever reacts to them (held sessions, notifications).
+    pub(crate) reviews: crate::reviews::ReviewEvents,
 }
 
 pub(crate) type SharedApp = Arc<App>;
@@ -73,6 +77,11 @@ impl Page {
             "page_token",
             "not a token from this API: pass the next_page_token of the previous page",
         )
+    }
+
+    /// A token for the page after the item whose key is `key`.
+    pub(crate) fn token_after(key: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("after:{key}"))
     }
 
     /// Splits `items` (fetched with `size + 1`) into the page and the next page token, which

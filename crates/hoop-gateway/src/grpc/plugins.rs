@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::SharedApp;
 use super::convert::{attachment_to_proto, struct_to_json};
+use crate::access;
 use crate::auth::caller;
 use crate::error::Error;
 use crate::plugins::{self, AttachAction};
@@ -88,15 +89,12 @@ impl PluginService for PluginApi {
         &self,
         req: Request<pb::ListConnectionPluginsRequest>,
     ) -> Result<Response<pb::ListConnectionPluginsResponse>, Status> {
-        caller(&req)?;
+        let caller = caller(&req)?;
         let connection = req.into_inner().connection;
         required(&connection, "connection")?;
-        let attachments = self
-            .app
-            .store
-            .list_attachments(&connection)
-            .await
-            .map_err(Error::from)?;
+        // A connection hidden by access_control is NOT_FOUND, as if it did not exist.
+        let attachments =
+            access::visible_attachments(&self.app.store, &caller, &connection).await?;
         let plugins = plugins::views(&self.app.registry, &attachments)
             .into_iter()
             .map(attachment_to_proto)

@@ -1,7 +1,7 @@
 //! `hoop.v1.SessionService`.
 
 use chrono::{DateTime, Utc};
-use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, UserInfo, Verb};
+use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, UserInfo, Verb};
 use hoop_plugin_audit::recording::{
     Digest, EventKind, RecordingError, RecordingReader, SessionId as RecordingSessionId,
     VerifyFailure, verify,
@@ -17,11 +17,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::timestamp;
 use super::{Page, SharedApp};
+use crate::access;
 use crate::auth::{Caller, caller};
 use crate::error::Error;
 use crate::runtime::{self, KillError, SessionJob};
 
-/// Groups that may read every session.
+/// Groups that may read every session. Auditors keep reading every session record (and
+/// recording), those of connections hidden from them by access_control included: auditing
+/// is their job. They still cannot see such a connection nor open sessions on it.
 const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
 const MAX_ARGS: usize = 256;
 const MAX_ARG_BYTES: usize = 4096;
@@ -57,11 +60,51 @@ impl SessionApi {
     }
 }
 
+/// Longest access a time-based review may ask for, whatever the connection allows.
+const MAX_ACCESS_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+impl SessionApi {
+    /// `Exec{review_id}`: the connection, input and args may be left out; they are taken
+    /// from the review. The review plugin then checks that everything matches. A review
+    /// the caller did not request is "not found" to them.
+    async fn fill_from_review(
+        &self,
+        caller: &Caller,
+        req: &mut pb::ExecRequest,
+    ) -> Result<(), Status> {
+        let not_found = || Error::NotFound(format!("review `{}` not found", req.review_id));
+        let review = match self.app.store.get_review(&req.review_id).await {
+            Ok(review) => review,
+            Err(StoreError::NotFound { .. }) => return Err(not_found().into()),
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        if review.requester != caller.user.name {
+            return Err(not_found().into());
+        }
+        // A review on a connection hidden by access_control does not exist for the caller.
+        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+            return Err(not_found().into());
+        }
+        if req.connection.is_empty() {
+            req.connection = review.connection.clone();
+        }
+        if req.input.is_empty() {
+            req.input = review.input.clone().unwrap_or_default();
+        }
+        if req.args.is_empty() {
+            req.args = review.args.clone();
+        }
+        Ok(())
+    }
+}
+
 /// A session checked and recorded as open, ready to run.
 struct Prepared {
     chain: Chain,
     info: SessionInfo,
     connection: Connection,
+    /// Subscribed before the session is recorded, so no decision on its review is missed.
+    reviews: tokio::sync::broadcast::Receiver<crate::reviews::ReviewEvent>,
 }
 
 impl SessionApi {
@@ -71,10 +114,11 @@ impl SessionApi {
         &self,
         caller: &Caller,
         connection: &str,
-        args: &[String],
+        request: SessionRequest,
         verb: Verb,
         at: &str,
     ) -> Result<Prepared, Status> {
+        let args = &request.args;
         if connection.is_empty() {
             return Err(Error::invalid(format!("{at}connection"), "required").into());
         }
@@ -94,6 +138,11 @@ impl SessionApi {
                 .into());
             }
         }
+        // A connection hidden by access_control is NOT_FOUND, exactly as if it did not
+        // exist, before anything else about it is read or said and before a session is
+        // recorded. The same attachments build the chain, whose access_control plugin
+        // checks again.
+        let attachments = access::visible_attachments(&self.app.store, caller, connection).await?;
         let connection = self
             .app
             .store
@@ -111,12 +160,6 @@ impl SessionApi {
             ))
             .into());
         }
-        let attachments = self
-            .app
-            .store
-            .list_attachments(&connection.name)
-            .await
-            .map_err(Error::from)?;
         let configs: Vec<(String, PluginConfig)> = attachments
             .into_iter()
             .map(|a| PluginConfig::from_value(a.config).map(|c| (a.plugin, c)))
@@ -135,6 +178,7 @@ impl SessionApi {
                 Error::FailedPrecondition(format!("cannot build the plugin chain: {e}"))
             })?;
 
+        let reviews = self.app.reviews.subscribe();
         let id = uuid::Uuid::new_v4().to_string();
         let user = UserInfo::new(caller.user.name.clone())
             .with_email(caller.user.email.clone())
@@ -145,7 +189,8 @@ impl SessionApi {
             ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
                 .with_tags(connection.tags.clone()),
             verb,
-        );
+        )
+        .with_request(request);
         self.app
             .store
             .create_session(&SessionRecord {
@@ -171,6 +216,7 @@ impl SessionApi {
             chain,
             info,
             connection,
+            reviews,
         })
     }
 
@@ -190,6 +236,7 @@ impl SessionApi {
             registration: self.app.running.register(&id),
             running: Arc::clone(&self.app.running),
             reaper: Arc::clone(&self.app.reaper),
+            reviews: prepared.reviews,
         }));
         ReceiverStream::new(rx)
     }
@@ -304,9 +351,18 @@ impl SessionService for SessionApi {
         req: Request<pb::ExecRequest>,
     ) -> Result<Response<Self::ExecStream>, Status> {
         let caller = caller(&req)?;
-        let req = req.into_inner();
+        let mut req = req.into_inner();
+        if !req.review_id.is_empty() {
+            self.fill_from_review(&caller, &mut req).await?;
+        }
+        let mut request = SessionRequest::new()
+            .with_args(req.args.clone())
+            .with_input(req.input.clone());
+        if !req.review_id.is_empty() {
+            request = request.with_ticket(req.review_id.clone());
+        }
         let prepared = self
-            .prepare(&caller, &req.connection, &req.args, Verb::Exec, "")
+            .prepare(&caller, &req.connection, request, Verb::Exec, "")
             .await?;
         Ok(Response::new(self.start(
             prepared,
@@ -342,14 +398,20 @@ impl SessionService for SessionApi {
             .terminal
             .map(|t| terminal_size(&t, "open.terminal"))
             .transpose()?;
+        let mut request = SessionRequest::new().with_args(open.args.clone());
+        if let Some(duration) = open.access_duration {
+            let duration = super::convert::session_timeout(Some(duration))
+                .filter(|d| *d <= MAX_ACCESS_DURATION)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "open.access_duration",
+                        "must be positive and at most 30 days (the connection's access_max_duration applies)",
+                    )
+                })?;
+            request = request.with_access_duration(duration);
+        }
         let prepared = self
-            .prepare(
-                &caller,
-                &open.connection,
-                &open.args,
-                Verb::Connect,
-                "open.",
-            )
+            .prepare(&caller, &open.connection, request, Verb::Connect, "open.")
             .await?;
         let (input_tx, input_rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(forward_input(requests, input_tx));

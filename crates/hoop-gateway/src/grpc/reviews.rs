@@ -1,0 +1,530 @@
+//! `hoop.v1.ReviewService`: listing and deciding the reviews (access requests) that the
+//! `review` plugin creates when it holds a session.
+//!
+//! Who sees a review: its requester, the members of any of its groups, and groups `admin`
+//! and `auditor`; to anyone else it does not exist (NOT_FOUND). Who decides: members of one
+//! of its groups other than the requester (admins too, but only as group members). Who
+//! revokes: its requester, a member of one of its groups, or an admin. Every change is
+//! published on the gateway's [review events](crate::reviews::ReviewEvents).
+//!
+//! Above all that, a review on a connection hidden from the caller by its `access_control`
+//! plugin (see [`crate::access`]) does not exist for them, whoever they are but admins
+//! (requesters, reviewers and auditors included): NOT_FOUND to Get, Approve, Reject and
+//! Revoke, and left out of listings.
+
+use chrono::{DateTime, Utc};
+use hoop_proto::v1 as pb;
+use hoop_proto::v1::review_service_server::ReviewService;
+use hoop_store::{ApprovalRule, NewDecision, Review, ReviewFilter, ReviewStatus, StoreError};
+use tonic::{Request, Response, Status};
+
+use super::convert::review_to_proto;
+use super::{Page, SharedApp};
+use crate::access::{self, AccessCache};
+use crate::auth::{Caller, caller};
+use crate::error::Error;
+use crate::reviews::{ReviewEventKind, revoked_reason};
+
+/// Groups that may read every review.
+const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
+/// Longest reason a reviewer or revoker may give.
+const MAX_REASON_BYTES: usize = 4096;
+/// Rows read per query when a listing is filtered after the query (visibility,
+/// `awaiting_me`).
+const SCAN_BATCH: u64 = 200;
+/// Most rows one listing call reads when filtering after the query; past that it returns
+/// the (possibly short, even empty) page found so far with a token to go on from there.
+const MAX_SCAN: u64 = 5000;
+
+#[derive(Debug)]
+pub(crate) struct ReviewApi {
+    app: SharedApp,
+}
+
+impl ReviewApi {
+    pub(crate) fn new(app: SharedApp) -> Self {
+        Self { app }
+    }
+
+    /// The review `id`, whoever may see it (NOT_FOUND if there is none).
+    async fn review(&self, id: &str) -> Result<Review, Error> {
+        if id.is_empty() {
+            return Err(Error::invalid("id", "required"));
+        }
+        match self.app.store.get_review(id).await {
+            Ok(review) => Ok(review),
+            Err(StoreError::NotFound { .. }) => Err(not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The review `id` unless it is on a connection hidden from the caller by
+    /// access_control (NOT_FOUND, as if it did not exist, like a review there is none of).
+    async fn accessible_review(&self, caller: &Caller, id: &str) -> Result<Review, Error> {
+        let review = self.review(id).await?;
+        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+            return Err(not_found(id));
+        }
+        Ok(review)
+    }
+
+    /// The review `id` if the caller may see it; anyone else's is "not found", as if it did
+    /// not exist.
+    async fn visible_review(&self, caller: &Caller, id: &str) -> Result<Review, Error> {
+        let review = self.accessible_review(caller, id).await?;
+        if !visible(caller, &review) {
+            return Err(not_found(id));
+        }
+        Ok(review)
+    }
+
+    /// Records the caller's decision on review `id` for `group` (empty: the one reviewer
+    /// group of the review the caller is in).
+    async fn decide(
+        &self,
+        caller: &Caller,
+        id: &str,
+        group: &str,
+        approved: bool,
+        reason: &str,
+    ) -> Result<pb::Review, Error> {
+        let verb = if approved { "approve" } else { "reject" };
+        let review = self.accessible_review(caller, id).await?;
+        let me = &caller.user.name;
+        if review.requester == *me {
+            return Err(Error::PermissionDenied(if approved {
+                "requesters cannot approve their own request".to_owned()
+            } else {
+                "requesters cannot reject their own request: revoke it instead".to_owned()
+            }));
+        }
+        let group = decision_group(caller, &review, group, verb)?;
+        let decision = NewDecision {
+            reviewer: me.clone(),
+            group: group.clone(),
+            approved,
+            reason: (!reason.is_empty()).then(|| reason.to_owned()),
+            at: Utc::now(),
+        };
+        let rule = ApprovalRule {
+            groups: review.groups.clone(),
+            min_approvals: review.min_approvals,
+        };
+        let decided = self.app.store.decide_review(id, &decision, rule).await?;
+        tracing::info!(
+            review = %id,
+            reviewer = %me,
+            group = %group,
+            approved,
+            status = %decided.status,
+            "review decided"
+        );
+        let proto = review_to_proto(decided.clone());
+        self.app
+            .reviews
+            .publish(ReviewEventKind::of_decision(decided.status), decided);
+        Ok(proto)
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("review `{id}` not found"))
+}
+
+fn reads_all(caller: &Caller) -> bool {
+    caller
+        .user
+        .groups
+        .iter()
+        .any(|g| READ_ALL_GROUPS.contains(&g.as_str()))
+}
+
+/// The review's groups the caller is a member of.
+fn my_groups<'r>(caller: &Caller, review: &'r Review) -> Vec<&'r String> {
+    review
+        .groups
+        .iter()
+        .filter(|g| caller.user.groups.contains(g))
+        .collect()
+}
+
+/// Whether the caller may see the review: theirs, one of their groups may decide it, or
+/// they read everything.
+fn visible(caller: &Caller, review: &Review) -> bool {
+    review.requester == caller.user.name
+        || !my_groups(caller, review).is_empty()
+        || reads_all(caller)
+}
+
+/// The group the caller decides `review` for: `asked` if given (it must be one of the
+/// review's groups and the caller a member), else the one review group the caller is in.
+fn decision_group(
+    caller: &Caller,
+    review: &Review,
+    asked: &str,
+    verb: &str,
+) -> Result<String, Error> {
+    let me = &caller.user.name;
+    let id = &review.id;
+    let groups = review.groups.join(", ");
+    if !asked.is_empty() {
+        if !review.groups.iter().any(|g| g == asked) {
+            return Err(Error::PermissionDenied(format!(
+                "group `{asked}` does not review review `{id}` (its groups: {groups})"
+            )));
+        }
+        if !caller.user.groups.iter().any(|g| g == asked) {
+            return Err(Error::PermissionDenied(format!(
+                "user `{me}` is not a member of group `{asked}`"
+            )));
+        }
+        return Ok(asked.to_owned());
+    }
+    match my_groups(caller, review).as_slice() {
+        [] => Err(Error::PermissionDenied(format!(
+            "only members of the review's groups ({groups}) may {verb} review `{id}`; user \
+             `{me}` is in none of them"
+        ))),
+        [one] => Ok((*one).clone()),
+        several => Err(Error::invalid(
+            "group",
+            format!(
+                "user `{me}` is in several of the review's groups ({}): say which one to \
+                 {verb} for",
+                several
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn check_reason(reason: &str, required: bool) -> Result<&str, Error> {
+    let reason = reason.trim();
+    if required && reason.is_empty() {
+        return Err(Error::invalid(
+            "reason",
+            "required: tell the requester why the review is rejected",
+        ));
+    }
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(Error::invalid(
+            "reason",
+            format!("at most {MAX_REASON_BYTES} bytes"),
+        ));
+    }
+    Ok(reason)
+}
+
+/// A status filter from its proto form: `None` for UNSPECIFIED (any status).
+fn status_filter(status: i32) -> Result<Option<ReviewStatus>, Error> {
+    let status = pb::ReviewStatus::try_from(status)
+        .map_err(|_| Error::invalid("status", format!("unknown review status {status}")))?;
+    Ok(match status {
+        pb::ReviewStatus::Unspecified => None,
+        pb::ReviewStatus::Pending => Some(ReviewStatus::Pending),
+        pb::ReviewStatus::Approved => Some(ReviewStatus::Approved),
+        pb::ReviewStatus::Rejected => Some(ReviewStatus::Rejected),
+        pb::ReviewStatus::Revoked => Some(ReviewStatus::Revoked),
+        pb::ReviewStatus::Expired => Some(ReviewStatus::Expired),
+        pb::ReviewStatus::Executed => Some(ReviewStatus::Executed),
+    })
+}
+
+/// The paging key of a review: its creation time and id (newest first).
+fn page_key(review: &Review) -> String {
+    format!("{}|{}", review.created_at.to_rfc3339(), review.id)
+}
+
+fn cursor(page: &Page) -> Result<Option<(DateTime<Utc>, String)>, Error> {
+    match &page.after {
+        None => Ok(None),
+        Some(key) => {
+            let (t, id) = key.split_once('|').ok_or_else(Page::bad_token)?;
+            let t = DateTime::parse_from_rfc3339(t).map_err(|_| Page::bad_token())?;
+            Ok(Some((t.with_timezone(&Utc), id.to_owned())))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ReviewService for ReviewApi {
+    async fn list_reviews(
+        &self,
+        req: Request<pb::ListReviewsRequest>,
+    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let page = Page::parse(req.page_size, &req.page_token)?;
+        let mut after = cursor(&page)?;
+        let status = status_filter(req.status)?;
+        let me = caller.user.name.clone();
+        let mut filter = ReviewFilter {
+            status,
+            connection: (!req.connection.is_empty()).then_some(req.connection),
+            requester: req.mine.then(|| me.clone()),
+            ..Default::default()
+        };
+        if req.awaiting_me {
+            // Nobody awaits their own decision, and only pending reviews await any.
+            if req.mine || status.is_some_and(|s| s != ReviewStatus::Pending) {
+                return Ok(Response::new(pb::ListReviewsResponse::default()));
+            }
+            filter.awaiting_groups = Some(caller.user.groups.clone());
+            filter.exclude_decided_by = Some(me.clone());
+        }
+        // What the query cannot say is filtered here: the requester is not the caller
+        // (`awaiting_me`), visibility for those who do not read everything (their own
+        // requests or their groups'), and for all but admins, connections hidden from the
+        // caller by access_control. Such listings read batches until the page is full, at
+        // most MAX_SCAN rows per call.
+        let everything_visible = req.mine || req.awaiting_me || reads_all(&caller);
+        let mut access = AccessCache::default();
+        if let Some(conn) = &filter.connection {
+            // Reviews of one connection hidden from the caller: none to scan for.
+            access
+                .learn(&self.app.store, &caller, [conn.as_str()])
+                .await?;
+            if !access.allows(&caller, conn) {
+                return Ok(Response::new(pb::ListReviewsResponse::default()));
+            }
+        }
+        let keep = |r: &Review, access: &AccessCache| {
+            (!req.awaiting_me || r.requester != me)
+                && (everything_visible || visible(&caller, r))
+                && access.allows(&caller, &r.connection)
+        };
+        let filtered = req.awaiting_me || !everything_visible || !caller.is_admin();
+        let want = page.size + 1;
+        let want_len = usize::try_from(want).unwrap_or(usize::MAX);
+        let batch = if filtered { want.max(SCAN_BATCH) } else { want };
+        let mut found = Vec::new();
+        let mut scanned: u64 = 0;
+        loop {
+            let rows = self
+                .app
+                .store
+                .list_reviews(&filter, after.clone(), batch)
+                .await
+                .map_err(Error::from)?;
+            let exhausted = u64::try_from(rows.len()).unwrap_or(u64::MAX) < batch;
+            access
+                .learn(
+                    &self.app.store,
+                    &caller,
+                    rows.iter().map(|r| r.connection.as_str()),
+                )
+                .await?;
+            for review in rows {
+                scanned += 1;
+                after = Some((review.created_at, review.id.clone()));
+                if keep(&review, &access) {
+                    found.push(review);
+                    if found.len() >= want_len {
+                        break;
+                    }
+                }
+            }
+            if exhausted || found.len() >= want_len {
+                break;
+            }
+            if scanned >= MAX_SCAN {
+                // A short page; the caller goes on after the last row read.
+                let next_page_token = after
+                    .as_ref()
+                    .map(|(t, id)| Page::token_after(&format!("{}|{id}", t.to_rfc3339())))
+                    .unwrap_or_default();
+                return Ok(Response::new(pb::ListReviewsResponse {
+                    reviews: found.into_iter().map(review_to_proto).collect(),
+                    next_page_token,
+                }));
+            }
+        }
+        let (reviews, next_page_token) = page.finish(found, page_key);
+        Ok(Response::new(pb::ListReviewsResponse {
+            reviews: reviews.into_iter().map(review_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_review(
+        &self,
+        req: Request<pb::GetReviewRequest>,
+    ) -> Result<Response<pb::Review>, Status> {
+        let caller = caller(&req)?;
+        let id = req.into_inner().id;
+        let review = self.visible_review(&caller, &id).await?;
+        Ok(Response::new(review_to_proto(review)))
+    }
+
+    async fn approve_review(
+        &self,
+        req: Request<pb::ApproveReviewRequest>,
+    ) -> Result<Response<pb::Review>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let reason = check_reason(&req.reason, false)?;
+        let review = self
+            .decide(&caller, &req.id, &req.group, true, reason)
+            .await?;
+        Ok(Response::new(review))
+    }
+
+    async fn reject_review(
+        &self,
+        req: Request<pb::RejectReviewRequest>,
+    ) -> Result<Response<pb::Review>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let reason = check_reason(&req.reason, true)?;
+        let review = self
+            .decide(&caller, &req.id, &req.group, false, reason)
+            .await?;
+        Ok(Response::new(review))
+    }
+
+    async fn revoke_review(
+        &self,
+        req: Request<pb::RevokeReviewRequest>,
+    ) -> Result<Response<pb::Review>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let why = check_reason(&req.reason, false)?;
+        let review = self.accessible_review(&caller, &req.id).await?;
+        let me = &caller.user.name;
+        if review.requester != *me && my_groups(&caller, &review).is_empty() && !caller.is_admin() {
+            return Err(Error::PermissionDenied(format!(
+                "only the requester, members of the review's groups ({}) and admins may \
+                 revoke review `{}`",
+                review.groups.join(", "),
+                review.id
+            ))
+            .into());
+        }
+        let revoked = self
+            .app
+            .store
+            .transition_review(
+                &review.id,
+                &[ReviewStatus::Pending, ReviewStatus::Approved],
+                ReviewStatus::Revoked,
+                Some(&revoked_reason(me, why)),
+                None,
+                Utc::now(),
+            )
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(
+            review = %revoked.id,
+            by = %me,
+            was = %review.status,
+            kind = %revoked.kind,
+            "review revoked"
+        );
+        let proto = review_to_proto(revoked.clone());
+        self.app.reviews.publish(ReviewEventKind::Revoked, revoked);
+        Ok(Response::new(proto))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credential;
+    use hoop_store::{ReviewKind, User};
+
+    fn caller(name: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user: User {
+                name: name.into(),
+                email: String::new(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+            },
+            credential: Credential::AdminToken,
+        }
+    }
+
+    fn review(groups: &[&str]) -> Review {
+        Review {
+            id: "r1".into(),
+            kind: ReviewKind::OneTime,
+            status: ReviewStatus::Pending,
+            connection: "pg".into(),
+            requester: "alice".into(),
+            verb: "exec".into(),
+            input: Some(Vec::new()),
+            input_sha256: None,
+            args: Vec::new(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            min_approvals: None,
+            access_duration: None,
+            reason: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            expires_at: Utc::now(),
+            decided_at: None,
+            grant_ends_at: None,
+            session_id: None,
+            decisions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn visibility_follows_requester_groups_and_readers() {
+        let r = review(&["dba", "sre"]);
+        assert!(visible(&caller("alice", &["dev"]), &r));
+        assert!(visible(&caller("bob", &["sre"]), &r));
+        assert!(visible(&caller("ann", &["auditor"]), &r));
+        assert!(visible(&caller("root", &["admin"]), &r));
+        assert!(!visible(&caller("carol", &["dev"]), &r));
+    }
+
+    #[test]
+    fn the_decision_group_is_the_one_the_caller_is_in_or_the_one_named() {
+        let r = review(&["dba", "sre"]);
+        let bob = caller("bob", &["dba", "dev"]);
+        assert_eq!(decision_group(&bob, &r, "", "approve").unwrap(), "dba");
+        assert_eq!(decision_group(&bob, &r, "dba", "approve").unwrap(), "dba");
+        assert!(matches!(
+            decision_group(&bob, &r, "sre", "approve"),
+            Err(Error::PermissionDenied(m)) if m.contains("not a member of group `sre`")
+        ));
+        assert!(matches!(
+            decision_group(&bob, &r, "dev", "approve"),
+            Err(Error::PermissionDenied(m)) if m.contains("does not review")
+        ));
+        let both = caller("dan", &["sre", "dba"]);
+        assert!(matches!(
+            decision_group(&both, &r, "", "approve"),
+            Err(Error::InvalidArgument { field, message })
+                if field == "group" && message.contains("(dba, sre)")
+        ));
+        assert_eq!(decision_group(&both, &r, "sre", "reject").unwrap(), "sre");
+        let admin = caller("root", &["admin"]);
+        assert!(matches!(
+            decision_group(&admin, &r, "", "approve"),
+            Err(Error::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn reasons_and_statuses_are_checked() {
+        assert!(matches!(
+            check_reason("  ", true),
+            Err(Error::InvalidArgument { field, .. }) if field == "reason"
+        ));
+        assert_eq!(check_reason(" fine ", true).unwrap(), "fine");
+        assert_eq!(check_reason("", false).unwrap(), "");
+        assert!(check_reason(&"x".repeat(MAX_REASON_BYTES + 1), false).is_err());
+        assert_eq!(status_filter(0).unwrap(), None);
+        assert_eq!(status_filter(2).unwrap(), Some(ReviewStatus::Approved));
+        assert!(matches!(
+            status_filter(42),
+            Err(Error::InvalidArgument { field, .. }) if field == "status"
+        ));
+    }
+}

@@ -1,0 +1,858 @@
+//! The digit scanner: finds every run of ASCII digits and checks, from the run's shape
+//! and its neighbours, the number-based types (cards, phones, SSN, IP, IMEI, CPF,
+//! passport, IBAN, VIN, card tracks). Most runs in ordinary text (dates, times, counts,
+//! versions, hex ids) are rejected after a couple of byte comparisons.
+
+use super::checksum::{
+    all_same, card_ok, cpf_ok, iban_len, iban_mod97, imei_ok, luhn, ssn_ok, vin_ok,
+};
+use super::detect::{Sink, Tail, at, before, is_word, line_start, rfind_ci};
+use super::ip::{V6, ipv4, ipv6};
+use super::types::B;
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `w` (8 input bytes) that is not an ASCII digit. Exact per
+/// byte: no carry crosses bytes.
+#[inline]
+fn non_digits(w: u64) -> u64 {
+    let x = w ^ (0x30 * LO);
+    (((x & !HI) + (0x76 * LO)) | x) & HI
+}
+
+/// High bit set in each byte of `w` that is not an ASCII letter or digit. Exact per byte.
+#[inline]
+fn non_alnum(w: u64) -> u64 {
+    let y = w | (0x20 * LO);
+    let low = y & !HI;
+    let ge_a = low + ((0x80 - 0x61) * LO);
+    let ge_z1 = low + ((0x80 - 0x7B) * LO);
+    let letter = ge_a & !ge_z1 & !y & HI;
+    non_digits(w) & !letter
+}
+
+/// End of the run of ASCII letters and digits starting at `i`.
+#[inline]
+fn alnum_end(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_alnum(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+fn load8(s: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+const LOWER: u8 = 1;
+/// Bytes that can introduce a number-based value: `+` (E.164), `;` (track 2), `(`.
+const OPENER: u8 = 2;
+/// Bytes that can continue one past a digit run: `-`, space, `.`.
+const JOINER: u8 = 4;
+
+/// Byte classes for the digit scanner's neighbour checks.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = b'a';
+    while b <= b'z' {
+        t[b as usize] |= LOWER;
+        b += 1;
+    }
+    t[b'+' as usize] |= OPENER;
+    t[b';' as usize] |= OPENER;
+    t[b'(' as usize] |= OPENER;
+    t[b'-' as usize] |= JOINER;
+    t[b' ' as usize] |= JOINER;
+    t[b'.' as usize] |= JOINER;
+    t
+};
+
+/// Bit `j` set iff `s[base + j]` is an ASCII digit (bytes past the end count as not).
+#[inline]
+fn digit_mask(s: &[u8], base: usize) -> u64 {
+    let mut m = 0u64;
+    if base + 64 <= s.len() {
+        let mut d = [0u64; 8];
+        let mut any = 0;
+        for (k, dk) in d.iter_mut().enumerate() {
+            *dk = (!non_digits(load8(s, base + k * 8)) & HI) >> 7;
+            any |= *dk;
+        }
+        if any == 0 {
+            return 0;
+        }
+        for (k, dk) in d.iter().enumerate() {
+            m |= (dk.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (k * 8);
+        }
+    } else {
+        for (j, b) in s[base..].iter().enumerate() {
+            m |= u64::from(b.is_ascii_digit()) << j;
+        }
+    }
+    m
+}
+
+/// Finds digit runs 64 bytes at a time: a bit mask of the digits of the current
+/// 64-byte block (aligned on the slice start).
+struct Runs<'a> {
+    s: &'a [u8],
+    base: usize,
+    mask: u64,
+}
+
+impl<'a> Runs<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Runs {
+            s,
+            base: 0,
+            mask: digit_mask(s, 0),
+        }
+    }
+
+    #[inline]
+    fn block(&mut self, i: usize) -> usize {
+        let blk = i & !63;
+        if blk != self.base {
+            self.base = blk;
+            self.mask = digit_mask(self.s, blk);
+        }
+        blk
+    }
+
+    /// Index of the first digit at or after `i` (or `s.len()`).
+    #[inline]
+    fn next_digit(&mut self, mut i: usize) -> usize {
+        let n = self.s.len();
+        while i < n {
+            let blk = self.block(i);
+            let m = self.mask & (!0u64 << (i - blk));
+            if m != 0 {
+                return blk + m.trailing_zeros() as usize;
+            }
+            i = blk + 64;
+        }
+        n
+    }
+
+    /// Index of the first non-digit at or after `i` (or `s.len()`).
+    #[inline]
+    fn run_end(&mut self, mut i: usize) -> usize {
+        let n = self.s.len();
+        while i < n {
+            let blk = self.block(i);
+            let m = !self.mask & (!0u64 << (i - blk));
+            if m != 0 {
+                return (blk + m.trailing_zeros() as usize).min(n);
+            }
+            i = blk + 64;
+        }
+        n
+    }
+}
+
+/// End of the digit run starting at `i` (`i` itself if `s[i]` is not a digit).
+#[inline]
+pub(crate) fn digits(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_digits(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// A value may end at `e`: not followed by a word character, nor by `.`/`-` and a digit.
+#[inline]
+pub(crate) fn right_ok(s: &[u8], e: usize) -> bool {
+    let c = at(s, e);
+    !(is_word(c) || matches!(c, b'.' | b'-') && at(s, e + 1).is_ascii_digit())
+}
+
+/// Digit values of the digits in `s[a..e]` (separators skipped), at most 32.
+struct Digits {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Digits {
+    fn of(s: &[u8], a: usize, e: usize) -> Self {
+        let mut d = Digits {
+            buf: [0; 32],
+            len: 0,
+        };
+        for &b in &s[a..e] {
+            if b.is_ascii_digit() && d.len < 32 {
+                d.buf[d.len] = b - b'0';
+                d.len += 1;
+            }
+        }
+        d
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Position of the case-insensitive keyword `kw` (lower case) within `dist` bytes before
+/// `a` on the same line, not preceded by a letter; the last such occurrence.
+fn keyword_before(s: &[u8], a: usize, kw: &[u8], dist: usize) -> Option<usize> {
+    let ls = line_start(s, a).max(a.saturating_sub(dist));
+    let mut end = a;
+    while end >= ls + kw.len() {
+        let i = ls + rfind_ci(&s[ls..end], kw)?;
+        if !before(s, i).is_ascii_alphabetic() {
+            return Some(i);
+        }
+        end = i + kw.len() - 1;
+    }
+    None
+}
+
+fn ssn_keyword(s: &[u8], a: usize) -> Option<usize> {
+    [
+        &b"ssn"[..],
+        b"social security",
+        b"social_security",
+        b"social-security",
+    ]
+    .iter()
+    .filter_map(|k| keyword_before(s, a, k, 40))
+    .max()
+}
+
+/// Scan `s` for the number-based types.
+pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
+    let n = s.len();
+    let mut i = 0;
+    let mut v6_until = 0;
+    let mut runs = Runs::new(s);
+    loop {
+        i = runs.next_digit(i);
+        if i >= n {
+            break;
+        }
+        let a = i;
+        let b = runs.run_end(a);
+        let prev = before(s, a);
+        let next = at(s, b);
+        if (CLASS[usize::from(prev)] | CLASS[usize::from(next)]) & LOWER != 0 {
+            // Inside a lower-case word or hex id (UUIDs, hashes, `12ms`): skip the token;
+            // only an IPv6 address can be here, and only next to a colon.
+            let te = alnum_end(s, b);
+            if (prev == b':' || at(s, te) == b':') && a >= v6_until && sink.on(B::Ip) {
+                match ipv6(s, a, te) {
+                    V6::Found(st, e) => {
+                        sink.push(B::Ip, st, e);
+                        i = e;
+                        v6_until = e;
+                        continue;
+                    }
+                    V6::No(e) => v6_until = e,
+                }
+            }
+            i = te;
+            continue;
+        }
+        if is_word(prev) || next.is_ascii_alphabetic() || next == b'_' {
+            let mut ts = a;
+            while ts > 0 && s[ts - 1].is_ascii_alphanumeric() {
+                ts -= 1;
+            }
+            let mut te = b;
+            while te < n && s[te].is_ascii_alphanumeric() {
+                te += 1;
+            }
+            // `...T07:41:53`: a clock time glued to a date.
+            if at(s, te) == b':' {
+                let mut rs = te;
+                while rs > ts && s[rs - 1].is_ascii_digit() {
+                    rs -= 1;
+                }
+                if rs > ts
+                    && !s[rs - 1].is_ascii_hexdigit()
+                    && let Some(e) = time_end(s, rs, te)
+                {
+                    i = e;
+                    continue;
+                }
+            }
+            i = token(s, ts, te, sink, &mut v6_until).unwrap_or(te).max(te);
+            continue;
+        }
+        if next == b':'
+            && prev != b':'
+            && let Some(e) = time_end(s, a, b)
+        {
+            i = e;
+            continue;
+        }
+        // ISO date `YYYY-MM-DD`, with an optional `T`/space and clock time: skip it whole.
+        if next == b'-'
+            && b - a == 4
+            && let Some(e) = date_end(s, b)
+        {
+            i = e;
+            continue;
+        }
+        let before_colon = if prev == b':' { before(s, a - 1) } else { 0 };
+        if (next == b':' || before_colon == b':' || before_colon.is_ascii_hexdigit())
+            && a >= v6_until
+            && sink.on(B::Ip)
+        {
+            match ipv6(s, a, b) {
+                V6::Found(st, e) => {
+                    sink.push(B::Ip, st, e);
+                    i = e;
+                    v6_until = e;
+                    continue;
+                }
+                V6::No(e) => v6_until = e,
+            }
+        }
+        if matches!(prev, b'.' | b'-') && before(s, a - 1).is_ascii_alphanumeric() {
+            i = b;
+            continue;
+        }
+        i = numeric(s, a, b, prev, next, sink).unwrap_or(b).max(b);
+    }
+}
+
+/// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction`) whose hour
+/// is `s[a..b]` (followed by `:`), unless more colon groups follow (an IPv6 address).
+#[inline]
+fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
+    let d = |i: usize| at(s, i).is_ascii_digit();
+    if b - a > 2
+        || at(s, b) != b':'
+        || !(d(b + 1) && d(b + 2) && at(s, b + 3) == b':' && d(b + 4) && d(b + 5))
+        || d(b + 6)
+    {
+        return None;
+    }
+    let mut e = b + 6;
+    // Fraction: `.` and 1-9 digits, or `,` and exactly 3 (milliseconds).
+    let f = digits(s, e + 1);
+    match at(s, e) {
+        b'.' if (1..=9).contains(&(f - e - 1)) => e = f,
+        b',' if f - e - 1 == 3 => e = f,
+        _ => {}
+    }
+    (at(s, e) != b':' && !at(s, e).is_ascii_hexdigit()).then_some(e)
+}
+
+/// End of `-MM-DD` at `b` (after a 4-digit year), plus an optional `T`/space and a
+/// clock time, if that is what follows.
+#[inline]
+fn date_end(s: &[u8], b: usize) -> Option<usize> {
+    let d = |i: usize| at(s, i).is_ascii_digit();
+    if !(d(b + 1) && d(b + 2) && at(s, b + 3) == b'-' && d(b + 4) && d(b + 5)) || d(b + 6) {
+        return None;
+    }
+    let e = b + 6;
+    if matches!(at(s, e), b'T' | b' ')
+        && d(e + 1)
+        && d(e + 2)
+        && at(s, e + 3) == b':'
+        && let Some(t) = time_end(s, e + 1, e + 3)
+    {
+        return Some(t);
+    }
+    (!is_word(at(s, e)) || at(s, e) == b'T').then_some(e)
+}
+
+/// Checks for a digit run `s[a..b]` not attached to letters.
+fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>) -> Option<usize> {
+    let l = b - a;
+    // Fast exit for plain numbers (`12`, `=5123,`, `"rows":42}`): no type starts with a
+    // run of this length that is not continued by a separator or introduced by `+ ; (`.
+    if CLASS[usize::from(prev)] & OPENER == 0
+        && CLASS[usize::from(next)] & JOINER == 0
+        && !matches!(l, 9 | 11 | 13..=19)
+    {
+        return None;
+    }
+    if prev == b'+' {
+        if sink.on(B::Phone) && !is_word(before(s, a - 1)) && !before(s, a - 1).is_ascii_digit() {
+            let e = e164(s, a)?;
+            sink.push(B::Phone, a - 1, e);
+            return Some(e);
+        }
+        return None;
+    }
+    if prev == b';'
+        && (13..=19).contains(&l)
+        && next == b'='
+        && sink.on(B::CardTrack)
+        && let Some(e) = track2(s, a - 1, b)
+    {
+        sink.push(B::CardTrack, a - 1, e);
+        return Some(e);
+    }
+    if prev == b'('
+        && sink.on(B::Phone)
+        && !is_word(before(s, a - 1))
+        && let Some(e) = paren_phone(s, a - 1)
+    {
+        sink.push(B::Phone, a - 1, e);
+        return Some(e);
+    }
+    if matches!(next, b'-' | b' ' | b'.') {
+        if l == 1 && s[a] == b'1' && sink.on(B::Phone) {
+            let nx = b + 1;
+            let e = if at(s, nx) == b'(' && next == b' ' {
+                paren_phone(s, nx)
+            } else {
+                nanp(s, nx, next)
+            };
+            if let Some(e) = e {
+                sink.push(B::Phone, a, e);
+                return Some(e);
+            }
+        }
+        if l == 2
+            && next == b'-'
+            && sink.on(B::Imei)
+            && let Some(e) = imei_dashed(s, a)
+        {
+            sink.push(B::Imei, a, e);
+            return Some(e);
+        }
+        if l == 3 {
+            if next != b'.'
+                && sink.on(B::Ssn)
+                && let Some(e) = ssn_sep(s, a, next)
+            {
+                sink.push(B::Ssn, a, e);
+                return Some(e);
+            }
+            if sink.on(B::Phone)
+                && let Some(e) = nanp(s, a, next)
+            {
+                sink.push(B::Phone, a, e);
+                return Some(e);
+            }
+            if next == b'.'
+                && sink.on(B::Cpf)
+                && let Some(e) = cpf_formatted(s, a)
+            {
+                sink.push(B::Cpf, a, e);
+                return Some(e);
+            }
+        }
+        if l <= 3
+            && next == b'.'
+            && sink.on(B::Ip)
+            && let Some(e) = ipv4(s, a)
+        {
+            sink.push(B::Ip, a, e);
+            return Some(e);
+        }
+        if l == 4
+            && next != b'.'
+            && sink.on(B::CreditCard)
+            && let Some(e) = card_grouped(s, a, next)
+        {
+            sink.push(B::CreditCard, a, e);
+            return Some(e);
+        }
+    }
+    if !right_ok(s, b) {
+        return None;
+    }
+    match l {
+        9 => {
+            let d = Digits::of(s, a, b);
+            let pp = keyword_before(s, a, b"passport", 40);
+            let ss = ssn_keyword(s, a);
+            match (pp, ss) {
+                (Some(p), ss) if ss.is_none_or(|q| p > q) => {
+                    sink.push_full(B::Passport, a, b, p, Tail::Closed);
+                    Some(b)
+                }
+                (_, Some(q)) if ssn_ok(d.get()) => {
+                    sink.push_full(B::Ssn, a, b, q, Tail::Closed);
+                    Some(b)
+                }
+                _ => None,
+            }
+        }
+        11 => {
+            let d = Digits::of(s, a, b);
+            (cpf_ok(d.get()) && sink.on(B::Cpf)).then(|| {
+                sink.push(B::Cpf, a, b);
+                b
+            })
+        }
+        13..=19 => {
+            let d = Digits::of(s, a, b);
+            let d = d.get();
+            if l == 15 && imei_ok(d) {
+                let amex = d[0] == 3 && (d[1] == 4 || d[1] == 7);
+                let ctx = keyword_before(s, a, b"imei", 40);
+                if !amex || ctx.is_some() {
+                    sink.push_full(B::Imei, a, b, ctx.unwrap_or(a), Tail::Closed);
+                    return Some(b);
+                }
+            }
+            (card_ok(d) && sink.on(B::CreditCard)).then(|| {
+                sink.push(B::CreditCard, a, b);
+                b
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Checks for an alphanumeric token `s[ts..te]` that contains digits.
+fn token(
+    s: &[u8],
+    ts: usize,
+    te: usize,
+    sink: &mut Sink<'_>,
+    v6_until: &mut usize,
+) -> Option<usize> {
+    let len = te - ts;
+    let first = s[ts];
+    if first == b'B'
+        && before(s, ts) == b'%'
+        && sink.on(B::CardTrack)
+        && let Some(e) = track1(s, ts - 1)
+    {
+        sink.push(B::CardTrack, ts - 1, e);
+        return Some(e);
+    }
+    if (before(s, ts) == b':' || at(s, te) == b':') && ts >= *v6_until && sink.on(B::Ip) {
+        match ipv6(s, ts, te) {
+            V6::Found(st, e) => {
+                sink.push(B::Ip, st, e);
+                *v6_until = e;
+                return Some(e);
+            }
+            V6::No(e) => *v6_until = e,
+        }
+    }
+    if is_word(before(s, ts)) || at(s, te) == b'_' || s[ts..te].iter().any(u8::is_ascii_lowercase) {
+        return None;
+    }
+    if len >= 4
+        && first.is_ascii_uppercase()
+        && s[ts + 1].is_ascii_uppercase()
+        && s[ts + 2].is_ascii_digit()
+        && s[ts + 3].is_ascii_digit()
+        && sink.on(B::Iban)
+        && let Some(e) = iban(s, ts)
+    {
+        sink.push(B::Iban, ts, e);
+        return Some(e);
+    }
+    if len == 17 && sink.on(B::Vin) {
+        let v = &s[ts..te];
+        if v.iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && vin_ok(v)
+        {
+            sink.push(B::Vin, ts, te);
+            return Some(te);
+        }
+    }
+    if len == 9
+        && first.is_ascii_uppercase()
+        && s[ts + 1..te].iter().all(u8::is_ascii_digit)
+        && sink.on(B::Passport)
+        && let Some(p) = keyword_before(s, ts, b"passport", 40)
+    {
+        sink.push_full(B::Passport, ts, te, p, Tail::Closed);
+        return Some(te);
+    }
+    None
+}
+
+/// `AAA-GG-SSSS` / `AAA GG SSSS` at `a` with separator `sep`.
+#[inline]
+fn ssn_sep(s: &[u8], a: usize, sep: u8) -> Option<usize> {
+    let g = a + 4;
+    let ge = digits(s, g);
+    if ge - g != 2 || at(s, ge) != sep {
+        return None;
+    }
+    let se = digits(s, ge + 1);
+    if se - ge - 1 != 4 || !right_ok(s, se) {
+        return None;
+    }
+    ssn_ok(Digits::of(s, a, se).get()).then_some(se)
+}
+
+/// NANP `AAA-EEE-XXXX` (same separator `sep`, `-`, `.` or space) at `a`.
+#[inline]
+fn nanp(s: &[u8], a: usize, sep: u8) -> Option<usize> {
+    let ae = digits(s, a);
+    if ae - a != 3 || at(s, ae) != sep || !(b'2'..=b'9').contains(&s[a]) {
+        return None;
+    }
+    let ee = digits(s, ae + 1);
+    if ee - ae - 1 != 3 || at(s, ee) != sep {
+        return None;
+    }
+    let xe = digits(s, ee + 1);
+    (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+}
+
+/// `(AAA) EEE-XXXX` or Brazilian `(DD) NNNNN-NNNN` with the `(` at `p`.
+#[inline]
+fn paren_phone(s: &[u8], p: usize) -> Option<usize> {
+    let a = p + 1;
+    let ae = digits(s, a);
+    if at(s, ae) != b')' {
+        return None;
+    }
+    let mut i = ae + 1;
+    if at(s, i) == b' ' {
+        i += 1;
+    }
+    let ee = digits(s, i);
+    let sep = at(s, ee);
+    match (ae - a, ee - i) {
+        (3, 3) if (b'2'..=b'9').contains(&s[a]) && matches!(sep, b'-' | b' ' | b'.') => {
+            let xe = digits(s, ee + 1);
+            (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+        }
+        (2, 4 | 5) if sep == b'-' && s[a] != b'0' => {
+            let xe = digits(s, ee + 1);
+            (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+        }
+        _ => None,
+    }
+}
+
+/// E.164 number after the `+` at `a - 1`: country code and groups separated by single
+/// spaces, dashes, dots or parenthesised groups; 9-15 digits.
+fn e164(s: &[u8], a: usize) -> Option<usize> {
+    let mut pos = a;
+    let mut total = 0;
+    let mut end = a;
+    let mut first = true;
+    let nanp_cc = s[a] == b'1' && !at(s, a + 1).is_ascii_digit();
+    loop {
+        let (ge, glen) = if at(s, pos) == b'(' && !first {
+            let d = digits(s, pos + 1);
+            if !(1..=4).contains(&(d - pos - 1)) || at(s, d) != b')' {
+                break;
+            }
+            (d + 1, d - pos - 1)
+        } else {
+            let d = digits(s, pos);
+            if d == pos {
+                break;
+            }
+            (d, d - pos)
+        };
+        if total + glen > 15 {
+            break;
+        }
+        total += glen;
+        end = ge;
+        first = false;
+        if nanp_cc && total == 11 {
+            break;
+        }
+        let c = at(s, ge);
+        let nx = at(s, ge + 1);
+        let nx_ok = nx.is_ascii_digit() || nx == b'(';
+        if s[ge - 1] == b')' && c.is_ascii_digit() {
+            pos = ge;
+            continue;
+        }
+        match c {
+            b'-' | b'.' if nx_ok => pos = ge + 1,
+            b' ' if nx_ok => {
+                if total >= 11 {
+                    break;
+                }
+                pos = ge + 1;
+            }
+            b'(' => pos = ge,
+            _ => break,
+        }
+    }
+    (total >= 9 && right_ok(s, end) && at(s, end) != b'(').then_some(end)
+}
+
+/// `000.000.000-00` at `a`.
+#[inline]
+fn cpf_formatted(s: &[u8], a: usize) -> Option<usize> {
+    let mut pos = a;
+    for (len, sep) in [(3, b'.'), (3, b'.'), (3, b'-'), (2, 0)] {
+        let e = digits(s, pos);
+        if e - pos != len {
+            return None;
+        }
+        if sep == 0 {
+            pos = e;
+        } else {
+            if at(s, e) != sep {
+                return None;
+            }
+            pos = e + 1;
+        }
+    }
+    (right_ok(s, pos) && cpf_ok(Digits::of(s, a, pos).get())).then_some(pos)
+}
+
+/// `AA-BBBBBB-CCCCCC-D` IMEI at `a`.
+#[inline]
+fn imei_dashed(s: &[u8], a: usize) -> Option<usize> {
+    let mut pos = a;
+    for (len, last) in [(2, false), (6, false), (6, false), (1, true)] {
+        let e = digits(s, pos);
+        if e - pos != len {
+            return None;
+        }
+        if last {
+            pos = e;
+        } else {
+            if at(s, e) != b'-' {
+                return None;
+            }
+            pos = e + 1;
+        }
+    }
+    (right_ok(s, pos) && imei_ok(Digits::of(s, a, pos).get())).then_some(pos)
+}
+
+/// Card number in groups separated by `sep` (space or dash), the first group of 4 at `a`.
+fn card_grouped(s: &[u8], a: usize, sep: u8) -> Option<usize> {
+    let mut groups = [(0usize, 0usize); 6];
+    let mut count = 0;
+    let mut pos = a;
+    loop {
+        let e = digits(s, pos);
+        if e == pos {
+            break;
+        }
+        groups[count] = (pos, e);
+        count += 1;
+        if count == groups.len() || at(s, e) != sep || !at(s, e + 1).is_ascii_digit() {
+            break;
+        }
+        pos = e + 1;
+    }
+    for k in (2..=count).rev() {
+        let g = &groups[..k];
+        let shape = g.iter().enumerate().all(|(i, &(x, y))| {
+            let len = y - x;
+            if i == 0 {
+                len == 4
+            } else if i + 1 == k {
+                (1..=6).contains(&len)
+            } else {
+                (4..=6).contains(&len)
+            }
+        });
+        let total: usize = g.iter().map(|&(x, y)| y - x).sum();
+        let end = g[k - 1].1;
+        if shape
+            && (13..=19).contains(&total)
+            && right_ok(s, end)
+            && card_ok(Digits::of(s, a, end).get())
+        {
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Track 2 `;PAN=YYMM...?` with the `;` at `p` and the PAN ending at `pe`.
+fn track2(s: &[u8], p: usize, pe: usize) -> Option<usize> {
+    let d = Digits::of(s, p + 1, pe);
+    if !luhn(d.get()) || all_same(d.get()) {
+        return None;
+    }
+    let e = digits(s, pe + 1);
+    if e - pe - 1 < 7 || e - p > 40 {
+        return None;
+    }
+    let end = if at(s, e) == b'?' { e + 1 } else { e };
+    (!is_word(at(s, end))).then_some(end)
+}
+
+/// Track 1 `%B<PAN>^NAME^YYMM<service>...?` with the `%` at `p`.
+fn track1(s: &[u8], p: usize) -> Option<usize> {
+    let a = p + 2;
+    let pe = digits(s, a);
+    if !(13..=19).contains(&(pe - a)) || at(s, pe) != b'^' {
+        return None;
+    }
+    let d = Digits::of(s, a, pe);
+    if !luhn(d.get()) || all_same(d.get()) {
+        return None;
+    }
+    let ns = pe + 1;
+    let mut ne = ns;
+    while ne < s.len()
+        && ne - ns <= 26
+        && (s[ne].is_ascii_alphabetic() || matches!(s[ne], b' ' | b'/' | b'.' | b'\'' | b'-'))
+    {
+        ne += 1;
+    }
+    if ne - ns < 2 || at(s, ne) != b'^' {
+        return None;
+    }
+    let de = digits(s, ne + 1);
+    if de - ne - 1 < 7 {
+        return None;
+    }
+    let limit = (p + 79).min(s.len());
+    let mut e = de;
+    while e < limit && s[e] != b'?' && s[e] != b'\n' && s[e] != b'%' {
+        e += 1;
+    }
+    if at(s, e) == b'?' {
+        Some(e + 1)
+    } else {
+        Some(de)
+    }
+}
+
+/// IBAN at `ts` (country letters, check digits, BBAN; compact or spaced every 4).
+fn iban(s: &[u8], ts: usize) -> Option<usize> {
+    let want = iban_len(&s[ts..ts + 2])?;
+    let mut buf = [0u8; 34];
+    let mut n = 0;
+    let mut pos = ts;
+    while n < want {
+        let c = at(s, pos);
+        if c.is_ascii_digit() || c.is_ascii_uppercase() {
+            buf[n] = c;
+            n += 1;
+            pos += 1;
+        } else if c == b' ' && n % 4 == 0 && n > 0 && {
+            let c2 = at(s, pos + 1);
+            c2.is_ascii_digit() || c2.is_ascii_uppercase()
+        } {
+            pos += 1;
+        } else {
+            return None;
+        }
+    }
+    if is_word(at(s, pos)) || !iban_mod97(&buf[..n]) {
+        return None;
+    }
+    Some(pos)
+}
