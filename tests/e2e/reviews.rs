@@ -21,6 +21,7 @@ e2e!(
     a_grant_ends_its_sessions_when_it_expires,
     pending_reviews_survive_a_restart,
     no_path_opens_a_session_without_an_approval,
+    a_review_pending_past_its_ttl_expires_and_ends_its_session,
 );
 
 /// How long any single step may take.
@@ -1049,6 +1050,14 @@ async fn pending_reviews_survive_a_restart(backend: Backend) {
             .map(String::as_str),
         Some("bob (dba)")
     );
+    // So does the recording's header.
+    let (events, error) = hoop_rs::recording(&gw, hoop_rs::ADMIN_TOKEN, &ran.session_id)
+        .await
+        .unwrap();
+    assert!(error.is_none(), "{error:?}");
+    let header: serde_json::Value = serde_json::from_slice(&events[0].data).unwrap();
+    assert_eq!(header["attributes"]["review.id"], id.as_str());
+    assert_eq!(header["attributes"]["review.approved_by"], "bob (dba)");
 }
 
 async fn no_path_opens_a_session_without_an_approval(backend: Backend) {
@@ -1147,4 +1156,31 @@ reviewers = ["dba"]
     assert_eq!(again.exit_code, Some(-1));
     assert!(again.reason.contains("already ran"), "{}", again.reason);
     assert!(again.stdout.is_empty());
+}
+
+async fn a_review_pending_past_its_ttl_expires_and_ends_its_session(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let p = people(&gw).await;
+    let mut conn = reviewed("pg", &["dba"]);
+    conn.review_ttl = Some(prost_types::Duration {
+        seconds: 2,
+        nanos: 0,
+    });
+    create(&gw, conn).await;
+    let held = exec_until_held(&gw, &p.alice, run("pg", INPUT)).await;
+    let id = held.id();
+    // Nobody decides: after 2 s the review expires and the waiting session ends with it.
+    let rest = held.rest().await;
+    assert_eq!(rest.exit_code, Some(-1));
+    assert!(rest.reason.contains("expired"), "{}", rest.reason);
+    assert!(rest.stdout.is_empty());
+    let review = get(&gw, &p.bob, &id).await.unwrap();
+    assert_eq!(status(&review), pb::ReviewStatus::Expired);
+    assert_eq!(
+        seconds(&review.expire_time) - seconds(&review.create_time),
+        2
+    );
+    // Too late to decide.
+    let late = approve(&gw, &p.bob, &id, "").await;
+    assert_status(late, Code::FailedPrecondition, "EXPIRED");
 }

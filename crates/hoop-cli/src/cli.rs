@@ -518,7 +518,7 @@ pub(crate) struct ConnectionFields {
     pub(crate) min_approvals: Option<String>,
 
     /// With --reviewers: how long a review may stay pending before it expires, e.g. 30m,
-    /// 2h, 7d (1 minute to 30 days). Default: 24h; on update, `none` goes back to it.
+    /// 2h, 7d (1s to 30 days). Default: 24h; on update, `none` goes back to it.
     #[arg(long, value_name = "DURATION")]
     pub(crate) review_ttl: Option<String>,
 

@@ -23,7 +23,9 @@ const MAX_LIST_ITEMS: usize = 64;
 const MAX_TAGS: usize = 64;
 const MIN_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-/// Limits of `review_ttl` and `access_max_duration`.
+/// Shortest `review_ttl`: short ones make sense for tests and drills.
+const MIN_REVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Limits of `access_max_duration` (and the longest `review_ttl`).
 const MIN_REVIEW_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
 const MAX_REVIEW_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 /// Most approvals a connection may require.
@@ -163,17 +165,24 @@ pub(crate) fn validate(
             ),
         ));
     }
-    for (name, value) in [
-        ("review_ttl", conn.review_ttl),
-        ("access_max_duration", conn.access_max_duration),
+    for (name, value, min, range) in [
+        (
+            "review_ttl",
+            conn.review_ttl,
+            MIN_REVIEW_TTL,
+            "must be between 1s and 30 days (unset: 24h)",
+        ),
+        (
+            "access_max_duration",
+            conn.access_max_duration,
+            MIN_REVIEW_DURATION,
+            "must be between 1 minute and 30 days (unset: 4h)",
+        ),
     ] {
         if let Some(d) = value
-            && !(MIN_REVIEW_DURATION..=MAX_REVIEW_DURATION).contains(&d)
+            && !(min..=MAX_REVIEW_DURATION).contains(&d)
         {
-            return Err(Error::invalid(
-                field(name),
-                "must be between 1 minute and 30 days (unset for the default)",
-            ));
+            return Err(Error::invalid(field(name), range));
         }
     }
 

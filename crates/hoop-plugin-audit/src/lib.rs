@@ -112,7 +112,7 @@ impl AuditPlugin {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let metadata = serde_json::json!({
+        let mut metadata = serde_json::json!({
             "session": info.id.as_str(),
             "user": info.user.name,
             "connection": info.connection.name,
@@ -120,6 +120,16 @@ impl AuditPlugin {
             "verb": info.verb.as_str(),
             "started_at_unix_ms": started_ms,
         });
+        // What the plugins before audit established when they let the session in (e.g.
+        // `review.id` and `review.approved_by`): text plugins set, never secrets.
+        if !cx.attributes.is_empty() {
+            let attributes: serde_json::Map<String, serde_json::Value> = cx
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+                .collect();
+            metadata["attributes"] = serde_json::Value::Object(attributes);
+        }
         writer.append(Event::header(&metadata)?).await?;
         Ok(Active {
             writer,
