@@ -22,6 +22,7 @@ e2e!(
     pending_reviews_survive_a_restart,
     no_path_opens_a_session_without_an_approval,
     a_review_pending_past_its_ttl_expires_and_ends_its_session,
+    waiting_for_approval_does_not_use_up_the_session_time_limit,
 );
 
 /// How long any single step may take.
@@ -1183,4 +1184,24 @@ async fn a_review_pending_past_its_ttl_expires_and_ends_its_session(backend: Bac
     // Too late to decide.
     let late = approve(&gw, &p.bob, &id, "").await;
     assert_status(late, Code::FailedPrecondition, "EXPIRED");
+}
+
+async fn waiting_for_approval_does_not_use_up_the_session_time_limit(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let p = people(&gw).await;
+    let mut conn = reviewed("pg", &["dba"]);
+    conn.session_timeout = Some(prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
+    create(&gw, conn).await;
+    let held = exec_until_held(&gw, &p.alice, run("pg", INPUT)).await;
+    let id = held.id();
+    // Longer than the time limit passes before the approval (nothing is expected to happen
+    // meanwhile, so there is no event to wait for).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    approve(&gw, &p.bob, &id, "").await.unwrap();
+    let rest = held.rest().await;
+    assert_eq!(rest.exit_code, Some(0), "{}", rest.reason);
+    assert_eq!(rest.stdout, INPUT);
 }

@@ -182,9 +182,9 @@ pub(crate) async fn run_session(job: SessionJob) {
     } = job;
     let Registration { mut kill, done } = registration;
     let id = info.id.to_string();
-    let deadline = connection
-        .session_timeout
-        .and_then(|t| tokio::time::Instant::now().checked_add(t));
+    // The session's time limit counts from when it may run: time spent waiting for
+    // reviewers is bounded by the review's own TTL instead.
+    let deadline = None;
     let _ = events
         .send(event(pb::session_event::Event::Started(
             pb::SessionStarted {
@@ -321,9 +321,9 @@ const HOLD_RECHECK: Duration = Duration::from_secs(30);
 
 /// Opens the session through the chain, waiting while a plugin holds it: the client is
 /// told once per review (`held`), and the chain is asked again whenever that review
-/// changes. Ends early if the client leaves, the session is killed, times out or the
-/// gateway shuts down; the review itself stays as it is (a one-time review approved later
-/// can still be run with `Exec{review_id}`).
+/// changes. Ends early if the client leaves, the session is killed or the gateway shuts
+/// down (the session's time limit starts only once it may run); the review itself stays
+/// as it is (a one-time review approved later can still be run with `Exec{review_id}`).
 async fn open(
     session: &mut ChainSession,
     events: &EventSender,
@@ -357,14 +357,12 @@ async fn open(
             }
             announced = Some(review_id.clone());
         }
-        let deadline = stops.deadline;
         tokio::select! {
             () = review_changed(stops.reviews, &review_id) => {}
             () = tokio::time::sleep(HOLD_RECHECK) => {}
             () = events.closed() => return Err(killed(CloseReason::ClientGone)),
             _ = stops.shutdown.wait_for(|down| *down) => return Err(killed(CloseReason::Shutdown)),
             Ok(by) = &mut *stops.kill => return Err(killed(CloseReason::Killed { by })),
-            () = sleep_until(deadline), if deadline.is_some() => return Err(killed(CloseReason::Timeout)),
         }
     }
 }
@@ -466,6 +464,9 @@ async fn drive(
     if let Err(ending) = open(session, events, stops).await {
         return ending;
     }
+    stops.deadline = connection
+        .session_timeout
+        .and_then(|t| tokio::time::Instant::now().checked_add(t));
     // A session under a time-based grant ends when the grant does.
     let grant = Grant::of(session);
     // Exec input goes through the chain before anything runs: a plugin can refuse it.
