@@ -725,7 +725,9 @@ impl Interactive {
 
 async fn connect_on_a_terminal_behaves_like_one(backend: Backend) {
     let gw = Gateway::start(backend).await;
-    let script = "test -t 0 && echo on-a-tty; stty size; read x; echo got:$x; stty size; echo ready; sleep 600";
+    // `exec cat` at the end: one foreground program, whose own output shows it is running
+    // before Ctrl-C is sent (a shell can lose a SIGINT that arrives between two commands).
+    let script = "test -t 0 && echo on-a-tty; stty size; read x; echo got:$x; stty size; echo ready; exec cat";
     create(&gw, command_connection("term", &["sh", "-c", script])).await;
     let mut first = open("term", &[]);
     if let Some(pb::connect_request::Request::Open(o)) = &mut first.request {
@@ -749,6 +751,12 @@ async fn connect_on_a_terminal_behaves_like_one(backend: Backend) {
     assert!(out.contains("hello\r\n"), "{out:?}");
     assert!(out.contains("got:hello"), "{out:?}");
     assert!(out.contains("40 100"), "{out:?}");
+    // `cat` runs once a line comes back twice: the terminal's echo, then cat's copy.
+    s.tx.send(input(b"ping\n")).await.unwrap();
+    let mut out = String::new();
+    while out.matches("ping").count() < 2 {
+        out += &s.until("ping").await;
+    }
     // Ctrl-C interrupts the foreground program, as on a local terminal.
     s.tx.send(input(b"\x03")).await.unwrap();
     loop {
