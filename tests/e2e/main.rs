@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod connections;
 mod dlp;
+mod events;
 mod plugins;
 mod recordings;
 mod reflection;

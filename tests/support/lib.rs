@@ -275,6 +275,10 @@ impl Gateway {
         pb::dlp_service_client::DlpServiceClient::new(self.channel().await)
     }
 
+    pub async fn events(&self) -> pb::event_service_client::EventServiceClient<Channel> {
+        pb::event_service_client::EventServiceClient::new(self.channel().await)
+    }
+
     pub async fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<Channel> {
         pb::review_service_client::ReviewServiceClient::new(self.channel().await)
     }

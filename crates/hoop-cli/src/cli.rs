@@ -165,10 +165,49 @@ pub(crate) enum Command {
     /// connections with reviewers.
     #[command(subcommand)]
     Reviews(ReviewsCommand),
+    /// Read the gateway's durable event log: sessions opened, held, started and closed,
+    /// recordings finished, reviews created and decided, connections changed. Admins and
+    /// auditors only.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Live data masking (the `dlp` plugin): list the info types the gateway detects, or
     /// try masking on local data.
     #[command(subcommand)]
     Dlp(DlpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// List events, oldest first, after --after.
+    ///
+    /// Example: hoop events list --type 'review.*' --after 1200
+    List {
+        /// Only events of this type (`review.approved`) or family (`review.*`); repeat for
+        /// several.
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Only events with a greater id (0: from the oldest event the gateway keeps).
+        #[arg(long, value_name = "ID", default_value_t = 0)]
+        after: u64,
+        /// Show at most this many events; the table ends with the --after to list on from.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        limit: u64,
+    },
+    /// Print events as they happen, one per line, until interrupted: first those after
+    /// --after (default: none of the past), then each new one. Reconnect with the last id
+    /// seen as --after to miss nothing.
+    ///
+    /// Example: hoop events watch --type 'session.*' -o json
+    Watch {
+        /// Only events of this type (`review.approved`) or family (`review.*`); repeat for
+        /// several.
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Start after this id; without it, only events from now on.
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
 use hoop_proto::v1::dlp_service_client::DlpServiceClient;
+use hoop_proto::v1::event_service_client::EventServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
 use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
@@ -78,6 +79,7 @@ type Service = InterceptedService<Channel, Auth>;
 pub(crate) struct Api {
     pub(crate) connections: ConnectionServiceClient<Service>,
     pub(crate) dlp: DlpServiceClient<Service>,
+    pub(crate) events: EventServiceClient<Service>,
     pub(crate) plugins: PluginServiceClient<Service>,
     pub(crate) reviews: ReviewServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
@@ -107,6 +109,7 @@ impl Api {
         Ok(Self {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             dlp: DlpServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),

@@ -70,6 +70,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Reviews(command) => commands::reviews::run(&mut api, format, command).await?,
+        Command::Events(command) => {
+            // Prints as it goes (`watch` streams).
+            commands::events::run(&mut api, format, command).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Exec {
             connection,
             input,

@@ -40,6 +40,7 @@ proto_messages! {
     v1::VerifySessionResponse => "hoop.v1.VerifySessionResponse",
     v1::ListInfoTypesResponse => "hoop.v1.ListInfoTypesResponse",
     v1::Review => "hoop.v1.Review",
+    v1::Event => "hoop.v1.Event",
     () => "google.protobuf.Empty",
 }
 

@@ -4,10 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use crate::context::SessionCtx;
 use crate::error::{Error, PluginError};
 use crate::plugin::Plugin;
-use crate::session::{Chunk, CloseReason, SessionInfo};
+use crate::session::{Chunk, CloseReason, ConnectionInfo, SessionInfo, UserInfo};
 use crate::verdict::{DenyReason, HoldRequest, Verdict};
 
 /// The plugins active on one connection, in the order they run.
@@ -89,6 +91,31 @@ pub enum Outcome {
     },
 }
 
+/// What a host does while a plugin holds a session: see [`ChainSession::open_waiting`].
+#[async_trait]
+pub trait HoldHost: Send {
+    /// A plugin holds the session with a request not announced before (a new request id):
+    /// tell the user what it waits for.
+    async fn held(&mut self, plugin: &str, request: &HoldRequest);
+
+    /// The hold may have lifted. Check the session again before its chain is asked again:
+    /// the user still exists and may still use the connection, and the connection still
+    /// exists. Return the chain built from the connection's current settings with the
+    /// current user and connection, or why the session may not go on (it is then denied).
+    async fn recheck(&mut self, info: &SessionInfo) -> Result<Refreshed, String>;
+}
+
+/// The session's chain and info as they are now, from [`HoldHost::recheck`].
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The chain built from the connection's current settings.
+    pub chain: Chain,
+    /// The user as they are now (e.g. their groups).
+    pub user: UserInfo,
+    /// The connection as it is now.
+    pub connection: ConnectionInfo,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     /// `open` has not yet been allowed by every plugin.
@@ -164,6 +191,88 @@ impl ChainSession {
         }
         self.state = State::Open;
         Ok(Outcome::Continue)
+    }
+
+    /// Opens the session like [`open`](Self::open), waiting while a plugin holds it.
+    ///
+    /// On a hold, `host` is told once per request ([`HoldHost::held`]); then the session
+    /// waits until the request's [`watch`](HoldRequest::watch) resolves or `recheck_every`
+    /// has passed, the host checks the session again ([`HoldHost::recheck`]: a refusal
+    /// denies it), the chain is replaced by the one the host rebuilt from the current
+    /// settings, and every plugin is asked again, in order. Plugins that left the chain while
+    /// the session waited get [`on_close`](Plugin::on_close) with [`CloseReason::Detached`]
+    /// if they had been asked; the plugins of the new chain are closed when the session is.
+    ///
+    /// Returns the first outcome that is not a hold. To stop waiting (the client left, the
+    /// session was killed), drop the future: the session stays held and can be closed.
+    ///
+    /// # Errors
+    /// [`Error::SessionEnded`] if a plugin already denied the session or failed.
+    pub async fn open_waiting(
+        &mut self,
+        host: &mut (dyn HoldHost + '_),
+        recheck_every: Duration,
+    ) -> Result<Outcome, Error> {
+        let mut announced: Option<(String, Option<String>)> = None;
+        loop {
+            let outcome = self.open().await?;
+            let Outcome::Held { plugin, request } = outcome else {
+                return Ok(outcome);
+            };
+            let key = (plugin.clone(), request.request_id.clone());
+            if announced.as_ref() != Some(&key) {
+                host.held(&plugin, &request).await;
+                announced = Some(key);
+            }
+            match &request.watch {
+                Some(watch) => {
+                    let _ = tokio::time::timeout(recheck_every, watch.changed()).await;
+                }
+                None => tokio::time::sleep(recheck_every).await,
+            }
+            let info = self.live_ctx()?.info().clone();
+            match host.recheck(&info).await {
+                Ok(refreshed) => self.refresh(refreshed).await?,
+                Err(reason) => {
+                    self.state = State::Ended(CloseReason::Denied {
+                        plugin: plugin.clone(),
+                        reason: reason.clone(),
+                    });
+                    return Ok(Outcome::Denied {
+                        plugin,
+                        reason: DenyReason::new(reason),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Replaces the chain of a session that is still opening, and its user and connection:
+    /// every plugin will be asked again. Plugins asked before and absent from the new chain
+    /// are closed now.
+    async fn refresh(&mut self, refreshed: Refreshed) -> Result<(), Error> {
+        let Refreshed {
+            chain,
+            user,
+            connection,
+        } = refreshed;
+        let asked = (self.allowed + 1).min(self.plugins.len());
+        let old = Arc::clone(&self.plugins);
+        for plugin in &old[..asked] {
+            if !chain.names().any(|name| name == plugin.name()) {
+                plugin
+                    .on_close(self.live_ctx()?, &CloseReason::Detached)
+                    .await;
+            }
+        }
+        let cx = self.live_ctx()?;
+        let mut info = cx.info().clone();
+        info.user = user;
+        info.connection = connection;
+        cx.set_info(info);
+        self.plugins = Arc::clone(&chain.plugins);
+        self.allowed = 0;
+        Ok(())
     }
 
     /// Runs `on_input` of each plugin in order on a chunk from the user.

@@ -40,6 +40,12 @@ impl SessionCtx {
         &self.info
     }
 
+    /// Replaces the session info (the host re-read the user and the connection while the
+    /// session was held); the session's id stays.
+    pub(crate) fn set_info(&mut self, info: SessionInfo) {
+        self.info = Arc::new(info);
+    }
+
     /// A shared handle to the session info, for work that outlives the hook.
     pub fn info_arc(&self) -> Arc<SessionInfo> {
         Arc::clone(&self.info)

@@ -17,6 +17,12 @@
 //! [`register_plugin!`]); a [`Chain`] is the ordered list of plugins active on one connection,
 //! and a [`ChainSession`] drives one session through it.
 //!
+//! Beside the session hooks, a plugin has a **deployment lifecycle**: the host checks its
+//! settings with [`PluginFactory::validate_settings`] and starts it once with
+//! [`PluginFactory::start`], handing it a [`Deployment`]: its settings, a [`Cancellation`]
+//! signal, a place to run background tasks, and the host's [`Ports`], among them the durable
+//! [`events`] log, which plugins read by cursor with an [`events::Subscription`].
+//!
 //! This crate has no gRPC and no database code, so it can be embedded in any Rust service:
 //!
 //! ```
@@ -57,26 +63,31 @@
 mod chain;
 mod config;
 mod context;
+mod deployment;
 mod error;
+pub mod events;
 pub mod names;
 mod plugin;
+pub mod ports;
 pub mod registry;
 mod session;
 mod verdict;
 
-pub use chain::{Chain, ChainSession, Outcome};
+pub use chain::{Chain, ChainSession, HoldHost, Outcome, Refreshed};
 pub use config::{ConfigError, PluginConfig};
 pub use context::{Attributes, Extensions, Metrics, Resources, SessionCtx};
+pub use deployment::{Cancellation, Deployment, PluginHost, StartError};
 pub use error::{BoxError, Error, PluginError, Result};
 pub use plugin::{
     Activation, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,
 };
+pub use ports::{PortError, Ports};
 pub use registry::Registry;
 pub use session::{
     Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, SessionRequest, Stream, UserInfo,
     Verb,
 };
-pub use verdict::{DenyReason, HoldRequest, Verdict};
+pub use verdict::{DenyReason, HoldRequest, HoldWatch, Verdict};
 
 #[doc(hidden)]
 pub mod __private {

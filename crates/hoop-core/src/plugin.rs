@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::config::{ConfigError, PluginConfig};
 use crate::context::{Resources, SessionCtx};
+use crate::deployment::{Deployment, StartError};
 use crate::error::PluginError;
 use crate::session::{Chunk, CloseReason};
 use crate::verdict::Verdict;
@@ -28,8 +29,11 @@ pub trait Plugin: Send + Sync + Debug + 'static {
 
     /// The session opens. Decide whether it may start.
     ///
-    /// May be called again for the same session after this plugin returned
-    /// [`Verdict::Hold`], when the runtime wants to know whether the hold is lifted.
+    /// May be called again for the same session: after this plugin returned
+    /// [`Verdict::Hold`], to know whether the hold is lifted, and for every plugin of the
+    /// chain when a held session is asked again
+    /// ([`ChainSession::open_waiting`](crate::ChainSession::open_waiting)). Keep per-session
+    /// state in [`SessionCtx::extensions`] so a second call sees what the first did.
     async fn on_open(&self, cx: &mut SessionCtx) -> Result<Verdict, PluginError> {
         let _ = cx;
         Ok(Verdict::Allow)
@@ -254,4 +258,34 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
         config: &PluginConfig,
         resources: &Resources,
     ) -> Result<Arc<dyn Plugin>, ConfigError>;
+
+    /// Checks the plugin's deployment settings (the host's `[plugins.<name>]` table) before
+    /// anything starts. Errors name the key at fault.
+    ///
+    /// The default accepts only empty settings: a plugin that takes settings overrides this
+    /// (parse them with [`PluginConfig::parse`] into a type with
+    /// `#[serde(deny_unknown_fields)]`).
+    fn validate_settings(&self, settings: &PluginConfig) -> Result<(), ConfigError> {
+        match settings.as_map().keys().next() {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::field(
+                key.clone(),
+                format!(
+                    "unknown key: plugin `{}` takes no settings",
+                    self.descriptor().name
+                ),
+            )),
+        }
+    }
+
+    /// Starts the plugin's deployment-wide work, once, when the host starts: background
+    /// tasks on the event log, listeners, timers. Spawn them with [`Deployment::spawn`] and
+    /// end them when [`Deployment::cancellation`] fires. The settings were checked by
+    /// [`validate_settings`](Self::validate_settings).
+    ///
+    /// The default does nothing: most plugins only act within sessions.
+    fn start(&self, deployment: &Deployment) -> Result<(), StartError> {
+        let _ = deployment;
+        Ok(())
+    }
 }

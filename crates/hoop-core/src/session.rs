@@ -317,6 +317,9 @@ pub enum CloseReason {
     },
     /// The session was dropped without being closed; the chain closed it on its own.
     Abandoned,
+    /// The plugin left the session's chain while the session was held: the connection's
+    /// settings changed and the plugin is no longer on it. Only that plugin receives this.
+    Detached,
 }
 
 impl fmt::Display for CloseReason {
@@ -333,6 +336,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("gateway shut down"),
             CloseReason::Error { message } => write!(f, "error: {message}"),
             CloseReason::Abandoned => f.write_str("session abandoned"),
+            CloseReason::Detached => f.write_str("plugin detached while the session was held"),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The decision a plugin hook returns.
 
 use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 
 /// What a plugin hook decides about a session or a chunk.
 ///
@@ -48,10 +51,11 @@ impl fmt::Display for DenyReason {
 
 /// A request to hold a session until it is approved.
 ///
-/// The plugin never waits itself: the runtime parks the session and asks the holding plugin
-/// again (by calling [`ChainSession::open`](crate::ChainSession::open) once more) when the
-/// decision may have changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The plugin never waits itself: hoop-core parks the session
+/// ([`ChainSession::open_waiting`](crate::ChainSession::open_waiting)) until the request's
+/// [`watch`](Self::watch) says the decision may have changed (or a while has passed), checks
+/// the session again with its host, and asks the chain once more.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HoldRequest {
     /// Why the session is held, in words.
@@ -60,6 +64,29 @@ pub struct HoldRequest {
     pub groups: Vec<String>,
     /// Identifier of the approval request, if the plugin made one (e.g. a review id).
     pub request_id: Option<String>,
+    /// What to wait for before asking again; `None`: ask again after the host's re-check
+    /// interval only.
+    pub watch: Option<Arc<dyn HoldWatch>>,
+}
+
+impl PartialEq for HoldRequest {
+    /// Two requests are equal when they say the same; their watches are not compared.
+    fn eq(&self, other: &Self) -> bool {
+        self.reason == other.reason
+            && self.groups == other.groups
+            && self.request_id == other.request_id
+    }
+}
+
+impl Eq for HoldRequest {}
+
+/// What a held session waits for: resolves when the decision may have changed (an approval,
+/// a rejection, a revocation). It may resolve spuriously; the chain is then simply asked
+/// again. See [`events::EventWatch`](crate::events::EventWatch) for one over the event log.
+#[async_trait]
+pub trait HoldWatch: Send + Sync + fmt::Debug {
+    /// Resolves when the hold may have lifted.
+    async fn changed(&self);
 }
 
 impl HoldRequest {
@@ -69,7 +96,14 @@ impl HoldRequest {
             reason: reason.into(),
             groups: Vec::new(),
             request_id: None,
+            watch: None,
         }
+    }
+
+    /// Sets what to wait for before asking again.
+    pub fn with_watch(mut self, watch: Arc<dyn HoldWatch>) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// Sets the groups that may approve.

@@ -49,6 +49,11 @@ struct FileConfig {
     dlp: Option<hoop_plugin_dlp::DlpSettings>,
     #[serde(default)]
     connections: Vec<DeclaredConnection>,
+    /// How long the event log keeps events (humantime, e.g. `7d`).
+    events_retention: Option<String>,
+    /// Deployment settings of plugins: `[plugins.<name>]` tables.
+    #[serde(default)]
+    plugins: BTreeMap<String, toml::Table>,
 }
 
 /// A connection declared in config (`[[connections]]`), created or updated at start.
@@ -121,6 +126,11 @@ pub(crate) struct Config {
     /// The `[dlp]` table (checked; the hash key is set at start from the secret key).
     pub(crate) dlp: hoop_plugin_dlp::DlpSettings,
     pub(crate) connections: Vec<DeclaredConnection>,
+    /// How long the event log keeps events.
+    pub(crate) events_retention: std::time::Duration,
+    /// Every registered plugin's deployment settings (its `[plugins.<name>]` table, checked
+    /// by the plugin; empty when the file has none).
+    pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
 }
 
 impl Config {
@@ -149,6 +159,7 @@ impl Config {
         let mut database_url = file.database_url.map(|v| (file_name.clone(), v));
         let mut admin_token = file.admin_token.map(|v| (file_name.clone(), v));
         let mut secret_key = file.secret_key.map(|v| (file_name.clone(), v));
+        let mut events_retention = file.events_retention.map(|v| (file_name.clone(), v));
         for (name, value) in env {
             let source = name.clone();
             match name.as_str() {
@@ -157,6 +168,7 @@ impl Config {
                 "HOOP_DATABASE_URL" => database_url = Some((source, value)),
                 "HOOP_ADMIN_TOKEN" => admin_token = Some((source, value)),
                 "HOOP_SECRET_KEY" => secret_key = Some((source, value)),
+                "HOOP_EVENTS_RETENTION" => events_retention = Some((source, value)),
                 _ => {}
             }
         }
@@ -215,6 +227,38 @@ impl Config {
                 format!("must be at least {min} characters"),
             ));
         }
+        let events_retention = match events_retention {
+            None => crate::events::DEFAULT_RETENTION,
+            Some((src, text)) => {
+                let retention = humantime::parse_duration(text.trim()).map_err(|e| {
+                    invalid(
+                        &src,
+                        "events_retention",
+                        format!("`{text}` is not a duration ({e}); e.g. `7d` or `12h`"),
+                    )
+                })?;
+                if retention < std::time::Duration::from_secs(60) {
+                    return Err(invalid(
+                        &src,
+                        "events_retention",
+                        "must be at least 1m".to_owned(),
+                    ));
+                }
+                retention
+            }
+        };
+        let plugins = file
+            .plugins
+            .into_iter()
+            .map(|(name, table)| {
+                let value = serde_json::to_value(&table)
+                    .map_err(|e| invalid(&file_name, &format!("plugins.{name}"), e.to_string()))?;
+                Ok((name, value))
+            })
+            .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
+        let registry = crate::plugins::registry()
+            .map_err(|e| invalid(&file_name, "plugins", format!("plugin registry: {e}")))?;
+        let plugins = plugin_settings(&plugins, &registry, &file_name)?;
         let dlp = file.dlp.unwrap_or_default();
         {
             // The real hash key comes from the secret key at start; any key checks the rest.
@@ -236,9 +280,53 @@ impl Config {
             admin_token: admin_token.map(|(_, v)| v),
             secret_key: secret_key.map(|(_, v)| v),
             connections: file.connections,
+            events_retention,
+            plugins,
         })
     }
+}
 
+/// Checks every `[plugins.<name>]` table against the plugin's factory: an unknown plugin, an
+/// unknown key or a bad value is an error naming `plugins.<name>.<key>`. Returns each
+/// registered plugin's settings (empty when the config has no table for it).
+fn plugin_settings(
+    tables: &BTreeMap<String, serde_json::Value>,
+    registry: &hoop_core::Registry,
+    source_name: &str,
+) -> Result<BTreeMap<&'static str, hoop_core::PluginConfig>, ConfigError> {
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        key,
+        message,
+    };
+    if let Some(unknown) = tables.keys().find(|n| registry.get(n).is_none()) {
+        return Err(invalid(
+            format!("plugins.{unknown}"),
+            format!(
+                "no plugin `{unknown}` in this build (plugins: {})",
+                registry.names().join(", ")
+            ),
+        ));
+    }
+    let mut all = BTreeMap::new();
+    for factory in registry.factories() {
+        let name = factory.descriptor().name;
+        let value = tables.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        let settings = hoop_core::PluginConfig::from_value(value)
+            .map_err(|e| invalid(format!("plugins.{name}"), e.message().to_owned()))?;
+        factory.validate_settings(&settings).map_err(|e| {
+            let key = match e.field_path() {
+                Some(path) => format!("plugins.{name}.{path}"),
+                None => format!("plugins.{name}"),
+            };
+            invalid(key, e.message().to_owned())
+        })?;
+        all.insert(name, settings);
+    }
+    Ok(all)
+}
+
+impl Config {
     /// The database URL: the configured one, or SQLite in the data dir.
     pub(crate) fn database_url(&self) -> String {
         match &self.database_url {

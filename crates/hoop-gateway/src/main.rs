@@ -11,6 +11,7 @@ mod bootstrap;
 mod config;
 mod connections;
 mod error;
+mod events;
 mod grpc;
 mod plugins;
 mod reaper;

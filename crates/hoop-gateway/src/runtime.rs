@@ -192,6 +192,7 @@ pub(crate) async fn run_session(job: SessionJob) {
             },
         )))
         .await;
+    let user = info.user.name.clone();
     let mut session = chain.start(info);
     let mut counters = Counters::default();
     let ending = drive(
@@ -206,6 +207,7 @@ pub(crate) async fn run_session(job: SessionJob) {
             deadline,
             reaper: &reaper,
             reviews: &mut reviews,
+            store: &store,
         },
         &mut counters,
     )
@@ -233,7 +235,26 @@ pub(crate) async fn run_session(job: SessionJob) {
         metrics,
         attributes,
     };
-    if let Err(err) = store.finish_session(&id, &end).await {
+    // The recording is sealed once audit's close ran: say so with the session's end.
+    let recording = end
+        .attributes
+        .get(hoop_plugin_audit::DIGEST_ATTRIBUTE)
+        .map(|digest| {
+            hoop_store::NewEvent::new(
+                hoop_core::events::types::RECORDING_FINISHED,
+                serde_json::json!({
+                    "session_id": id,
+                    "digest": digest,
+                    "events": end.attributes.get(hoop_plugin_audit::EVENTS_ATTRIBUTE),
+                }),
+            )
+            .connection(&connection.name)
+            .user(&user)
+        });
+    if let Err(err) = store
+        .finish_session_with(&id, &end, recording.into_iter().collect())
+        .await
+    {
         tracing::error!(session = %id, error = %err, "cannot settle the session record");
     }
     running.remove(&id);
@@ -335,7 +356,7 @@ async fn open(
             .open()
             .await
             .map_err(|err| error_ending(err.to_string()))?;
-        let Outcome::Held { request, .. } = outcome else {
+        let Outcome::Held { request, plugin } = outcome else {
             return match plugin_ending(outcome, true) {
                 Some(ending) => Err(ending),
                 None => Ok(()),
@@ -348,6 +369,19 @@ async fn open(
                 groups: request.groups.clone(),
                 reason: request.reason.clone(),
             };
+            session_event(
+                stops.store,
+                session,
+                hoop_core::events::types::SESSION_HELD,
+                serde_json::json!({
+                    "session_id": session.info().map(|i| i.id.to_string()),
+                    "plugin": plugin,
+                    "request_id": request.request_id,
+                    "groups": request.groups,
+                    "reason": request.reason,
+                }),
+            )
+            .await;
             if events
                 .send(event(pb::session_event::Event::Held(held)))
                 .await
@@ -464,6 +498,13 @@ async fn drive(
     if let Err(ending) = open(session, events, stops).await {
         return ending;
     }
+    session_event(
+        stops.store,
+        session,
+        hoop_core::events::types::SESSION_STARTED,
+        serde_json::json!({ "session_id": session.info().map(|i| i.id.to_string()) }),
+    )
+    .await;
     stops.deadline = connection
         .session_timeout
         .and_then(|t| tokio::time::Instant::now().checked_add(t));
@@ -875,6 +916,23 @@ struct Stops<'a> {
     reviews: &'a mut broadcast::Receiver<ReviewEvent>,
     /// Kills the session's processes if the gateway dies.
     reaper: &'a Reaper,
+    /// Where the session's events (`session.held`, `session.started`) go.
+    store: &'a Store,
+}
+
+/// Appends an event about the session that has no stored state of its own (it is held, it
+/// started). Best effort: the session's record and its `session.opened` / `session.closed`
+/// events are durable either way, so a failure here is logged and the session goes on.
+async fn session_event(store: &Store, session: &ChainSession, kind: &str, data: serde_json::Value) {
+    let Some(info) = session.info() else {
+        return;
+    };
+    let event = hoop_store::NewEvent::new(kind, data)
+        .connection(&info.connection.name)
+        .user(&info.user.name);
+    if let Err(err) = store.append_events(vec![event]).await {
+        tracing::warn!(session = %info.id, event = kind, error = %err, "cannot append a session event");
+    }
 }
 
 /// A process group announced to the reaper until dropped.

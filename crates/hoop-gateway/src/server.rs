@@ -9,6 +9,7 @@ use hoop_plugin_audit::recording::{FsRecordingStore, RecordingStore};
 use hoop_plugin_dlp::Dlp;
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
 use hoop_proto::v1::dlp_service_server::DlpServiceServer;
+use hoop_proto::v1::event_service_server::EventServiceServer;
 use hoop_proto::v1::plugin_service_server::PluginServiceServer;
 use hoop_proto::v1::review_service_server::ReviewServiceServer;
 use hoop_proto::v1::session_service_server::SessionServiceServer;
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::grpc::App;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::dlp::DlpApi;
+use crate::grpc::events::EventApi;
 use crate::grpc::plugins::PluginApi;
 use crate::grpc::reviews::ReviewApi;
 use crate::grpc::sessions::SessionApi;
@@ -106,6 +108,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
 
     let auth = Arc::new(Authenticator::new(store.clone(), admin_token));
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let pruning =
+        crate::events::spawn_pruning(store.clone(), config.events_retention, shutdown.clone());
     let expiry = reviews::spawn_expiry(
         store.clone(),
         review_events.clone(),
@@ -115,13 +119,27 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let reaper = Arc::new(
         crate::reaper::Reaper::start().context("cannot start the session reaper process")?,
     );
+    let running: Arc<crate::runtime::Running> = Arc::default();
+    let resources = Arc::new(resources);
+    // Every plugin's deployment starts once, with its checked `[plugins.<name>]` settings.
+    let plugin_host = hoop_core::PluginHost::new(
+        Arc::clone(&resources),
+        crate::events::ports(&store, &running),
+    );
+    for factory in registry.factories() {
+        let name = factory.descriptor().name;
+        let settings = config.plugins.get(name).cloned().unwrap_or_default();
+        plugin_host
+            .start(factory, settings)
+            .with_context(|| format!("plugin `{name}` cannot start"))?;
+    }
     let app = Arc::new(App {
         store,
         registry,
         resources,
         recordings,
         shutdown,
-        running: Arc::default(),
+        running,
         reaper,
         reviews: review_events,
     });
@@ -137,6 +155,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .await;
     health.set_serving::<DlpServiceServer<DlpApi>>().await;
     health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
+    health.set_serving::<EventServiceServer<EventApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -172,6 +191,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(SessionServiceServer::new(SessionApi::new(Arc::clone(&app))))
         .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
         .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
+        .add_service(EventServiceServer::new(EventApi::new(Arc::clone(&app))))
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;
             // End running sessions, so their streams finish and the server can stop.
@@ -179,7 +199,15 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         })
         .await
         .context("gRPC server failed")?;
-    // The expiry task has seen the shutdown; let it finish before the database closes.
+    // Plugins stop first (they may still write through the store), then the gateway's own
+    // tasks, which have seen the shutdown; all before the database closes.
+    if !plugin_host
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+    {
+        tracing::warn!("plugin tasks did not stop within 5 s");
+    }
+    pruning.abort();
     if tokio::time::timeout(std::time::Duration::from_secs(5), expiry)
         .await
         .is_err()

@@ -12,6 +12,7 @@ mod crypto;
 #[allow(missing_docs)]
 pub mod entity;
 mod error;
+mod events;
 pub mod migration;
 mod model;
 mod store;
@@ -20,6 +21,7 @@ pub mod testing;
 
 pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
 pub use error::StoreError;
+pub use events::{EventRecord, NewEvent};
 pub use model::{
     AccessModes, ApiKey, ApprovalRule, Attachment, Connection, NewDecision, NewReview, Review,
     ReviewDecision, ReviewFilter, ReviewKind, ReviewStatus, SessionEnd, SessionFilter,

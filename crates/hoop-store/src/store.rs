@@ -24,6 +24,7 @@ use crate::entity::{
     user_group,
 };
 use crate::error::StoreError;
+use crate::events::NewEvent;
 use crate::migration::Migrator;
 use crate::model::{
     AccessModes, ApiKey, ApprovalRule, Attachment, Connection, NewDecision, NewReview, Review,
@@ -55,6 +56,10 @@ pub struct Store {
     db: DatabaseConnection,
     secrets: SecretBox,
     backend: Backend,
+    /// Bumped after every commit that appended events: wakes the log's readers.
+    appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Who makes the changes made through this handle (see [`Store::acting_as`]).
+    actor: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -104,7 +109,89 @@ impl Store {
             db,
             secrets,
             backend,
+            appended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            actor: None,
         })
+    }
+
+    /// A handle on the same database whose changes are made by user `name`: the events they
+    /// append name that user. Cheap: it shares the connection pool.
+    #[must_use]
+    pub fn acting_as(&self, name: &str) -> Self {
+        let mut store = self.clone();
+        store.actor = Some(std::sync::Arc::from(name));
+        store
+    }
+
+    /// The user set with [`acting_as`](Self::acting_as), if any.
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
+    }
+
+    /// An event about connection `name`, by the acting user.
+    fn connection_event(&self, kind: &str, name: &str, data: serde_json::Value) -> NewEvent {
+        let mut event = NewEvent::new(kind, data).connection(name);
+        event.user = self.actor.as_deref().map(str::to_owned);
+        event
+    }
+
+    /// The event `kind` (`review.created`, `review.approved`, …) telling that `review` is now
+    /// as it is, by the acting user (else the requester).
+    fn review_event(&self, review: &Review, kind: &str) -> NewEvent {
+        let user = self
+            .actor
+            .as_deref()
+            .map_or_else(|| review.requester.clone(), str::to_owned);
+        let approvers: Vec<String> = review
+            .decisions
+            .iter()
+            .filter(|d| d.approved)
+            .map(|d| format!("{} ({})", d.reviewer, d.group))
+            .collect();
+        NewEvent::new(
+            kind,
+            serde_json::json!({
+                "review_id": review.id,
+                "kind": review.kind.as_str(),
+                "status": review.status.as_str(),
+                "requester": review.requester,
+                "verb": review.verb,
+                "groups": review.groups,
+                "approved_by": approvers,
+                "reason": review.reason,
+                "session_id": review.session_id,
+                "grant_ends_at": review.grant_ends_at.map(|t| t.to_rfc3339()),
+            }),
+        )
+        .connection(&review.connection)
+        .user(user)
+    }
+
+    /// Appends `events` as the last statements of `txn`, commits it and wakes the readers.
+    async fn commit_with_events(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        let any = !events.is_empty();
+        crate::events::append(self.backend, &txn, events).await?;
+        txn.commit().await?;
+        if any {
+            self.events_appended();
+        }
+        Ok(())
+    }
+
+    /// A receiver whose value changes after events were appended through this store (a
+    /// wake-up for the log's readers, not a delivery: events appended by other gateways on
+    /// the same database do not change it).
+    pub fn event_notifications(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Wakes the log's readers; called after a commit that appended events.
+    pub(crate) fn events_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The database backend.
@@ -458,7 +545,12 @@ impl Store {
         for attachment in attachments {
             insert_attachment(&txn, &conn.name, attachment).await?;
         }
-        txn.commit().await?;
+        let event = self.connection_event(
+            "connection.created",
+            &conn.name,
+            serde_json::json!({ "name": conn.name, "type": conn.kind }),
+        );
+        self.commit_with_events(txn, vec![event]).await?;
         self.get_connection(&conn.name, false).await
     }
 
@@ -519,7 +611,12 @@ impl Store {
         for attachment in attachments {
             upsert_attachment(&txn, &conn.name, attachment).await?;
         }
-        txn.commit().await?;
+        let event = self.connection_event(
+            "connection.updated",
+            &conn.name,
+            serde_json::json!({ "name": conn.name, "change": "fields" }),
+        );
+        self.commit_with_events(txn, vec![event]).await?;
         self.get_connection(&conn.name, false).await
     }
 
@@ -537,8 +634,12 @@ impl Store {
         if deleted.rows_affected == 0 {
             return Err(StoreError::not_found("connection", name));
         }
-        txn.commit().await?;
-        Ok(())
+        let event = self.connection_event(
+            "connection.deleted",
+            name,
+            serde_json::json!({ "name": name }),
+        );
+        self.commit_with_events(txn, vec![event]).await
     }
 
     // === plugin attachments ===
@@ -607,8 +708,12 @@ impl Store {
             ));
         }
         insert_attachment(&txn, conn, attachment).await?;
-        txn.commit().await?;
-        Ok(())
+        let event = self.connection_event(
+            "connection.updated",
+            conn,
+            serde_json::json!({ "name": conn, "change": "plugin_attached", "plugin": attachment.plugin }),
+        );
+        self.commit_with_events(txn, vec![event]).await
     }
 
     /// Replaces the config of a plugin attached to a connection.
@@ -633,8 +738,12 @@ impl Store {
         active.enabled = Set(attachment.enabled);
         active.updated_at = Set(Utc::now());
         active.update(&txn).await?;
-        txn.commit().await?;
-        Ok(())
+        let event = self.connection_event(
+            "connection.updated",
+            conn,
+            serde_json::json!({ "name": conn, "change": "plugin_configured", "plugin": attachment.plugin }),
+        );
+        self.commit_with_events(txn, vec![event]).await
     }
 
     /// Detaches a plugin from a connection.
@@ -653,8 +762,12 @@ impl Store {
                 format!("{conn}/{plugin}"),
             ));
         }
-        txn.commit().await?;
-        Ok(())
+        let event = self.connection_event(
+            "connection.updated",
+            conn,
+            serde_json::json!({ "name": conn, "change": "plugin_detached", "plugin": plugin }),
+        );
+        self.commit_with_events(txn, vec![event]).await
     }
 
     // === sessions ===
@@ -664,6 +777,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`] if the id is taken.
     pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+        let txn = self.db.begin().await?;
         session::ActiveModel {
             id: Set(record.id.clone()),
             connection: Set(record.connection.clone()),
@@ -680,10 +794,20 @@ impl Store {
             metrics: Set(to_json(&record.metrics)?),
             attributes: Set(to_json(&record.attributes)?),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|e| StoreError::from_insert(e, "session", &record.id))?;
-        Ok(())
+        let event = NewEvent::new(
+            "session.opened",
+            serde_json::json!({
+                "session_id": record.id,
+                "verb": record.verb,
+                "connection_type": record.connection_type,
+            }),
+        )
+        .connection(&record.connection)
+        .user(&record.user);
+        self.commit_with_events(txn, vec![event]).await
     }
 
     /// Settles a session that ended now.
@@ -691,8 +815,23 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such session.
     pub async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<SessionRecord> {
+        self.finish_session_with(id, end, Vec::new()).await
+    }
+
+    /// Settles a session that ended now, appending `session.closed` and `extra` events (e.g.
+    /// `recording.finished`) in the same transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such session.
+    pub async fn finish_session_with(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        extra: Vec<NewEvent>,
+    ) -> Result<SessionRecord> {
+        let txn = self.db.begin().await?;
         let row = session::Entity::find_by_id(id)
-            .one(&self.db)
+            .one(&txn)
             .await?
             .ok_or_else(|| StoreError::not_found("session", id))?;
         let mut active: session::ActiveModel = row.into();
@@ -704,7 +843,26 @@ impl Store {
         active.bytes_out = Set(end.bytes_out);
         active.metrics = Set(to_json(&end.metrics)?);
         active.attributes = Set(to_json(&end.attributes)?);
-        session_from(active.update(&self.db).await?)
+        let record = session_from(active.update(&txn).await?)?;
+        let mut events = vec![
+            NewEvent::new(
+                "session.closed",
+                serde_json::json!({
+                    "session_id": record.id,
+                    "verb": record.verb,
+                    "status": record.status,
+                    "exit_code": record.exit_code,
+                    "reason": record.reason,
+                    "bytes_in": record.bytes_in,
+                    "bytes_out": record.bytes_out,
+                }),
+            )
+            .connection(&record.connection)
+            .user(&record.user),
+        ];
+        events.extend(extra);
+        self.commit_with_events(txn, events).await?;
+        Ok(record)
     }
 
     /// The session with this id.
@@ -767,16 +925,41 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
     pub async fn interrupt_open_sessions(&self) -> Result<u64> {
+        let txn = self.db.begin().await?;
+        let open = session::Entity::find()
+            .filter(session::Column::Status.eq("open"))
+            .order_by_asc(session::Column::StartedAt)
+            .all(&txn)
+            .await?;
+        let reason = "the gateway stopped while the session ran";
         let result = session::Entity::update_many()
             .col_expr(session::Column::Status, Expr::value("interrupted"))
-            .col_expr(
-                session::Column::Reason,
-                Expr::value("the gateway stopped while the session ran"),
-            )
+            .col_expr(session::Column::Reason, Expr::value(reason))
             .col_expr(session::Column::EndedAt, Expr::value(Utc::now()))
+            .filter(session::Column::Id.is_in(open.iter().map(|s| s.id.clone())))
             .filter(session::Column::Status.eq("open"))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        let events = open
+            .into_iter()
+            .map(|s| {
+                NewEvent::new(
+                    "session.closed",
+                    serde_json::json!({
+                        "session_id": s.id,
+                        "verb": s.verb,
+                        "status": "interrupted",
+                        "exit_code": null,
+                        "reason": reason,
+                        "bytes_in": s.bytes_in,
+                        "bytes_out": s.bytes_out,
+                    }),
+                )
+                .connection(s.connection)
+                .user(s.user_name)
+            })
+            .collect();
+        self.commit_with_events(txn, events).await?;
         Ok(result.rows_affected)
     }
 
@@ -800,6 +983,7 @@ impl Store {
             ));
         }
         let id = new_uuid();
+        let txn = self.db.begin().await?;
         let row = review::ActiveModel {
             id: Set(id.clone()),
             kind: Set(new.kind.as_str().to_owned()),
@@ -821,10 +1005,14 @@ impl Store {
             grant_ends_at: Set(None),
             session_id: Set(None),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|e| StoreError::from_insert(e, "review", &id))?;
-        review_from(row, Vec::new())
+        let review = review_from(row, Vec::new())?;
+        let mut event = self.review_event(&review, "review.created");
+        event.user = Some(review.requester.clone());
+        self.commit_with_events(txn, vec![event]).await?;
+        Ok(review)
     }
 
     /// The review with this id, with its decisions.
@@ -984,6 +1172,13 @@ impl Store {
         } else {
             None
         };
+        let settled_kind = if !decision.approved {
+            Some("review.rejected")
+        } else if settle.is_some() {
+            Some("review.approved")
+        } else {
+            None
+        };
         let review = match settle {
             None => review,
             Some(update) => {
@@ -1003,7 +1198,15 @@ impl Store {
                 load_review(&txn, id).await?
             }
         };
-        txn.commit().await?;
+        let events = settled_kind
+            .map(|kind| {
+                let mut event = self.review_event(&review, kind);
+                event.user = Some(decision.reviewer.clone());
+                event
+            })
+            .into_iter()
+            .collect();
+        self.commit_with_events(txn, events).await?;
         Ok(review)
     }
 
@@ -1055,7 +1258,19 @@ impl Store {
             return Err(not_in(id, &row.status, from));
         }
         let review = load_review(&txn, id).await?;
-        txn.commit().await?;
+        let kind = match to {
+            ReviewStatus::Pending => None,
+            ReviewStatus::Approved => Some("review.approved"),
+            ReviewStatus::Rejected => Some("review.rejected"),
+            ReviewStatus::Revoked => Some("review.revoked"),
+            ReviewStatus::Expired => Some("review.expired"),
+            ReviewStatus::Executed => Some("review.executed"),
+        };
+        let events = kind
+            .map(|kind| self.review_event(&review, kind))
+            .into_iter()
+            .collect();
+        self.commit_with_events(txn, events).await?;
         Ok(review)
     }
 
@@ -1076,6 +1291,7 @@ impl Store {
             .add(review::Column::Kind.eq(ReviewKind::Jit.as_str()))
             .add(review::Column::GrantEndsAt.lte(now));
         let backend = self.db.get_database_backend();
+        let txn = self.db.begin().await?;
         let mut ids = Vec::new();
         for (condition, reason) in [
             (pending_too_long, "pending longer than the review TTL"),
@@ -1092,20 +1308,31 @@ impl Store {
                 .filter(condition)
                 .into_query();
             update.returning_col(review::Column::Id);
-            for row in self.db.query_all(backend.build(&update)).await? {
+            for row in txn.query_all(backend.build(&update)).await? {
                 ids.push(row.try_get::<String>("", "id")?);
             }
         }
         if ids.is_empty() {
+            txn.commit().await?;
             return Ok(Vec::new());
         }
         let rows = review::Entity::find()
             .filter(review::Column::Id.is_in(ids))
             .order_by_asc(review::Column::CreatedAt)
             .order_by_asc(review::Column::Id)
-            .all(&self.db)
+            .all(&txn)
             .await?;
-        with_decisions(&self.db, rows).await
+        let reviews = with_decisions(&txn, rows).await?;
+        let events = reviews
+            .iter()
+            .map(|review| {
+                let mut event = self.review_event(review, "review.expired");
+                event.user = Some(review.requester.clone());
+                event
+            })
+            .collect();
+        self.commit_with_events(txn, events).await?;
+        Ok(reviews)
     }
 
     /// The access `requester` holds on `connection` at `now`: an `APPROVED` JIT review whose
@@ -1542,13 +1769,17 @@ async fn upsert_attachment(
 }
 
 /// Bumps a connection's update time; fails with NotFound if it does not exist.
+/// Bumps a connection's `updated_at` as the first statement of a transaction: a write, so it
+/// takes SQLite's write lock at once (a read first would make concurrent writers fail with
+/// "database is locked" instead of waiting) and PostgreSQL's row lock.
 async fn touch_connection(db: &impl ConnectionTrait, conn: &str) -> Result<()> {
-    let row = connection::Entity::find_by_id(conn)
-        .one(db)
-        .await?
-        .ok_or_else(|| StoreError::not_found("connection", conn))?;
-    let mut active: connection::ActiveModel = row.into();
-    active.updated_at = Set(Utc::now());
-    active.update(db).await?;
+    let touched = connection::Entity::update_many()
+        .col_expr(connection::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(connection::Column::Name.eq(conn))
+        .exec(db)
+        .await?;
+    if touched.rows_affected == 0 {
+        return Err(StoreError::not_found("connection", conn));
+    }
     Ok(())
 }

@@ -62,7 +62,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000002_create_connections",
                 "m20261124_000003_create_sessions",
                 "m20261124_000004_session_attributes_and_timeout",
-                "m20261124_000005_reviews"
+                "m20261124_000005_reviews",
+                "m20261203_000006_events"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -126,7 +127,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261124_000005_reviews"
+            "m20261203_000006_events"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);
@@ -167,8 +168,8 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
             .unwrap();
         assert_eq!(store.get_review(&review.id).await.unwrap(), review);
 
-        // The migration reverts cleanly and applies again.
-        Migrator::down(store.db(), Some(1)).await.unwrap();
+        // The migration reverts cleanly (with the one after it) and applies again.
+        Migrator::down(store.db(), Some(2)).await.unwrap();
         assert_eq!(store.applied_migrations().await.unwrap().len(), 4);
         store.migrate().await.unwrap();
         let again = store.get_connection("pg", false).await.unwrap();

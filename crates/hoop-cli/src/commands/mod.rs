@@ -6,6 +6,7 @@
 pub(crate) mod connect;
 pub(crate) mod connections;
 pub(crate) mod dlp;
+pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod plugins;
 pub(crate) mod replay;

@@ -501,3 +501,185 @@ async fn a_chain_without_holders_has_no_holdback() {
     assert!(chunk.data.is_empty());
     session.close(CloseReason::Exit { code: 0 }).await;
 }
+
+/// A hold watch the test releases by hand.
+#[derive(Debug, Default)]
+struct Gate(tokio::sync::Notify);
+
+#[async_trait]
+impl crate::HoldWatch for Gate {
+    async fn changed(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A plugin that holds until its gate is opened and `release` is set.
+#[derive(Debug)]
+struct GatedHolder {
+    log: Log,
+    gate: Arc<Gate>,
+    release: Arc<Mutex<bool>>,
+}
+
+#[async_trait]
+impl Plugin for GatedHolder {
+    fn name(&self) -> &str {
+        "review"
+    }
+    async fn on_open(&self, _cx: &mut SessionCtx) -> Result<Verdict, PluginError> {
+        self.log.lock().unwrap().push("review:open".into());
+        if *self.release.lock().unwrap() {
+            return Ok(Verdict::Allow);
+        }
+        Ok(Verdict::Hold(
+            HoldRequest::new("needs approval")
+                .with_groups(["dba"])
+                .with_request_id("r-1")
+                .with_watch(self.gate.clone()),
+        ))
+    }
+    async fn on_close(&self, _cx: &mut SessionCtx, reason: &CloseReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("review:close:{reason}"));
+    }
+}
+
+/// A host that hands out `next` as the refreshed chain, or refuses with `refuse`.
+struct TestHost {
+    held: Vec<String>,
+    rechecks: usize,
+    next: Option<crate::Refreshed>,
+    refuse: Option<String>,
+}
+
+#[async_trait]
+impl crate::HoldHost for TestHost {
+    async fn held(&mut self, plugin: &str, request: &HoldRequest) {
+        self.held.push(format!(
+            "{plugin}:{}",
+            request.request_id.clone().unwrap_or_default()
+        ));
+    }
+    async fn recheck(&mut self, info: &SessionInfo) -> Result<crate::Refreshed, String> {
+        self.rechecks += 1;
+        if let Some(reason) = &self.refuse {
+            return Err(reason.clone());
+        }
+        Ok(self.next.take().unwrap_or_else(|| crate::Refreshed {
+            chain: Chain::default(),
+            user: info.user.clone(),
+            connection: info.connection.clone(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn open_waiting_waits_on_the_watch_then_runs_the_refreshed_chain() {
+    let log = log();
+    let gate = Arc::new(Gate::default());
+    let release = Arc::new(Mutex::new(false));
+    let holder = Arc::new(GatedHolder {
+        log: Arc::clone(&log),
+        gate: Arc::clone(&gate),
+        release: Arc::clone(&release),
+    });
+    let old: Vec<Arc<dyn Plugin>> = vec![
+        Arc::new(Probe::new("gone", &log)),
+        Arc::clone(&holder) as Arc<dyn Plugin>,
+        Arc::new(Probe::new("audit", &log)),
+    ];
+    // While the session waits, `gone` is detached and `dlp` appears; the user gained a group.
+    let new: Vec<Arc<dyn Plugin>> = vec![
+        Arc::clone(&holder) as Arc<dyn Plugin>,
+        Arc::new(Probe::new("dlp", &log)),
+        Arc::new(Probe::new("audit", &log)),
+    ];
+    let refreshed = crate::Refreshed {
+        chain: Chain::new(new),
+        user: UserInfo::new("alice").with_groups(["dev", "oncall"]),
+        connection: ConnectionInfo::new("pg", "command"),
+    };
+    let mut host = TestHost {
+        held: Vec::new(),
+        rechecks: 0,
+        next: Some(refreshed),
+        refuse: None,
+    };
+    let mut session = Chain::new(old).start(info());
+    let waiting = async {
+        let outcome = session
+            .open_waiting(&mut host, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        (outcome, session)
+    };
+    let releaser = async {
+        // The decision arrives: the watch fires once the session waits on it.
+        while !log.lock().unwrap().iter().any(|l| l == "review:open") {
+            tokio::task::yield_now().await;
+        }
+        *release.lock().unwrap() = true;
+        gate.0.notify_one();
+    };
+    let ((outcome, session), ()) = tokio::join!(waiting, releaser);
+    assert!(matches!(outcome, Outcome::Continue), "{outcome:?}");
+    assert_eq!(host.held, ["review:r-1"]);
+    assert_eq!(host.rechecks, 1);
+    assert_eq!(session.info().unwrap().user.groups, ["dev", "oncall"]);
+    assert_eq!(session.info().unwrap().id.as_str(), "s-1");
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "gone:open",
+            "review:open",
+            "gone:close:plugin detached while the session was held",
+            "review:open",
+            "dlp:open",
+            "audit:open",
+            "review:close:exited with code 0",
+            "dlp:close:exited with code 0",
+            "audit:close:exited with code 0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_recheck_denies_the_held_session() {
+    let log = log();
+    let mut host = TestHost {
+        held: Vec::new(),
+        rechecks: 0,
+        next: None,
+        refuse: Some("user `alice` no longer exists".into()),
+    };
+    // No watch: the host's re-check interval alone wakes the session.
+    let mut session = chain(vec![Probe::new("review", &log).open(Act::Hold)]).start(info());
+    let outcome = session
+        .open_waiting(&mut host, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    match outcome {
+        Outcome::Denied { plugin, reason } => {
+            assert_eq!(plugin, "review");
+            assert_eq!(reason.as_str(), "user `alice` no longer exists");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert_eq!(host.held, ["review:"]);
+    assert!(
+        session.open().await.is_err(),
+        "a denied session stays ended"
+    );
+    let cx = session.close(CloseReason::Exit { code: 0 }).await.unwrap();
+    assert_eq!(cx.info().id.as_str(), "s-1");
+    assert_eq!(
+        taken(&log),
+        [
+            "review:open",
+            "review:close:denied by review: user `alice` no longer exists"
+        ]
+    );
+}

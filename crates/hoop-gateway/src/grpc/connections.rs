@@ -80,7 +80,7 @@ impl ConnectionService for ConnectionApi {
         let conn = connection_from_proto(proto);
         tracing::Span::current().record("connection", conn.name.as_str());
         let created = connections::create(
-            &self.app.store,
+            &self.app.store.acting_as(&caller.user.name),
             &self.app.registry,
             &self.app.resources,
             &conn,
@@ -288,7 +288,7 @@ impl ConnectionService for ConnectionApi {
             conn.access_max_duration = super::convert::session_timeout(proto.access_max_duration);
         }
         let updated = connections::update(
-            &self.app.store,
+            &self.app.store.acting_as(&caller.user.name),
             &self.app.registry,
             &self.app.resources,
             &conn,
@@ -310,6 +310,7 @@ impl ConnectionService for ConnectionApi {
         required_name(&name, "name")?;
         self.app
             .store
+            .acting_as(&caller.user.name)
             .delete_connection(&name)
             .await
             .map_err(Error::from)?;

@@ -4,6 +4,7 @@
 pub(crate) mod connections;
 pub(crate) mod convert;
 pub(crate) mod dlp;
+pub(crate) mod events;
 pub(crate) mod plugins;
 pub(crate) mod reviews;
 pub(crate) mod sessions;
@@ -24,7 +25,7 @@ pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) registry: Registry,
     /// What plugins get when they are built (the recording store, …).
-    pub(crate) resources: hoop_core::Resources,
+    pub(crate) resources: Arc<hoop_core::Resources>,
     /// Where session recordings are kept.
     pub(crate) recordings: Arc<dyn hoop_plugin_audit::recording::RecordingStore>,
     /// Turns `true` when the gateway starts shutting down: running sessions end.

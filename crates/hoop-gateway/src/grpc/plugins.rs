@@ -118,6 +118,7 @@ impl PluginService for PluginApi {
         )?;
         self.app
             .store
+            .acting_as(&caller.user.name)
             .attach(&req.connection, &attachment)
             .await
             .map_err(|e| match e {
@@ -150,6 +151,7 @@ impl PluginService for PluginApi {
         )?;
         self.app
             .store
+            .acting_as(&caller.user.name)
             .update_attachment(&req.connection, &attachment)
             .await
             .map_err(|e| match e {
@@ -176,6 +178,7 @@ impl PluginService for PluginApi {
         plugins::check_action(&self.app.registry, &req.plugin, AttachAction::Detach)?;
         self.app
             .store
+            .acting_as(&caller.user.name)
             .detach(&req.connection, &req.plugin)
             .await
             .map_err(|e| match e {

@@ -406,6 +406,7 @@ impl ReviewService for ReviewApi {
         let revoked = self
             .app
             .store
+            .acting_as(me)
             .transition_review(
                 &review.id,
                 &[ReviewStatus::Pending, ReviewStatus::Approved],

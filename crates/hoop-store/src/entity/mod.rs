@@ -2,6 +2,8 @@
 
 pub mod api_key;
 pub mod connection;
+pub mod event;
+pub mod event_cursor;
 pub mod meta;
 pub mod plugin_attachment;
 pub mod review;

@@ -11,6 +11,7 @@ mod m20261124_000002_create_connections;
 mod m20261124_000003_create_sessions;
 mod m20261124_000004_session_attributes_and_timeout;
 mod m20261124_000005_reviews;
+mod m20261203_000006_events;
 
 /// Every migration of the store, in order.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_sessions::Migration),
             Box::new(m20261124_000004_session_attributes_and_timeout::Migration),
             Box::new(m20261124_000005_reviews::Migration),
+            Box::new(m20261203_000006_events::Migration),
         ]
     }
 }
