@@ -1,0 +1,98 @@
+//! Connections and plugin attachments.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+/// Which ways of using a connection are enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessModes {
+    /// One-shot sessions.
+    pub exec: bool,
+    /// Interactive sessions.
+    pub connect: bool,
+    /// Runbook executions.
+    pub runbooks: bool,
+}
+
+impl Default for AccessModes {
+    fn default() -> Self {
+        Self {
+            exec: true,
+            connect: true,
+            runbooks: true,
+        }
+    }
+}
+
+/// A connection. `env` holds the decrypted secrets only when asked for
+/// ([`Store::get_connection`](crate::Store::get_connection) with `with_secrets`); otherwise
+/// the variable names map to empty strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Unique, immutable name.
+    pub name: String,
+    /// Connection type (`command`, …).
+    pub kind: String,
+    /// argv of the program a `command` connection runs.
+    pub command: Vec<String>,
+    /// Environment: secret values.
+    pub env: BTreeMap<String, String>,
+    /// Reviewer groups (the `review` plugin's config).
+    pub reviewers: Vec<String>,
+    /// Info types to mask (the `dlp` plugin's config).
+    pub redact_types: Vec<String>,
+    /// Enabled access modes.
+    pub access: AccessModes,
+    /// Free-form labels.
+    pub tags: BTreeMap<String, String>,
+    /// Longest a session may run; `None` means no limit.
+    pub session_timeout: Option<std::time::Duration>,
+    /// Distinct approving reviewers that approve a review; `None` means one approval from
+    /// each reviewer group.
+    pub min_approvals: Option<u32>,
+    /// Longest a review may stay pending before it expires; `None` means the gateway's
+    /// default (24 hours).
+    pub review_ttl: Option<std::time::Duration>,
+    /// Longest just-in-time access a user may ask for; `None` means the gateway's default
+    /// (4 hours).
+    pub access_max_duration: Option<std::time::Duration>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Connection {
+    /// A new connection of `kind` with nothing else set; timestamps are now.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        let now = Utc::now();
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            reviewers: Vec::new(),
+            redact_types: Vec::new(),
+            access: AccessModes::default(),
+            tags: BTreeMap::new(),
+            session_timeout: None,
+            min_approvals: None,
+            review_ttl: None,
+            access_max_duration: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A plugin attached to a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its config (a JSON object).
+    pub config: serde_json::Value,
+    /// Whether it runs on sessions.
+    pub enabled: bool,
+}

@@ -1,0 +1,257 @@
+//! The [`Store`]: every read and write of the gateway's state.
+//!
+//! This module holds the handle itself (connecting, migrating, the secret-key check, the
+//! acting user, the event notifications) and the helpers shared by the per-aggregate modules
+//! (among them `commit_with_events`), each with its own `impl Store` block:
+//! [`users`] (users, group memberships, API keys), [`connections`] (connections and plugin
+//! attachments), [`sessions`] and [`reviews`] (reviews and their decisions).
+
+mod connections;
+mod reviews;
+mod sessions;
+mod users;
+
+use std::time::Duration;
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::SecretBox;
+use crate::entity::meta;
+use crate::error::StoreError;
+use crate::events::NewEvent;
+use crate::migration::Migrator;
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Key of the PostgreSQL advisory lock held while migrating, so that several gateways
+/// starting at once on one database migrate one after the other.
+const MIGRATION_LOCK_KEY: i64 = 0x686f_6f70_5f6d_6967; // "hoop_mig"
+
+const SECRET_CHECK_KEY: &str = "secret_check";
+const SECRET_CHECK_VALUE: &[u8] = b"hoop-rs secret check";
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The gateway's persistent state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    secrets: SecretBox,
+    backend: Backend,
+    /// Bumped after every commit that appended events: wakes the log's readers.
+    appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Who makes the changes made through this handle (see [`Store::acting_as`]).
+    actor: Option<std::sync::Arc<str>>,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` — created if missing — or
+    /// `postgres://…`). Does not migrate: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database cannot be reached or the URL is not supported.
+    pub async fn connect(url: &str, secrets: SecretBox) -> Result<Self> {
+        let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let url = if rest.contains("mode=") {
+                format!("sqlite:{rest}")
+            } else if rest.contains('?') {
+                format!("sqlite:{rest}&mode=rwc")
+            } else {
+                format!("sqlite:{rest}?mode=rwc")
+            };
+            (url, Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_owned(), Backend::Postgres)
+        } else {
+            return Err(StoreError::Db(sea_orm::DbErr::Custom(
+                "database_url must start with sqlite:// or postgres://".to_owned(),
+            )));
+        };
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // One writer at a time is SQLite's rule; a small pool avoids busy errors.
+            options.max_connections(4).min_connections(1);
+            // Write-ahead log with `synchronous = NORMAL`: a commit is durable against a
+            // crash of the gateway (the WAL is in the OS cache) and loses at most the last
+            // transactions on a power cut, never corrupts; it doubles session throughput
+            // over the default rollback journal (see BENCHMARKS.md). Recordings keep their
+            // own durability rule (fsync at least every 100 ms) and do not depend on this.
+            options.map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        }
+        let db = Database::connect(options).await?;
+        Ok(Self {
+            db,
+            secrets,
+            backend,
+            appended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            actor: None,
+        })
+    }
+
+    /// A handle on the same database whose changes are made by user `name`: the events they
+    /// append name that user. Cheap: it shares the connection pool.
+    #[must_use]
+    pub fn acting_as(&self, name: &str) -> Self {
+        let mut store = self.clone();
+        store.actor = Some(std::sync::Arc::from(name));
+        store
+    }
+
+    /// The user set with [`acting_as`](Self::acting_as), if any.
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
+    }
+
+    /// Appends `events` as the last statements of `txn`, commits it and wakes the readers.
+    async fn commit_with_events(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        let any = !events.is_empty();
+        crate::events::append(self.backend, &txn, events).await?;
+        txn.commit().await?;
+        if any {
+            self.events_appended();
+        }
+        Ok(())
+    }
+
+    /// A receiver whose value changes after events were appended through this store (a
+    /// wake-up for the log's readers, not a delivery: events appended by other gateways on
+    /// the same database do not change it).
+    pub fn event_notifications(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Wakes the log's readers; called after a commit that appended events.
+    pub(crate) fn events_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The database backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying sea-orm connection.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Applies every pending migration. On PostgreSQL this holds an advisory lock, so
+    /// gateways starting together migrate one at a time.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if a migration fails.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => Migrator::up(&self.db, None).await?,
+            Backend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the migrations applied so far, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let applied = Migrator::get_applied_migrations(&self.db).await?;
+        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+    }
+
+    /// Checks that the secret key is the one this database's secrets were written with (and
+    /// records it on first use), so a wrong key stops start-up rather than reads.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidSecretKey`] if the key differs.
+    pub async fn check_secret_key(&self) -> Result<()> {
+        let sealed = self.secrets.seal(SECRET_CHECK_KEY, SECRET_CHECK_VALUE)?;
+        meta::Entity::insert(meta::ActiveModel {
+            key: Set(SECRET_CHECK_KEY.to_owned()),
+            value: Set(sealed),
+        })
+        .on_conflict(
+            OnConflict::column(meta::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        let stored = meta::Entity::find_by_id(SECRET_CHECK_KEY)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("secret check value vanished".to_owned()))?;
+        match self.secrets.open(SECRET_CHECK_KEY, &stored.value) {
+            Ok(value) if value == SECRET_CHECK_VALUE => Ok(()),
+            _ => Err(StoreError::InvalidSecretKey(
+                "does not match the key this database's secrets were encrypted with".to_owned(),
+            )),
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A duration as stored: whole milliseconds (saturating).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored duration in milliseconds; negative ones read as unset.
+fn duration_from_db(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+/// A count as stored (saturating).
+fn count_to_db(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A stored count; negative ones read as unset.
+fn count_from_db(n: i32) -> Option<u32> {
+    u32::try_from(n).ok()
+}

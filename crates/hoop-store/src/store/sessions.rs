@@ -1,0 +1,226 @@
+//! Sessions.
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
+};
+
+use super::{Result, Store, from_json, to_json};
+use crate::entity::session;
+use crate::error::StoreError;
+use crate::events::NewEvent;
+use crate::model::{SessionEnd, SessionFilter, SessionRecord};
+
+impl Store {
+    /// Records a session that starts now.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken.
+    pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+        let txn = self.db.begin().await?;
+        session::ActiveModel {
+            id: Set(record.id.clone()),
+            connection: Set(record.connection.clone()),
+            connection_type: Set(record.connection_type.clone()),
+            user_name: Set(record.user.clone()),
+            verb: Set(record.verb.clone()),
+            status: Set(record.status.clone()),
+            exit_code: Set(record.exit_code),
+            reason: Set(record.reason.clone()),
+            started_at: Set(record.started_at),
+            ended_at: Set(record.ended_at),
+            bytes_in: Set(record.bytes_in),
+            bytes_out: Set(record.bytes_out),
+            metrics: Set(to_json(&record.metrics)?),
+            attributes: Set(to_json(&record.attributes)?),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| StoreError::from_insert(e, "session", &record.id))?;
+        let event = NewEvent::new(
+            "session.opened",
+            serde_json::json!({
+                "session_id": record.id,
+                "verb": record.verb,
+                "connection_type": record.connection_type,
+            }),
+        )
+        .connection(&record.connection)
+        .user(&record.user);
+        self.commit_with_events(txn, vec![event]).await
+    }
+
+    /// Settles a session that ended now.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such session.
+    pub async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<SessionRecord> {
+        self.finish_session_with(id, end, Vec::new()).await
+    }
+
+    /// Settles a session that ended now, appending `session.closed` and `extra` events (e.g.
+    /// `recording.finished`) in the same transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such session.
+    pub async fn finish_session_with(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        extra: Vec<NewEvent>,
+    ) -> Result<SessionRecord> {
+        let txn = self.db.begin().await?;
+        let row = session::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let mut active: session::ActiveModel = row.into();
+        active.status = Set(end.status.clone());
+        active.exit_code = Set(Some(end.exit_code));
+        active.reason = Set(end.reason.clone());
+        active.ended_at = Set(Some(Utc::now()));
+        active.bytes_in = Set(end.bytes_in);
+        active.bytes_out = Set(end.bytes_out);
+        active.metrics = Set(to_json(&end.metrics)?);
+        active.attributes = Set(to_json(&end.attributes)?);
+        let record = session_from(active.update(&txn).await?)?;
+        let mut events = vec![
+            NewEvent::new(
+                "session.closed",
+                serde_json::json!({
+                    "session_id": record.id,
+                    "verb": record.verb,
+                    "status": record.status,
+                    "exit_code": record.exit_code,
+                    "reason": record.reason,
+                    "bytes_in": record.bytes_in,
+                    "bytes_out": record.bytes_out,
+                }),
+            )
+            .connection(&record.connection)
+            .user(&record.user),
+        ];
+        events.extend(extra);
+        self.commit_with_events(txn, events).await?;
+        Ok(record)
+    }
+
+    /// The session with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    pub async fn get_session(&self, id: &str) -> Result<SessionRecord> {
+        let row = session::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        session_from(row)
+    }
+
+    /// Sessions matching `filter`, newest first, after the (start time, id) of the last one
+    /// of the previous page, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<(chrono::DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> Result<Vec<SessionRecord>> {
+        let mut query = session::Entity::find()
+            .order_by_desc(session::Column::StartedAt)
+            .order_by_desc(session::Column::Id);
+        if let Some(c) = &filter.connection {
+            query = query.filter(session::Column::Connection.eq(c.as_str()));
+        }
+        if let Some(u) = &filter.user {
+            query = query.filter(session::Column::UserName.eq(u.as_str()));
+        }
+        if let Some(s) = &filter.status {
+            query = query.filter(session::Column::Status.eq(s.as_str()));
+        }
+        if let Some(t) = filter.start_after {
+            query = query.filter(session::Column::StartedAt.gte(t));
+        }
+        if let Some(t) = filter.start_before {
+            query = query.filter(session::Column::StartedAt.lt(t));
+        }
+        if let Some((t, id)) = after {
+            query = query.filter(
+                Condition::any().add(session::Column::StartedAt.lt(t)).add(
+                    Condition::all()
+                        .add(session::Column::StartedAt.eq(t))
+                        .add(session::Column::Id.lt(id)),
+                ),
+            );
+        }
+        let rows = query.limit(limit).all(&self.db).await?;
+        rows.into_iter().map(session_from).collect()
+    }
+
+    /// Marks every session still `open` as `interrupted` (run at start-up, after a crash).
+    /// Returns how many were marked.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn interrupt_open_sessions(&self) -> Result<u64> {
+        let txn = self.db.begin().await?;
+        let open = session::Entity::find()
+            .filter(session::Column::Status.eq("open"))
+            .order_by_asc(session::Column::StartedAt)
+            .all(&txn)
+            .await?;
+        let reason = "the gateway stopped while the session ran";
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value("interrupted"))
+            .col_expr(session::Column::Reason, Expr::value(reason))
+            .col_expr(session::Column::EndedAt, Expr::value(Utc::now()))
+            .filter(session::Column::Id.is_in(open.iter().map(|s| s.id.clone())))
+            .filter(session::Column::Status.eq("open"))
+            .exec(&txn)
+            .await?;
+        let events = open
+            .into_iter()
+            .map(|s| {
+                NewEvent::new(
+                    "session.closed",
+                    serde_json::json!({
+                        "session_id": s.id,
+                        "verb": s.verb,
+                        "status": "interrupted",
+                        "exit_code": null,
+                        "reason": reason,
+                        "bytes_in": s.bytes_in,
+                        "bytes_out": s.bytes_out,
+                    }),
+                )
+                .connection(s.connection)
+                .user(s.user_name)
+            })
+            .collect();
+        self.commit_with_events(txn, events).await?;
+        Ok(result.rows_affected)
+    }
+}
+
+fn session_from(row: session::Model) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        metrics: from_json(row.metrics, "metrics")?,
+        attributes: from_json(row.attributes, "attributes")?,
+        id: row.id,
+        connection: row.connection,
+        connection_type: row.connection_type,
+        user: row.user_name,
+        verb: row.verb,
+        status: row.status,
+        exit_code: row.exit_code,
+        reason: row.reason,
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+        bytes_in: row.bytes_in,
+        bytes_out: row.bytes_out,
+    })
+}
