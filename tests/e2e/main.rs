@@ -11,6 +11,7 @@ mod config;
 mod connections;
 mod dlp;
 mod events;
+mod platform;
 mod plugins;
 mod recordings;
 mod reflection;

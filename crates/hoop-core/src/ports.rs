@@ -40,9 +40,16 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
 /// another system).
 #[async_trait]
 pub trait SessionControl: Send + Sync + fmt::Debug + 'static {
-    /// Ends session `session_id` if it runs on this host; `by` says who or what ended it
-    /// (shown to the user and recorded). Returns whether a running session was found.
-    async fn end_session(&self, session_id: &str, by: &str) -> Result<bool, PortError>;
+    /// Ends session `session_id` if it runs on this host, as denied by plugin `plugin` for
+    /// `reason` (shown to the user and recorded: the session ends `killed` with
+    /// [`CloseReason::Denied`](crate::CloseReason::Denied)). Returns once the session is
+    /// settled, with whether a running session was found.
+    async fn end_session(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        reason: &str,
+    ) -> Result<bool, PortError>;
 }
 
 /// The ports a host offers. Each is optional: an embedder offers what it has, and a plugin

@@ -171,8 +171,17 @@ impl RunningControl {
 
 #[async_trait]
 impl hoop_core::ports::SessionControl for RunningControl {
-    async fn end_session(&self, session_id: &str, by: &str) -> Result<bool, PortError> {
-        Ok(self.running.kill(session_id, by).await.is_ok())
+    async fn end_session(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        reason: &str,
+    ) -> Result<bool, PortError> {
+        let reason = hoop_core::CloseReason::Denied {
+            plugin: plugin.to_owned(),
+            reason: reason.to_owned(),
+        };
+        Ok(self.running.end(session_id, reason).await.is_ok())
     }
 }
 

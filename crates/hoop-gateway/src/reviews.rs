@@ -1,16 +1,13 @@
 //! Reviews (access requests) on the gateway's side: the [`ReviewDesk`] the `review` plugin
-//! keeps its reviews in ([`StoreDesk`], over the store), the stream of [`ReviewEvent`]s that
-//! announces every change of a review, and the task that expires reviews.
-//!
-//! Whatever reacts to reviews (the session runtime waking held sessions and ending those
-//! under a revoked or expired grant, notification plugins) subscribes to [`ReviewEvents`];
-//! the code that changes reviews only publishes.
+//! keeps its reviews in ([`StoreDesk`], over the store). Every change of a review appends its
+//! event to the durable event log in the same transaction (the store does that); the plugin
+//! reads the log to wake held sessions and end sessions under revoked or expired grants, and
+//! runs the expiry task through [`ReviewDesk::expire_due`].
 //!
 //! Who revoked a review is kept in its reason: RevokeReview writes `revoked by <user>` or
 //! `revoked by <user>: <why>` (user names have no `:`), and [`record`] reads it back into
 //! [`ReviewRecord::revoked_by`] and [`ReviewRecord::reason`].
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SubsecRound as _, Utc};
@@ -19,108 +16,20 @@ use hoop_plugin_review::{
     ReviewStatus as DeskStatus,
 };
 use hoop_store::{Review, ReviewKind, ReviewStatus, Store, StoreError};
-use tokio::sync::{Notify, broadcast, watch};
 
 /// How long a review may stay pending when its connection does not say.
 pub(crate) const DEFAULT_REVIEW_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Events kept for slow subscribers; one that falls further behind misses some (and is told
-/// so by its receiver).
-const EVENT_CAPACITY: usize = 1024;
-/// The longest the expiry task sleeps: reviews created by other gateways on the same
-/// database do not wake it.
-const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(60);
-/// The shortest it sleeps between rounds, so a deadline it cannot clear never makes it spin.
-const EXPIRY_MIN_SLEEP: Duration = Duration::from_millis(100);
-/// How long it waits after the store failed.
-const EXPIRY_RETRY: Duration = Duration::from_secs(5);
-
-/// What happened to a review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReviewEventKind {
-    /// A session asked for it: it is PENDING.
-    Created,
-    /// A reviewer approved it without settling it (more approvals are needed).
-    Decided,
-    /// It is APPROVED.
-    Approved,
-    /// A reviewer rejected it.
-    Rejected,
-    /// Its requester, a reviewer or an admin revoked it (pending or approved).
-    Revoked,
-    /// It stayed pending past its TTL, or the access it granted ended.
-    Expired,
-    /// A one-time review ran (a session claimed it).
-    Executed,
-}
-
-impl ReviewEventKind {
-    /// The event a decision that left the review in `status` publishes.
-    pub(crate) fn of_decision(status: ReviewStatus) -> Self {
-        match status {
-            ReviewStatus::Approved => Self::Approved,
-            ReviewStatus::Rejected => Self::Rejected,
-            _ => Self::Decided,
-        }
-    }
-}
-
-/// A change of a review, with the review as it now is.
-#[derive(Debug, Clone)]
-pub(crate) struct ReviewEvent {
-    pub(crate) kind: ReviewEventKind,
-    pub(crate) review: Arc<Review>,
-}
-
-/// The gateway's stream of review events (in-process; each gateway sees the changes made
-/// through it).
-#[derive(Debug, Clone)]
-pub(crate) struct ReviewEvents {
-    tx: broadcast::Sender<ReviewEvent>,
-}
-
-impl Default for ReviewEvents {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ReviewEvents {
-    pub(crate) fn new() -> Self {
-        let (tx, _) = broadcast::channel(EVENT_CAPACITY);
-        Self { tx }
-    }
-
-    /// Announces `kind` on `review` to every subscriber (none is fine).
-    pub(crate) fn publish(&self, kind: ReviewEventKind, review: impl Into<Arc<Review>>) {
-        let review = review.into();
-        tracing::debug!(review = %review.id, event = ?kind, status = %review.status, "review event");
-        // An error only means nobody listens right now.
-        let _ = self.tx.send(ReviewEvent { kind, review });
-    }
-
-    /// Events from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ReviewEvent> {
-        self.tx.subscribe()
-    }
-}
 
 /// The review desk over the store: what the `review` plugin creates, reads and claims
 /// reviews through.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreDesk {
     store: Store,
-    events: ReviewEvents,
-    /// Wakes the expiry task when a review with a new deadline appears.
-    wake: Arc<Notify>,
 }
 
 impl StoreDesk {
-    pub(crate) fn new(store: Store, events: ReviewEvents, wake: Arc<Notify>) -> Self {
-        Self {
-            store,
-            events,
-            wake,
-        }
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store }
     }
 }
 
@@ -207,10 +116,7 @@ impl ReviewDesk for StoreDesk {
             groups = ?review.groups,
             "review requested"
         );
-        let record = record(&review);
-        self.events.publish(ReviewEventKind::Created, review);
-        self.wake.notify_one();
-        Ok(record)
+        Ok(record(&review))
     }
 
     async fn get(&self, id: &str) -> Result<Option<ReviewRecord>, DeskError> {
@@ -234,20 +140,12 @@ impl ReviewDesk for StoreDesk {
         }
         let review = self
             .store
-            .transition_review(
-                id,
-                &[ReviewStatus::Approved],
-                ReviewStatus::Executed,
-                None,
-                Some(session_id),
-                Utc::now(),
-            )
+            .acting_as(&current.requester)
+            .claim_review(id, session_id, Utc::now())
             .await
             .map_err(|e| desk_error(e, "claiming a review"))?;
         tracing::info!(review = %id, session = %session_id, "review executed");
-        let record = record(&review);
-        self.events.publish(ReviewEventKind::Executed, review);
-        Ok(record)
+        Ok(record(&review))
     }
 
     async fn active_grant(
@@ -260,6 +158,23 @@ impl ReviewDesk for StoreDesk {
             .await
             .map(|grant| grant.as_ref().map(record))
             .map_err(|e| desk_error(e, "looking up a grant"))
+    }
+
+    async fn expire_due(&self) -> Result<Vec<ReviewRecord>, DeskError> {
+        let expired = self
+            .store
+            .expire_reviews(Utc::now())
+            .await
+            .map_err(|e| desk_error(e, "expiring reviews"))?;
+        Ok(expired.iter().map(record).collect())
+    }
+
+    async fn next_deadline(&self) -> Result<Option<SystemTime>, DeskError> {
+        self.store
+            .next_review_deadline()
+            .await
+            .map(|d| d.map(SystemTime::from))
+            .map_err(|e| desk_error(e, "reading the next review deadline"))
     }
 }
 
@@ -332,119 +247,6 @@ pub(crate) fn record(review: &Review) -> ReviewRecord {
     }
 }
 
-/// Starts the task that expires reviews: pending ones past their TTL and time-based grants
-/// that ended, each announced as [`ReviewEventKind::Expired`]. It sleeps until the next
-/// deadline (at most a minute, or until `wake`), and ends when `shutdown` turns `true` (or
-/// its sender is gone).
-pub(crate) fn spawn_expiry(
-    store: Store,
-    events: ReviewEvents,
-    wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run_expiry(store, events, wake, shutdown))
-}
-
-async fn run_expiry(
-    store: Store,
-    events: ReviewEvents,
-    wake: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // An approval sets a grant's end: a new deadline, possibly the next one.
-    let mut decisions = events.subscribe();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let wait = match store.next_review_deadline().await {
-            Ok(Some(deadline)) if deadline <= Utc::now() => {
-                let pause = match expire(&store, &events).await {
-                    Ok(true) => continue,
-                    // Due but nothing expired (decided meanwhile): look again shortly
-                    // rather than spin.
-                    Ok(false) => EXPIRY_MIN_SLEEP,
-                    Err(()) => EXPIRY_RETRY,
-                };
-                if paused_until_shutdown(&mut shutdown, pause).await {
-                    break;
-                }
-                continue;
-            }
-            Ok(Some(deadline)) => (deadline - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .clamp(EXPIRY_MIN_SLEEP, EXPIRY_MAX_SLEEP),
-            Ok(None) => EXPIRY_MAX_SLEEP,
-            Err(err) => {
-                tracing::warn!(error = %err, "review expiry: cannot read the next deadline; retrying");
-                EXPIRY_RETRY
-            }
-        };
-        // Then look at the deadlines again: one may have come, or a new review may have an
-        // earlier one.
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = wake.notified() => {}
-            () = approved(&mut decisions) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
-        }
-    }
-    tracing::debug!("review expiry stopped");
-}
-
-/// Resolves at the next approval (or when events were missed and one may have come).
-async fn approved(events: &mut tokio::sync::broadcast::Receiver<ReviewEvent>) {
-    loop {
-        match events.recv().await {
-            Ok(event) if event.kind == ReviewEventKind::Approved => return,
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-/// Waits `pause`; `true` if the gateway started shutting down meanwhile.
-async fn paused_until_shutdown(shutdown: &mut watch::Receiver<bool>, pause: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(pause) => false,
-        changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
-    }
-}
-
-/// Expires what is due now and announces it: whether it expired any review, or `Err` if
-/// the store failed (logged).
-async fn expire(store: &Store, events: &ReviewEvents) -> Result<bool, ()> {
-    match store.expire_reviews(Utc::now()).await {
-        Ok(expired) => {
-            let any = !expired.is_empty();
-            for review in expired {
-                tracing::info!(
-                    review = %review.id,
-                    kind = %review.kind,
-                    requester = %review.requester,
-                    connection = %review.connection,
-                    reason = review.reason.as_deref().unwrap_or_default(),
-                    "review expired"
-                );
-                events.publish(ReviewEventKind::Expired, review);
-            }
-            Ok(any)
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "review expiry failed; retrying");
-            Err(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,14 +296,22 @@ mod tests {
         }
     }
 
+    /// The types of the events appended so far.
+    async fn event_types(store: &Store) -> Vec<String> {
+        store
+            .read_events(0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
     #[tokio::test]
-    async fn the_desk_creates_claims_once_and_announces() {
+    async fn the_desk_creates_and_claims_once_with_events() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let events = ReviewEvents::new();
-        let mut rx = events.subscribe();
-        let wake = Arc::new(Notify::new());
-        let desk = StoreDesk::new(store.clone(), events, Arc::clone(&wake));
+        let desk = StoreDesk::new(store.clone());
 
         let created = desk.create(exec_request(b"SELECT 1;\n")).await.unwrap();
         assert_eq!(created.status, DeskStatus::Pending);
@@ -509,17 +319,11 @@ mod tests {
             created.input_sha256.as_deref(),
             Some(hoop_plugin_review::input_sha256(b"SELECT 1;\n").as_str())
         );
-        let event = rx.recv().await.unwrap();
-        assert_eq!(event.kind, ReviewEventKind::Created);
-        assert_eq!(event.review.id, created.id);
+        let stored = store.get_review(&created.id).await.unwrap();
         assert_eq!(
-            event.review.expires_at - event.review.created_at,
+            stored.expires_at - stored.created_at,
             chrono::TimeDelta::seconds(600)
         );
-        // The expiry task is woken (the permit waits for it).
-        tokio::time::timeout(Duration::from_secs(1), wake.notified())
-            .await
-            .unwrap();
 
         // Not approved: no claim.
         assert!(matches!(
@@ -541,7 +345,6 @@ mod tests {
         assert_eq!(claimed.status, DeskStatus::Executed);
         assert_eq!(claimed.session_id.as_deref(), Some("s2"));
         assert_eq!(claimed.approved_by(), "bob (dba)");
-        assert_eq!(rx.recv().await.unwrap().kind, ReviewEventKind::Executed);
         assert!(matches!(
             desk.claim(&created.id, "s3").await,
             Err(DeskError::Conflict(m)) if m.contains("EXECUTED")
@@ -555,16 +358,16 @@ mod tests {
             desk.get(&created.id).await.unwrap().unwrap().status,
             DeskStatus::Executed
         );
+        assert_eq!(
+            event_types(&store).await[1..],
+            ["review.created", "review.approved", "review.executed"]
+        );
     }
 
     #[tokio::test]
     async fn a_hash_that_is_not_of_the_input_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let desk = StoreDesk::new(
-            store(&dir).await,
-            ReviewEvents::new(),
-            Arc::new(Notify::new()),
-        );
+        let desk = StoreDesk::new(store(&dir).await);
         let mut request = exec_request(b"x");
         request.input_sha256 = Some(hoop_plugin_review::input_sha256(b"y"));
         assert!(matches!(
@@ -583,7 +386,7 @@ mod tests {
     async fn revocations_name_who_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let desk = StoreDesk::new(store.clone(), ReviewEvents::new(), Arc::new(Notify::new()));
+        let desk = StoreDesk::new(store.clone());
         for (why, expected_reason) in [("not needed", Some("not needed")), ("", None)] {
             let created = desk.create(exec_request(b"x")).await.unwrap();
             store
@@ -609,11 +412,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_expiry_task_expires_and_announces_then_stops() {
+    async fn the_desk_expires_what_is_due_and_says_when_next() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let events = ReviewEvents::new();
-        let mut rx = events.subscribe();
+        let desk = StoreDesk::new(store.clone());
+        assert_eq!(desk.next_deadline().await.unwrap(), None);
         // A review that is already past its deadline.
         let past = Utc::now().trunc_subsecs(3) - chrono::TimeDelta::seconds(10);
         let review = store
@@ -632,68 +435,21 @@ mod tests {
             })
             .await
             .unwrap();
-        let (shutdown_tx, shutdown) = watch::channel(false);
-        let task = spawn_expiry(
-            store.clone(),
-            events.clone(),
-            Arc::new(Notify::new()),
-            shutdown,
-        );
-        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.kind, ReviewEventKind::Expired);
-        assert_eq!(event.review.id, review.id);
-        assert_eq!(event.review.status, ReviewStatus::Expired);
-        shutdown_tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_new_review_wakes_the_expiry_task_for_its_deadline() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let mut quick = Connection::new("quick", "command");
-        quick.command = vec!["psql".into()];
-        quick.reviewers = vec!["dba".into()];
-        quick.review_ttl = Some(Duration::from_secs(1));
-        store.create_connection(&quick, &[]).await.unwrap();
-        let events = ReviewEvents::new();
-        let mut rx = events.subscribe();
-        let wake = Arc::new(Notify::new());
-        let (_shutdown_tx, shutdown) = watch::channel(false);
-        // Nothing to expire: the task sleeps its longest (a minute) until woken.
-        let task = spawn_expiry(store.clone(), events.clone(), Arc::clone(&wake), shutdown);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let desk = StoreDesk::new(store, events, wake);
-        let mut request = exec_request(b"x");
-        request.connection = "quick".into();
-        let created = desk.create(request).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap().kind, ReviewEventKind::Created);
-        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let due = desk.next_deadline().await.unwrap().unwrap();
+        assert!(due <= SystemTime::now());
+        let expired = desk.expire_due().await.unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].id, review.id);
+        assert_eq!(expired[0].status, DeskStatus::Expired);
+        assert!(desk.expire_due().await.unwrap().is_empty(), "expired once");
         assert_eq!(
-            (event.kind, event.review.id.as_str()),
-            (ReviewEventKind::Expired, created.id.as_str())
-        );
-        assert_eq!(
-            event.review.reason.as_deref(),
-            Some("pending longer than the review TTL")
-        );
-        assert_eq!(
-            desk.get(&created.id).await.unwrap().unwrap().refusal(),
+            desk.get(&review.id).await.unwrap().unwrap().refusal(),
             format!(
                 "review {} expired: pending longer than the review TTL",
-                created.id
+                review.id
             )
         );
-        task.abort();
+        assert_eq!(event_types(&store).await.last().unwrap(), "review.expired");
     }
 
     #[test]

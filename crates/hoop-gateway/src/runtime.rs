@@ -17,16 +17,21 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use hoop_core::{Chain, ChainSession, Chunk, CloseReason, Outcome, SessionInfo, Stream};
+use hoop_core::{
+    Chain, ChainSession, Chunk, CloseReason, HoldHost, HoldRequest, Outcome, Refreshed,
+    SessionInfo, Stream,
+};
 use hoop_proto::v1 as pb;
-use hoop_store::{Connection, SessionEnd, Store};
+use hoop_store::{Connection, SessionEnd, Store, StoreError};
 
+use crate::auth::Caller;
+use crate::grpc::App;
 use crate::reaper::Reaper;
-use crate::reviews::{ReviewEvent, ReviewEventKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tonic::Status;
 
 /// The sessions running on this gateway, so they can be killed.
@@ -37,14 +42,14 @@ pub(crate) struct Running {
 
 #[derive(Debug)]
 struct RunningSession {
-    kill: Option<tokio::sync::oneshot::Sender<String>>,
+    kill: Option<tokio::sync::oneshot::Sender<CloseReason>>,
     done: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The runtime's side of a registered session.
 #[derive(Debug)]
 pub(crate) struct Registration {
-    kill: tokio::sync::oneshot::Receiver<String>,
+    kill: tokio::sync::oneshot::Receiver<CloseReason>,
     done: tokio::sync::watch::Sender<bool>,
 }
 
@@ -74,13 +79,20 @@ impl Running {
 
     /// Asks a running session to end, killed by `by`, and waits until it is settled.
     pub(crate) async fn kill(&self, id: &str, by: &str) -> Result<(), KillError> {
+        self.end(id, CloseReason::Killed { by: by.to_owned() })
+            .await
+    }
+
+    /// Ends a running session for `reason` (recorded as `killed`) and waits until it is
+    /// settled.
+    pub(crate) async fn end(&self, id: &str, reason: CloseReason) -> Result<(), KillError> {
         let (sender, mut done) = {
             let mut map = self.sessions.lock().map_err(|_| KillError::NotRunning)?;
             let entry = map.get_mut(id).ok_or(KillError::NotRunning)?;
             (entry.kill.take(), entry.done.clone())
         };
         if let Some(sender) = sender {
-            let _ = sender.send(by.to_owned());
+            let _ = sender.send(reason);
         }
         let _ = done.wait_for(|settled| *settled).await;
         Ok(())
@@ -144,42 +156,36 @@ pub(crate) enum InputMessage {
 
 /// Everything a session needs.
 pub(crate) struct SessionJob {
-    pub(crate) store: Store,
+    /// The gateway: store, registry, resources, the running sessions, the reaper and the
+    /// shutdown signal.
+    pub(crate) app: std::sync::Arc<App>,
+    /// Who asked for the session (checked again when a hold on it lifts).
+    pub(crate) caller: Caller,
     pub(crate) chain: Chain,
     pub(crate) info: SessionInfo,
     pub(crate) connection: Connection,
     pub(crate) input: Input,
     pub(crate) args: Vec<String>,
     pub(crate) events: EventSender,
-    /// Turns `true` when the gateway shuts down.
-    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The registry of running sessions, and this session's entry in it.
-    pub(crate) running: std::sync::Arc<Running>,
+    /// This session's entry in the registry of running sessions.
     pub(crate) registration: Registration,
-    /// Kills the session's processes if the gateway dies.
-    pub(crate) reaper: std::sync::Arc<Reaper>,
-    /// Review events: a held session goes on when its review is decided, and a session
-    /// under a time-based grant ends when the grant is revoked or expires. Subscribed
-    /// before the session opens, so no decision is missed.
-    pub(crate) reviews: broadcast::Receiver<ReviewEvent>,
 }
 
 /// Runs a session to its end and settles its record.
 pub(crate) async fn run_session(job: SessionJob) {
     let SessionJob {
-        store,
+        app,
+        caller,
         chain,
         info,
-        connection,
+        mut connection,
         input,
         args,
         events,
-        mut shutdown,
-        running,
         registration,
-        reaper,
-        mut reviews,
     } = job;
+    let store = app.store.clone();
+    let mut shutdown = app.shutdown.clone();
     let Registration { mut kill, done } = registration;
     let id = info.id.to_string();
     // The session's time limit counts from when it may run: time spent waiting for
@@ -197,7 +203,13 @@ pub(crate) async fn run_session(job: SessionJob) {
     let mut counters = Counters::default();
     let ending = drive(
         &mut session,
-        &connection,
+        &mut Waiting {
+            app: &app,
+            session_id: id.clone(),
+            caller,
+            connection: &mut connection,
+            events: &events,
+        },
         input,
         &args,
         &events,
@@ -205,8 +217,7 @@ pub(crate) async fn run_session(job: SessionJob) {
             shutdown: &mut shutdown,
             kill: &mut kill,
             deadline,
-            reaper: &reaper,
-            reviews: &mut reviews,
+            reaper: &app.reaper,
             store: &store,
         },
         &mut counters,
@@ -257,7 +268,7 @@ pub(crate) async fn run_session(job: SessionJob) {
     {
         tracing::error!(session = %id, error = %err, "cannot settle the session record");
     }
-    running.remove(&id);
+    app.running.remove(&id);
     let _ = done.send(true);
     tracing::info!(session = %id, status = ending.status, exit_code = ending.exit_code, reason = %reason_text, "session ended");
     let _ = events
@@ -336,151 +347,128 @@ fn killed(reason: CloseReason) -> Ending {
     }
 }
 
-/// How often a held session asks again even without a review event (a safety net for
-/// missed events; decisions normally arrive as events at once).
+/// How often a held session is checked again even without news from what it waits for (a
+/// safety net; decisions normally arrive as events at once).
 const HOLD_RECHECK: Duration = Duration::from_secs(30);
 
-/// Opens the session through the chain, waiting while a plugin holds it: the client is
-/// told once per review (`held`), and the chain is asked again whenever that review
-/// changes. Ends early if the client leaves, the session is killed or the gateway shuts
-/// down (the session's time limit starts only once it may run); the review itself stays
-/// as it is (a one-time review approved later can still be run with `Exec{review_id}`).
+/// What the runtime does while a plugin holds a session (hoop-core does the waiting): tell
+/// the client and the event log once per request, and when the hold may have lifted, check
+/// the session again: the user still exists and may still use the connection, which still
+/// exists; its chain is rebuilt from its current settings.
+struct Waiting<'a> {
+    app: &'a App,
+    session_id: String,
+    caller: Caller,
+    /// The connection as the session will run it: replaced by its current settings at
+    /// every re-check.
+    connection: &'a mut Connection,
+    events: &'a EventSender,
+}
+
+#[async_trait]
+impl HoldHost for Waiting<'_> {
+    async fn held(&mut self, plugin: &str, request: &HoldRequest) {
+        let id = &self.session_id;
+        if let Err(err) = self
+            .app
+            .store
+            .append_events(vec![
+                hoop_store::NewEvent::new(
+                    hoop_core::events::types::SESSION_HELD,
+                    serde_json::json!({
+                        "session_id": id,
+                        "plugin": plugin,
+                        "request_id": request.request_id,
+                        "groups": request.groups,
+                        "reason": request.reason,
+                    }),
+                )
+                .connection(&self.connection.name)
+                .user(&self.caller.user.name),
+            ])
+            .await
+        {
+            tracing::warn!(session = %id, error = %err, "cannot append session.held");
+        }
+        let held = pb::SessionHeld {
+            review_id: request.request_id.clone().unwrap_or_default(),
+            groups: request.groups.clone(),
+            reason: request.reason.clone(),
+        };
+        // A client that is gone is noticed by the caller's select (`events.closed()`).
+        let _ = self
+            .events
+            .send(event(pb::session_event::Event::Held(held)))
+            .await;
+    }
+
+    async fn recheck(&mut self, info: &SessionInfo) -> Result<Refreshed, String> {
+        let name = &info.user.name;
+        let user = match self.app.store.get_user(name).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(format!("user `{name}` no longer exists"));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot check a held session again");
+                return Err(
+                    "the session could not be checked again (the gateway's store \
+                            failed): ask again"
+                        .to_owned(),
+                );
+            }
+        };
+        self.caller.user = user;
+        let verb = info.verb;
+        let (connection, chain) = crate::grpc::sessions::session_chain(
+            self.app,
+            &self.caller,
+            &info.connection.name,
+            verb,
+        )
+        .await
+        .map_err(|err| err.to_string())?;
+        let user_info = hoop_core::UserInfo::new(self.caller.user.name.clone())
+            .with_email(self.caller.user.email.clone())
+            .with_groups(self.caller.user.groups.clone());
+        let connection_info =
+            hoop_core::ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
+                .with_tags(connection.tags.clone());
+        *self.connection = connection;
+        Ok(Refreshed {
+            chain,
+            user: user_info,
+            connection: connection_info,
+        })
+    }
+}
+
+/// Opens the session through the chain, waiting while a plugin holds it (see [`Waiting`]).
+/// Ends early if the client leaves, the session is killed or the gateway shuts down (the
+/// session's time limit starts only once it may run); the review itself stays as it is (a
+/// one-time review approved later can still be run with `Exec{review_id}`).
 async fn open(
     session: &mut ChainSession,
+    waiting: &mut Waiting<'_>,
     events: &EventSender,
     stops: &mut Stops<'_>,
 ) -> Result<(), Ending> {
-    let mut announced: Option<String> = None;
-    loop {
-        let outcome = session
-            .open()
-            .await
-            .map_err(|err| error_ending(err.to_string()))?;
-        let Outcome::Held { request, plugin } = outcome else {
-            return match plugin_ending(outcome, true) {
-                Some(ending) => Err(ending),
-                None => Ok(()),
-            };
-        };
-        let review_id = request.request_id.clone().unwrap_or_default();
-        if announced.as_deref() != Some(review_id.as_str()) {
-            let held = pb::SessionHeld {
-                review_id: review_id.clone(),
-                groups: request.groups.clone(),
-                reason: request.reason.clone(),
-            };
-            session_event(
-                stops.store,
-                session,
-                hoop_core::events::types::SESSION_HELD,
-                serde_json::json!({
-                    "session_id": session.info().map(|i| i.id.to_string()),
-                    "plugin": plugin,
-                    "request_id": request.request_id,
-                    "groups": request.groups,
-                    "reason": request.reason,
-                }),
-            )
-            .await;
-            if events
-                .send(event(pb::session_event::Event::Held(held)))
-                .await
-                .is_err()
-            {
-                return Err(killed(CloseReason::ClientGone));
-            }
-            announced = Some(review_id.clone());
-        }
-        tokio::select! {
-            () = review_changed(stops.reviews, &review_id) => {}
-            () = tokio::time::sleep(HOLD_RECHECK) => {}
-            () = events.closed() => return Err(killed(CloseReason::ClientGone)),
-            _ = stops.shutdown.wait_for(|down| *down) => return Err(killed(CloseReason::Shutdown)),
-            Ok(by) = &mut *stops.kill => return Err(killed(CloseReason::Killed { by })),
-        }
+    let outcome = tokio::select! {
+        outcome = session.open_waiting(waiting, HOLD_RECHECK) => outcome,
+        () = events.closed() => return Err(killed(CloseReason::ClientGone)),
+        () = shut_down(stops.shutdown) => return Err(killed(CloseReason::Shutdown)),
+        Ok(reason) = &mut *stops.kill => return Err(killed(reason)),
+    };
+    let outcome = outcome.map_err(|err| error_ending(err.to_string()))?;
+    match plugin_ending(outcome, true) {
+        Some(ending) => Err(ending),
+        None => Ok(()),
     }
 }
 
-/// Resolves when review `id` changes (or events were missed and it may have).
-async fn review_changed(reviews: &mut broadcast::Receiver<ReviewEvent>, id: &str) {
-    loop {
-        match reviews.recv().await {
-            Ok(event) if event.review.id == id => return,
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-        }
-    }
-}
-
-/// The time-based grant a session runs under, if any.
-struct Grant {
-    id: Option<String>,
-    ends: Option<tokio::time::Instant>,
-}
-
-impl Grant {
-    fn of(session: &ChainSession) -> Self {
-        let attributes = session.ctx().map(|cx| &cx.attributes);
-        let grant_end = attributes.and_then(|a| a.get(hoop_plugin_review::GRANT_ENDS_AT_ATTRIBUTE));
-        let Some(end) = grant_end else {
-            return Self {
-                id: None,
-                ends: None,
-            };
-        };
-        let id = attributes
-            .and_then(|a| a.get(hoop_plugin_review::ID_ATTRIBUTE))
-            .map(str::to_owned);
-        // The grant's end as a local deadline too, should its expiry event be missed.
-        let ends = chrono::DateTime::parse_from_rfc3339(end).ok().map(|end| {
-            let left = (end.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
-            tokio::time::Instant::now() + left
-        });
-        Self { id, ends }
-    }
-
-    /// Resolves with the reason when the grant is revoked or expires.
-    async fn ended(&self, reviews: &mut broadcast::Receiver<ReviewEvent>) -> String {
-        let Some(id) = &self.id else {
-            return std::future::pending().await;
-        };
-        let events = async {
-            loop {
-                match reviews.recv().await {
-                    Ok(event)
-                        if event.review.id == *id
-                            && matches!(
-                                event.kind,
-                                ReviewEventKind::Revoked | ReviewEventKind::Expired
-                            ) =>
-                    {
-                        let why = event.review.reason.clone().unwrap_or_default();
-                        return if why.is_empty() {
-                            format!("access review {id} ended")
-                        } else {
-                            format!("access review {id} ended: {why}")
-                        };
-                    }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                }
-            }
-        };
-        tokio::select! {
-            why = events => why,
-            () = sleep_until(self.ends), if self.ends.is_some() => format!("access review {id} ended: access expired"),
-        }
-    }
-}
-
-fn access_ended(reason: String) -> Ending {
-    killed(CloseReason::Denied {
-        plugin: hoop_plugin_review::NAME.to_owned(),
-        reason,
-    })
+/// Resolves when the gateway starts shutting down.
+async fn shut_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 /// Input chunks queued towards the child's stdin before the client is slowed down.
@@ -488,16 +476,18 @@ const STDIN_QUEUE: usize = 16;
 
 async fn drive(
     session: &mut ChainSession,
-    connection: &Connection,
+    waiting: &mut Waiting<'_>,
     input: Input,
     args: &[String],
     events: &EventSender,
     stops: &mut Stops<'_>,
     counters: &mut Counters,
 ) -> Ending {
-    if let Err(ending) = open(session, events, stops).await {
+    if let Err(ending) = open(session, waiting, events, stops).await {
         return ending;
     }
+    // The connection as it is now (a hold may have lasted while its settings changed).
+    let connection: &Connection = waiting.connection;
     session_event(
         stops.store,
         session,
@@ -508,8 +498,6 @@ async fn drive(
     stops.deadline = connection
         .session_timeout
         .and_then(|t| tokio::time::Instant::now().checked_add(t));
-    // A session under a time-based grant ends when the grant does.
-    let grant = Grant::of(session);
     // Exec input goes through the chain before anything runs: a plugin can refuse it.
     let (mut first_input, mut input_stream, terminal) = match input {
         Input::Fixed(data) => {
@@ -611,11 +599,10 @@ async fn drive(
             message = recv_input(&mut input_stream), if pending.is_none() && input_stream.is_some() => Step::Input(message),
             permit = reserve(&stdin_tx), if pending.is_some() => Step::Room(permit.is_ok()),
             () = events.closed() => return group.kill_with(killed(CloseReason::ClientGone)),
-            _ = stops.shutdown.wait_for(|down| *down) => return group.kill_with(killed(CloseReason::Shutdown)),
-            Ok(by) = &mut *stops.kill => return group.kill_with(killed(CloseReason::Killed { by })),
+            () = shut_down(stops.shutdown) => return group.kill_with(killed(CloseReason::Shutdown)),
+            Ok(reason) = &mut *stops.kill => return group.kill_with(killed(reason)),
             () = sleep_until(deadline), if deadline.is_some() => return group.kill_with(killed(CloseReason::Timeout)),
             () = sleep_until(next_flush), if next_flush.is_some() => Step::Quiet,
-            reason = grant.ended(stops.reviews) => return group.kill_with(access_ended(reason)),
         };
         match step {
             Step::Exited(Ok(status)) => {
@@ -673,7 +660,9 @@ async fn drive(
                     let slot = &mut flush_at[output_slot(stream)];
                     if slot.is_some_and(|at| at <= now) {
                         *slot = None;
-                        if let Err(ending) = flush_output(session, stream, events, counters).await {
+                        if let Err(ending) =
+                            flush_output(session, stream, events, counters, stops).await
+                        {
                             return group.kill_with(ending);
                         }
                     }
@@ -689,7 +678,7 @@ async fn drive(
                         if holdback.is_some() {
                             flush_at[output_slot(stream)] = None;
                             if let Err(ending) =
-                                flush_output(session, stream, events, counters).await
+                                flush_output(session, stream, events, counters, stops).await
                             {
                                 return group.kill_with(ending);
                             }
@@ -715,7 +704,7 @@ async fn drive(
                     }
                     Err(err) => return group.kill_with(error_ending(err.to_string())),
                 }
-                if let Err(ending) = send_output(events, chunk, counters).await {
+                if let Err(ending) = send_output(events, chunk, counters, stops).await {
                     return group.kill_with(ending);
                 }
             }
@@ -848,6 +837,7 @@ async fn flush_output(
     stream: Stream,
     events: &EventSender,
     counters: &mut Counters,
+    stops: &mut Stops<'_>,
 ) -> Result<(), Ending> {
     let mut chunk = Chunk::new(stream, Bytes::new());
     match session.flush_output(&mut chunk).await {
@@ -858,14 +848,17 @@ async fn flush_output(
         }
         Err(err) => return Err(error_ending(err.to_string())),
     }
-    send_output(events, chunk, counters).await
+    send_output(events, chunk, counters, stops).await
 }
 
-/// Sends a chunk of output (after the chain) to the client; nothing if it is empty.
+/// Sends a chunk of output (after the chain) to the client; nothing if it is empty. A client
+/// that does not read makes this wait, but never past a kill, the session's time limit or
+/// the gateway's shutdown.
 async fn send_output(
     events: &EventSender,
     chunk: Chunk,
     counters: &mut Counters,
+    stops: &mut Stops<'_>,
 ) -> Result<(), Ending> {
     if chunk.data.is_empty() {
         return Ok(());
@@ -879,10 +872,15 @@ async fn send_output(
         } as i32,
         data: chunk.data.to_vec(),
     };
-    events
-        .send(event(pb::session_event::Event::Output(output)))
-        .await
-        .map_err(|_| killed(CloseReason::ClientGone))
+    let deadline = stops.deadline;
+    tokio::select! {
+        sent = events.send(event(pb::session_event::Event::Output(output))) => {
+            sent.map_err(|_| killed(CloseReason::ClientGone))
+        }
+        Ok(reason) = &mut *stops.kill => Err(killed(reason)),
+        () = shut_down(stops.shutdown) => Err(killed(CloseReason::Shutdown)),
+        () = sleep_until(deadline), if deadline.is_some() => Err(killed(CloseReason::Timeout)),
+    }
 }
 
 async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option<InputMessage> {
@@ -909,11 +907,9 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// What, besides the child and the client, can end a session.
 struct Stops<'a> {
     shutdown: &'a mut tokio::sync::watch::Receiver<bool>,
-    kill: &'a mut tokio::sync::oneshot::Receiver<String>,
+    kill: &'a mut tokio::sync::oneshot::Receiver<CloseReason>,
     /// When the connection's session timeout runs out.
     deadline: Option<tokio::time::Instant>,
-    /// Review events (see [`SessionJob::reviews`]).
-    reviews: &'a mut broadcast::Receiver<ReviewEvent>,
     /// Kills the session's processes if the gateway dies.
     reaper: &'a Reaper,
     /// Where the session's events (`session.held`, `session.started`) go.

@@ -28,8 +28,8 @@ use crate::grpc::plugins::PluginApi;
 use crate::grpc::reviews::ReviewApi;
 use crate::grpc::sessions::SessionApi;
 use crate::grpc::users::UserApi;
-use crate::reviews::{ReviewEvents, StoreDesk};
-use crate::{bootstrap, connections, plugins, reviews};
+use crate::reviews::StoreDesk;
+use crate::{bootstrap, connections, plugins};
 
 /// Sub-directory of the data dir holding session recordings (`<session id>.hrec`).
 pub(crate) const RECORDINGS_DIR: &str = "recordings";
@@ -89,19 +89,18 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let secret_key = bootstrap::secret_key(&config, &dir)?;
     dlp_settings.hash_key = hoop_plugin_dlp::hash_key_from_secret(secret_key.as_bytes());
     let dlp = Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?;
-    // Reviews live in the store; every change is announced on `review_events`, and the
-    // expiry task is woken when a review with a new deadline appears.
-    let review_events = ReviewEvents::new();
-    let review_wake = Arc::new(tokio::sync::Notify::new());
-    let desk = StoreDesk::new(
-        store.clone(),
-        review_events.clone(),
-        Arc::clone(&review_wake),
-    );
+    // Reviews live in the store; every change of one appends its event to the log, which
+    // the review plugin reads (held sessions, ended grants, expiry).
+    let desk = StoreDesk::new(store.clone());
+    let running: Arc<crate::runtime::Running> = Arc::default();
+    // The ports plugins reach the gateway through: at deployment start and, for the ones
+    // sessions need (the event log), as a resource when they are built.
+    let ports = crate::events::ports(&store, &running);
     let resources = Resources::new()
         .with(Recordings(Arc::clone(&recordings)))
         .with(dlp)
-        .with(hoop_plugin_review::Reviews(Arc::new(desk)));
+        .with(hoop_plugin_review::Reviews(Arc::new(desk)))
+        .with(ports.clone());
     connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
@@ -110,22 +109,12 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let pruning =
         crate::events::spawn_pruning(store.clone(), config.events_retention, shutdown.clone());
-    let expiry = reviews::spawn_expiry(
-        store.clone(),
-        review_events.clone(),
-        review_wake,
-        shutdown.clone(),
-    );
     let reaper = Arc::new(
         crate::reaper::Reaper::start().context("cannot start the session reaper process")?,
     );
-    let running: Arc<crate::runtime::Running> = Arc::default();
     let resources = Arc::new(resources);
     // Every plugin's deployment starts once, with its checked `[plugins.<name>]` settings.
-    let plugin_host = hoop_core::PluginHost::new(
-        Arc::clone(&resources),
-        crate::events::ports(&store, &running),
-    );
+    let plugin_host = hoop_core::PluginHost::new(Arc::clone(&resources), ports);
     for factory in registry.factories() {
         let name = factory.descriptor().name;
         let settings = config.plugins.get(name).cloned().unwrap_or_default();
@@ -141,7 +130,6 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown,
         running,
         reaper,
-        reviews: review_events,
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -208,12 +196,6 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("plugin tasks did not stop within 5 s");
     }
     pruning.abort();
-    if tokio::time::timeout(std::time::Duration::from_secs(5), expiry)
-        .await
-        .is_err()
-    {
-        tracing::warn!("review expiry did not stop within 5 s");
-    }
     app.store.db().clone().close().await.ok();
     tracing::info!("hoop-gateway stopped");
     Ok(())

@@ -41,6 +41,21 @@ pub trait ReviewDesk: Send + Sync + fmt::Debug + 'static {
         user: &str,
         connection: &str,
     ) -> Result<Option<ReviewRecord>, DeskError>;
+
+    /// Expires, as of now, every review whose deadline passed: PENDING past its TTL,
+    /// APPROVED one-time reviews not run within the TTL of their approval, and APPROVED
+    /// time-based reviews whose grant ended. Returns them. Each review is expired at most
+    /// once, also when several hosts share the desk.
+    ///
+    /// The default expires nothing (a desk whose reviews never expire).
+    async fn expire_due(&self) -> Result<Vec<ReviewRecord>, DeskError> {
+        Ok(Vec::new())
+    }
+
+    /// When [`expire_due`](Self::expire_due) next has something to do, if ever.
+    async fn next_deadline(&self) -> Result<Option<SystemTime>, DeskError> {
+        Ok(None)
+    }
 }
 
 /// The resource the host provides in [`hoop_core::Resources`]: where reviews live.

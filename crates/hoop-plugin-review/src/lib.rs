@@ -60,6 +60,7 @@
 //!   its input, and a `connect` never runs without an active grant. Verbs the plugin does
 //!   not know are denied.
 
+mod deployment;
 mod desk;
 mod plugin;
 
@@ -68,8 +69,8 @@ use std::time::Duration;
 
 use hoop_core::names::check_group_name;
 use hoop_core::{
-    Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginFactory, Resources,
+    Activation, AttachPolicy, ConfigError, Deployment, Implementation, Plugin, PluginConfig,
+    PluginDescriptor, PluginFactory, Ports, Resources, StartError,
 };
 
 pub use crate::desk::{
@@ -222,7 +223,22 @@ impl PluginFactory for ReviewFactory {
                  connection with reviewers cannot run unreviewed",
             )
         })?;
-        Ok(Arc::new(ReviewPlugin::new(config, desk)))
+        let plugin = ReviewPlugin::new(config, desk);
+        let events = resources.get::<Ports>().and_then(|p| p.events.clone());
+        Ok(Arc::new(match events {
+            Some(events) => plugin.with_events(events),
+            None => plugin,
+        }))
+    }
+
+    /// Starts the expiry task and the grant watch (see the crate docs), when the host
+    /// shares a review desk; without one no reviewed session can run, so there is nothing to
+    /// watch.
+    fn start(&self, deployment: &Deployment) -> Result<(), StartError> {
+        match deployment.resources().get::<Reviews>() {
+            Some(Reviews(desk)) => deployment::start(deployment, Arc::clone(desk)),
+            None => Ok(()),
+        }
     }
 }
 

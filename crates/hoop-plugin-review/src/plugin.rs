@@ -4,8 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use hoop_core::{HoldRequest, Plugin, PluginError, SessionCtx, SessionInfo, Verb, Verdict};
+use hoop_core::events::{EventFilter, EventSource, EventWatch};
+use hoop_core::{
+    CloseReason, HoldRequest, HoldWatch, Plugin, PluginError, SessionCtx, SessionInfo, Verb,
+    Verdict,
+};
 
+use crate::deployment::LIVE_GRANTS;
 use crate::desk::{
     DeskError, NewReview, ReviewDesk, ReviewKind, ReviewRecord, ReviewStatus, input_sha256,
 };
@@ -18,6 +23,9 @@ pub struct ReviewPlugin {
     min_approvals: Option<u32>,
     access_max: Duration,
     desk: Arc<dyn ReviewDesk>,
+    /// The event log, if the host has one: a held session waits for its review's next
+    /// event instead of asking again after a while.
+    events: Option<Arc<dyn EventSource>>,
 }
 
 /// Per-session state: the review this plugin created for the session (it is held on it).
@@ -33,7 +41,41 @@ impl ReviewPlugin {
             min_approvals: config.min_approvals,
             access_max,
             desk,
+            events: None,
         }
+    }
+
+    /// Lets held sessions wait on `events` for their review's next event.
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn EventSource>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Where the event log stands now: taken before a review is read, so that a watch from
+    /// there sees any change made after the read.
+    async fn log_position(&self) -> Option<u64> {
+        let events = self.events.as_ref()?;
+        match events.last_id().await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "event log unreadable: held sessions re-check on a timer");
+                None
+            }
+        }
+    }
+
+    /// What a session held on review `id` waits for: the review's next event after `after`.
+    fn watch(&self, id: &str, after: Option<u64>) -> Option<Arc<dyn HoldWatch>> {
+        let events = Arc::clone(self.events.as_ref()?);
+        let filter = EventFilter::parse(["review.*"]).ok()?;
+        let id = id.to_owned();
+        Some(Arc::new(EventWatch::new(
+            events,
+            after?,
+            filter,
+            move |event| event.data.get("review_id").and_then(|v| v.as_str()) == Some(id.as_str()),
+        )))
     }
 
     /// The reviewer groups.
@@ -58,16 +100,20 @@ impl ReviewPlugin {
         cx: &mut SessionCtx,
         info: &SessionInfo,
     ) -> Result<Verdict, PluginError> {
+        let position = self.log_position().await;
         if let Some(Requested(id)) = cx.extensions.get::<Requested>() {
             let id = id.clone();
             return match self.get(&id).await? {
-                Some(record) => self.decide_one_time(cx, info, record, false).await,
+                Some(record) => {
+                    self.decide_one_time(cx, info, record, false, position)
+                        .await
+                }
                 None => Ok(Verdict::deny(format!("review {id} no longer exists"))),
             };
         }
         if let Some(ticket) = &info.request.ticket {
             return match self.get(ticket).await? {
-                Some(record) => self.decide_one_time(cx, info, record, true).await,
+                Some(record) => self.decide_one_time(cx, info, record, true, position).await,
                 None => Ok(Verdict::deny(format!("review {ticket} does not exist"))),
             };
         }
@@ -87,7 +133,8 @@ impl ReviewPlugin {
         };
         let record = self.create(request).await?;
         cx.extensions.insert(Requested(record.id.clone()));
-        self.decide_one_time(cx, info, record, false).await
+        self.decide_one_time(cx, info, record, false, position)
+            .await
     }
 
     /// What a one-time review means for this `exec`. `presented`: the client named it as a
@@ -98,12 +145,17 @@ impl ReviewPlugin {
         info: &SessionInfo,
         record: ReviewRecord,
         presented: bool,
+        position: Option<u64>,
     ) -> Result<Verdict, PluginError> {
         if let Some(reason) = identity_mismatch(info, &record, ReviewKind::OneTime) {
             return Ok(Verdict::deny(reason));
         }
         match record.status {
-            ReviewStatus::Pending if !presented => Ok(hold(&record, &self.reviewers)),
+            ReviewStatus::Pending if !presented => Ok(hold(
+                &record,
+                &self.reviewers,
+                self.watch(&record.id, position),
+            )),
             ReviewStatus::Approved => match content_mismatch(info, &record) {
                 Some(reason) => Ok(Verdict::deny(reason)),
                 None => self.claim(cx, info, &record.id).await,
@@ -164,6 +216,7 @@ impl ReviewPlugin {
             });
         }
 
+        let position = self.log_position().await;
         let (user, connection) = (&info.user.name, &info.connection.name);
         let grant = self
             .desk
@@ -180,7 +233,7 @@ impl ReviewPlugin {
         if let Some(Requested(id)) = cx.extensions.get::<Requested>() {
             let id = id.clone();
             return match self.get(&id).await? {
-                Some(record) => Ok(self.decide_jit(cx, info, &record)),
+                Some(record) => Ok(self.decide_jit(cx, info, &record, position)),
                 None => Ok(Verdict::deny(format!("review {id} no longer exists"))),
             };
         }
@@ -217,7 +270,7 @@ impl ReviewPlugin {
         };
         let record = self.create(request).await?;
         cx.extensions.insert(Requested(record.id.clone()));
-        Ok(self.decide_jit(cx, info, &record))
+        Ok(self.decide_jit(cx, info, &record, position))
     }
 
     /// What the time-based review this plugin requested means for the session now.
@@ -226,12 +279,15 @@ impl ReviewPlugin {
         cx: &mut SessionCtx,
         info: &SessionInfo,
         record: &ReviewRecord,
+        position: Option<u64>,
     ) -> Verdict {
         if let Some(reason) = identity_mismatch(info, record, ReviewKind::Jit) {
             return Verdict::deny(reason);
         }
         match record.status {
-            ReviewStatus::Pending => hold(record, &self.reviewers),
+            ReviewStatus::Pending => {
+                hold(record, &self.reviewers, self.watch(&record.id, position))
+            }
             _ if grant_is_active(record) => admit(cx, record),
             _ => Verdict::deny(record.refusal()),
         }
@@ -271,28 +327,34 @@ impl Plugin for ReviewPlugin {
             ))),
         }
     }
+
+    async fn on_close(&self, cx: &mut SessionCtx, _reason: &CloseReason) {
+        LIVE_GRANTS.remove(cx.info().id.as_str());
+    }
 }
 
 fn desk_failed(doing: String, err: DeskError) -> PluginError {
     PluginError::with_source(format!("review: {doing}"), err)
 }
 
-/// Holds the session on `record`.
-fn hold(record: &ReviewRecord, reviewers: &[String]) -> Verdict {
+/// Holds the session on `record`, waiting on `watch` if there is one.
+fn hold(record: &ReviewRecord, reviewers: &[String], watch: Option<Arc<dyn HoldWatch>>) -> Verdict {
     let groups = if record.groups.is_empty() {
         reviewers
     } else {
         &record.groups
     };
-    Verdict::Hold(
-        HoldRequest::new(format!(
-            "waiting for approval by {} (review {})",
-            groups.join(", "),
-            record.id
-        ))
-        .with_groups(groups.iter().cloned())
-        .with_request_id(record.id.clone()),
-    )
+    let request = HoldRequest::new(format!(
+        "waiting for approval by {} (review {})",
+        groups.join(", "),
+        record.id
+    ))
+    .with_groups(groups.iter().cloned())
+    .with_request_id(record.id.clone());
+    Verdict::Hold(match watch {
+        Some(watch) => request.with_watch(watch),
+        None => request,
+    })
 }
 
 /// Lets the session in under `record`, recording which review and who approved it.
@@ -307,6 +369,8 @@ fn admit(cx: &mut SessionCtx, record: &ReviewRecord) -> Verdict {
             GRANT_ENDS_AT_ATTRIBUTE,
             humantime::format_rfc3339_seconds(ends).to_string(),
         );
+        // The session ends with its grant: revoked, expired, or run out.
+        LIVE_GRANTS.add(cx.info().id.as_str(), &record.id, ends);
     }
     Verdict::Allow
 }

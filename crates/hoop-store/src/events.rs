@@ -132,8 +132,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
     pub async fn append_events(&self, events: Vec<NewEvent>) -> Result<()> {
-        use sea_orm::TransactionTrait as _;
-        let txn = self.db().begin().await?;
+        let txn = self.begin_write().await?;
         append(self.backend(), &txn, events).await?;
         txn.commit().await?;
         self.events_appended();

@@ -140,3 +140,35 @@ async fn a_failed_change_appends_nothing() {
         assert_eq!(kinds, ["connection.created"]);
     }
 }
+
+/// Writers whose transactions read before they write (creating a connection checks nothing
+/// exists; settling a session reads it) race with plain appends: on SQLite each waits for
+/// its turn instead of failing with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_wait_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(&dir).await {
+        let mut tasks = Vec::new();
+        for w in 0..6 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    let name = format!("c{w}-{i}");
+                    store
+                        .create_connection(&Connection::new(&name, "command"), &[])
+                        .await
+                        .unwrap();
+                    store
+                        .append_events(vec![NewEvent::new("session.held", serde_json::json!({}))])
+                        .await
+                        .unwrap();
+                    store.delete_connection(&name).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(store.last_event_id().await.unwrap(), 6 * 40 * 3);
+    }
+}

@@ -34,8 +34,6 @@ pub(crate) struct App {
     pub(crate) running: Arc<crate::runtime::Running>,
     /// Kills session processes if the gateway dies.
     pub(crate) reaper: Arc<crate::reaper::Reaper>,
-    /// Changes of reviews, for whatever reacts to them (held sessions, notifications).
-    pub(crate) reviews: crate::reviews::ReviewEvents,
 }
 
 pub(crate) type SharedApp = Arc<App>;

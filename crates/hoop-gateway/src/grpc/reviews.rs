@@ -4,8 +4,8 @@
 //! Who sees a review: its requester, the members of any of its groups, and groups `admin`
 //! and `auditor`; to anyone else it does not exist (NOT_FOUND). Who decides: members of one
 //! of its groups other than the requester (admins too, but only as group members). Who
-//! revokes: its requester, a member of one of its groups, or an admin. Every change is
-//! published on the gateway's [review events](crate::reviews::ReviewEvents).
+//! revokes: its requester, a member of one of its groups, or an admin. Every change appends
+//! its event to the durable event log (the store does, in the change's transaction).
 //!
 //! Above all that, a review on a connection hidden from the caller by its `access_control`
 //! plugin (see [`crate::access`]) does not exist for them, whoever they are but admins
@@ -23,7 +23,7 @@ use super::{Page, SharedApp};
 use crate::access::{self, AccessCache};
 use crate::auth::{Caller, caller};
 use crate::error::Error;
-use crate::reviews::{ReviewEventKind, revoked_reason};
+use crate::reviews::revoked_reason;
 
 /// Groups that may read every review.
 const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
@@ -110,7 +110,12 @@ impl ReviewApi {
             groups: review.groups.clone(),
             min_approvals: review.min_approvals,
         };
-        let decided = self.app.store.decide_review(id, &decision, rule).await?;
+        let decided = self
+            .app
+            .store
+            .acting_as(me)
+            .decide_review(id, &decision, rule)
+            .await?;
         tracing::info!(
             review = %id,
             reviewer = %me,
@@ -119,11 +124,7 @@ impl ReviewApi {
             status = %decided.status,
             "review decided"
         );
-        let proto = review_to_proto(decided.clone());
-        self.app
-            .reviews
-            .publish(ReviewEventKind::of_decision(decided.status), decided);
-        Ok(proto)
+        Ok(review_to_proto(decided))
     }
 }
 
@@ -424,9 +425,7 @@ impl ReviewService for ReviewApi {
             kind = %revoked.kind,
             "review revoked"
         );
-        let proto = review_to_proto(revoked.clone());
-        self.app.reviews.publish(ReviewEventKind::Revoked, revoked);
-        Ok(Response::new(proto))
+        Ok(Response::new(review_to_proto(revoked)))
     }
 }
 

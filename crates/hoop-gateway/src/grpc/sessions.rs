@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::timestamp;
-use super::{Page, SharedApp};
+use super::{App, Page, SharedApp};
 use crate::access;
 use crate::auth::{Caller, caller};
 use crate::error::Error;
@@ -103,8 +103,49 @@ struct Prepared {
     chain: Chain,
     info: SessionInfo,
     connection: Connection,
-    /// Subscribed before the session is recorded, so no decision on its review is missed.
-    reviews: tokio::sync::broadcast::Receiver<crate::reviews::ReviewEvent>,
+}
+
+/// The connection `name` (with its secrets) and the chain a session by `caller` with `verb`
+/// runs through, built from the connection's current plugin attachments. Used when a
+/// session is asked for, and again when a hold on it lifts.
+///
+/// A connection hidden by access_control is NOT_FOUND, exactly as if it did not exist,
+/// before anything else about it is read or said. The same attachments build the chain,
+/// whose access_control plugin checks again. A disabled access mode or an invalid stored
+/// config is FAILED_PRECONDITION.
+pub(crate) async fn session_chain(
+    app: &App,
+    caller: &Caller,
+    name: &str,
+    verb: Verb,
+) -> Result<(Connection, Chain), Error> {
+    let attachments = access::visible_attachments(&app.store, caller, name).await?;
+    let connection = app.store.get_connection(name, true).await?;
+    let (enabled, mode) = match verb {
+        Verb::Connect => (connection.access.connect, "connect"),
+        _ => (connection.access.exec, "exec"),
+    };
+    if !enabled {
+        return Err(Error::FailedPrecondition(format!(
+            "{mode} is disabled on connection `{}`: an admin can enable access_modes.{mode}",
+            connection.name
+        )));
+    }
+    let configs: Vec<(String, PluginConfig)> = attachments
+        .into_iter()
+        .map(|a| PluginConfig::from_value(a.config).map(|c| (a.plugin, c)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
+        })?;
+    let chain = app
+        .registry
+        .build_chain(
+            configs.iter().map(|(name, config)| (name.as_str(), config)),
+            &app.resources,
+        )
+        .map_err(|e| Error::FailedPrecondition(format!("cannot build the plugin chain: {e}")))?;
+    Ok((connection, chain))
 }
 
 impl SessionApi {
@@ -138,47 +179,7 @@ impl SessionApi {
                 .into());
             }
         }
-        // A connection hidden by access_control is NOT_FOUND, exactly as if it did not
-        // exist, before anything else about it is read or said and before a session is
-        // recorded. The same attachments build the chain, whose access_control plugin
-        // checks again.
-        let attachments = access::visible_attachments(&self.app.store, caller, connection).await?;
-        let connection = self
-            .app
-            .store
-            .get_connection(connection, true)
-            .await
-            .map_err(Error::from)?;
-        let (enabled, mode) = match verb {
-            Verb::Connect => (connection.access.connect, "connect"),
-            _ => (connection.access.exec, "exec"),
-        };
-        if !enabled {
-            return Err(Error::FailedPrecondition(format!(
-                "{mode} is disabled on connection `{}`: an admin can enable access_modes.{mode}",
-                connection.name
-            ))
-            .into());
-        }
-        let configs: Vec<(String, PluginConfig)> = attachments
-            .into_iter()
-            .map(|a| PluginConfig::from_value(a.config).map(|c| (a.plugin, c)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
-            })?;
-        let chain = self
-            .app
-            .registry
-            .build_chain(
-                configs.iter().map(|(name, config)| (name.as_str(), config)),
-                &self.app.resources,
-            )
-            .map_err(|e| {
-                Error::FailedPrecondition(format!("cannot build the plugin chain: {e}"))
-            })?;
-
-        let reviews = self.app.reviews.subscribe();
+        let (connection, chain) = session_chain(&self.app, caller, connection, verb).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let user = UserInfo::new(caller.user.name.clone())
             .with_email(caller.user.email.clone())
@@ -216,27 +217,29 @@ impl SessionApi {
             chain,
             info,
             connection,
-            reviews,
         })
     }
 
     /// Runs a prepared session on a task of its own; its events come out of the stream.
-    fn start(&self, prepared: Prepared, input: runtime::Input, args: Vec<String>) -> EventStream {
+    fn start(
+        &self,
+        caller: &Caller,
+        prepared: Prepared,
+        input: runtime::Input,
+        args: Vec<String>,
+    ) -> EventStream {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let id = prepared.info.id.to_string();
         tokio::spawn(runtime::run_session(SessionJob {
-            store: self.app.store.clone(),
+            app: Arc::clone(&self.app),
+            caller: caller.clone(),
             chain: prepared.chain,
             info: prepared.info,
             connection: prepared.connection,
             input,
             args,
             events: tx,
-            shutdown: self.app.shutdown.clone(),
             registration: self.app.running.register(&id),
-            running: Arc::clone(&self.app.running),
-            reaper: Arc::clone(&self.app.reaper),
-            reviews: prepared.reviews,
         }));
         ReceiverStream::new(rx)
     }
@@ -365,6 +368,7 @@ impl SessionService for SessionApi {
             .prepare(&caller, &req.connection, request, Verb::Exec, "")
             .await?;
         Ok(Response::new(self.start(
+            &caller,
             prepared,
             runtime::Input::Fixed(req.input),
             req.args,
@@ -416,6 +420,7 @@ impl SessionService for SessionApi {
         let (input_tx, input_rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(forward_input(requests, input_tx));
         Ok(Response::new(self.start(
+            &caller,
             prepared,
             runtime::Input::Stream {
                 messages: input_rx,

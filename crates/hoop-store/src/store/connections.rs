@@ -6,7 +6,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use super::{
@@ -27,7 +27,7 @@ impl Store {
         conn: &Connection,
         attachments: &[Attachment],
     ) -> Result<Connection> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         if connection::Entity::find_by_id(&conn.name)
             .one(&txn)
             .await?
@@ -99,7 +99,7 @@ impl Store {
         replace_env: bool,
         attachments: &[Attachment],
     ) -> Result<Connection> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let existing = connection::Entity::find_by_id(&conn.name)
             .one(&txn)
             .await?
@@ -125,7 +125,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such connection.
     pub async fn delete_connection(&self, name: &str) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         plugin_attachment::Entity::delete_many()
             .filter(plugin_attachment::Column::ConnectionName.eq(name))
             .exec(&txn)
@@ -194,7 +194,7 @@ impl Store {
     /// [`StoreError::NotFound`] if there is no such connection,
     /// [`StoreError::AlreadyExists`] if the plugin is already attached.
     pub async fn attach(&self, conn: &str, attachment: &Attachment) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         touch_connection(&txn, conn).await?;
         let key = (conn.to_owned(), attachment.plugin.clone());
         if plugin_attachment::Entity::find_by_id(key)
@@ -221,7 +221,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if the connection or the attachment does not exist.
     pub async fn update_attachment(&self, conn: &str, attachment: &Attachment) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         touch_connection(&txn, conn).await?;
         let key = (conn.to_owned(), attachment.plugin.clone());
         let row = plugin_attachment::Entity::find_by_id(key)
@@ -251,7 +251,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if the connection or the attachment does not exist.
     pub async fn detach(&self, conn: &str, plugin: &str) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         touch_connection(&txn, conn).await?;
         let deleted = plugin_attachment::Entity::delete_by_id((conn.to_owned(), plugin.to_owned()))
             .exec(&txn)

@@ -152,6 +152,20 @@ impl Store {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Begins a transaction that writes. On SQLite it takes the write lock at once, with a
+    /// statement that changes nothing: a transaction that read first and wrote later would
+    /// fail with "database is locked" when another connection wrote in between, instead of
+    /// waiting its turn (the busy timeout only applies to a transaction that has read
+    /// nothing yet). PostgreSQL needs nothing of the kind.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
+        let txn = self.db.begin().await?;
+        if self.backend == Backend::Sqlite {
+            txn.execute_unprepared("UPDATE meta SET key = key WHERE 0")
+                .await?;
+        }
+        Ok(txn)
+    }
+
     /// The database backend.
     pub fn backend(&self) -> Backend {
         self.backend

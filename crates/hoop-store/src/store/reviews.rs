@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use sha2::{Digest, Sha256};
 
@@ -46,7 +46,7 @@ impl Store {
             ));
         }
         let id = new_uuid();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let row = review::ActiveModel {
             id: Set(id.clone()),
             kind: Set(new.kind.as_str().to_owned()),
@@ -161,7 +161,7 @@ impl Store {
         rule: ApprovalRule,
     ) -> Result<Review> {
         let pending = ReviewStatus::Pending.as_str();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         // Claim the review (see the section comment): still pending and not expired.
         let claimed = review::Entity::update_many()
             .col_expr(review::Column::UpdatedAt, Expr::value(decision.at))
@@ -224,14 +224,25 @@ impl Store {
                 ReviewKind::Jit => review.access_duration.map(|d| add(decision.at, d)),
                 ReviewKind::OneTime => None,
             };
-            Some(
-                review::Entity::update_many()
-                    .col_expr(
-                        review::Column::Status,
-                        Expr::value(ReviewStatus::Approved.as_str()),
-                    )
-                    .col_expr(review::Column::GrantEndsAt, Expr::value(grant_ends_at)),
-            )
+            let update = review::Entity::update_many()
+                .col_expr(
+                    review::Column::Status,
+                    Expr::value(ReviewStatus::Approved.as_str()),
+                )
+                .col_expr(review::Column::GrantEndsAt, Expr::value(grant_ends_at));
+            Some(match review.kind {
+                // An approved one-time review must run within the review TTL of its
+                // approval: its deadline moves to then.
+                ReviewKind::OneTime => {
+                    let ttl = review.expires_at - review.created_at;
+                    let deadline = decision
+                        .at
+                        .checked_add_signed(ttl)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    update.col_expr(review::Column::ExpiresAt, Expr::value(deadline))
+                }
+                ReviewKind::Jit => update,
+            })
         } else {
             None
         };
@@ -291,7 +302,7 @@ impl Store {
         session_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Review> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut update = review::Entity::update_many()
             .col_expr(review::Column::Status, Expr::value(to.as_str()))
             .col_expr(review::Column::UpdatedAt, Expr::value(at));
@@ -337,9 +348,57 @@ impl Store {
         Ok(review)
     }
 
+    /// Marks an `APPROVED` one-time review `EXECUTED` by `session_id`, if its deadline (the
+    /// review TTL after its approval) has not passed at `now`: a compare-and-set, so of
+    /// concurrent claims exactly one wins. Returns the review as it now is.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such review; [`StoreError::Conflict`] if it is
+    /// not `APPROVED` or its deadline passed.
+    pub async fn claim_review(
+        &self,
+        id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Review> {
+        let txn = self.begin_write().await?;
+        let updated = review::Entity::update_many()
+            .col_expr(
+                review::Column::Status,
+                Expr::value(ReviewStatus::Executed.as_str()),
+            )
+            .col_expr(review::Column::UpdatedAt, Expr::value(now))
+            .col_expr(review::Column::SessionId, Expr::value(session_id))
+            .filter(review::Column::Id.eq(id))
+            .filter(review::Column::Kind.eq(ReviewKind::OneTime.as_str()))
+            .filter(review::Column::Status.eq(ReviewStatus::Approved.as_str()))
+            .filter(review::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            let row = review::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::not_found("review", id))?;
+            return Err(if row.status == ReviewStatus::Approved.as_str() {
+                StoreError::Conflict(format!(
+                    "review `{id}` was approved but not run by {}: ask again",
+                    row.expires_at.to_rfc3339()
+                ))
+            } else {
+                not_in(id, &row.status, &[ReviewStatus::Approved])
+            });
+        }
+        let review = load_review(&txn, id).await?;
+        let event = self.review_event(&review, "review.executed");
+        self.commit_with_events(txn, vec![event]).await?;
+        Ok(review)
+    }
+
     /// Expires, as of `now`, every `PENDING` review past its `expires_at` (reason "pending
-    /// longer than the review TTL") and every `APPROVED` JIT review whose grant ended (reason
-    /// "access expired"). Returns the reviews it changed, oldest first, so the caller can
+    /// longer than the review TTL"), every `APPROVED` JIT review whose grant ended (reason
+    /// "access expired") and every `APPROVED` one-time review not run by its `expires_at`
+    /// (the review TTL after its approval). Returns the reviews it changed, oldest first, so the caller can
     /// announce them and end the sessions of ended grants. Safe to run concurrently with
     /// decisions and with other gateways: each review is expired at most once.
     ///
@@ -353,12 +412,20 @@ impl Store {
             .add(review::Column::Status.eq(ReviewStatus::Approved.as_str()))
             .add(review::Column::Kind.eq(ReviewKind::Jit.as_str()))
             .add(review::Column::GrantEndsAt.lte(now));
+        let approved_unrun = Condition::all()
+            .add(review::Column::Status.eq(ReviewStatus::Approved.as_str()))
+            .add(review::Column::Kind.eq(ReviewKind::OneTime.as_str()))
+            .add(review::Column::ExpiresAt.lte(now));
         let backend = self.db.get_database_backend();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut ids = Vec::new();
         for (condition, reason) in [
             (pending_too_long, "pending longer than the review TTL"),
             (grant_ended, "access expired"),
+            (
+                approved_unrun,
+                "approved but not run within the review TTL of its approval",
+            ),
         ] {
             // One statement per kind of expiry; RETURNING names exactly the rows it changed.
             let mut update = review::Entity::update_many()
@@ -426,8 +493,8 @@ impl Store {
     }
 
     /// When [`expire_reviews`](Self::expire_reviews) next has something to do: the earliest
-    /// `expires_at` of the `PENDING` reviews and `grant_ends_at` of the `APPROVED` JIT
-    /// reviews; `None` if there are none.
+    /// `expires_at` of the `PENDING` reviews and of the `APPROVED` one-time reviews, and
+    /// `grant_ends_at` of the `APPROVED` JIT reviews; `None` if there are none.
     ///
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
@@ -446,7 +513,14 @@ impl Store {
             .one(&self.db)
             .await?
             .and_then(|r| r.grant_ends_at);
-        Ok(pending.into_iter().chain(grant).min())
+        let unrun = review::Entity::find()
+            .filter(review::Column::Status.eq(ReviewStatus::Approved.as_str()))
+            .filter(review::Column::Kind.eq(ReviewKind::OneTime.as_str()))
+            .order_by_asc(review::Column::ExpiresAt)
+            .one(&self.db)
+            .await?
+            .map(|r| r.expires_at);
+        Ok(pending.into_iter().chain(grant).chain(unrun).min())
     }
 
     /// The event `kind` (`review.created`, `review.approved`, …) telling that `review` is now

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    Set,
 };
 
 use super::{Result, Store, from_json, to_json};
@@ -19,7 +19,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`] if the id is taken.
     pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         session::ActiveModel {
             id: Set(record.id.clone()),
             connection: Set(record.connection.clone()),
@@ -71,7 +71,7 @@ impl Store {
         end: &SessionEnd,
         extra: Vec<NewEvent>,
     ) -> Result<SessionRecord> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let row = session::Entity::find_by_id(id)
             .one(&txn)
             .await?
@@ -167,7 +167,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
     pub async fn interrupt_open_sessions(&self) -> Result<u64> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let open = session::Entity::find()
             .filter(session::Column::Status.eq("open"))
             .order_by_asc(session::Column::StartedAt)

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use super::{Result, Store, hex};
@@ -22,7 +22,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`] if the name is taken.
     pub async fn create_user(&self, new: &User) -> Result<User> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         if user::Entity::find_by_id(&new.name)
             .one(&txn)
             .await?
@@ -86,7 +86,7 @@ impl Store {
         email: Option<&str>,
         groups: Option<&[String]>,
     ) -> Result<User> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let row = user::Entity::find_by_id(name)
             .one(&txn)
             .await?
@@ -109,7 +109,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such user.
     pub async fn delete_user(&self, name: &str) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         api_key::Entity::delete_many()
             .filter(api_key::Column::UserName.eq(name))
             .exec(&txn)
@@ -176,7 +176,7 @@ impl Store {
         prefix: &str,
         token_hash: &str,
     ) -> Result<ApiKey> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         if user::Entity::find_by_id(user_name)
             .one(&txn)
             .await?
