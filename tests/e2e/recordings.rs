@@ -17,6 +17,7 @@ e2e!(
     a_session_that_cannot_be_recorded_does_not_run,
     a_crash_leaves_a_verifiable_recording_and_no_process,
     a_finished_session_without_its_final_digest_does_not_verify,
+    a_connection_without_its_audit_row_still_records_its_sessions,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -463,4 +464,62 @@ async fn a_finished_session_without_its_final_digest_does_not_verify(backend: Ba
             (before.events, before.digest.as_str(), true)
         );
     }
+}
+
+/// `audit` is in every session's chain, whatever the plugin attachment rows say: a
+/// connection whose audit row is gone from the database still has its sessions recorded.
+async fn a_connection_without_its_audit_row_still_records_its_sessions(backend: Backend) {
+    use hoop_store::entity::plugin_attachment::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let gw = Gateway::start(backend).await;
+    create(&gw, command_connection("echo", &["echo"])).await;
+    // DetachPlugin refuses to detach audit; the row is deleted behind the gateway's back.
+    let db = gw.setup.database().await;
+    let deleted = Entity::delete_many()
+        .filter(Column::ConnectionName.eq("echo"))
+        .filter(Column::Plugin.eq("audit"))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected, 1);
+    db.close().await.unwrap();
+
+    // The API still shows audit on the connection, active.
+    let plugins = gw
+        .plugins()
+        .await
+        .list_connection_plugins(admin(pb::ListConnectionPluginsRequest {
+            connection: "echo".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins;
+    let audit: Vec<_> = plugins.iter().filter(|p| p.name == "audit").collect();
+    assert_eq!(audit.len(), 1, "{plugins:?}");
+    assert!(audit[0].active, "{plugins:?}");
+
+    // A session runs and is recorded: replay gives its output, verify agrees with the digest
+    // stored with it.
+    let result = exec(&gw, ADMIN_TOKEN, run("echo", b"", &["still on record"]))
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, Some(0), "{result:?}");
+    assert_eq!(result.stdout, b"still on record\n");
+    let (events, error) = recording(&gw, ADMIN_TOKEN, &result.session_id)
+        .await
+        .unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(kind(&events[0]), pb::RecordingEventKind::Header);
+    assert_eq!(kind(events.last().unwrap()), pb::RecordingEventKind::Close);
+    assert_eq!(
+        data_of(&events, pb::RecordingEventKind::Stdout),
+        result.stdout
+    );
+    let session = get_session(&gw, &result.session_id).await;
+    let digest = session.attributes.get("audit.digest").expect("a digest");
+    let verified = verify(&gw, ADMIN_TOKEN, &result.session_id).await;
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(&verified.expected_digest, digest);
+    assert_eq!(verified.events, events.len() as u64);
 }

@@ -167,6 +167,7 @@ impl SessionApi {
             .map_err(|e| {
                 Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
             })?;
+        // Required plugins (audit) are built whether or not their attachment row is there.
         let chain = self
             .app
             .registry
