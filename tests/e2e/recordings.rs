@@ -16,6 +16,8 @@ e2e!(
     recordings_are_visible_like_sessions,
     a_session_that_cannot_be_recorded_does_not_run,
     a_crash_leaves_a_verifiable_recording_and_no_process,
+    a_finished_session_without_its_final_digest_does_not_verify,
+    a_connection_without_its_audit_row_still_records_its_sessions,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -374,4 +376,150 @@ async fn a_crash_leaves_a_verifiable_recording_and_no_process(backend: Backend) 
         verified.detail.contains("no final digest is stored"),
         "{verified:?}"
     );
+}
+
+async fn get_session(gw: &Gateway, id: &str) -> pb::Session {
+    gw.sessions()
+        .await
+        .get_session(admin(pb::GetSessionRequest { id: id.to_owned() }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Removes attribute `key` from the record of session `id`, directly in the database (no API
+/// call can).
+async fn remove_session_attribute(gw: &Gateway, id: &str, key: &str) {
+    use hoop_store::entity::session;
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let db = gw.setup.database().await;
+    let row = session::Entity::find_by_id(id)
+        .one(&db)
+        .await
+        .unwrap()
+        .expect("the session's row");
+    let mut attributes = row.attributes.clone();
+    let removed = attributes.as_object_mut().unwrap().remove(key);
+    assert!(removed.is_some(), "no `{key}` on session {id}: {row:?}");
+    let mut active = row.into_active_model();
+    active.attributes = Set(attributes);
+    active.update(&db).await.unwrap();
+    db.close().await.unwrap();
+}
+
+/// A session that ended (done, or killed) always has its final digest stored by audit; one
+/// whose digest is gone from the database does not verify, as events cut off the end of its
+/// recording would go unnoticed. (An interrupted one still verifies as far as it goes: see
+/// `a_crash_leaves_a_verifiable_recording_and_no_process`.)
+async fn a_finished_session_without_its_final_digest_does_not_verify(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    create(&gw, command_connection("echo", &["echo"])).await;
+    let mut sleepy = command_connection("sleepy", &["sleep", "600"]);
+    sleepy.session_timeout = Some(prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
+    create(&gw, sleepy).await;
+    let done = exec(&gw, ADMIN_TOKEN, run("echo", b"", &["on record"]))
+        .await
+        .unwrap();
+    assert_eq!(done.exit_code, Some(0), "{done:?}");
+    let killed = exec(&gw, ADMIN_TOKEN, run("sleepy", b"", &[]))
+        .await
+        .unwrap();
+    assert_eq!(killed.reason, "session timed out", "{killed:?}");
+
+    for (id, status) in [(&done.session_id, "done"), (&killed.session_id, "killed")] {
+        let session = get_session(&gw, id).await;
+        assert_eq!(session.status, status, "{session:?}");
+        let stored = session.attributes.get("audit.digest").unwrap().clone();
+        let before = verify(&gw, ADMIN_TOKEN, id).await;
+        assert!(before.ok, "{before:?}");
+        assert_eq!(before.expected_digest, stored);
+
+        remove_session_attribute(&gw, id, "audit.digest").await;
+        assert!(
+            !get_session(&gw, id)
+                .await
+                .attributes
+                .contains_key("audit.digest")
+        );
+        let after = verify(&gw, ADMIN_TOKEN, id).await;
+        assert!(!after.ok, "{after:?}");
+        assert!(
+            after
+                .detail
+                .starts_with("the recording's final digest was never stored"),
+            "{after:?}"
+        );
+        assert!(
+            after.detail.contains(&format!("(status {status})")),
+            "{after:?}"
+        );
+        assert!(after.expected_digest.is_empty(), "{after:?}");
+        // The chain itself is intact: no event is named, the count and digest are the same.
+        assert_eq!(after.failed_event, None, "{after:?}");
+        assert_eq!(
+            (after.events, after.digest.as_str(), after.closed),
+            (before.events, before.digest.as_str(), true)
+        );
+    }
+}
+
+/// `audit` is in every session's chain, whatever the plugin attachment rows say: a
+/// connection whose audit row is gone from the database still has its sessions recorded.
+async fn a_connection_without_its_audit_row_still_records_its_sessions(backend: Backend) {
+    use hoop_store::entity::plugin_attachment::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let gw = Gateway::start(backend).await;
+    create(&gw, command_connection("echo", &["echo"])).await;
+    // DetachPlugin refuses to detach audit; the row is deleted behind the gateway's back.
+    let db = gw.setup.database().await;
+    let deleted = Entity::delete_many()
+        .filter(Column::ConnectionName.eq("echo"))
+        .filter(Column::Plugin.eq("audit"))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected, 1);
+    db.close().await.unwrap();
+
+    // The API still shows audit on the connection, active.
+    let plugins = gw
+        .plugins()
+        .await
+        .list_connection_plugins(admin(pb::ListConnectionPluginsRequest {
+            connection: "echo".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins;
+    let audit: Vec<_> = plugins.iter().filter(|p| p.name == "audit").collect();
+    assert_eq!(audit.len(), 1, "{plugins:?}");
+    assert!(audit[0].active, "{plugins:?}");
+
+    // A session runs and is recorded: replay gives its output, verify agrees with the digest
+    // stored with it.
+    let result = exec(&gw, ADMIN_TOKEN, run("echo", b"", &["still on record"]))
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, Some(0), "{result:?}");
+    assert_eq!(result.stdout, b"still on record\n");
+    let (events, error) = recording(&gw, ADMIN_TOKEN, &result.session_id)
+        .await
+        .unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(kind(&events[0]), pb::RecordingEventKind::Header);
+    assert_eq!(kind(events.last().unwrap()), pb::RecordingEventKind::Close);
+    assert_eq!(
+        data_of(&events, pb::RecordingEventKind::Stdout),
+        result.stdout
+    );
+    let session = get_session(&gw, &result.session_id).await;
+    let digest = session.attributes.get("audit.digest").expect("a digest");
+    let verified = verify(&gw, ADMIN_TOKEN, &result.session_id).await;
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(&verified.expected_digest, digest);
+    assert_eq!(verified.events, events.len() as u64);
 }

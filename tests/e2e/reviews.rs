@@ -23,6 +23,7 @@ e2e!(
     no_path_opens_a_session_without_an_approval,
     a_review_pending_past_its_ttl_expires_and_ends_its_session,
     waiting_for_approval_does_not_use_up_the_session_time_limit,
+    a_hidden_review_answers_like_a_missing_one,
 );
 
 /// How long any single step may take.
@@ -311,7 +312,8 @@ async fn a_reviewer_approves_a_held_exec_which_then_runs(backend: Backend) {
         24 * 3600
     );
 
-    // Not by the requester, nor by someone outside the groups (who cannot even see it).
+    // Not by the requester, nor by someone outside the groups (who cannot even see it: to
+    // them it does not exist).
     assert_status(
         approve(&gw, &p.alice, &id, "").await,
         Code::PermissionDenied,
@@ -319,8 +321,8 @@ async fn a_reviewer_approves_a_held_exec_which_then_runs(backend: Backend) {
     );
     assert_status(
         approve(&gw, &p.carol, &id, "").await,
-        Code::PermissionDenied,
-        "dba",
+        Code::NotFound,
+        &format!("review `{id}` not found"),
     );
     assert_status(get(&gw, &p.carol, &id).await, Code::NotFound, &id);
     assert!(
@@ -332,11 +334,16 @@ async fn a_reviewer_approves_a_held_exec_which_then_runs(backend: Backend) {
     );
     assert_status(get(&gw, &p.bob, "no-such-review").await, Code::NotFound, "");
     assert_status(get(&gw, &p.bob, "").await, Code::InvalidArgument, "id");
-    // Admins decide only as members of the review's groups.
+    // Admins and auditors see it, but decide only as members of the review's groups.
     assert_status(
         approve(&gw, hoop_rs::ADMIN_TOKEN, &id, "").await,
         Code::PermissionDenied,
         "dba",
+    );
+    assert_status(
+        approve(&gw, &p.ann, &id, "").await,
+        Code::PermissionDenied,
+        "only members of the review's groups (dba) may approve",
     );
 
     let approved = approve(&gw, &p.bob, &id, "").await.unwrap();
@@ -407,8 +414,13 @@ async fn a_rejection_needs_a_reason_and_denies_the_session(backend: Backend) {
     );
     assert_status(
         reject(&gw, &p.carol, &id, "no").await,
+        Code::NotFound,
+        &format!("review `{id}` not found"),
+    );
+    assert_status(
+        reject(&gw, &p.ann, &id, "no").await,
         Code::PermissionDenied,
-        "",
+        "only members of the review's groups (dba) may reject",
     );
 
     let rejected = reject(&gw, &p.bob, &id, "not during business hours")
@@ -540,10 +552,16 @@ async fn requesters_revoke_pending_reviews_and_admins_approved_ones(backend: Bac
     // The requester withdraws a pending request: the held session ends.
     let held = exec_until_held(&gw, &p.alice, run("pg", INPUT)).await;
     let id = held.id();
+    // Carol may not even see it; ann (auditor) sees it but may not revoke it.
     assert_status(
         revoke(&gw, &p.carol, &id, "").await,
+        Code::NotFound,
+        &format!("review `{id}` not found"),
+    );
+    assert_status(
+        revoke(&gw, &p.ann, &id, "").await,
         Code::PermissionDenied,
-        "",
+        "only the requester, members of the review's groups (dba) and admins may revoke",
     );
     let revoked = revoke(&gw, &p.alice, &id, "wrong query").await.unwrap();
     assert_eq!(status(&revoked), pb::ReviewStatus::Revoked);
@@ -1204,4 +1222,111 @@ async fn waiting_for_approval_does_not_use_up_the_session_time_limit(backend: Ba
     let rest = held.rest().await;
     assert_eq!(rest.exit_code, Some(0), "{}", rest.reason);
     assert_eq!(rest.stdout, INPUT);
+}
+
+/// An id no review has (reviews have UUIDs).
+const MADE_UP_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Asserts that `hidden` (a call naming review `id`, which the caller may not see) failed
+/// exactly as `missing` (the same call naming [`MADE_UP_ID`]): same code, same message once
+/// the id is substituted, NOT_FOUND.
+#[track_caller]
+fn answers_like_missing<T: std::fmt::Debug>(
+    what: &str,
+    id: &str,
+    hidden: Result<T, tonic::Status>,
+    missing: Result<T, tonic::Status>,
+) {
+    let hidden = hidden.expect_err(&format!("{what}: the hidden review answered"));
+    let missing = missing.expect_err(&format!("{what}: the made-up review answered"));
+    assert_eq!(missing.code(), Code::NotFound, "{what}: {missing:?}");
+    assert_eq!(hidden.code(), missing.code(), "{what}: {hidden:?}");
+    assert_eq!(
+        hidden.message().replace(id, MADE_UP_ID),
+        missing.message(),
+        "{what}"
+    );
+    assert!(!hidden.message().contains("dba"), "{what}: {hidden:?}");
+}
+
+/// Whatever its status, a review someone may not see (not theirs, none of its groups theirs,
+/// not an admin or auditor) answers Get, Approve, Reject and Revoke exactly like an id there
+/// is no review of: nothing says it exists, let alone its groups.
+async fn a_hidden_review_answers_like_a_missing_one(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let p = people(&gw).await;
+    create(&gw, reviewed("pg", &["dba"])).await;
+
+    // alice's reviews on pg: one pending, one approved, one revoked.
+    let pending = pending_review(&gw, &p.alice, "pg", INPUT).await;
+    let approved = pending_review(&gw, &p.alice, "pg", INPUT).await;
+    approve(&gw, &p.bob, &approved, "").await.unwrap();
+    let revoked = pending_review(&gw, &p.alice, "pg", INPUT).await;
+    revoke(&gw, &p.alice, &revoked, "").await.unwrap();
+
+    // carol is a developer like alice; erin reviews other connections (sre).
+    for token in [&p.carol, &p.erin] {
+        for id in [&pending, &approved, &revoked] {
+            answers_like_missing(
+                "get",
+                id,
+                get(&gw, token, id).await,
+                get(&gw, token, MADE_UP_ID).await,
+            );
+            for group in ["", "dba", "sre"] {
+                answers_like_missing(
+                    "approve",
+                    id,
+                    approve(&gw, token, id, group).await,
+                    approve(&gw, token, MADE_UP_ID, group).await,
+                );
+            }
+            answers_like_missing(
+                "reject",
+                id,
+                reject(&gw, token, id, "no").await,
+                reject(&gw, token, MADE_UP_ID, "no").await,
+            );
+            answers_like_missing(
+                "revoke",
+                id,
+                revoke(&gw, token, id, "").await,
+                revoke(&gw, token, MADE_UP_ID, "").await,
+            );
+        }
+    }
+
+    // None of that changed anything.
+    let mut statuses = Vec::new();
+    for id in [&pending, &approved, &revoked] {
+        statuses.push(status(&get(&gw, &p.bob, id).await.unwrap()));
+    }
+    assert_eq!(
+        statuses,
+        [
+            pb::ReviewStatus::Pending,
+            pb::ReviewStatus::Approved,
+            pb::ReviewStatus::Revoked
+        ]
+    );
+    let untouched = get(&gw, hoop_rs::ADMIN_TOKEN, &pending).await.unwrap();
+    assert!(untouched.decisions.is_empty(), "{untouched:?}");
+
+    // Those who may see it still get precise answers: the requester may not approve her own,
+    // an auditor may not decide or revoke.
+    assert_status(
+        approve(&gw, &p.alice, &pending, "").await,
+        Code::PermissionDenied,
+        "requesters cannot approve their own request",
+    );
+    assert_status(
+        revoke(&gw, &p.ann, &pending, "").await,
+        Code::PermissionDenied,
+        "may revoke",
+    );
+    assert_status(
+        revoke(&gw, &p.alice, &revoked, "").await,
+        Code::FailedPrecondition,
+        "REVOKED",
+    );
 }

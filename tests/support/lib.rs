@@ -159,6 +159,27 @@ impl Setup {
         path
     }
 
+    /// The URL of the gateway's database (the SQLite file in the data dir, or the scratch
+    /// PostgreSQL database).
+    pub fn database_url(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rw",
+                self.data_dir().join("hoop.db").display()
+            ),
+            Backend::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// Opens the gateway's database directly, behind the gateway's back: for tests that
+    /// change what no API call may change, as a bug or someone with access to the database
+    /// could.
+    pub async fn database(&self) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(self.database_url())
+            .await
+            .expect("open the gateway's database")
+    }
+
     /// A `hoop-gateway` command with this setup's config and a clean environment.
     pub fn gateway_command(&self) -> Command {
         let config = self.write_config();

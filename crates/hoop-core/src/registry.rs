@@ -12,7 +12,7 @@ use crate::chain::Chain;
 use crate::config::PluginConfig;
 use crate::context::Resources;
 use crate::error::Error;
-use crate::plugin::{Plugin, PluginFactory};
+use crate::plugin::{AttachPolicy, Plugin, PluginFactory};
 
 /// Every factory registered with [`register_plugin!`](crate::register_plugin) in the crates
 /// linked into the binary.
@@ -108,6 +108,10 @@ impl Registry {
     /// Builds the chain for a connection from its attachments (plugin name and config), with
     /// the host's `resources`: only active plugins are built, sorted into chain order.
     ///
+    /// Plugins whose policy is [`AttachPolicy::Required`] (e.g. `audit`) are in every chain,
+    /// whatever the attachments say: one missing from them is built with its default
+    /// (empty) config, so no session runs without them.
+    ///
     /// # Errors
     /// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin at fault.
     pub fn build_chain<'a>(
@@ -115,8 +119,17 @@ impl Registry {
         attachments: impl IntoIterator<Item = (&'a str, &'a PluginConfig)>,
         resources: &Resources,
     ) -> Result<Chain, Error> {
+        let default_config = PluginConfig::empty();
+        let attachments: Vec<(&str, &PluginConfig)> = attachments.into_iter().collect();
+        let required = self
+            .factories
+            .values()
+            .map(|f| f.descriptor())
+            .filter(|d| d.attach == AttachPolicy::Required)
+            .filter(|d| !attachments.iter().any(|(name, _)| *name == d.name))
+            .map(|d| (d.name, &default_config));
         let mut built: Vec<(i16, &'static str, Arc<dyn Plugin>)> = Vec::new();
-        for (name, config) in attachments {
+        for (name, config) in attachments.iter().copied().chain(required) {
             let factory = self
                 .get(name)
                 .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
@@ -136,5 +149,95 @@ impl Registry {
         }
         built.sort_by_key(|(order, name, _)| (*order, *name));
         Ok(Chain::new(built.into_iter().map(|(_, _, p)| p).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+    use crate::plugin::PluginDescriptor;
+
+    /// A plugin that does nothing but answer to its name.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    impl Plugin for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
+    /// A factory of [`Named`] plugins: a config may only hold `{"ok": true}`.
+    #[derive(Debug)]
+    struct Factory(PluginDescriptor);
+
+    impl PluginFactory for Factory {
+        fn descriptor(&self) -> &PluginDescriptor {
+            &self.0
+        }
+
+        fn build(
+            &self,
+            config: &PluginConfig,
+            _resources: &Resources,
+        ) -> Result<Arc<dyn Plugin>, ConfigError> {
+            if config.as_map().iter().any(|(k, v)| k != "ok" || v != true) {
+                return Err(ConfigError::new(None, "only `ok: true` is allowed"));
+            }
+            Ok(Arc::new(Named(self.0.name)))
+        }
+    }
+
+    static RECORDER: Factory = Factory(
+        PluginDescriptor::new("recorder", "records")
+            .with_attach(AttachPolicy::Required)
+            .with_order(1000),
+    );
+    static MASK: Factory = Factory(
+        PluginDescriptor::new("mask", "masks")
+            .with_attach(AttachPolicy::Default)
+            .with_order(10),
+    );
+
+    fn registry() -> Registry {
+        Registry::from_factories([&RECORDER as &dyn PluginFactory, &MASK]).unwrap()
+    }
+
+    fn names(chain: &Chain) -> Vec<&str> {
+        chain.names().collect()
+    }
+
+    #[test]
+    fn a_required_plugin_is_in_every_chain_whatever_the_attachments_say() {
+        let registry = registry();
+        let resources = Resources::new();
+        let config = PluginConfig::empty();
+        // No attachment at all, or only others: the required plugin is built anyway.
+        let chain = registry.build_chain([], &resources).unwrap();
+        assert_eq!(names(&chain), ["recorder"]);
+        let chain = registry
+            .build_chain([("mask", &config)], &resources)
+            .unwrap();
+        assert_eq!(names(&chain), ["mask", "recorder"]);
+        // Attached: once, with its stored config.
+        let chain = registry
+            .build_chain([("recorder", &config), ("mask", &config)], &resources)
+            .unwrap();
+        assert_eq!(names(&chain), ["mask", "recorder"]);
+        let stored = PluginConfig::from_value(serde_json::json!({"ok": true})).unwrap();
+        let chain = registry
+            .build_chain([("recorder", &stored)], &resources)
+            .unwrap();
+        assert_eq!(names(&chain), ["recorder"]);
+        // A stored config it refuses fails the chain rather than leaving it out.
+        let bad = PluginConfig::from_value(serde_json::json!({"ok": false})).unwrap();
+        let err = registry
+            .build_chain([("recorder", &bad)], &resources)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { plugin, .. } if plugin == "recorder"),
+            "{err}"
+        );
     }
 }

@@ -96,9 +96,19 @@ pub(crate) fn view(registry: &Registry, attachment: &Attachment) -> AttachmentVi
     }
 }
 
-/// Attachments as the API shows them, in chain order.
+/// Attachments as the API shows them, in chain order. Required plugins (audit) are in every
+/// chain whatever the stored rows say (see [`Registry::build_chain`]), so one whose row is
+/// missing is shown with its default config.
 pub(crate) fn views(registry: &Registry, attachments: &[Attachment]) -> Vec<AttachmentView> {
-    let mut sorted: Vec<&Attachment> = attachments.iter().collect();
+    let required: Vec<Attachment> = registry
+        .factories()
+        .into_iter()
+        .map(|f| f.descriptor())
+        .filter(|d| d.attach == AttachPolicy::Required)
+        .filter(|d| !attachments.iter().any(|a| a.plugin == d.name))
+        .map(|d| attachment(registry, d.name, serde_json::json!({})))
+        .collect();
+    let mut sorted: Vec<&Attachment> = attachments.iter().chain(&required).collect();
     sorted.sort_by_key(|a| {
         let order = registry
             .get(&a.plugin)
@@ -284,6 +294,19 @@ mod tests {
                 ("audit", true)
             ]
         );
+    }
+
+    #[test]
+    fn a_required_plugin_is_shown_even_without_its_row() {
+        let registry = registry().unwrap();
+        let conn = Connection::new("pg", "command");
+        let mut rows = default_attachments(&registry, &conn);
+        rows.retain(|a| a.plugin != "audit");
+        let views = views(&registry, &rows);
+        let audit = views.last().unwrap();
+        assert_eq!((audit.name.as_str(), audit.active), ("audit", true));
+        assert_eq!(views.iter().filter(|v| v.name == "audit").count(), 1);
+        assert_eq!(views.len(), 4);
     }
 
     #[test]

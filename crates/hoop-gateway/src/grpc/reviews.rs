@@ -2,10 +2,13 @@
 //! `review` plugin creates when it holds a session.
 //!
 //! Who sees a review: its requester, the members of any of its groups, and groups `admin`
-//! and `auditor`; to anyone else it does not exist (NOT_FOUND). Who decides: members of one
-//! of its groups other than the requester (admins too, but only as group members). Who
-//! revokes: its requester, a member of one of its groups, or an admin. Every change appends
-//! its event to the durable event log (the store does, in the change's transaction).
+//! and `auditor`; to anyone else it does not exist: Get, Approve, Reject and Revoke answer
+//! exactly what they answer for an id there is no review of (NOT_FOUND, same message), so
+//! neither its existence nor its groups leak. Who decides: members of one of its groups
+//! other than the requester (admins too, but only as group members). Who revokes: its
+//! requester, a member of one of its groups, or an admin. Someone who sees a review but may
+//! not do what they ask gets PERMISSION_DENIED saying why. Every change appends its event to
+//! the durable event log (the store does, in the change's transaction).
 //!
 //! Above all that, a review on a connection hidden from the caller by its `access_control`
 //! plugin (see [`crate::access`]) does not exist for them, whoever they are but admins
@@ -89,7 +92,8 @@ impl ReviewApi {
         reason: &str,
     ) -> Result<pb::Review, Error> {
         let verb = if approved { "approve" } else { "reject" };
-        let review = self.accessible_review(caller, id).await?;
+        // Visibility first: to someone who may not see it, the review does not exist.
+        let review = self.visible_review(caller, id).await?;
         let me = &caller.user.name;
         if review.requester == *me {
             return Err(Error::PermissionDenied(if approved {
@@ -393,7 +397,8 @@ impl ReviewService for ReviewApi {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let why = check_reason(&req.reason, false)?;
-        let review = self.accessible_review(&caller, &req.id).await?;
+        // Visibility first: to someone who may not see it, the review does not exist.
+        let review = self.visible_review(&caller, &req.id).await?;
         let me = &caller.user.name;
         if review.requester != *me && my_groups(&caller, &review).is_empty() && !caller.is_admin() {
             return Err(Error::PermissionDenied(format!(

@@ -138,6 +138,7 @@ pub(crate) async fn session_chain(
         .map_err(|e| {
             Error::FailedPrecondition(format!("a stored plugin config is invalid: {e}"))
         })?;
+    // Required plugins (audit) are built whether or not their attachment row is there.
     let chain = app
         .registry
         .build_chain(
@@ -576,6 +577,31 @@ impl SessionService for SessionApi {
             Err(err) => return Err(recording_failure(&id, err)),
         };
         let response = match verify(reader, expected.as_ref()).await {
+            // The audit plugin stores the final digest when a session closes; only a session
+            // still running, or one left open by a crash (`interrupted`), has none. A finished
+            // session without it cannot be verified: events may have been cut off its end.
+            Ok(v) if expected.is_none() && digest_required(&session.status) => {
+                let mut detail = format!(
+                    "the recording's final digest was never stored with the session (status \
+                     {}): the hash chain of {} events is intact, but events cut off its end \
+                     would go unnoticed",
+                    session.status, v.events
+                );
+                if let Some(error) = session.attributes.get(hoop_plugin_audit::ERROR_ATTRIBUTE) {
+                    detail.push_str(&format!(" (the recording failed: {error})"));
+                }
+                pb::VerifySessionResponse {
+                    ok: false,
+                    events: v.events,
+                    digest: v.final_digest.to_hex(),
+                    expected_digest: stored.clone(),
+                    closed: v.closed,
+                    truncated: v.truncated,
+                    failed_event: None,
+                    failed_byte_offset: 0,
+                    detail,
+                }
+            }
             Ok(v) => {
                 let detail = if expected.is_some() {
                     format!(
@@ -629,6 +655,13 @@ impl SessionService for SessionApi {
         }
         Ok(Response::new(response))
     }
+}
+
+/// Whether a session of this status must have its recording's final digest stored: every
+/// session that ended, but those interrupted by a crash (their recording verifies as far as
+/// it goes).
+fn digest_required(status: &str) -> bool {
+    !matches!(status, "open" | "interrupted")
 }
 
 impl SessionApi {
