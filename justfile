@@ -19,7 +19,7 @@ test-all:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
-    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hoop-core -p hoop-store
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hoop-core -p hoop-store -p hoop-testkit
 
 # Benchmarks (results and machine go in BENCHMARKS.md).
 bench:

@@ -189,6 +189,11 @@ impl PluginHost {
 
 /// What a plugin gets when the host starts it: its settings, the host's resources and ports,
 /// the stop signal, and a place to run background tasks.
+///
+/// Cheap to clone (every clone shares the same host): move a clone into a background task
+/// to [`subscribe`](Self::subscribe) and [`save_cursor`](Self::save_cursor) from there, since
+/// [`PluginFactory::start`](crate::PluginFactory::start) itself cannot wait.
+#[derive(Clone)]
 pub struct Deployment {
     plugin: String,
     settings: PluginConfig,
