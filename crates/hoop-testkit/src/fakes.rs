@@ -24,14 +24,14 @@
 //!     let mut revoked = Subscription::new(events, 0, filter);
 //!     if let Ok(event) = revoked.next().await {
 //!         let session = event.data["session_id"].as_str().unwrap_or_default();
-//!         let _ = sessions.end_session(session, "killer").await;
+//!         let _ = sessions.end_session(session, "killer", "revoked").await;
 //!     }
 //! });
 //! let data = serde_json::json!({"review_id": "r-1", "session_id": "s-1"});
 //! fakes.events.append(types::REVIEW_REVOKED, Some("db"), Some("bob"), data);
 //! // Waits for the call: no sleeping, no polling.
 //! let call = fakes.sessions.next_call().await;
-//! assert_eq!((call.session_id.as_str(), call.by.as_str(), call.found), ("s-1", "killer", true));
+//! assert_eq!((call.session_id.as_str(), call.plugin.as_str(), call.found), ("s-1", "killer", true));
 //! assert!(host.shutdown(Duration::from_secs(1)).await);
 //! # }
 //! ```
@@ -143,8 +143,10 @@ impl Directory for FakeDirectory {
 pub struct EndSessionCall {
     /// The session asked to end.
     pub session_id: String,
-    /// Who or what ended it, as the plugin said.
-    pub by: String,
+    /// The plugin that ended it.
+    pub plugin: String,
+    /// Why, as the plugin said.
+    pub reason: String,
     /// What the fake answered: whether the session was running.
     pub found: bool,
 }
@@ -231,7 +233,12 @@ impl FakeSessionControl {
 
 #[async_trait]
 impl SessionControl for FakeSessionControl {
-    async fn end_session(&self, session_id: &str, by: &str) -> Result<bool, PortError> {
+    async fn end_session(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        reason: &str,
+    ) -> Result<bool, PortError> {
         let (call, result) = {
             let mut state = self.lock();
             let result = match &state.unavailable {
@@ -240,7 +247,8 @@ impl SessionControl for FakeSessionControl {
             };
             let call = EndSessionCall {
                 session_id: session_id.to_owned(),
-                by: by.to_owned(),
+                plugin: plugin.to_owned(),
+                reason: reason.to_owned(),
                 found: result == Ok(true),
             };
             state.calls.push(call.clone());
@@ -340,11 +348,26 @@ mod tests {
         let control = Arc::new(FakeSessionControl::new());
         control.add_running("s-1");
         assert!(control.try_next_call().is_none());
-        assert!(control.end_session("s-1", "review").await.unwrap());
+        assert!(
+            control
+                .end_session("s-1", "review", "revoked")
+                .await
+                .unwrap()
+        );
         assert!(!control.is_running("s-1"));
-        assert!(!control.end_session("s-1", "review").await.unwrap());
+        assert!(
+            !control
+                .end_session("s-1", "review", "revoked")
+                .await
+                .unwrap()
+        );
         control.set_unavailable(Some("busy"));
-        assert!(control.end_session("s-2", "review").await.is_err());
+        assert!(
+            control
+                .end_session("s-2", "review", "revoked")
+                .await
+                .is_err()
+        );
 
         let first = control.next_call().await;
         assert_eq!((first.session_id.as_str(), first.found), ("s-1", true));
@@ -359,11 +382,15 @@ mod tests {
         };
         control.set_unavailable(None);
         control.add_running("s-3");
-        assert!(control.end_session("s-3", "kill").await.unwrap());
+        assert!(control.end_session("s-3", "kill", "why").await.unwrap());
         let call = waiter.await.unwrap();
         assert_eq!(
-            (call.session_id.as_str(), call.by.as_str()),
-            ("s-3", "kill")
+            (
+                call.session_id.as_str(),
+                call.plugin.as_str(),
+                call.reason.as_str()
+            ),
+            ("s-3", "kill", "why")
         );
     }
 
