@@ -45,7 +45,7 @@ use tokio::task::JoinSet;
 use crate::config::PluginConfig;
 use crate::context::Resources;
 use crate::events::{CursorStore, EventFilter, EventSource, Subscription};
-use crate::ports::{Directory, PortError, Ports, SessionControl};
+use crate::ports::{Directory, PortError, Ports, RecordingReader, SessionControl};
 
 /// A plugin could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,6 +283,17 @@ impl Deployment {
             .ok_or_else(|| StartError::missing_port("sessions"))
     }
 
+    /// Reading sessions' recordings, verified.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none.
+    pub fn recordings(&self) -> Result<Arc<dyn RecordingReader>, StartError> {
+        self.ports
+            .recordings
+            .clone()
+            .ok_or_else(|| StartError::missing_port("recordings"))
+    }
+
     /// The stop signal.
     pub fn cancellation(&self) -> Cancellation {
         self.cancel.clone()
@@ -377,6 +388,9 @@ mod tests {
         let deployment = host.deployment("needy", PluginConfig::empty());
         let err = deployment.events().unwrap_err();
         assert!(err.message().contains("`events`"), "{err}");
+        let err = deployment.recordings().unwrap_err();
+        assert_eq!(err, StartError::missing_port("recordings"));
+        assert!(err.message().contains("`recordings`"), "{err}");
         let err = deployment
             .subscribe("needy", EventFilter::all())
             .await

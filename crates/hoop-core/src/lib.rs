@@ -21,7 +21,8 @@
 //! settings with [`PluginFactory::validate_settings`] and starts it once with
 //! [`PluginFactory::start`], handing it a [`Deployment`]: its settings, a [`Cancellation`]
 //! signal, a place to run background tasks, and the host's [`Ports`], among them the durable
-//! [`events`] log, which plugins read by cursor with an [`events::Subscription`].
+//! [`events`] log, which plugins read by cursor with an [`events::Subscription`], and
+//! sessions' recordings, read verified with a [`ports::RecordingReader`].
 //!
 //! This crate has no gRPC and no database code, so it can be embedded in any Rust service:
 //!

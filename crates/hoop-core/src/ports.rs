@@ -5,11 +5,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::events::{CursorStore, EventSource};
-use crate::session::{ConnectionInfo, UserInfo};
+use crate::session::{ConnectionInfo, Stream, UserInfo};
 
 /// A port could not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +27,10 @@ pub enum PortError {
     /// work.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// What the host holds does not verify (e.g. a recording that was altered or damaged):
+    /// nothing of it is handed out, and trying again will not help.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// Looks up users and connections.
@@ -52,6 +58,109 @@ pub trait SessionControl: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool, PortError>;
 }
 
+/// One chunk of a session's data as it was recorded: the stream it went through, when, and
+/// its bytes (what the user sent and saw, after the plugins before the recorder rewrote it,
+/// e.g. masking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedChunk {
+    /// Stdin (from the user) or stdout / stderr (from the target).
+    pub stream: Stream,
+    /// Time since the session started.
+    pub offset: Duration,
+    /// The bytes, as recorded (any bytes, not necessarily UTF-8).
+    pub data: Bytes,
+}
+
+/// What [`RecordingReader::read`] returns: a session's recorded chunks, in order, up to a
+/// bound on their bytes.
+///
+/// Build one with [`RecordedChunks::new`] and [`RecordedChunks::push_bounded`], which keep
+/// the fields consistent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedChunks {
+    /// The chunks, in the order they were recorded; at most the bound of bytes in all.
+    pub chunks: Vec<RecordedChunk>,
+    /// Bytes of data in the whole recording, those left out by the bound included.
+    pub total_bytes: u64,
+    /// Whether `chunks` holds all of the recording's data: `false` when the bound cut it
+    /// short (the last chunk kept may then be cut too).
+    pub complete: bool,
+}
+
+impl Default for RecordedChunks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordedChunks {
+    /// No chunk yet (complete).
+    pub fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            total_bytes: 0,
+            complete: true,
+        }
+    }
+
+    /// Adds the next chunk, keeping at most `max_bytes` of data in all: the chunk that
+    /// crosses the bound is cut at it, and later ones only count in
+    /// [`total_bytes`](Self::total_bytes). Empty chunks are left out.
+    pub fn push_bounded(&mut self, chunk: RecordedChunk, max_bytes: usize) {
+        let len = chunk.data.len() as u64;
+        if len == 0 {
+            return;
+        }
+        if self.complete {
+            // While complete, every byte counted so far is kept.
+            let room = (max_bytes as u64).saturating_sub(self.total_bytes);
+            if len <= room {
+                self.chunks.push(chunk);
+            } else {
+                if room > 0 {
+                    let keep = usize::try_from(room).unwrap_or(usize::MAX);
+                    self.chunks.push(RecordedChunk {
+                        data: chunk.data.slice(..keep),
+                        ..chunk
+                    });
+                }
+                self.complete = false;
+            }
+        }
+        self.total_bytes = self.total_bytes.saturating_add(len);
+    }
+
+    /// Bytes of data in [`chunks`](Self::chunks).
+    pub fn len_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.data.len()).sum()
+    }
+}
+
+/// Reads sessions' recordings (e.g. for an indexer), verified.
+///
+/// A host implements it over its recorder (the gateway: the `audit` plugin's hash-chained
+/// recordings). It never hands out bytes that do not verify: the whole recording is checked
+/// against its hash chain, and against the final digest stored with the session when the
+/// session has one, before anything is returned.
+#[async_trait]
+pub trait RecordingReader: Send + Sync + fmt::Debug + 'static {
+    /// The stdin, stdout and stderr chunks recorded for session `session_id`, in order, with
+    /// at most `max_bytes` of data (pass `usize::MAX` for all of it; see
+    /// [`RecordedChunks::complete`]). Everything else a recording holds (its header, its
+    /// close event) is left out. A session still running answers what is recorded so far.
+    ///
+    /// The bound limits what is returned, not what is checked: the recording is verified to
+    /// its end, so the answer is all or nothing, and memory stays bounded by `max_bytes` (plus
+    /// one record) whatever the recording's size.
+    ///
+    /// # Errors
+    /// [`PortError::NotFound`] when there is no such session or it has no recording;
+    /// [`PortError::Corrupt`] when the recording does not verify (altered, damaged, or cut
+    /// short of its stored final digest), naming the first bad event;
+    /// [`PortError::Unavailable`] when the host cannot read it now.
+    async fn read(&self, session_id: &str, max_bytes: usize) -> Result<RecordedChunks, PortError>;
+}
+
 /// The ports a host offers. Each is optional: an embedder offers what it has, and a plugin
 /// that needs a missing one fails to start with an error naming it.
 #[derive(Clone, Default)]
@@ -64,6 +173,8 @@ pub struct Ports {
     pub directory: Option<Arc<dyn Directory>>,
     /// Ending running sessions.
     pub sessions: Option<Arc<dyn SessionControl>>,
+    /// Reading sessions' recordings, verified.
+    pub recordings: Option<Arc<dyn RecordingReader>>,
 }
 
 impl fmt::Debug for Ports {
@@ -73,6 +184,59 @@ impl fmt::Debug for Ports {
             .field("cursors", &self.cursors.is_some())
             .field("directory", &self.directory.is_some())
             .field("sessions", &self.sessions.is_some())
+            .field("recordings", &self.recordings.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(stream: Stream, ms: u64, data: &'static str) -> RecordedChunk {
+        RecordedChunk {
+            stream,
+            offset: Duration::from_millis(ms),
+            data: Bytes::from_static(data.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn push_bounded_keeps_at_most_the_bound_and_counts_everything() {
+        let mut all = RecordedChunks::new();
+        let mut cut = RecordedChunks::new();
+        let mut none = RecordedChunks::default();
+        for c in [
+            chunk(Stream::Stdin, 1, "ls\n"),
+            chunk(Stream::Stdout, 2, ""),
+            chunk(Stream::Stdout, 3, "a.txt b.txt\n"),
+            chunk(Stream::Stderr, 4, "warning\n"),
+        ] {
+            all.push_bounded(c.clone(), usize::MAX);
+            cut.push_bounded(c.clone(), 8);
+            none.push_bounded(c, 0);
+        }
+        assert!(all.complete);
+        assert_eq!(all.chunks.len(), 3, "the empty chunk is left out");
+        assert_eq!((all.total_bytes, all.len_bytes()), (23, 23));
+
+        assert!(!cut.complete);
+        assert_eq!(cut.total_bytes, 23);
+        assert_eq!(cut.len_bytes(), 8);
+        assert_eq!(
+            cut.chunks,
+            [
+                chunk(Stream::Stdin, 1, "ls\n"),
+                chunk(Stream::Stdout, 3, "a.txt")
+            ]
+        );
+
+        assert!(!none.complete && none.chunks.is_empty());
+        assert_eq!(none.total_bytes, 23);
+
+        // A bound met exactly is still complete.
+        let mut exact = RecordedChunks::new();
+        exact.push_bounded(chunk(Stream::Stdout, 0, "1234"), 4);
+        assert!(exact.complete);
     }
 }

@@ -1,11 +1,15 @@
-//! The event log on the gateway's side: hoop-core's [`EventSource`] and [`CursorStore`] over
-//! the store, and the task that prunes events older than `events_retention`.
+//! The ports the gateway offers plugins: hoop-core's [`EventSource`] and [`CursorStore`] over
+//! the store, and the task that prunes events older than `events_retention`; the directory
+//! of users and connections; ending running sessions; reading recordings, verified.
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use hoop_core::PortError;
 use hoop_core::events::{CursorStore, Event, EventFilter, EventPage, EventSource};
+use hoop_core::ports::RecordedChunks;
+use hoop_plugin_audit::recording::RecordingStore;
+use hoop_plugin_audit::verify::{ReplayError, replay_session};
 use hoop_store::{EventRecord, Store, StoreError};
 use tokio::sync::watch;
 
@@ -185,10 +189,71 @@ impl hoop_core::ports::SessionControl for RunningControl {
     }
 }
 
+/// Sessions' recordings for plugins, read with the audit plugin's replay: each one verified
+/// to its end against its hash chain and the final digest stored with the session.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreRecordings {
+    store: Store,
+    recordings: std::sync::Arc<dyn RecordingStore>,
+}
+
+impl StoreRecordings {
+    pub(crate) fn new(store: Store, recordings: std::sync::Arc<dyn RecordingStore>) -> Self {
+        Self { store, recordings }
+    }
+}
+
+#[async_trait]
+impl hoop_core::ports::RecordingReader for StoreRecordings {
+    async fn read(&self, session_id: &str, max_bytes: usize) -> Result<RecordedChunks, PortError> {
+        let session = match self.store.get_session(session_id).await {
+            Ok(session) => session,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(PortError::NotFound(format!(
+                    "session `{session_id}` not found"
+                )));
+            }
+            Err(other) => return Err(port_error(other)),
+        };
+        let replay = replay_session(
+            self.recordings.as_ref(),
+            session_id,
+            &session.status,
+            &session.attributes,
+        )
+        .await
+        .map_err(|e| replay_port_error(session_id, e))?;
+        replay
+            .read_chunks(max_bytes)
+            .await
+            .map_err(|e| replay_port_error(session_id, e))
+    }
+}
+
+/// A replay that failed, as a [`PortError`]: a recording that does not verify is
+/// [`PortError::Corrupt`] naming the first bad event; a storage failure is logged in full and
+/// reported without details.
+fn replay_port_error(session_id: &str, err: ReplayError) -> PortError {
+    match err {
+        ReplayError::NoRecording(_) => PortError::NotFound(err.to_string()),
+        ReplayError::Storage(err) => {
+            tracing::error!(session = %session_id, error = %err, "cannot read the session recording");
+            PortError::Unavailable(format!(
+                "cannot read the recording of session `{session_id}` (see the gateway log)"
+            ))
+        }
+        err => {
+            tracing::warn!(session = %session_id, error = %err, "session recording does not verify");
+            PortError::Corrupt(format!("session `{session_id}`: {err}"))
+        }
+    }
+}
+
 /// The ports this gateway offers plugins.
 pub(crate) fn ports(
     store: &Store,
     running: &std::sync::Arc<crate::runtime::Running>,
+    recordings: &std::sync::Arc<dyn RecordingStore>,
 ) -> hoop_core::Ports {
     let events = std::sync::Arc::new(StoreEvents::new(store.clone()));
     hoop_core::Ports {
@@ -198,5 +263,234 @@ pub(crate) fn ports(
         sessions: Some(std::sync::Arc::new(RunningControl::new(
             std::sync::Arc::clone(running),
         ))),
+        recordings: Some(std::sync::Arc::new(StoreRecordings::new(
+            store.clone(),
+            std::sync::Arc::clone(recordings),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use hoop_core::{
+        Chain, ChainSession, Chunk, CloseReason, ConnectionInfo, Outcome, PluginConfig, PluginHost,
+        Resources, SessionInfo, Stream, UserInfo, Verb,
+    };
+    use hoop_plugin_audit::AuditPlugin;
+    use hoop_plugin_audit::recording::{FsRecordingStore, SessionId};
+    use hoop_store::{SecretBox, SessionEnd, SessionRecord};
+
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef-test";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        files: FsRecordingStore,
+        ports: hoop_core::Ports,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/hoop.db", dir.path().display());
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let files = FsRecordingStore::new(dir.path().join("recordings"));
+        let recordings: Arc<dyn RecordingStore> = Arc::new(files.clone());
+        let ports = ports(&store, &Arc::default(), &recordings);
+        Fixture {
+            _dir: dir,
+            store,
+            files,
+            ports,
+        }
+    }
+
+    fn session_record(id: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.to_owned(),
+            connection: "bash".to_owned(),
+            connection_type: "command".to_owned(),
+            user: "alice".to_owned(),
+            verb: "exec".to_owned(),
+            status: "open".to_owned(),
+            exit_code: None,
+            reason: String::new(),
+            started_at: Utc::now(),
+            ended_at: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            metrics: Default::default(),
+            attributes: Default::default(),
+        }
+    }
+
+    /// Opens session `id` through the audit plugin, which starts its recording in the
+    /// fixture's directory, and passes `chunks` through it.
+    async fn start(fx: &Fixture, id: &str, chunks: &[(Stream, &str)]) -> ChainSession {
+        fx.store.create_session(&session_record(id)).await.unwrap();
+        let audit = AuditPlugin::new(Arc::new(fx.files.clone()));
+        let chain = Chain::new(vec![Arc::new(audit) as Arc<dyn hoop_core::Plugin>]);
+        let info = SessionInfo::new(
+            id,
+            UserInfo::new("alice"),
+            ConnectionInfo::new("bash", "command"),
+            Verb::Exec,
+        );
+        let mut session = chain.start(info);
+        assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
+        for (stream, data) in chunks {
+            let mut chunk = Chunk::new(*stream, data.to_string());
+            match stream {
+                Stream::Stdin => session.input(&mut chunk).await.unwrap(),
+                _ => session.output(&mut chunk).await.unwrap(),
+            };
+        }
+        session
+    }
+
+    /// Closes `session` and settles it in the store with the attributes audit attached (the
+    /// final digest), as the gateway's runtime does.
+    async fn finish(fx: &Fixture, id: &str, session: ChainSession) {
+        let cx = session.close(CloseReason::Exit { code: 0 }).await.unwrap();
+        let attributes = cx
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let end = SessionEnd {
+            status: "done".to_owned(),
+            exit_code: 0,
+            reason: "exited with code 0".to_owned(),
+            bytes_in: 0,
+            bytes_out: 0,
+            metrics: Default::default(),
+            attributes,
+        };
+        fx.store.finish_session(id, &end).await.unwrap();
+    }
+
+    fn texts(chunks: &RecordedChunks) -> Vec<(Stream, String)> {
+        chunks
+            .chunks
+            .iter()
+            .map(|c| (c.stream, String::from_utf8_lossy(&c.data).into_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn plugins_read_recordings_verified_through_the_port() {
+        let fx = fixture().await;
+        let id = "0b6c9a52-3c8e-4c49-9a53-6f3bb0e1c2d1";
+        let chunks = [
+            (Stream::Stdin, "cat balance\n"),
+            (Stream::Stdout, "balance: 1000\n"),
+            (Stream::Stderr, "done\n"),
+        ];
+        let session = start(&fx, id, &chunks).await;
+        finish(&fx, id, session).await;
+
+        // As a plugin gets it: from its deployment.
+        let host = PluginHost::new(Arc::new(Resources::new()), fx.ports.clone());
+        let reader = host
+            .deployment("indexer", PluginConfig::empty())
+            .recordings()
+            .unwrap();
+        let all = reader.read(id, usize::MAX).await.unwrap();
+        assert!(all.complete);
+        assert_eq!(
+            texts(&all),
+            [
+                (Stream::Stdin, "cat balance\n".to_owned()),
+                (Stream::Stdout, "balance: 1000\n".to_owned()),
+                (Stream::Stderr, "done\n".to_owned()),
+            ]
+        );
+        assert!(all.chunks.windows(2).all(|w| w[0].offset <= w[1].offset));
+        let some = reader.read(id, 15).await.unwrap();
+        assert!(!some.complete);
+        assert_eq!(some.total_bytes, 31);
+        assert_eq!(texts(&some)[1], (Stream::Stdout, "bal".to_owned()));
+
+        // Unknown sessions, and sessions without a recording, are not found.
+        assert!(matches!(
+            reader.read("no-such-session", 100).await,
+            Err(PortError::NotFound(_))
+        ));
+        fx.store
+            .create_session(&session_record("unrecorded"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            reader.read("unrecorded", 100).await,
+            Err(PortError::NotFound(_))
+        ));
+
+        // Someone with access to the disk turns 1000 into 9000: nothing is handed out, even
+        // with a bound that stops before the altered byte.
+        let path = fx.files.path_for(&SessionId::new(id).unwrap());
+        let original = std::fs::read(&path).unwrap();
+        let mut raw = original.clone();
+        let marker = b"balance: 1000";
+        let at = raw.windows(marker.len()).position(|w| w == marker).unwrap();
+        raw[at + b"balance: ".len()] = b'9';
+        std::fs::write(&path, &raw).unwrap();
+        for bound in [usize::MAX, 4] {
+            match reader.read(id, bound).await {
+                Err(PortError::Corrupt(message)) => {
+                    assert!(message.contains("event 2"), "{message}")
+                }
+                other => panic!("expected a corrupt recording, got {other:?}"),
+            }
+        }
+
+        // Cutting the close event off leaves a chain that verifies, but not to the digest
+        // stored with the session.
+        std::fs::write(&path, &original).unwrap();
+        assert!(reader.read(id, usize::MAX).await.is_ok());
+        let close_at = {
+            let mut replay = replay_session(&fx.files, id, "open", &Default::default())
+                .await
+                .unwrap();
+            let mut last = 0;
+            while let Some(event) = replay.next_event().await {
+                last = event.unwrap().byte_offset;
+            }
+            usize::try_from(last).unwrap()
+        };
+        std::fs::write(&path, &original[..close_at]).unwrap();
+        match reader.read(id, usize::MAX).await {
+            Err(PortError::Corrupt(message)) => {
+                assert!(message.contains("final digest"), "{message}")
+            }
+            other => panic!("expected a corrupt recording, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_running_session_reads_as_far_as_it_is_recorded() {
+        let fx = fixture().await;
+        let id = "running-1";
+        let session = start(&fx, id, &[(Stream::Stdout, "so far\n")]).await;
+        let reader = fx.ports.recordings.clone().unwrap();
+        // The writer hands what it buffered to the file within its durability bound.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let read = loop {
+            let read = reader.read(id, usize::MAX).await.unwrap();
+            if !read.chunks.is_empty() || tokio::time::Instant::now() > deadline {
+                break read;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(texts(&read), [(Stream::Stdout, "so far\n".to_owned())]);
+        finish(&fx, id, session).await;
+        assert!(reader.read(id, usize::MAX).await.unwrap().complete);
     }
 }

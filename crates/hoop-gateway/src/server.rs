@@ -95,7 +95,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let running: Arc<crate::runtime::Running> = Arc::default();
     // The ports plugins reach the gateway through: at deployment start and, for the ones
     // sessions need (the event log), as a resource when they are built.
-    let ports = crate::events::ports(&store, &running);
+    let ports = crate::events::ports(&store, &running, &recordings);
     let resources = Resources::new()
         .with(Recordings(Arc::clone(&recordings)))
         .with(dlp)

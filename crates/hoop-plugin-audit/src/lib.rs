@@ -18,8 +18,13 @@
 //!
 //! If a recording cannot be written, the hook fails and the session ends: no session runs
 //! unrecorded.
+//!
+//! Reading a session's recording back goes through [`verify`]: [`verify::verify_session`]
+//! judges it with what is stored with the session (its status and final digest), and
+//! [`verify::replay_session`] streams its events, each verified before it is handed out.
 
 pub mod recording;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};

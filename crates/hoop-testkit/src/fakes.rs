@@ -1,7 +1,8 @@
 //! Fake ports, for testing a plugin's deployment lifecycle without a gateway:
 //! [`FakeDirectory`] (users and connections you register), [`FakeSessionControl`] (records
 //! every [`end_session`](SessionControl::end_session) call and lets a test await the next
-//! one), and [`FakePorts`], which puts them together with hoop-core's
+//! one), [`FakeRecordings`] (recordings you register, read back like a host's verified
+//! [`RecordingReader`]), and [`FakePorts`], which puts them together with hoop-core's
 //! [`MemoryEventLog`] and [`MemoryCursors`] into a [`Ports`] and a [`PluginHost`].
 //!
 //! ```
@@ -38,11 +39,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use hoop_core::events::{MemoryCursors, MemoryEventLog};
-use hoop_core::ports::{Directory, SessionControl};
-use hoop_core::{ConnectionInfo, PluginHost, PortError, Ports, Resources, UserInfo};
+use hoop_core::ports::{Directory, RecordedChunk, RecordedChunks, RecordingReader, SessionControl};
+use hoop_core::{ConnectionInfo, PluginHost, PortError, Ports, Resources, Stream, UserInfo};
 use tokio::sync::mpsc;
 
 /// A [`Directory`] of the users and connections a test registers.
@@ -260,10 +263,134 @@ impl SessionControl for FakeSessionControl {
     }
 }
 
+/// A [`RecordingReader`] over recordings a test registers, in memory.
+///
+/// Reads answer like a host's: the chunks in order, bounded by `max_bytes`
+/// ([`RecordedChunks::push_bounded`]); [`PortError::NotFound`] for a session with no
+/// recording. There is no hash chain to check here: [`tamper`](Self::tamper) marks a
+/// recording as one that does not verify, and reading it then fails with
+/// [`PortError::Corrupt`], handing out nothing, as a host must.
+/// [`set_unavailable`](Self::set_unavailable) makes every read fail with
+/// [`PortError::Unavailable`].
+#[derive(Debug, Default)]
+pub struct FakeRecordings {
+    state: Mutex<RecordingsState>,
+}
+
+#[derive(Debug, Default)]
+struct RecordingsState {
+    recordings: BTreeMap<String, Vec<RecordedChunk>>,
+    tampered: BTreeSet<String>,
+    reads: Vec<String>,
+    unavailable: Option<String>,
+}
+
+impl FakeRecordings {
+    /// No recording.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `chunks` as the recording of `session_id` (builder style).
+    #[must_use]
+    pub fn with_recording(
+        self,
+        session_id: &str,
+        chunks: impl IntoIterator<Item = RecordedChunk>,
+    ) -> Self {
+        self.add_recording(session_id, chunks);
+        self
+    }
+
+    /// Registers `chunks` as the recording of `session_id`, replacing any (and its
+    /// tampering).
+    pub fn add_recording(&self, session_id: &str, chunks: impl IntoIterator<Item = RecordedChunk>) {
+        let mut state = self.lock();
+        state
+            .recordings
+            .insert(session_id.to_owned(), chunks.into_iter().collect());
+        state.tampered.remove(session_id);
+    }
+
+    /// Appends a chunk to the recording of `session_id` (creating it), as a running
+    /// session's recorder does.
+    pub fn append(
+        &self,
+        session_id: &str,
+        stream: Stream,
+        offset: Duration,
+        data: impl Into<Bytes>,
+    ) {
+        self.lock()
+            .recordings
+            .entry(session_id.to_owned())
+            .or_default()
+            .push(RecordedChunk {
+                stream,
+                offset,
+                data: data.into(),
+            });
+    }
+
+    /// Marks the recording of `session_id` as altered: reads fail with
+    /// [`PortError::Corrupt`].
+    pub fn tamper(&self, session_id: &str) {
+        self.lock().tampered.insert(session_id.to_owned());
+    }
+
+    /// Removes the recording of `session_id`; returns whether there was one.
+    pub fn remove(&self, session_id: &str) -> bool {
+        let mut state = self.lock();
+        state.tampered.remove(session_id);
+        state.recordings.remove(session_id).is_some()
+    }
+
+    /// The session ids read so far, in order (failed reads included).
+    pub fn reads(&self) -> Vec<String> {
+        self.lock().reads.clone()
+    }
+
+    /// Makes every read fail with [`PortError::Unavailable`] and `reason` (`Some`), or
+    /// answer again (`None`).
+    pub fn set_unavailable(&self, reason: Option<&str>) {
+        self.lock().unavailable = reason.map(str::to_owned);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecordingsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl RecordingReader for FakeRecordings {
+    async fn read(&self, session_id: &str, max_bytes: usize) -> Result<RecordedChunks, PortError> {
+        let mut state = self.lock();
+        state.reads.push(session_id.to_owned());
+        if let Some(reason) = &state.unavailable {
+            return Err(PortError::Unavailable(reason.clone()));
+        }
+        let Some(recorded) = state.recordings.get(session_id) else {
+            return Err(PortError::NotFound(format!(
+                "session `{session_id}` has no recording"
+            )));
+        };
+        if state.tampered.contains(session_id) {
+            return Err(PortError::Corrupt(format!(
+                "the recording of session `{session_id}` does not verify"
+            )));
+        }
+        let mut chunks = RecordedChunks::new();
+        for chunk in recorded {
+            chunks.push_bounded(chunk.clone(), max_bytes);
+        }
+        Ok(chunks)
+    }
+}
+
 /// Every port a plugin can ask for, faked in memory: hoop-core's [`MemoryEventLog`] and
-/// [`MemoryCursors`], a [`FakeDirectory`] and a [`FakeSessionControl`]. The fields are
-/// shared handles: keep the `FakePorts` to append events, register users and read the
-/// calls while the plugin runs.
+/// [`MemoryCursors`], a [`FakeDirectory`], a [`FakeSessionControl`] and
+/// [`FakeRecordings`]. The fields are shared handles: keep the `FakePorts` to append events,
+/// register users and recordings and read the calls while the plugin runs.
 #[derive(Debug, Clone)]
 pub struct FakePorts {
     /// The event log: append events with [`MemoryEventLog::append`].
@@ -274,6 +401,8 @@ pub struct FakePorts {
     pub directory: Arc<FakeDirectory>,
     /// Ending sessions.
     pub sessions: Arc<FakeSessionControl>,
+    /// Sessions' recordings.
+    pub recordings: Arc<FakeRecordings>,
 }
 
 impl Default for FakePorts {
@@ -290,6 +419,7 @@ impl FakePorts {
             cursors: Arc::new(MemoryCursors::default()),
             directory: Arc::new(FakeDirectory::new()),
             sessions: Arc::new(FakeSessionControl::new()),
+            recordings: Arc::new(FakeRecordings::new()),
         }
     }
 
@@ -300,6 +430,7 @@ impl FakePorts {
             cursors: Some(self.cursors.clone()),
             directory: Some(self.directory.clone()),
             sessions: Some(self.sessions.clone()),
+            recordings: Some(self.recordings.clone()),
         }
     }
 
@@ -394,17 +525,81 @@ mod tests {
         );
     }
 
+    fn chunk(stream: Stream, ms: u64, data: &'static str) -> RecordedChunk {
+        RecordedChunk {
+            stream,
+            offset: Duration::from_millis(ms),
+            data: Bytes::from_static(data.as_bytes()),
+        }
+    }
+
+    #[tokio::test]
+    async fn recordings_read_back_bounded_and_fail_when_tampered() {
+        let recordings = FakeRecordings::new().with_recording(
+            "s-1",
+            [
+                chunk(Stream::Stdin, 1, "select 1;\n"),
+                chunk(Stream::Stdout, 2, "1\n"),
+            ],
+        );
+        let all = recordings.read("s-1", usize::MAX).await.unwrap();
+        assert!(all.complete);
+        assert_eq!(all.chunks.len(), 2);
+        assert_eq!(all.total_bytes, 12);
+        let some = recordings.read("s-1", 6).await.unwrap();
+        assert!(!some.complete);
+        assert_eq!(some.chunks, [chunk(Stream::Stdin, 1, "select")]);
+
+        recordings.append("s-2", Stream::Stderr, Duration::from_secs(1), "oops");
+        assert_eq!(
+            recordings.read("s-2", 100).await.unwrap().chunks,
+            [chunk(Stream::Stderr, 1000, "oops")]
+        );
+        assert!(matches!(
+            recordings.read("s-3", 100).await,
+            Err(PortError::NotFound(_))
+        ));
+
+        recordings.tamper("s-1");
+        assert!(matches!(
+            recordings.read("s-1", 100).await,
+            Err(PortError::Corrupt(_))
+        ));
+        // Registering it again replaces the altered one.
+        recordings.add_recording("s-1", [chunk(Stream::Stdout, 0, "ok")]);
+        assert!(recordings.read("s-1", 100).await.is_ok());
+
+        recordings.set_unavailable(Some("disk gone"));
+        assert_eq!(
+            recordings.read("s-1", 100).await.unwrap_err(),
+            PortError::Unavailable("disk gone".into())
+        );
+        recordings.set_unavailable(None);
+        assert!(recordings.remove("s-2"));
+        assert!(!recordings.remove("s-2"));
+        assert_eq!(
+            recordings.reads(),
+            ["s-1", "s-1", "s-2", "s-3", "s-1", "s-1", "s-1"]
+        );
+    }
+
     #[tokio::test]
     async fn fake_ports_offer_every_port_to_a_host() {
         let fakes = FakePorts::new();
         let ports = fakes.ports();
         assert!(ports.events.is_some() && ports.cursors.is_some());
         assert!(ports.directory.is_some() && ports.sessions.is_some());
+        assert!(ports.recordings.is_some());
         let host = fakes.host(Resources::new());
         let deployment = host.deployment("probe", hoop_core::PluginConfig::empty());
         deployment.save_cursor("probe", 7).await.unwrap();
         assert_eq!(fakes.cursors.load("probe").await.unwrap(), Some(7));
         assert!(deployment.directory().is_ok());
+        fakes
+            .recordings
+            .append("s-1", Stream::Stdout, Duration::ZERO, "hi");
+        let read = deployment.recordings().unwrap().read("s-1", 10).await;
+        assert_eq!(read.unwrap().chunks.len(), 1);
         assert!(host.shutdown(std::time::Duration::from_secs(1)).await);
     }
 }

@@ -17,8 +17,9 @@
 //! * [`FakePorts`] gathers the fake ports a plugin's deployment lifecycle uses: hoop-core's
 //!   [`MemoryEventLog`](hoop_core::events::MemoryEventLog) and
 //!   [`MemoryCursors`](hoop_core::events::MemoryCursors), a [`FakeDirectory`] of the users
-//!   and connections you register, and a [`FakeSessionControl`] that records every
-//!   `end_session` call and lets a test await the next one. [`FakePorts::host`] builds a
+//!   and connections you register, a [`FakeSessionControl`] that records every
+//!   `end_session` call and lets a test await the next one, and [`FakeRecordings`], the
+//!   recordings you register (or mark tampered). [`FakePorts::host`] builds a
 //!   [`PluginHost`](hoop_core::PluginHost) over them.
 //! * [`conformance::check`] is the check every plugin crate runs on its factory (in
 //!   `tests/conformance.rs`): the example config parses and validates, empty settings are
@@ -69,6 +70,6 @@ mod probes;
 mod session;
 
 pub use driver::{DriveError, SessionDriver, SessionRun, Step, StepRun};
-pub use fakes::{EndSessionCall, FakeDirectory, FakePorts, FakeSessionControl};
+pub use fakes::{EndSessionCall, FakeDirectory, FakePorts, FakeRecordings, FakeSessionControl};
 pub use probes::{CountingPlugin, HookCounts, Probe};
 pub use session::SessionBuilder;

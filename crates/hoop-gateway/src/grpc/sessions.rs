@@ -2,10 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, UserInfo, Verb};
-use hoop_plugin_audit::recording::{
-    Digest, EventKind, RecordingError, RecordingReader, SessionId as RecordingSessionId,
-    VerifyFailure, verify,
-};
+use hoop_plugin_audit::recording::{EventKind, RecordingError};
+use hoop_plugin_audit::verify::{Replay, ReplayError, replay_session, verify_session};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::session_service_server::SessionService;
 use hoop_store::{Connection, SessionFilter, SessionRecord, StoreError};
@@ -523,17 +521,16 @@ impl SessionService for SessionApi {
         let caller = caller(&req)?;
         let id = req.into_inner().id;
         let session = self.visible_session(&caller, &id).await?;
-        let reader = self.open_recording(&id).await?;
-        let expected = if session.status == "open" {
-            None
-        } else {
-            session
-                .attributes
-                .get(hoop_plugin_audit::DIGEST_ATTRIBUTE)
-                .and_then(|d| d.parse::<Digest>().ok())
-        };
+        let replay = replay_session(
+            self.app.recordings.as_ref(),
+            &id,
+            &session.status,
+            &session.attributes,
+        )
+        .await
+        .map_err(|err| replay_status(&id, err))?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        tokio::spawn(stream_recording(reader, expected, tx));
+        tokio::spawn(stream_recording(replay, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -544,111 +541,30 @@ impl SessionService for SessionApi {
         let caller = caller(&req)?;
         let id = req.into_inner().id;
         let session = self.visible_session(&caller, &id).await?;
-        let stored = session
-            .attributes
-            .get(hoop_plugin_audit::DIGEST_ATTRIBUTE)
-            .cloned()
-            .unwrap_or_default();
-        let failed = |detail: String| pb::VerifySessionResponse {
-            ok: false,
-            expected_digest: stored.clone(),
-            detail,
-            ..Default::default()
-        };
-        let expected = if stored.is_empty() {
-            None
-        } else {
-            match stored.parse::<Digest>() {
-                Ok(d) => Some(d),
-                Err(_) => {
-                    return Ok(Response::new(failed(
-                        "the final digest stored with the session is malformed".to_owned(),
-                    )));
-                }
-            }
-        };
-        let reader = match self.app.recordings.open(&recording_id(&id)?).await {
-            Ok(reader) => reader,
-            Err(RecordingError::NotFound(_)) => {
-                return Ok(Response::new(failed(
-                    "the session's recording is missing".to_owned(),
-                )));
+        let v = match verify_session(
+            self.app.recordings.as_ref(),
+            &id,
+            &session.status,
+            &session.attributes,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(RecordingError::InvalidSessionId(_)) => {
+                return Err(Error::NotFound(format!("session `{id}` has no recording")).into());
             }
             Err(err) => return Err(recording_failure(&id, err)),
         };
-        let response = match verify(reader, expected.as_ref()).await {
-            // The audit plugin stores the final digest when a session closes; only a session
-            // still running, or one left open by a crash (`interrupted`), has none. A finished
-            // session without it cannot be verified: events may have been cut off its end.
-            Ok(v) if expected.is_none() && digest_required(&session.status) => {
-                let mut detail = format!(
-                    "the recording's final digest was never stored with the session (status \
-                     {}): the hash chain of {} events is intact, but events cut off its end \
-                     would go unnoticed",
-                    session.status, v.events
-                );
-                if let Some(error) = session.attributes.get(hoop_plugin_audit::ERROR_ATTRIBUTE) {
-                    detail.push_str(&format!(" (the recording failed: {error})"));
-                }
-                pb::VerifySessionResponse {
-                    ok: false,
-                    events: v.events,
-                    digest: v.final_digest.to_hex(),
-                    expected_digest: stored.clone(),
-                    closed: v.closed,
-                    truncated: v.truncated,
-                    failed_event: None,
-                    failed_byte_offset: 0,
-                    detail,
-                }
-            }
-            Ok(v) => {
-                let detail = if expected.is_some() {
-                    format!(
-                        "the hash chain of {} events is intact and ends at the final digest stored with the session",
-                        v.events
-                    )
-                } else if session.status == "open" {
-                    format!(
-                        "the session is still running: the {} events recorded so far verify",
-                        v.events
-                    )
-                } else {
-                    format!(
-                        "no final digest is stored with the session (status {}): the hash chain of {} events is intact as far as it goes{}",
-                        session.status,
-                        v.events,
-                        if v.truncated {
-                            ", and ends in a partial record"
-                        } else {
-                            ""
-                        }
-                    )
-                };
-                pb::VerifySessionResponse {
-                    ok: true,
-                    events: v.events,
-                    digest: v.final_digest.to_hex(),
-                    expected_digest: stored.clone(),
-                    closed: v.closed,
-                    truncated: v.truncated,
-                    failed_event: None,
-                    failed_byte_offset: 0,
-                    detail,
-                }
-            }
-            Err(RecordingError::Corrupt(e)) => pb::VerifySessionResponse {
-                ok: false,
-                events: e.index.unwrap_or(0),
-                failed_event: e.index,
-                failed_byte_offset: e.byte_offset,
-                truncated: e.reason == VerifyFailure::Truncated,
-                // Where it failed is in failed_event and failed_byte_offset.
-                detail: e.reason.to_string(),
-                expected_digest: stored.clone(),
-                ..Default::default()
-            },
-            Err(err) => return Err(recording_failure(&id, err)),
+        let response = pb::VerifySessionResponse {
+            ok: v.ok(),
+            events: v.events,
+            digest: v.digest.map(|d| d.to_hex()).unwrap_or_default(),
+            expected_digest: v.stored_digest.clone().unwrap_or_default(),
+            closed: v.closed,
+            truncated: v.truncated,
+            failed_event: v.failed_event(),
+            failed_byte_offset: v.failed_byte_offset(),
+            detail: v.detail,
         };
         if !response.ok {
             tracing::warn!(session = %id, detail = %response.detail, "session recording does not verify");
@@ -657,28 +573,19 @@ impl SessionService for SessionApi {
     }
 }
 
-/// Whether a session of this status must have its recording's final digest stored: every
-/// session that ended, but those interrupted by a crash (their recording verifies as far as
-/// it goes).
-fn digest_required(status: &str) -> bool {
-    !matches!(status, "open" | "interrupted")
-}
-
-impl SessionApi {
-    async fn open_recording(&self, id: &str) -> Result<RecordingReader, Status> {
-        match self.app.recordings.open(&recording_id(id)?).await {
-            Ok(reader) => Ok(reader),
-            Err(RecordingError::NotFound(_)) => {
-                Err(Error::NotFound(format!("session `{id}` has no recording")).into())
-            }
-            Err(err) => Err(recording_failure(id, err)),
+/// A replay that failed, as a gRPC status: a recording that does not verify is DATA_LOSS
+/// naming the first bad event; a missing one NOT_FOUND; a storage failure INTERNAL.
+fn replay_status(id: &str, err: ReplayError) -> Status {
+    match err {
+        ReplayError::NoRecording(_) => {
+            Error::NotFound(format!("session `{id}` has no recording")).into()
+        }
+        ReplayError::Storage(err) => recording_failure(id, err),
+        err => {
+            tracing::warn!(session = %id, error = %err, "session recording does not verify");
+            Status::data_loss(err.to_string())
         }
     }
-}
-
-fn recording_id(id: &str) -> Result<RecordingSessionId, Status> {
-    RecordingSessionId::new(id)
-        .map_err(|_| Status::from(Error::NotFound(format!("session `{id}` has no recording"))))
 }
 
 /// A storage failure reading a recording: logged in full, reported without details.
@@ -697,42 +604,25 @@ fn event_kind(kind: EventKind) -> pb::RecordingEventKind {
     }
 }
 
-/// Streams a recording's events, each verified against the chain; a recording that does not
+/// Streams a recording's events, each verified by the replay; a recording that does not
 /// verify ends the stream with DATA_LOSS naming the first bad event.
 async fn stream_recording(
-    mut reader: RecordingReader,
-    expected: Option<Digest>,
+    mut replay: Replay,
     tx: mpsc::Sender<Result<pb::RecordingEvent, Status>>,
 ) {
-    let session = reader.session_id().as_str().to_owned();
-    while let Some(event) = reader.next_event().await {
-        let message = match event {
-            Ok(e) => Ok(pb::RecordingEvent {
+    let session = replay.session_id().as_str().to_owned();
+    while let Some(event) = replay.next_event().await {
+        let message = event
+            .map(|e| pb::RecordingEvent {
                 index: e.index,
                 kind: event_kind(e.kind) as i32,
                 offset: Some(super::convert::duration_to_proto(e.offset())),
                 data: e.payload.to_vec(),
-            }),
-            Err(RecordingError::Corrupt(e)) => {
-                tracing::warn!(%session, error = %e, "session recording does not verify");
-                Err(Status::data_loss(e.to_string()))
-            }
-            Err(err) => Err(recording_failure(&session, err)),
-        };
+            })
+            .map_err(|err| replay_status(&session, err));
         let last = message.is_err();
         if tx.send(message).await.is_err() || last {
             return;
         }
-    }
-    if let Some(expected) = expected
-        && reader.digest() != expected
-    {
-        let _ = tx
-            .send(Err(Status::data_loss(format!(
-                "the recording does not end at the final digest stored with the session: \
-                 events after event {} are missing, or the recording was altered",
-                reader.events_read().saturating_sub(1)
-            ))))
-            .await;
     }
 }
