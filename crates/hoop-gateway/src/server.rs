@@ -46,6 +46,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
             redact_url(&url)
         )
     })?;
+    // The plugins' own tables migrate with the store's.
+    let registry = plugins::registry().context("plugin registry")?;
+    let migrations: Vec<(&str, hoop_store::migration::PluginMigrationBuilder)> = registry
+        .factories()
+        .into_iter()
+        .flat_map(|factory| factory.migrations())
+        .map(|m| (m.name, m.build))
+        .collect();
+    hoop_store::migration::register_plugin_migrations(&migrations).context("plugin migrations")?;
     store.migrate().await.context("database migration failed")?;
     Ok(store)
 }
