@@ -88,6 +88,26 @@ fn bin_dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "-q", "-p", "hoop-gateway", "-p", "hoop-cli"]);
+        // Without the variables cargo sets for a test process: build scripts that watch
+        // them (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would otherwise rerun
+        // on every switch between this build and `cargo test`'s, and rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key == "OUT_DIR"
+                || key.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&key.as_ref())
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
