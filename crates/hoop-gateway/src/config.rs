@@ -4,6 +4,7 @@
 //! the key and where it came from.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,8 @@ pub(crate) enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A TOML syntax or type error. `message` never quotes the config's text: a line may
+    /// hold a secret.
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{source_name}: {key}: {message}")]
@@ -35,8 +38,9 @@ pub(crate) enum ConfigError {
     },
 }
 
-/// The file as written: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
+/// The file as written: every key optional, unknown keys refused. No `Debug`: it holds
+/// secrets.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -56,8 +60,9 @@ struct FileConfig {
     plugins: BTreeMap<String, toml::Table>,
 }
 
-/// A connection declared in config (`[[connections]]`), created or updated at start.
-#[derive(Debug, Clone, Deserialize)]
+/// A connection declared in config (`[[connections]]`), created or updated at start. Its
+/// `Debug` shows the names of `env`, never the values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeclaredConnection {
     pub(crate) name: String,
@@ -92,6 +97,51 @@ pub(crate) struct DeclaredConnection {
     pub(crate) plugins: Vec<DeclaredPlugin>,
 }
 
+impl fmt::Debug for DeclaredConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeclaredConnection")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("command", &self.command)
+            .field("env", &RedactedValues(&self.env))
+            .field("reviewers", &self.reviewers)
+            .field("redact_types", &self.redact_types)
+            .field("access_modes", &self.access_modes)
+            .field("tags", &self.tags)
+            .field("session_timeout", &self.session_timeout)
+            .field("min_approvals", &self.min_approvals)
+            .field("review_ttl", &self.review_ttl)
+            .field("access_max_duration", &self.access_max_duration)
+            .field("plugins", &self.plugins)
+            .finish()
+    }
+}
+
+/// Prints a map's keys, each with `<redacted>` for its value.
+struct RedactedValues<'a>(&'a BTreeMap<String, String>);
+
+impl fmt::Debug for RedactedValues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, Redacted)))
+            .finish()
+    }
+}
+
+/// Stands for a secret value in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `Some(<redacted>)` or `None`.
+fn redacted_option<T>(value: &Option<T>) -> Option<Redacted> {
+    value.as_ref().map(|_| Redacted)
+}
+
 fn default_type() -> String {
     "command".to_owned()
 }
@@ -114,8 +164,8 @@ pub(crate) struct DeclaredPlugin {
     pub(crate) config: Option<toml::Table>,
 }
 
-/// The resolved configuration.
-#[derive(Debug, Clone)]
+/// The resolved configuration. Its `Debug` never shows a secret.
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
@@ -133,6 +183,51 @@ pub(crate) struct Config {
     pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("admin_token", &redacted_option(&self.admin_token))
+            .field("secret_key", &redacted_option(&self.secret_key))
+            .field("dlp", &self.dlp)
+            .field("connections", &self.connections)
+            .field("events_retention", &self.events_retention)
+            .field("plugins", &PluginSettingNames(&self.plugins))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Each plugin's deployment settings as their names, each with `<redacted>` for its value
+/// (they hold tokens and signing secrets).
+struct PluginSettingNames<'a>(&'a BTreeMap<&'static str, hoop_core::PluginConfig>);
+
+impl fmt::Debug for PluginSettingNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, settings)| {
+                let keys = settings.as_map().keys().map(|k| (k, Redacted));
+                (name, DebugMap(keys.collect()))
+            }))
+            .finish()
+    }
+}
+
+/// A list of pairs printed as a map.
+struct DebugMap<K, V>(Vec<(K, V)>);
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DebugMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
 impl Config {
     /// Loads `path` (if given) and applies overrides from `env` (`HOOP_<KEY>` pairs).
     pub(crate) fn load(
@@ -147,7 +242,7 @@ impl Config {
                 })?;
                 let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.to_owned(),
-                    message: e.to_string().trim_end().replace('\n', " "),
+                    message: describe_toml_error(&text, &e),
                 })?;
                 (file, format!("config file {}", path.display()))
             }
@@ -336,6 +431,84 @@ impl Config {
     }
 }
 
+/// A TOML error as `line L, column C (key `K`): message`, without the source line that
+/// toml quotes (it may hold a secret), and without any text of the offending value.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim();
+    let Some(span) = err.span() else {
+        return message.to_owned();
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or_default();
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    // The key: the table header above the line, and the bare key before `=`.
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
+    });
+    let key = match (table, key) {
+        (Some(table), Some(key)) if !table.is_empty() => Some(format!("{table}.{key}")),
+        (_, Some(key)) => Some(key.to_owned()),
+        (Some(table), None) if line.trim_start().starts_with('[') => Some(table),
+        _ => None,
+    };
+    // Values the message quotes (`unknown variant `x``, `invalid type: string "x"`) are
+    // dropped when they come from the line's value.
+    let value = line.split_once('=').map(|(_, v)| v).unwrap_or_default();
+    let message = redact_quoted(message, value);
+    match key {
+        Some(key) => format!("line {line_no}, column {column} (key `{key}`): {message}"),
+        None => format!("line {line_no}, column {column}: {message}"),
+    }
+}
+
+/// `message` with every fragment between backticks or double quotes that occurs in
+/// `value` replaced by `…`.
+fn redact_quoted(message: &str, value: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            break;
+        };
+        let fragment = &after[..close];
+        out.push_str(&rest[..=open]);
+        if !fragment.is_empty() && value.contains(fragment) {
+            out.push('…');
+        } else {
+            out.push_str(fragment);
+        }
+        out.push(quote);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,7 +598,12 @@ mod tests {
         let err = load_str("[dlp]\ndefault_style = \"scramble\"", &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("scramble"), "{err}");
+        // The value itself is not repeated (a line may hold a secret); its place is.
+        assert!(
+            err.contains("line 2, column 17 (key `dlp.default_style`): unknown variant"),
+            "{err}"
+        );
+        assert!(err.contains("expected one of `redact`, `mask`"), "{err}");
     }
 
     #[test]
@@ -450,5 +628,86 @@ config = { channels = ["C0123456789"] }
         assert_eq!(pg.kind, "command");
         assert_eq!(pg.access_modes.connect, Some(false));
         assert_eq!(pg.plugins[0].name, "slack");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let config = load_str(
+            r#"
+admin_token = "admin-token-0123456789-SECRET"
+secret_key = "secret-key-0123456789abcdef0123456789-SECRET"
+database_url = "postgres://hoop:db-pa55-SECRET@db/hoop"
+
+[[connections]]
+name = "pg"
+command = ["psql"]
+env = { PGPASSWORD = "pgpass-SECRET" }
+"#,
+            &[],
+        )
+        .unwrap();
+        for debug in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!debug.contains("SECRET"), "{debug}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+            assert!(debug.contains("PGPASSWORD"), "{debug}");
+            assert!(debug.contains("postgres://hoop:***@db/hoop"), "{debug}");
+        }
+        let debug = format!("{:?}", config.connections[0]);
+        assert!(!debug.contains("SECRET"), "{debug}");
+
+        // Plugin deployment settings: names only.
+        let settings = hoop_core::PluginConfig::from_value(serde_json::json!({
+            "bot_token": "xoxb-SECRET",
+            "default_channel": "C0123456789",
+        }))
+        .unwrap();
+        let plugins = BTreeMap::from([("slack", settings)]);
+        let debug = format!("{:?}", PluginSettingNames(&plugins));
+        assert_eq!(
+            debug,
+            r#"{"slack": {"bot_token": <redacted>, "default_channel": <redacted>}}"#
+        );
+    }
+
+    #[test]
+    fn toml_errors_do_not_echo_the_line() {
+        // An unterminated string: toml's own message quotes the whole line.
+        let err = load_str(
+            "listen = \"127.0.0.1:0\"\nadmin_token = \"supersecret-token-value\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("supersecret"), "{err}");
+        assert!(err.contains("line 2, column "), "{err}");
+        assert!(err.contains("admin_token"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+
+        // A value of the wrong type: serde's message quotes the value.
+        let err = load_str("secret_key = 1234567890123456789", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("1234567890123456789"), "{err}");
+        assert!(
+            err.contains("line 1, column 14 (key `secret_key`)"),
+            "{err}"
+        );
+        assert!(err.contains("expected a string"), "{err}");
+
+        let err = load_str(
+            "[[connections]]\nname = \"pg\"\nenv = { PGPASSWORD = 4242424242 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("4242424242"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("connections.env"), "{err}");
+
+        let err = load_str("[connections.env]\nPGPASSWORD = \"oops\nx", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("oops"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
     }
 }

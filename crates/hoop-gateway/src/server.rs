@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::grpc::App;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::dlp::DlpApi;
@@ -240,23 +240,11 @@ impl Signals {
     }
 }
 
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        use super::redact_url;
+        use crate::config::redact_url;
         assert_eq!(
             redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
