@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 /// Default gRPC listen address.
@@ -48,6 +51,9 @@ struct FileConfig {
     database_url: Option<String>,
     admin_token: Option<String>,
     secret_key: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_plaintext: Option<bool>,
     /// Masking styles and custom info types of the dlp plugin.
     #[serde(default)]
     dlp: Option<hoop_plugin_dlp::DlpSettings>,
@@ -168,11 +174,17 @@ pub(crate) struct DeclaredPlugin {
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
+    /// Where `listen` came from (for messages).
+    pub(crate) listen_source: String,
     pub(crate) data_dir: PathBuf,
     /// `None`: SQLite in the data dir.
     pub(crate) database_url: Option<String>,
     pub(crate) admin_token: Option<String>,
     pub(crate) secret_key: Option<String>,
+    /// `tls_cert` and `tls_key`: both set, or neither.
+    pub(crate) tls: Option<TlsFiles>,
+    /// Serve plaintext on a non-loopback `listen` (TLS terminated elsewhere).
+    pub(crate) insecure_plaintext: bool,
     /// The `[dlp]` table (checked; the hash key is set at start from the secret key).
     pub(crate) dlp: hoop_plugin_dlp::DlpSettings,
     pub(crate) connections: Vec<DeclaredConnection>,
@@ -194,6 +206,8 @@ impl fmt::Debug for Config {
             )
             .field("admin_token", &redacted_option(&self.admin_token))
             .field("secret_key", &redacted_option(&self.secret_key))
+            .field("tls", &self.tls)
+            .field("insecure_plaintext", &self.insecure_plaintext)
             .field("dlp", &self.dlp)
             .field("connections", &self.connections)
             .field("events_retention", &self.events_retention)
@@ -228,6 +242,32 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DebugMap<K, V> {
     }
 }
 
+/// The paths of the TLS certificate chain and key, and where each was set.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsFiles {
+    cert: (String, PathBuf),
+    key: (String, PathBuf),
+}
+
+/// A certificate chain and its private key, read and checked, ready to serve TLS with.
+pub(crate) struct ServerIdentity {
+    /// The certificate chain, PEM.
+    pub(crate) cert_pem: Vec<u8>,
+    /// The private key, PEM. Never printed.
+    pub(crate) key_pem: Vec<u8>,
+    /// Path of the certificate file, for the log.
+    pub(crate) cert_path: PathBuf,
+}
+
+impl fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("key_pem", &Redacted)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
     /// Loads `path` (if given) and applies overrides from `env` (`HOOP_<KEY>` pairs).
     pub(crate) fn load(
@@ -255,6 +295,11 @@ impl Config {
         let mut admin_token = file.admin_token.map(|v| (file_name.clone(), v));
         let mut secret_key = file.secret_key.map(|v| (file_name.clone(), v));
         let mut events_retention = file.events_retention.map(|v| (file_name.clone(), v));
+        let mut tls_cert = file.tls_cert.map(|v| (file_name.clone(), v));
+        let mut tls_key = file.tls_key.map(|v| (file_name.clone(), v));
+        let mut insecure_plaintext = file
+            .insecure_plaintext
+            .map(|v| (file_name.clone(), v.to_string()));
         for (name, value) in env {
             let source = name.clone();
             match name.as_str() {
@@ -264,6 +309,9 @@ impl Config {
                 "HOOP_ADMIN_TOKEN" => admin_token = Some((source, value)),
                 "HOOP_SECRET_KEY" => secret_key = Some((source, value)),
                 "HOOP_EVENTS_RETENTION" => events_retention = Some((source, value)),
+                "HOOP_TLS_CERT" => tls_cert = Some((source, PathBuf::from(value))),
+                "HOOP_TLS_KEY" => tls_key = Some((source, PathBuf::from(value))),
+                "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
                 _ => {}
             }
         }
@@ -273,17 +321,23 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let listen = match listen {
-            Some((src, value)) => value.parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    &src,
-                    "listen",
-                    format!("`{value}` is not a socket address (expected host:port, e.g. {DEFAULT_LISTEN})"),
-                )
-            })?,
-            None => DEFAULT_LISTEN
-                .parse()
-                .map_err(|_| invalid("default", "listen", "bad default".to_owned()))?,
+        let (listen, listen_source) = match listen {
+            Some((src, value)) => {
+                let addr = value.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        &src,
+                        "listen",
+                        format!("`{value}` is not a socket address (expected host:port, e.g. {DEFAULT_LISTEN})"),
+                    )
+                })?;
+                (addr, src)
+            }
+            None => {
+                let addr = DEFAULT_LISTEN
+                    .parse()
+                    .map_err(|_| invalid("default", "listen", "bad default".to_owned()))?;
+                (addr, "default".to_owned())
+            }
         };
         let data_dir = match data_dir {
             Some((src, dir)) if dir.as_os_str().is_empty() => {
@@ -354,6 +408,41 @@ impl Config {
         let registry = crate::plugins::registry()
             .map_err(|e| invalid(&file_name, "plugins", format!("plugin registry: {e}")))?;
         let plugins = plugin_settings(&plugins, &registry, &file_name)?;
+        let tls = match (tls_cert, tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for ((src, path), name) in [(&cert, "tls_cert"), (&key, "tls_key")] {
+                    if path.as_os_str().is_empty() {
+                        return Err(invalid(src, name, "must not be empty".to_owned()));
+                    }
+                }
+                Some(TlsFiles { cert, key })
+            }
+            (Some((src, _)), None) => {
+                return Err(invalid(
+                    &src,
+                    "tls_cert",
+                    "is set but tls_key is not: set both (the PEM certificate chain and its private key), or neither".to_owned(),
+                ));
+            }
+            (None, Some((src, _))) => {
+                return Err(invalid(
+                    &src,
+                    "tls_key",
+                    "is set but tls_cert is not: set both (the PEM certificate chain and its private key), or neither".to_owned(),
+                ));
+            }
+        };
+        let insecure_plaintext = match insecure_plaintext {
+            None => false,
+            Some((src, value)) => parse_bool(&value).ok_or_else(|| {
+                invalid(
+                    &src,
+                    "insecure_plaintext",
+                    format!("`{value}` is not a boolean (expected true or false)"),
+                )
+            })?,
+        };
         let dlp = file.dlp.unwrap_or_default();
         {
             // The real hash key comes from the secret key at start; any key checks the rest.
@@ -369,7 +458,10 @@ impl Config {
         }
         Ok(Self {
             listen,
+            listen_source,
             data_dir,
+            tls,
+            insecure_plaintext,
             dlp,
             database_url: database_url.map(|(_, v)| v),
             admin_token: admin_token.map(|(_, v)| v),
@@ -422,12 +514,169 @@ fn plugin_settings(
 }
 
 impl Config {
+    /// What serving needs beyond [`load`](Self::load): the TLS certificate and key, read
+    /// and checked (`None`: plaintext). A non-loopback `listen` without TLS is refused
+    /// unless `insecure_plaintext` is set. Errors name the key; they never show a key's
+    /// contents.
+    pub(crate) fn server_identity(&self) -> Result<Option<ServerIdentity>, ConfigError> {
+        let Some(tls) = &self.tls else {
+            if !self.insecure_plaintext && !is_loopback(self.listen) {
+                return Err(ConfigError::Invalid {
+                    source_name: self.listen_source.clone(),
+                    key: "listen".to_owned(),
+                    message: format!(
+                        "{} is not a loopback address and TLS is off: tokens would cross the network in clear. Set tls_cert and tls_key (HOOP_TLS_CERT, HOOP_TLS_KEY) to serve TLS, or set insecure_plaintext = true (HOOP_INSECURE_PLAINTEXT=true) if TLS ends in front of the gateway",
+                        self.listen
+                    ),
+                });
+            }
+            return Ok(None);
+        };
+        load_identity(tls).map(Some)
+    }
+
     /// The database URL: the configured one, or SQLite in the data dir.
     pub(crate) fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("hoop.db").display()),
         }
+    }
+}
+
+/// Whether `addr` is reachable from this machine only (127.0.0.0/8, ::1).
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads and checks the certificate chain and the key of `tls`.
+fn load_identity(tls: &TlsFiles) -> Result<ServerIdentity, ConfigError> {
+    let (cert_src, cert_path) = &tls.cert;
+    let (key_src, key_path) = &tls.key;
+    let invalid = |src: &str, key: &str, message: String| ConfigError::Invalid {
+        source_name: src.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let read = |src: &str, key: &str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| invalid(src, key, format!("cannot read {}: {e}", path.display())))
+    };
+
+    let cert_pem = read(cert_src, "tls_cert", cert_path)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            invalid(
+                cert_src,
+                "tls_cert",
+                format!(
+                    "{} is not a valid PEM file ({})",
+                    cert_path.display(),
+                    pem_problem(&e)
+                ),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            cert_src,
+            "tls_cert",
+            format!(
+                "no certificate in {}: expected a PEM file with the certificate chain (-----BEGIN CERTIFICATE----- blocks, the server's first)",
+                cert_path.display()
+            ),
+        ));
+    }
+
+    let key_pem = read(key_src, "tls_key", key_path)?;
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "no private key in {}: expected a PEM file with a -----BEGIN PRIVATE KEY----- (or RSA / EC PRIVATE KEY) block",
+                    key_path.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "{} is not a valid PEM file ({})",
+                    key_path.display(),
+                    pem_problem(&e)
+                ),
+            ));
+        }
+    };
+
+    // Build the server config once now, so that a key that does not go with the
+    // certificate, or an unsupported key type, stops start-up with a clear message.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| match e {
+            rustls::Error::InvalidCertificate(_) => invalid(
+                cert_src,
+                "tls_cert",
+                format!(
+                    "the first certificate in {} cannot be used: {e}",
+                    cert_path.display()
+                ),
+            ),
+            other => invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "the key in {} cannot serve the certificate in {}: {}",
+                    key_path.display(),
+                    cert_path.display(),
+                    tls_problem(&other)
+                ),
+            ),
+        })?;
+    Ok(ServerIdentity {
+        cert_pem,
+        key_pem,
+        cert_path: cert_path.clone(),
+    })
+}
+
+/// What is wrong with a PEM file, without quoting it (its text may be a private key).
+fn pem_problem(err: &pem::Error) -> &'static str {
+    match err {
+        pem::Error::MissingSectionEnd { .. } => "a -----BEGIN block has no -----END line",
+        pem::Error::IllegalSectionStart { .. } => "a -----BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "a block is not valid base64",
+        pem::Error::NoItemsFound => "no PEM block found",
+        _ => "unreadable PEM",
+    }
+}
+
+/// A rustls error about a certificate and key, in words that never include key material.
+fn tls_problem(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            "the private key does not match the certificate".to_owned()
+        }
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key cannot be checked against the certificate".to_owned()
+        }
+        rustls::Error::General(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -709,5 +958,144 @@ env = { PGPASSWORD = "pgpass-SECRET" }
             .to_string();
         assert!(!err.contains("oops"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_plaintext_keys() {
+        let config = load_str("listen = \"0.0.0.0:8010\"\ninsecure_plaintext = true", &[]).unwrap();
+        assert!(config.insecure_plaintext);
+        assert!(config.server_identity().unwrap().is_none());
+
+        let err = load_str("listen = \"0.0.0.0:8010\"", &[])
+            .unwrap()
+            .server_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen: 0.0.0.0:8010 is not a loopback address and TLS is off"),
+            "{err}"
+        );
+        assert!(err.contains("insecure_plaintext = true"), "{err}");
+        assert!(err.contains("tls_cert and tls_key"), "{err}");
+        for listen in [
+            "127.0.0.1:1",
+            "127.1.2.3:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            let config = load_str("", &[("HOOP_LISTEN", listen)]).unwrap();
+            assert!(config.server_identity().unwrap().is_none(), "{listen}");
+        }
+        let config = load_str(
+            "",
+            &[
+                ("HOOP_LISTEN", "[::]:1"),
+                ("HOOP_INSECURE_PLAINTEXT", "true"),
+            ],
+        )
+        .unwrap();
+        assert!(config.server_identity().unwrap().is_none());
+        let err = load_str("", &[("HOOP_INSECURE_PLAINTEXT", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "HOOP_INSECURE_PLAINTEXT: insecure_plaintext: `maybe` is not a boolean"
+            ),
+            "{err}"
+        );
+
+        let err = load_str("tls_cert = \"cert.pem\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_cert: is set but tls_key is not"), "{err}");
+        let err = load_str("", &[("HOOP_TLS_KEY", "key.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HOOP_TLS_KEY: tls_key: is set but tls_cert is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_tls_files_are_named_without_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        // A key that is not the certificate's; its base64 body must never be shown.
+        let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let body = other_key.lines().nth(1).unwrap().to_owned();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, &other_key).unwrap();
+        let load = |cert: &Path, key: &Path| {
+            let env = [
+                ("HOOP_TLS_CERT".to_owned(), cert.display().to_string()),
+                ("HOOP_TLS_KEY".to_owned(), key.display().to_string()),
+            ];
+            Config::load(None, env)
+                .unwrap()
+                .server_identity()
+                .unwrap_err()
+                .to_string()
+        };
+
+        let missing = dir.path().join("missing.pem");
+        let err = load(&missing, &key);
+        assert!(
+            err.starts_with("HOOP_TLS_CERT: tls_cert: cannot read ") && err.contains("missing.pem"),
+            "{err}"
+        );
+
+        // The key file given as the certificate: no certificate in it, and nothing of it shown.
+        let err = load(&key, &key);
+        assert!(
+            err.starts_with("HOOP_TLS_CERT: tls_cert: no certificate in "),
+            "{err}"
+        );
+        assert!(!err.contains(&body), "{err}");
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        let err = load(&garbage, &key);
+        assert!(
+            err.contains("tls_cert: ") && err.contains("is not a valid PEM file"),
+            "{err}"
+        );
+
+        // A certificate given as the key.
+        let err = load(&cert, &cert);
+        assert!(
+            err.starts_with("HOOP_TLS_KEY: tls_key: no private key in "),
+            "{err}"
+        );
+
+        // A key that is not the certificate's.
+        let err = load(&cert, &key);
+        assert!(
+            err.contains("tls_key: the key in ")
+                && err.contains("the private key does not match the certificate"),
+            "{err}"
+        );
+        assert!(!err.contains(&body), "{err}");
+
+        // The right pair loads.
+        let good_key = dir.path().join("good.pem");
+        std::fs::write(&good_key, generated.signing_key.serialize_pem()).unwrap();
+        let env = [
+            ("HOOP_TLS_CERT".to_owned(), cert.display().to_string()),
+            ("HOOP_TLS_KEY".to_owned(), good_key.display().to_string()),
+        ];
+        let identity = Config::load(None, env)
+            .unwrap()
+            .server_identity()
+            .unwrap()
+            .unwrap();
+        let debug = format!("{identity:?}");
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("PRIVATE KEY"),
+            "{debug}"
+        );
     }
 }
