@@ -3,7 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use hoop_rs::{
-    ADMIN_TOKEN, Backend, Gateway, Setup, admin, assert_status, authed, command_connection, e2e, pb,
+    ADMIN_TOKEN, Backend, Gateway, Setup, admin, assert_status, authed, command_connection, e2e,
+    exec, pb,
 };
 use tonic::Code;
 
@@ -258,9 +259,16 @@ async fn api_keys_act_as_their_user_until_revoked(backend: Backend) {
 }
 
 async fn secrets_are_never_returned_or_logged(backend: Backend) {
-    let gw = Gateway::start(backend).await;
+    // The gateway that handles the secrets logs at debug level, and its own log is read.
+    let secret_key = "e2e-secret-key-0123456789abcdef-0123456789";
+    let setup = Setup::new(backend)
+        .with_toml(&format!("secret_key = \"{secret_key}\""))
+        .with_env("HOOP_LOG", "debug");
+    let gw = setup.start().await;
     let secret = "pa55-very-secret-VALUE-42";
-    let mut conn = command_connection("pg", &["psql"]);
+    let rotated = "rotated-pa55-VALUE-43";
+    // The session shows the secret's length, never the secret.
+    let mut conn = command_connection("pg", &["sh", "-c", "echo ${#PGPASSWORD}"]);
     conn.env.insert("PGPASSWORD".into(), secret.into());
     let mut client = gw.connections().await;
     let created = client
@@ -296,14 +304,78 @@ async fn secrets_are_never_returned_or_logged(backend: Backend) {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(!err.message().contains(secret));
 
-    let setup = gw.stop().await;
-    let gw = setup.start().await;
-    let logs = gw.logs();
-    assert!(!logs.contains(secret));
-    assert!(
-        !logs.contains(ADMIN_TOKEN),
-        "the admin token leaked into the log"
+    // The secret reaches the session, run as an API key's user.
+    let api_key = gw.user_with_token("dev", &["admin"]).await;
+    let ran = exec(
+        &gw,
+        &api_key,
+        pb::ExecRequest {
+            connection: "pg".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ran.stdout,
+        format!("{}\n", secret.len()).as_bytes(),
+        "{ran:?}"
     );
+    // Rotate it, through the CLI this time.
+    gw.cli(
+        Some(&api_key),
+        &[
+            "connections",
+            "update",
+            "pg",
+            "--env",
+            &format!("PGPASSWORD={rotated}"),
+        ],
+    )
+    .await
+    .ok();
+    let ran = exec(
+        &gw,
+        ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: "pg".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ran.stdout,
+        format!("{}\n", rotated.len()).as_bytes(),
+        "{ran:?}"
+    );
+    // A wrong token is refused (and logged at debug) without being echoed.
+    let wrong = "hpk_wrong-token-value-0123456789";
+    assert_status(
+        gw.users()
+            .await
+            .who_am_i(authed(wrong, pb::WhoAmIRequest {}))
+            .await,
+        Code::Unauthenticated,
+        "invalid or revoked token",
+    );
+
+    let (_, logs) = gw.stop_with_logs().await;
+    assert!(
+        logs.contains("\"level\":\"DEBUG\""),
+        "the log should be at debug level"
+    );
+    assert!(logs.contains("authenticated"), "calls should be in the log");
+    for (what, value) in [
+        ("a connection's env value", secret),
+        ("a rotated env value", rotated),
+        ("the admin token", ADMIN_TOKEN),
+        ("an API key", api_key.as_str()),
+        ("a rejected token", wrong),
+        ("the secret key", secret_key),
+    ] {
+        assert!(!logs.contains(value), "{what} leaked into the log");
+    }
 }
 
 async fn the_admin_token_is_generated_into_the_data_dir(backend: Backend) {

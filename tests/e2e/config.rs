@@ -66,21 +66,8 @@ async fn declared_connections_are_created_then_updated(backend: Backend) {
     assert!(gw.logs().contains("declared connection applied"));
 }
 
-/// Runs the gateway expecting it to exit at once; returns (exit code, stderr).
 async fn failed_start(setup: &Setup, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = setup.gateway_command();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.env("HOOP_LOG_FORMAT", "text");
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the gateway should exit on bad config")
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    setup.failed_start(env).await
 }
 
 async fn bad_config_stops_start_up(backend: Backend) {
@@ -89,6 +76,15 @@ async fn bad_config_stops_start_up(backend: Backend) {
     let (code, stderr) = failed_start(&setup, &[]).await;
     assert_eq!(code, Some(78), "{stderr}");
     assert!(stderr.contains("unknown field `lisen`"), "{stderr}");
+
+    // A syntax error on a secret's line: the message places it, without the line's text.
+    let mut unterminated =
+        Setup::new(backend.clone()).with_toml("admin_token = \"supersecret-admin-token-value\n");
+    unterminated.configure_admin_token = false;
+    let (code, stderr) = failed_start(&unterminated, &[]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(!stderr.contains("supersecret"), "{stderr}");
+    assert!(stderr.contains("(key `admin_token`): "), "{stderr}");
 
     let setup = Setup::new(backend.clone());
     let (code, stderr) = failed_start(&setup, &[("HOOP_LISTEN", "localhost")]).await;

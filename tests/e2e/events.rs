@@ -296,7 +296,7 @@ async fn a_stalled_watcher_resumes_with_none_missing(backend: Backend) {
         }));
     }
     for writer in writers {
-        tokio::time::timeout(Duration::from_secs(300), writer)
+        tokio::time::timeout(Duration::from_secs(600), writer)
             .await
             .expect("writers took too long")
             .unwrap();

@@ -17,3 +17,4 @@ mod recordings;
 mod reflection;
 mod reviews;
 mod sessions;
+mod tls;

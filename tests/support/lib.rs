@@ -88,6 +88,26 @@ fn bin_dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "-q", "-p", "hoop-gateway", "-p", "hoop-cli"]);
+        // Without the variables cargo sets for a test process: build scripts that watch
+        // them (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would otherwise rerun
+        // on every switch between this build and `cargo test`'s, and rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key == "OUT_DIR"
+                || key.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&key.as_ref())
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
@@ -114,6 +134,9 @@ pub struct Setup {
     pub extra_toml: String,
     /// Whether to set `admin_token` in config (else the gateway generates one).
     pub configure_admin_token: bool,
+    /// Environment of the gateway beyond the defaults (`HOOP_LOG=info`, JSON logs); e.g.
+    /// `HOOP_LOG=debug`, or `HOOP_LISTEN` to override the config's `127.0.0.1:0`.
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -123,7 +146,13 @@ impl Setup {
             backend,
             extra_toml: String::new(),
             configure_admin_token: true,
+            env: Vec::new(),
         }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn with_toml(mut self, toml: &str) -> Self {
@@ -187,7 +216,25 @@ impl Setup {
         cmd.arg("--config").arg(config);
         clean_env(&mut cmd);
         cmd.env("HOOP_LOG_FORMAT", "json").env("HOOP_LOG", "info");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// Runs the gateway expecting it to exit at once (bad config); returns its exit code
+    /// and stderr (text logs).
+    pub async fn failed_start(&self, env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let mut cmd = self.gateway_command();
+        cmd.envs(env.iter().copied());
+        cmd.env("HOOP_LOG_FORMAT", "text");
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        let out = tokio::time::timeout(START_TIMEOUT, cmd.output())
+            .await
+            .expect("the gateway should exit on bad config")
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Starts a gateway and waits until it listens.
@@ -199,10 +246,11 @@ impl Setup {
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn hoop-gateway");
         let logs = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (ready_tx, ready_rx) = oneshot::channel::<SocketAddr>();
+        let (ready_tx, ready_rx) = oneshot::channel::<(SocketAddr, bool)>();
         let stderr = child.stderr.take().unwrap();
         let log_sink = Arc::clone(&logs);
-        tokio::spawn(async move {
+        // Reads the log until the gateway (and the reaper, which shares its stderr) exits.
+        let log_reader = tokio::spawn(async move {
             let mut ready_tx = Some(ready_tx);
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -214,8 +262,8 @@ impl Setup {
                 log_sink.lock().unwrap().push(line);
             }
         });
-        let addr = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
-            Ok(Ok(addr)) => addr,
+        let (addr, tls) = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+            Ok(Ok(ready)) => ready,
             _ => {
                 let status = child.try_wait().ok().flatten();
                 panic!(
@@ -228,7 +276,9 @@ impl Setup {
             setup: self.clone(),
             child,
             addr,
+            tls,
             logs,
+            log_reader,
         }
     }
 }
@@ -241,13 +291,19 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
-fn listening_addr(line: &str) -> Option<SocketAddr> {
+/// The address of the "listening" log line, and whether it serves TLS.
+fn listening_addr(line: &str) -> Option<(SocketAddr, bool)> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = value.get("fields")?;
     if fields.get("message")?.as_str()? != "hoop-gateway listening" {
         return None;
     }
-    fields.get("addr")?.as_str()?.parse().ok()
+    let addr = fields.get("addr")?.as_str()?.parse().ok()?;
+    let tls = fields
+        .get("tls")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    Some((addr, tls))
 }
 
 /// A running gateway.
@@ -255,8 +311,12 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 pub struct Gateway {
     pub setup: Setup,
     child: Child,
+    /// The address it listens on, as it logged it (`0.0.0.0:…` for a wildcard listen).
     pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub tls: bool,
     logs: Arc<Mutex<Vec<String>>>,
+    log_reader: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -265,8 +325,19 @@ impl Gateway {
         Setup::new(backend).start().await
     }
 
+    /// `http://` or `https://` and the address to connect to (loopback for a wildcard
+    /// listen).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{addr}")
     }
 
     pub async fn channel(&self) -> Channel {
@@ -387,10 +458,23 @@ impl Gateway {
         args: &[&str],
         cwd: Option<&Path>,
     ) -> CliOutput {
+        self.cli_env(token, args, cwd, &[]).await
+    }
+
+    /// Runs the `hoop` CLI with `env` (e.g. `HOOP_CA`) on top of `HOOP_GATEWAY` and
+    /// `HOOP_TOKEN`.
+    pub async fn cli_env(
+        &self,
+        token: Option<&str>,
+        args: &[&str],
+        cwd: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> CliOutput {
         let mut cmd = Command::new(cli_bin());
         clean_env(&mut cmd);
         cmd.args(args)
             .env("HOOP_GATEWAY", self.url())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some(token) = token {
@@ -411,14 +495,24 @@ impl Gateway {
 
     /// Stops the gateway with SIGTERM and waits for it to exit; returns its setup so it can
     /// be started again on the same data.
-    pub async fn stop(mut self) -> Setup {
+    pub async fn stop(self) -> Setup {
+        self.stop_with_logs().await.0
+    }
+
+    /// Stops the gateway like [`stop`](Self::stop) and returns its whole log, read to the
+    /// end (JSON lines).
+    pub async fn stop_with_logs(mut self) -> (Setup, String) {
         let status = self.terminate().await;
         assert!(
             status.success(),
             "gateway exited with {status} on SIGTERM; log:\n{}",
             self.logs()
         );
-        self.setup.clone()
+        tokio::time::timeout(STOP_TIMEOUT, &mut self.log_reader)
+            .await
+            .expect("the gateway's stderr stayed open after it exited")
+            .unwrap();
+        (self.setup.clone(), self.logs())
     }
 
     /// Kills the gateway with SIGKILL (a crash) and returns its setup for a restart.

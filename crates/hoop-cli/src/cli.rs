@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "hoop", version, propagate_version = true)]
 pub(crate) struct Cli {
-    /// Address of the gateway's gRPC API.
+    /// Address of the gateway's gRPC API: `http://HOST:PORT`, or `https://HOST:PORT` when the
+    /// gateway serves TLS.
     #[arg(
         long,
         global = true,
@@ -24,6 +25,18 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:8010"
     )]
     pub(crate) gateway: String,
+
+    /// With an https:// gateway: PEM file of the CA that signed the gateway's certificate
+    /// (a private CA). Without it, the certificate must chain to a public root (the webpki
+    /// roots built into hoop).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "HOOP_CA",
+        value_name = "FILE"
+    )]
+    pub(crate) ca: Option<PathBuf>,
 
     /// Bearer token to call the gateway with: an API key (`hpk_…`) or the admin token.
     /// When neither --token nor HOOP_TOKEN is given, the token is read from

@@ -2,7 +2,6 @@
 
 use std::io::ErrorKind;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
@@ -15,7 +14,9 @@ use hoop_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::endpoint::gateway_endpoint;
 
 /// Name of the file, in the gateway's data dir, holding the admin token.
 const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -87,24 +88,12 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// Clients of the gateway at `url`. The connection is made on the first call, so that
+    /// Clients of the gateway at `url` (`https://` trusts the CA in the PEM file `ca`, or the
+    /// webpki roots without it). The connection is made on the first call, so that
     /// arguments are checked before the gateway is needed; a gateway that cannot be reached
     /// fails that call with `UNAVAILABLE`.
-    pub(crate) fn new(url: &str, auth: Auth) -> Result<Self> {
-        let scheme = url
-            .split_once("://")
-            .map(|(scheme, _)| scheme.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("http") => {}
-            // tonic is built without TLS here: a TLS gateway would fail obscurely.
-            Some("https") => bail!(
-                "invalid gateway URL `{url}`: this build of hoop speaks plain http:// only (no TLS)"
-            ),
-            _ => bail!("invalid gateway URL `{url}`: expected http://HOST:PORT"),
-        }
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|err| anyhow!("invalid gateway URL `{url}`: {}", error_chain(&err)))?
-            .connect_timeout(Duration::from_secs(10));
+    pub(crate) fn new(url: &str, ca: Option<&Path>, auth: Auth) -> Result<Self> {
+        let endpoint = gateway_endpoint(url, ca)?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
@@ -118,11 +107,21 @@ impl Api {
     }
 }
 
-/// The message for a gateway that cannot be reached.
+/// The message for a gateway that cannot be reached, with a hint at the likely fix.
 pub(crate) fn unreachable(url: &str, cause: &str) -> String {
-    format!(
-        "cannot reach the gateway at {url}: {cause} (is hoop-gateway running? set --gateway or HOOP_GATEWAY)"
-    )
+    let https = url.to_ascii_lowercase().starts_with("https://");
+    let hint = if https && cause.contains("certificate") {
+        "the gateway's TLS certificate is not trusted: pass --ca FILE or set HOOP_CA to the PEM file of the CA that signed it"
+    } else if https && cause.contains("corrupt message") {
+        "the gateway does not seem to speak TLS: use http:// if it serves plaintext"
+    } else if !https && !cause.contains("tcp connect error") {
+        // The gateway answered, then dropped the connection: a TLS gateway does that to
+        // plaintext.
+        "is hoop-gateway running? if it serves TLS, use https://"
+    } else {
+        "is hoop-gateway running? set --gateway or HOOP_GATEWAY"
+    };
+    format!("cannot reach the gateway at {url}: {cause} ({hint})")
 }
 
 /// An error and its causes joined by `: `, skipping tonic's bare "transport error" wrapper

@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod commands;
 mod convert;
+mod endpoint;
 mod output;
 mod spinner;
 mod terminal;
@@ -29,6 +30,7 @@ use crate::commands::Outcome;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    endpoint::install_crypto_provider();
     let cli = Cli::parse();
     let gateway = cli.gateway.clone();
     match run(cli).await {
@@ -48,7 +50,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let token = client::resolve_token(cli.token.as_deref(), &cli.data_dir)?;
     let auth = Auth::new(&token)?;
-    let mut api = Api::new(&cli.gateway, auth)?;
+    let mut api = Api::new(&cli.gateway, cli.ca.as_deref(), auth)?;
     let format = cli.output;
     let text = match cli.command {
         Command::Whoami => commands::users::whoami(&mut api, format).await?,
@@ -149,12 +151,22 @@ fn describe_status(status: &tonic::Status, gateway: &str) -> String {
     } else {
         status.message()
     };
-    if status.code() == Code::Unavailable {
+    // A connection that fails after it was made (e.g. plaintext sent to a TLS gateway)
+    // surfaces as UNKNOWN "transport error" or INTERNAL "h2 protocol error"; it is as
+    // unreachable as a refused one.
+    let transport_failure = matches!(status.code(), Code::Unknown | Code::Internal)
+        && (status.message() == "transport error"
+            || status.message().starts_with("h2 protocol error"));
+    if status.code() == Code::Unavailable || transport_failure {
         let mut cause = message.to_owned();
         if let Some(source) = std::error::Error::source(status) {
             let detail = client::error_chain(source);
+            // The detail often repeats the end of the message: "a: b" + "b: c" is "a: b: c".
+            let last = cause.rsplit(": ").next().unwrap_or_default().to_owned();
             if detail.starts_with(&cause) {
                 cause = detail;
+            } else if !last.is_empty() && detail.starts_with(&last) {
+                cause = format!("{}{detail}", &cause[..cause.len() - last.len()]);
             } else if !detail.is_empty() && !cause.contains(&detail) {
                 cause = format!("{cause}: {detail}");
             }
@@ -214,11 +226,38 @@ mod tests {
 
     #[test]
     fn unavailable_means_unreachable() {
+        let err = anyhow::Error::from(tonic::Status::unavailable(
+            "tcp connect error: Connection refused (os error 111)",
+        ));
+        assert_eq!(
+            describe_error(&err, GW),
+            "cannot reach the gateway at http://127.0.0.1:1: tcp connect error: Connection refused (os error 111) (is hoop-gateway running? set --gateway or HOOP_GATEWAY)"
+        );
+        // Dropped after connecting: perhaps plaintext sent to a TLS gateway.
         let err = anyhow::Error::from(tonic::Status::unavailable("connection reset"));
         assert_eq!(
             describe_error(&err, GW),
-            "cannot reach the gateway at http://127.0.0.1:1: connection reset (is hoop-gateway running? set --gateway or HOOP_GATEWAY)"
+            "cannot reach the gateway at http://127.0.0.1:1: connection reset (is hoop-gateway running? if it serves TLS, use https://)"
         );
+        let err = anyhow::Error::from(tonic::Status::new(Code::Unknown, "transport error"));
+        assert!(describe_error(&err, GW).starts_with("cannot reach the gateway at "));
+    }
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let https = "https://127.0.0.1:1";
+        let err = anyhow::Error::from(tonic::Status::unavailable(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(
+            describe_error(&err, https).ends_with(
+                "(the gateway's TLS certificate is not trusted: pass --ca FILE or set HOOP_CA to the PEM file of the CA that signed it)"
+            ),
+        );
+        let err = anyhow::Error::from(tonic::Status::unavailable(
+            "received corrupt message of type InvalidContentType",
+        ));
+        assert!(describe_error(&err, https).ends_with("use http:// if it serves plaintext)"));
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub use deployment::{Cancellation, Deployment, PluginHost, StartError};
 pub use error::{BoxError, Error, PluginError, Result};
 pub use plugin::{
     Activation, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,
+    PluginMigration,
 };
 pub use ports::{PortError, Ports};
 pub use registry::Registry;

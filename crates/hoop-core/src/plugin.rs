@@ -288,4 +288,49 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
         let _ = deployment;
         Ok(())
     }
+
+    /// The schema migrations of the plugin's own tables, in order; the host's migrator
+    /// runs them after its own. The default: none.
+    fn migrations(&self) -> &'static [PluginMigration] {
+        &[]
+    }
+}
+
+/// A schema migration a plugin ships for its own tables.
+///
+/// hoop-core knows no database, so the migration is type-erased: [`build`](Self::build)
+/// returns it boxed as [`Any`](std::any::Any), and a host that runs sea-orm migrations (the
+/// gateway) downcasts it to `Box<dyn sea_orm_migration::MigrationTrait>`. A plugin crate
+/// that ships tables depends on `sea-orm-migration` (the same version as the host) and
+/// writes:
+///
+/// ```ignore
+/// static MIGRATIONS: &[PluginMigration] = &[PluginMigration::new(
+///     "m20261203_000001_webhooks_outbox",
+///     || Box::new(Box::new(outbox::Migration) as Box<dyn MigrationTrait>),
+/// )];
+/// ```
+#[derive(Clone, Copy)]
+pub struct PluginMigration {
+    /// The migration's name, as the host records it once applied: unique across the host
+    /// and every plugin (by convention `m<date>_<n>_<plugin>_<what>`), and never changed
+    /// once shipped. It must equal the name the migration itself reports.
+    pub name: &'static str,
+    /// Builds the migration, boxed twice: `Box<Box<dyn MigrationTrait>>` as `Box<dyn Any>`.
+    pub build: fn() -> Box<dyn std::any::Any + Send>,
+}
+
+impl PluginMigration {
+    /// A migration named `name`, built by `build`.
+    pub const fn new(name: &'static str, build: fn() -> Box<dyn std::any::Any + Send>) -> Self {
+        Self { name, build }
+    }
+}
+
+impl std::fmt::Debug for PluginMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginMigration")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }

@@ -56,11 +56,19 @@ impl Caller {
     }
 }
 
-/// Checks tokens.
-#[derive(Debug)]
+/// Checks tokens. Its `Debug` never shows the admin token.
 pub(crate) struct Authenticator {
     store: Store,
     admin_token: String,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("store", &self.store)
+            .field("admin_token", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 impl Authenticator {
@@ -203,4 +211,46 @@ pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
         .get::<Caller>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("missing credentials"))
+}
+
+#[cfg(test)]
+mod tests {
+    use hoop_store::SecretBox;
+
+    use super::*;
+
+    async fn store(url: &str) -> Store {
+        let secrets = SecretBox::new("0123456789abcdef0123456789abcdef-test").unwrap();
+        Store::connect(url, secrets).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn debug_never_shows_the_admin_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/hoop.db", dir.path().display());
+        let auth = Authenticator::new(store(&url).await, "the-admin-token-s3cr3t".to_owned());
+        for debug in [format!("{auth:?}"), format!("{auth:#?}")] {
+            assert!(!debug.contains("the-admin-token-s3cr3t"), "{debug}");
+            assert!(debug.contains("admin_token: <redacted>"), "{debug}");
+        }
+    }
+
+    /// With a password in the database URL (PostgreSQL, when the tests have one).
+    #[tokio::test]
+    async fn debug_never_shows_the_database_password() {
+        let Ok(server) = std::env::var(hoop_store::testing::POSTGRES_URL_VAR) else {
+            eprintln!("skipped: HOOP_TEST_POSTGRES_URL is unset");
+            return;
+        };
+        // The development and CI servers trust local connections: any password works.
+        let url = server.replacen("://postgres@", "://postgres:db-pa55word-xyz@", 1);
+        if !url.contains("db-pa55word-xyz") {
+            eprintln!("skipped: HOOP_TEST_POSTGRES_URL is not postgres://postgres@…");
+            return;
+        }
+        let auth = Authenticator::new(store(&url).await, "the-admin-token-s3cr3t".to_owned());
+        let debug = format!("{auth:?}");
+        assert!(!debug.contains("db-pa55word-xyz"), "{debug}");
+        assert!(!debug.contains("the-admin-token-s3cr3t"), "{debug}");
+    }
 }

@@ -4,9 +4,13 @@
 //! the key and where it came from.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 /// Default gRPC listen address.
@@ -25,6 +29,8 @@ pub(crate) enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A TOML syntax or type error. `message` never quotes the config's text: a line may
+    /// hold a secret.
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{source_name}: {key}: {message}")]
@@ -35,8 +41,9 @@ pub(crate) enum ConfigError {
     },
 }
 
-/// The file as written: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
+/// The file as written: every key optional, unknown keys refused. No `Debug`: it holds
+/// secrets.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -44,6 +51,9 @@ struct FileConfig {
     database_url: Option<String>,
     admin_token: Option<String>,
     secret_key: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_plaintext: Option<bool>,
     /// Masking styles and custom info types of the dlp plugin.
     #[serde(default)]
     dlp: Option<hoop_plugin_dlp::DlpSettings>,
@@ -56,8 +66,9 @@ struct FileConfig {
     plugins: BTreeMap<String, toml::Table>,
 }
 
-/// A connection declared in config (`[[connections]]`), created or updated at start.
-#[derive(Debug, Clone, Deserialize)]
+/// A connection declared in config (`[[connections]]`), created or updated at start. Its
+/// `Debug` shows the names of `env`, never the values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeclaredConnection {
     pub(crate) name: String,
@@ -92,6 +103,51 @@ pub(crate) struct DeclaredConnection {
     pub(crate) plugins: Vec<DeclaredPlugin>,
 }
 
+impl fmt::Debug for DeclaredConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeclaredConnection")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("command", &self.command)
+            .field("env", &RedactedValues(&self.env))
+            .field("reviewers", &self.reviewers)
+            .field("redact_types", &self.redact_types)
+            .field("access_modes", &self.access_modes)
+            .field("tags", &self.tags)
+            .field("session_timeout", &self.session_timeout)
+            .field("min_approvals", &self.min_approvals)
+            .field("review_ttl", &self.review_ttl)
+            .field("access_max_duration", &self.access_max_duration)
+            .field("plugins", &self.plugins)
+            .finish()
+    }
+}
+
+/// Prints a map's keys, each with `<redacted>` for its value.
+struct RedactedValues<'a>(&'a BTreeMap<String, String>);
+
+impl fmt::Debug for RedactedValues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, Redacted)))
+            .finish()
+    }
+}
+
+/// Stands for a secret value in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `Some(<redacted>)` or `None`.
+fn redacted_option<T>(value: &Option<T>) -> Option<Redacted> {
+    value.as_ref().map(|_| Redacted)
+}
+
 fn default_type() -> String {
     "command".to_owned()
 }
@@ -114,15 +170,21 @@ pub(crate) struct DeclaredPlugin {
     pub(crate) config: Option<toml::Table>,
 }
 
-/// The resolved configuration.
-#[derive(Debug, Clone)]
+/// The resolved configuration. Its `Debug` never shows a secret.
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
+    /// Where `listen` came from (for messages).
+    pub(crate) listen_source: String,
     pub(crate) data_dir: PathBuf,
     /// `None`: SQLite in the data dir.
     pub(crate) database_url: Option<String>,
     pub(crate) admin_token: Option<String>,
     pub(crate) secret_key: Option<String>,
+    /// `tls_cert` and `tls_key`: both set, or neither.
+    pub(crate) tls: Option<TlsFiles>,
+    /// Serve plaintext on a non-loopback `listen` (TLS terminated elsewhere).
+    pub(crate) insecure_plaintext: bool,
     /// The `[dlp]` table (checked; the hash key is set at start from the secret key).
     pub(crate) dlp: hoop_plugin_dlp::DlpSettings,
     pub(crate) connections: Vec<DeclaredConnection>,
@@ -131,6 +193,79 @@ pub(crate) struct Config {
     /// Every registered plugin's deployment settings (its `[plugins.<name>]` table, checked
     /// by the plugin; empty when the file has none).
     pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("admin_token", &redacted_option(&self.admin_token))
+            .field("secret_key", &redacted_option(&self.secret_key))
+            .field("tls", &self.tls)
+            .field("insecure_plaintext", &self.insecure_plaintext)
+            .field("dlp", &self.dlp)
+            .field("connections", &self.connections)
+            .field("events_retention", &self.events_retention)
+            .field("plugins", &PluginSettingNames(&self.plugins))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Each plugin's deployment settings as their names, each with `<redacted>` for its value
+/// (they hold tokens and signing secrets).
+struct PluginSettingNames<'a>(&'a BTreeMap<&'static str, hoop_core::PluginConfig>);
+
+impl fmt::Debug for PluginSettingNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, settings)| {
+                let keys = settings.as_map().keys().map(|k| (k, Redacted));
+                (name, DebugMap(keys.collect()))
+            }))
+            .finish()
+    }
+}
+
+/// A list of pairs printed as a map.
+struct DebugMap<K, V>(Vec<(K, V)>);
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DebugMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
+/// The paths of the TLS certificate chain and key, and where each was set.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsFiles {
+    cert: (String, PathBuf),
+    key: (String, PathBuf),
+}
+
+/// A certificate chain and its private key, read and checked, ready to serve TLS with.
+pub(crate) struct ServerIdentity {
+    /// The certificate chain, PEM.
+    pub(crate) cert_pem: Vec<u8>,
+    /// The private key, PEM. Never printed.
+    pub(crate) key_pem: Vec<u8>,
+    /// Path of the certificate file, for the log.
+    pub(crate) cert_path: PathBuf,
+}
+
+impl fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("key_pem", &Redacted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -147,7 +282,7 @@ impl Config {
                 })?;
                 let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.to_owned(),
-                    message: e.to_string().trim_end().replace('\n', " "),
+                    message: describe_toml_error(&text, &e),
                 })?;
                 (file, format!("config file {}", path.display()))
             }
@@ -160,6 +295,11 @@ impl Config {
         let mut admin_token = file.admin_token.map(|v| (file_name.clone(), v));
         let mut secret_key = file.secret_key.map(|v| (file_name.clone(), v));
         let mut events_retention = file.events_retention.map(|v| (file_name.clone(), v));
+        let mut tls_cert = file.tls_cert.map(|v| (file_name.clone(), v));
+        let mut tls_key = file.tls_key.map(|v| (file_name.clone(), v));
+        let mut insecure_plaintext = file
+            .insecure_plaintext
+            .map(|v| (file_name.clone(), v.to_string()));
         for (name, value) in env {
             let source = name.clone();
             match name.as_str() {
@@ -169,6 +309,9 @@ impl Config {
                 "HOOP_ADMIN_TOKEN" => admin_token = Some((source, value)),
                 "HOOP_SECRET_KEY" => secret_key = Some((source, value)),
                 "HOOP_EVENTS_RETENTION" => events_retention = Some((source, value)),
+                "HOOP_TLS_CERT" => tls_cert = Some((source, PathBuf::from(value))),
+                "HOOP_TLS_KEY" => tls_key = Some((source, PathBuf::from(value))),
+                "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
                 _ => {}
             }
         }
@@ -178,17 +321,23 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let listen = match listen {
-            Some((src, value)) => value.parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    &src,
-                    "listen",
-                    format!("`{value}` is not a socket address (expected host:port, e.g. {DEFAULT_LISTEN})"),
-                )
-            })?,
-            None => DEFAULT_LISTEN
-                .parse()
-                .map_err(|_| invalid("default", "listen", "bad default".to_owned()))?,
+        let (listen, listen_source) = match listen {
+            Some((src, value)) => {
+                let addr = value.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        &src,
+                        "listen",
+                        format!("`{value}` is not a socket address (expected host:port, e.g. {DEFAULT_LISTEN})"),
+                    )
+                })?;
+                (addr, src)
+            }
+            None => {
+                let addr = DEFAULT_LISTEN
+                    .parse()
+                    .map_err(|_| invalid("default", "listen", "bad default".to_owned()))?;
+                (addr, "default".to_owned())
+            }
         };
         let data_dir = match data_dir {
             Some((src, dir)) if dir.as_os_str().is_empty() => {
@@ -259,6 +408,41 @@ impl Config {
         let registry = crate::plugins::registry()
             .map_err(|e| invalid(&file_name, "plugins", format!("plugin registry: {e}")))?;
         let plugins = plugin_settings(&plugins, &registry, &file_name)?;
+        let tls = match (tls_cert, tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for ((src, path), name) in [(&cert, "tls_cert"), (&key, "tls_key")] {
+                    if path.as_os_str().is_empty() {
+                        return Err(invalid(src, name, "must not be empty".to_owned()));
+                    }
+                }
+                Some(TlsFiles { cert, key })
+            }
+            (Some((src, _)), None) => {
+                return Err(invalid(
+                    &src,
+                    "tls_cert",
+                    "is set but tls_key is not: set both (the PEM certificate chain and its private key), or neither".to_owned(),
+                ));
+            }
+            (None, Some((src, _))) => {
+                return Err(invalid(
+                    &src,
+                    "tls_key",
+                    "is set but tls_cert is not: set both (the PEM certificate chain and its private key), or neither".to_owned(),
+                ));
+            }
+        };
+        let insecure_plaintext = match insecure_plaintext {
+            None => false,
+            Some((src, value)) => parse_bool(&value).ok_or_else(|| {
+                invalid(
+                    &src,
+                    "insecure_plaintext",
+                    format!("`{value}` is not a boolean (expected true or false)"),
+                )
+            })?,
+        };
         let dlp = file.dlp.unwrap_or_default();
         {
             // The real hash key comes from the secret key at start; any key checks the rest.
@@ -274,7 +458,10 @@ impl Config {
         }
         Ok(Self {
             listen,
+            listen_source,
             data_dir,
+            tls,
+            insecure_plaintext,
             dlp,
             database_url: database_url.map(|(_, v)| v),
             admin_token: admin_token.map(|(_, v)| v),
@@ -327,12 +514,247 @@ fn plugin_settings(
 }
 
 impl Config {
+    /// What serving needs beyond [`load`](Self::load): the TLS certificate and key, read
+    /// and checked (`None`: plaintext). A non-loopback `listen` without TLS is refused
+    /// unless `insecure_plaintext` is set. Errors name the key; they never show a key's
+    /// contents.
+    pub(crate) fn server_identity(&self) -> Result<Option<ServerIdentity>, ConfigError> {
+        let Some(tls) = &self.tls else {
+            if !self.insecure_plaintext && !is_loopback(self.listen) {
+                return Err(ConfigError::Invalid {
+                    source_name: self.listen_source.clone(),
+                    key: "listen".to_owned(),
+                    message: format!(
+                        "{} is not a loopback address and TLS is off: tokens would cross the network in clear. Set tls_cert and tls_key (HOOP_TLS_CERT, HOOP_TLS_KEY) to serve TLS, or set insecure_plaintext = true (HOOP_INSECURE_PLAINTEXT=true) if TLS ends in front of the gateway",
+                        self.listen
+                    ),
+                });
+            }
+            return Ok(None);
+        };
+        load_identity(tls).map(Some)
+    }
+
     /// The database URL: the configured one, or SQLite in the data dir.
     pub(crate) fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("hoop.db").display()),
         }
+    }
+}
+
+/// Whether `addr` is reachable from this machine only (127.0.0.0/8, ::1).
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads and checks the certificate chain and the key of `tls`.
+fn load_identity(tls: &TlsFiles) -> Result<ServerIdentity, ConfigError> {
+    let (cert_src, cert_path) = &tls.cert;
+    let (key_src, key_path) = &tls.key;
+    let invalid = |src: &str, key: &str, message: String| ConfigError::Invalid {
+        source_name: src.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let read = |src: &str, key: &str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| invalid(src, key, format!("cannot read {}: {e}", path.display())))
+    };
+
+    let cert_pem = read(cert_src, "tls_cert", cert_path)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            invalid(
+                cert_src,
+                "tls_cert",
+                format!(
+                    "{} is not a valid PEM file ({})",
+                    cert_path.display(),
+                    pem_problem(&e)
+                ),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            cert_src,
+            "tls_cert",
+            format!(
+                "no certificate in {}: expected a PEM file with the certificate chain (-----BEGIN CERTIFICATE----- blocks, the server's first)",
+                cert_path.display()
+            ),
+        ));
+    }
+
+    let key_pem = read(key_src, "tls_key", key_path)?;
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "no private key in {}: expected a PEM file with a -----BEGIN PRIVATE KEY----- (or RSA / EC PRIVATE KEY) block",
+                    key_path.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "{} is not a valid PEM file ({})",
+                    key_path.display(),
+                    pem_problem(&e)
+                ),
+            ));
+        }
+    };
+
+    // Build the server config once now, so that a key that does not go with the
+    // certificate, or an unsupported key type, stops start-up with a clear message.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| match e {
+            rustls::Error::InvalidCertificate(_) => invalid(
+                cert_src,
+                "tls_cert",
+                format!(
+                    "the first certificate in {} cannot be used: {e}",
+                    cert_path.display()
+                ),
+            ),
+            other => invalid(
+                key_src,
+                "tls_key",
+                format!(
+                    "the key in {} cannot serve the certificate in {}: {}",
+                    key_path.display(),
+                    cert_path.display(),
+                    tls_problem(&other)
+                ),
+            ),
+        })?;
+    Ok(ServerIdentity {
+        cert_pem,
+        key_pem,
+        cert_path: cert_path.clone(),
+    })
+}
+
+/// What is wrong with a PEM file, without quoting it (its text may be a private key).
+fn pem_problem(err: &pem::Error) -> &'static str {
+    match err {
+        pem::Error::MissingSectionEnd { .. } => "a -----BEGIN block has no -----END line",
+        pem::Error::IllegalSectionStart { .. } => "a -----BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "a block is not valid base64",
+        pem::Error::NoItemsFound => "no PEM block found",
+        _ => "unreadable PEM",
+    }
+}
+
+/// A rustls error about a certificate and key, in words that never include key material.
+fn tls_problem(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            "the private key does not match the certificate".to_owned()
+        }
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key cannot be checked against the certificate".to_owned()
+        }
+        rustls::Error::General(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A TOML error as `line L, column C (key `K`): message`, without the source line that
+/// toml quotes (it may hold a secret), and without any text of the offending value.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim();
+    let Some(span) = err.span() else {
+        return message.to_owned();
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or_default();
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    // The key: the table header above the line, and the bare key before `=`.
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
+    });
+    let key = match (table, key) {
+        (Some(table), Some(key)) if !table.is_empty() => Some(format!("{table}.{key}")),
+        (_, Some(key)) => Some(key.to_owned()),
+        (Some(table), None) if line.trim_start().starts_with('[') => Some(table),
+        _ => None,
+    };
+    // Values the message quotes (`unknown variant `x``, `invalid type: string "x"`) are
+    // dropped when they come from the line's value.
+    let value = line.split_once('=').map(|(_, v)| v).unwrap_or_default();
+    let message = redact_quoted(message, value);
+    match key {
+        Some(key) => format!("line {line_no}, column {column} (key `{key}`): {message}"),
+        None => format!("line {line_no}, column {column}: {message}"),
+    }
+}
+
+/// `message` with every fragment between backticks or double quotes that occurs in
+/// `value` replaced by `…`.
+fn redact_quoted(message: &str, value: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            break;
+        };
+        let fragment = &after[..close];
+        out.push_str(&rest[..=open]);
+        if !fragment.is_empty() && value.contains(fragment) {
+            out.push('…');
+        } else {
+            out.push_str(fragment);
+        }
+        out.push(quote);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -425,7 +847,12 @@ mod tests {
         let err = load_str("[dlp]\ndefault_style = \"scramble\"", &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("scramble"), "{err}");
+        // The value itself is not repeated (a line may hold a secret); its place is.
+        assert!(
+            err.contains("line 2, column 17 (key `dlp.default_style`): unknown variant"),
+            "{err}"
+        );
+        assert!(err.contains("expected one of `redact`, `mask`"), "{err}");
     }
 
     #[test]
@@ -450,5 +877,225 @@ config = { channels = ["C0123456789"] }
         assert_eq!(pg.kind, "command");
         assert_eq!(pg.access_modes.connect, Some(false));
         assert_eq!(pg.plugins[0].name, "slack");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let config = load_str(
+            r#"
+admin_token = "admin-token-0123456789-SECRET"
+secret_key = "secret-key-0123456789abcdef0123456789-SECRET"
+database_url = "postgres://hoop:db-pa55-SECRET@db/hoop"
+
+[[connections]]
+name = "pg"
+command = ["psql"]
+env = { PGPASSWORD = "pgpass-SECRET" }
+"#,
+            &[],
+        )
+        .unwrap();
+        for debug in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!debug.contains("SECRET"), "{debug}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+            assert!(debug.contains("PGPASSWORD"), "{debug}");
+            assert!(debug.contains("postgres://hoop:***@db/hoop"), "{debug}");
+        }
+        let debug = format!("{:?}", config.connections[0]);
+        assert!(!debug.contains("SECRET"), "{debug}");
+
+        // Plugin deployment settings: names only.
+        let settings = hoop_core::PluginConfig::from_value(serde_json::json!({
+            "bot_token": "xoxb-SECRET",
+            "default_channel": "C0123456789",
+        }))
+        .unwrap();
+        let plugins = BTreeMap::from([("slack", settings)]);
+        let debug = format!("{:?}", PluginSettingNames(&plugins));
+        assert_eq!(
+            debug,
+            r#"{"slack": {"bot_token": <redacted>, "default_channel": <redacted>}}"#
+        );
+    }
+
+    #[test]
+    fn toml_errors_do_not_echo_the_line() {
+        // An unterminated string: toml's own message quotes the whole line.
+        let err = load_str(
+            "listen = \"127.0.0.1:0\"\nadmin_token = \"supersecret-token-value\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("supersecret"), "{err}");
+        assert!(err.contains("line 2, column "), "{err}");
+        assert!(err.contains("admin_token"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+
+        // A value of the wrong type: serde's message quotes the value.
+        let err = load_str("secret_key = 1234567890123456789", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("1234567890123456789"), "{err}");
+        assert!(
+            err.contains("line 1, column 14 (key `secret_key`)"),
+            "{err}"
+        );
+        assert!(err.contains("expected a string"), "{err}");
+
+        let err = load_str(
+            "[[connections]]\nname = \"pg\"\nenv = { PGPASSWORD = 4242424242 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("4242424242"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("connections.env"), "{err}");
+
+        let err = load_str("[connections.env]\nPGPASSWORD = \"oops\nx", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("oops"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_plaintext_keys() {
+        let config = load_str("listen = \"0.0.0.0:8010\"\ninsecure_plaintext = true", &[]).unwrap();
+        assert!(config.insecure_plaintext);
+        assert!(config.server_identity().unwrap().is_none());
+
+        let err = load_str("listen = \"0.0.0.0:8010\"", &[])
+            .unwrap()
+            .server_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen: 0.0.0.0:8010 is not a loopback address and TLS is off"),
+            "{err}"
+        );
+        assert!(err.contains("insecure_plaintext = true"), "{err}");
+        assert!(err.contains("tls_cert and tls_key"), "{err}");
+        for listen in [
+            "127.0.0.1:1",
+            "127.1.2.3:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            let config = load_str("", &[("HOOP_LISTEN", listen)]).unwrap();
+            assert!(config.server_identity().unwrap().is_none(), "{listen}");
+        }
+        let config = load_str(
+            "",
+            &[
+                ("HOOP_LISTEN", "[::]:1"),
+                ("HOOP_INSECURE_PLAINTEXT", "true"),
+            ],
+        )
+        .unwrap();
+        assert!(config.server_identity().unwrap().is_none());
+        let err = load_str("", &[("HOOP_INSECURE_PLAINTEXT", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "HOOP_INSECURE_PLAINTEXT: insecure_plaintext: `maybe` is not a boolean"
+            ),
+            "{err}"
+        );
+
+        let err = load_str("tls_cert = \"cert.pem\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_cert: is set but tls_key is not"), "{err}");
+        let err = load_str("", &[("HOOP_TLS_KEY", "key.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HOOP_TLS_KEY: tls_key: is set but tls_cert is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_tls_files_are_named_without_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        // A key that is not the certificate's; its base64 body must never be shown.
+        let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let body = other_key.lines().nth(1).unwrap().to_owned();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, &other_key).unwrap();
+        let load = |cert: &Path, key: &Path| {
+            let env = [
+                ("HOOP_TLS_CERT".to_owned(), cert.display().to_string()),
+                ("HOOP_TLS_KEY".to_owned(), key.display().to_string()),
+            ];
+            Config::load(None, env)
+                .unwrap()
+                .server_identity()
+                .unwrap_err()
+                .to_string()
+        };
+
+        let missing = dir.path().join("missing.pem");
+        let err = load(&missing, &key);
+        assert!(
+            err.starts_with("HOOP_TLS_CERT: tls_cert: cannot read ") && err.contains("missing.pem"),
+            "{err}"
+        );
+
+        // The key file given as the certificate: no certificate in it, and nothing of it shown.
+        let err = load(&key, &key);
+        assert!(
+            err.starts_with("HOOP_TLS_CERT: tls_cert: no certificate in "),
+            "{err}"
+        );
+        assert!(!err.contains(&body), "{err}");
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        let err = load(&garbage, &key);
+        assert!(
+            err.contains("tls_cert: ") && err.contains("is not a valid PEM file"),
+            "{err}"
+        );
+
+        // A certificate given as the key.
+        let err = load(&cert, &cert);
+        assert!(
+            err.starts_with("HOOP_TLS_KEY: tls_key: no private key in "),
+            "{err}"
+        );
+
+        // A key that is not the certificate's.
+        let err = load(&cert, &key);
+        assert!(
+            err.contains("tls_key: the key in ")
+                && err.contains("the private key does not match the certificate"),
+            "{err}"
+        );
+        assert!(!err.contains(&body), "{err}");
+
+        // The right pair loads.
+        let good_key = dir.path().join("good.pem");
+        std::fs::write(&good_key, generated.signing_key.serialize_pem()).unwrap();
+        let env = [
+            ("HOOP_TLS_CERT".to_owned(), cert.display().to_string()),
+            ("HOOP_TLS_KEY".to_owned(), good_key.display().to_string()),
+        ];
+        let identity = Config::load(None, env)
+            .unwrap()
+            .server_identity()
+            .unwrap()
+            .unwrap();
+        let debug = format!("{identity:?}");
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("PRIVATE KEY"),
+            "{debug}"
+        );
     }
 }

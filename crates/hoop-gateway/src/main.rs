@@ -106,6 +106,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // The one crypto provider of rustls here is ring; install it before anything uses TLS.
+    // (It fails only if one is installed already, which is just as good.)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let command = cli.command.unwrap_or(Command::Serve);
+    let tls = match command {
+        Command::Serve => match config.server_identity() {
+            Ok(tls) => tls,
+            Err(err) => {
+                tracing::error!("{err}");
+                eprintln!("hoop-gateway: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        Command::Migrate | Command::Reaper => None,
+    };
     raise_open_file_limit();
     // File I/O of recordings runs on the blocking pool; a bounded pool keeps the thread
     // count (and the allocator arenas that come with threads) flat under many sessions.
@@ -121,8 +136,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => server::serve(config).await,
+        match command {
+            Command::Serve => server::serve(config, tls).await,
             Command::Migrate => server::migrate(config).await,
             Command::Reaper => Ok(()),
         }

@@ -16,10 +16,11 @@ use hoop_proto::v1::session_service_server::SessionServiceServer;
 use hoop_proto::v1::user_service_server::UserServiceServer;
 use hoop_store::{SecretBox, Store};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::Identity;
+use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
 
 use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, ServerIdentity, redact_url};
 use crate::grpc::App;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::dlp::DlpApi;
@@ -46,6 +47,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
             redact_url(&url)
         )
     })?;
+    // The plugins' own tables migrate with the store's.
+    let registry = plugins::registry().context("plugin registry")?;
+    let migrations: Vec<(&str, hoop_store::migration::PluginMigrationBuilder)> = registry
+        .factories()
+        .into_iter()
+        .flat_map(|factory| factory.migrations())
+        .map(|m| (m.name, m.build))
+        .collect();
+    hoop_store::migration::register_plugin_migrations(&migrations).context("plugin migrations")?;
     store.migrate().await.context("database migration failed")?;
     Ok(store)
 }
@@ -61,7 +71,7 @@ pub(crate) async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 /// `hoop-gateway serve`: runs until SIGINT or SIGTERM.
-pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
+pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     store.check_secret_key().await.context("secret_key")?;
     let dir = bootstrap::data_dir(&config)?;
@@ -162,11 +172,28 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for the stop signals before saying we listen: a SIGTERM right after start-up
     // must stop the gateway gracefully, not kill it with the default action.
     let signals = Signals::install();
-    tracing::info!(%addr, "hoop-gateway listening");
+    let mut server = tonic::transport::Server::builder();
+    match &tls {
+        Some(identity) => {
+            let tls_config = ServerTlsConfig::new()
+                .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+            server = server
+                .tls_config(tls_config)
+                .map_err(|e| anyhow::anyhow!("tls_cert, tls_key: cannot serve TLS: {e}"))?;
+            tracing::info!(cert = %identity.cert_path.display(), "serving TLS");
+        }
+        None if addr.ip().to_canonical().is_loopback() => {}
+        None => tracing::warn!(
+            %addr,
+            "insecure_plaintext: serving plaintext on a non-loopback address; tokens cross the network in clear unless TLS ends in front of the gateway"
+        ),
+    }
+    let tls = tls.is_some();
+    tracing::info!(%addr, tls, "hoop-gateway listening");
 
     // Small request/response frames must not wait for Nagle's algorithm.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    server
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -240,23 +267,11 @@ impl Signals {
     }
 }
 
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        use super::redact_url;
+        use crate::config::redact_url;
         assert_eq!(
             redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"

@@ -30,7 +30,9 @@ const ENGINE_CACHE: usize = 256;
 /// keywords = ["bluebird", "nightjar"]
 /// case_insensitive = true
 /// ```
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+///
+/// Its `Debug` never shows the hash key.
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DlpSettings {
     /// Style of every info type without an entry in `styles`.
@@ -47,6 +49,17 @@ pub struct DlpSettings {
     /// stable within a deployment). Never read from config.
     #[serde(skip)]
     pub hash_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for DlpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DlpSettings")
+            .field("default_style", &self.default_style)
+            .field("styles", &self.styles)
+            .field("custom_types", &self.custom_types)
+            .field("hash_key", &crate::engine::RedactedKey(&self.hash_key))
+            .finish()
+    }
 }
 
 /// A custom info type as configured: a regex, or whole-word keywords.

@@ -339,3 +339,19 @@ fn only_active_types_are_masked() {
         "jane@example.com 10.0.0.1"
     );
 }
+
+#[test]
+fn debug_never_shows_the_hash_key() {
+    let key = b"hash-key-from-the-secret-key-0123456789".to_vec();
+    let mut config = EngineConfig::new(["EMAIL_ADDRESS"]);
+    config.hash_key = key.clone();
+    let settings = hoop_plugin_dlp::DlpSettings {
+        hash_key: key.clone(),
+        ..Default::default()
+    };
+    let as_list = format!("{key:?}");
+    for debug in [format!("{config:?}"), format!("{settings:#?}")] {
+        assert!(!debug.contains(&as_list), "{debug}");
+        assert!(debug.contains("hash_key: <redacted>"), "{debug}");
+    }
+}

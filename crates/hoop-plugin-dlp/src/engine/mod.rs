@@ -128,8 +128,8 @@ use detect::Detector;
 use mask::Masker;
 use types::{BUILTIN, BUILTIN_COUNT, builtin_kind};
 
-/// What to mask and how.
-#[derive(Debug, Clone, Default)]
+/// What to mask and how. Its `Debug` never shows the hash key.
+#[derive(Clone, Default)]
 pub struct EngineConfig {
     /// Info types to mask: built-in names (see [`builtin_types`]) and, optionally, names
     /// of `custom` types (custom types are always active).
@@ -142,6 +142,31 @@ pub struct EngineConfig {
     pub custom: Vec<CustomType>,
     /// Deployment key of the `hash` style (required, non-empty, when it is used).
     pub hash_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("types", &self.types)
+            .field("default_style", &self.default_style)
+            .field("styles", &self.styles)
+            .field("custom", &self.custom)
+            .field("hash_key", &RedactedKey(&self.hash_key))
+            .finish()
+    }
+}
+
+/// `[]` for no key, `<redacted>` for a key.
+pub(crate) struct RedactedKey<'a>(pub(crate) &'a [u8]);
+
+impl std::fmt::Debug for RedactedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("[]")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
 }
 
 impl EngineConfig {

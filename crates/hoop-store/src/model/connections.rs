@@ -27,8 +27,9 @@ impl Default for AccessModes {
 
 /// A connection. `env` holds the decrypted secrets only when asked for
 /// ([`Store::get_connection`](crate::Store::get_connection) with `with_secrets`); otherwise
-/// the variable names map to empty strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the variable names map to empty strings. Its `Debug` shows the names in `env`, never the
+/// values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connection {
     /// Unique, immutable name.
     pub name: String,
@@ -63,6 +64,56 @@ pub struct Connection {
     pub updated_at: DateTime<Utc>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            name,
+            kind,
+            command,
+            env,
+            reviewers,
+            redact_types,
+            access,
+            tags,
+            session_timeout,
+            min_approvals,
+            review_ttl,
+            access_max_duration,
+            created_at,
+            updated_at,
+        } = self;
+        let env = EnvNames(env);
+        f.debug_struct("Connection")
+            .field("name", name)
+            .field("kind", kind)
+            .field("command", command)
+            .field("env", &env)
+            .field("reviewers", reviewers)
+            .field("redact_types", redact_types)
+            .field("access", access)
+            .field("tags", tags)
+            .field("session_timeout", session_timeout)
+            .field("min_approvals", min_approvals)
+            .field("review_ttl", review_ttl)
+            .field("access_max_duration", access_max_duration)
+            .field("created_at", created_at)
+            .field("updated_at", updated_at)
+            .finish()
+    }
+}
+
+/// The names of an environment, each with `<redacted>` for its value.
+struct EnvNames<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, format_args!("<redacted>"))))
+            .finish()
+    }
+}
+
 impl Connection {
     /// A new connection of `kind` with nothing else set; timestamps are now.
     pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
@@ -95,4 +146,25 @@ pub struct Attachment {
     pub config: serde_json::Value,
     /// Whether it runs on sessions.
     pub enabled: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_debug_shows_env_names_not_values() {
+        let mut conn = Connection::new("pg", "command");
+        conn.env
+            .insert("PGPASSWORD".into(), "hunter2-very-secret".into());
+        let debug = format!("{conn:?}");
+        assert!(!debug.contains("hunter2-very-secret"), "{debug}");
+        assert!(
+            debug.contains(r#"env: {"PGPASSWORD": <redacted>}"#),
+            "{debug}"
+        );
+        assert!(debug.contains(r#"name: "pg""#), "{debug}");
+        let pretty = format!("{conn:#?}");
+        assert!(!pretty.contains("hunter2-very-secret"), "{pretty}");
+    }
 }
