@@ -49,6 +49,12 @@
 //! for time-based grants [`GRANT_ENDS_AT_ATTRIBUTE`] (`review.grant_ends_at`: when the grant
 //! ends, RFC 3339 in UTC to the second, e.g. `2025-01-31T17:00:00Z`).
 //!
+//! # Deciding
+//!
+//! Who sees a review, who approves or rejects it for which group, who revokes it and what a
+//! reason may be are the [`rules`]: pure functions of a user and a review that hosts call
+//! from their API (the gateway's `ReviewService`) and map to their answers.
+//!
 //! # Failing closed
 //!
 //! * Building the plugin without the [`Reviews`] resource is a configuration error, so a
@@ -63,6 +69,7 @@
 mod deployment;
 mod desk;
 mod plugin;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `hoop.v1.SessionService`.
 
 use chrono::{DateTime, Utc};
-use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, UserInfo, Verb};
+use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, Verb};
 use hoop_plugin_audit::recording::{
     Digest, EventKind, RecordingError, RecordingReader, SessionId as RecordingSessionId,
     VerifyFailure, verify,
@@ -182,9 +182,7 @@ impl SessionApi {
         }
         let (connection, chain) = session_chain(&self.app, caller, connection, verb).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let user = UserInfo::new(caller.user.name.clone())
-            .with_email(caller.user.email.clone())
-            .with_groups(caller.user.groups.clone());
+        let user = caller.user_info();
         let info = SessionInfo::new(
             id.clone(),
             user,
