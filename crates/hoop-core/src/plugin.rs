@@ -11,7 +11,7 @@ use crate::config::{ConfigError, PluginConfig};
 use crate::context::{Resources, SessionCtx};
 use crate::deployment::{Deployment, StartError};
 use crate::error::PluginError;
-use crate::session::{Chunk, CloseReason};
+use crate::session::{Chunk, CloseReason, UserInfo};
 use crate::verdict::Verdict;
 
 /// A plugin built for one connection: hooks called for every session on it.
@@ -218,6 +218,30 @@ impl Activation {
     }
 }
 
+/// Whether a user may see and use a connection, as far as one plugin attached to it says
+/// ([`PluginFactory::admits`]).
+///
+/// A host lets a user see and use a connection when none of its attachments refuses them;
+/// its administrators pass whatever the plugins say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The plugin does not restrict who sees the connection (most plugins).
+    Unrestricted,
+    /// The plugin restricts who sees the connection and lets this user in.
+    Admitted,
+    /// The plugin restricts who sees the connection and keeps this user out: to them the
+    /// connection does not exist.
+    Refused,
+}
+
+impl Admission {
+    /// Whether the user may see and use the connection as far as this plugin says
+    /// ([`Unrestricted`](Self::Unrestricted) or [`Admitted`](Self::Admitted)).
+    pub fn lets_in(self) -> bool {
+        !matches!(self, Admission::Refused)
+    }
+}
+
 /// Describes a plugin, validates its per-connection config and builds it.
 ///
 /// One factory per plugin crate, registered at compile time with
@@ -250,6 +274,24 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
     fn activation(&self, config: &PluginConfig) -> Activation {
         let _ = config;
         Activation::Active("runs on every session".to_owned())
+    }
+
+    /// Whether `user` may see and use a connection this plugin is attached to with `config`.
+    ///
+    /// Hosts ask every attachment of a connection before anything reaches the plugin chain
+    /// (listings, lookups, opening sessions, reviews on it) and hide the connection from a
+    /// user any attachment refuses; their administrators always pass. Attaching the plugin
+    /// restricts the connection whether or not the attachment is active.
+    ///
+    /// The default is [`Admission::Unrestricted`]: most plugins do not decide who sees a
+    /// connection. A plugin that does (e.g. `access_control`) overrides this.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] if the config does not parse or check. Hosts then fail closed: only
+    /// their administrators may see and use the connection.
+    fn admits(&self, config: &PluginConfig, user: &UserInfo) -> Result<Admission, ConfigError> {
+        let _ = (config, user);
+        Ok(Admission::Unrestricted)
     }
 
     /// Builds the plugin for one connection, with what the host shares with plugins.

@@ -240,4 +240,14 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn plugins_restrict_no_one_unless_they_say() {
+        let user = crate::UserInfo::new("alice");
+        let admission = MASK.admits(&PluginConfig::empty(), &user).unwrap();
+        assert_eq!(admission, crate::Admission::Unrestricted);
+        assert!(admission.lets_in());
+        assert!(crate::Admission::Admitted.lets_in());
+        assert!(!crate::Admission::Refused.lets_in());
+    }
 }

@@ -62,7 +62,14 @@ impl ReviewApi {
     /// access_control (NOT_FOUND, as if it did not exist, like a review there is none of).
     async fn accessible_review(&self, caller: &Caller, id: &str) -> Result<Review, Error> {
         let review = self.review(id).await?;
-        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+        if !access::allows_name(
+            &self.app.store,
+            &self.app.registry,
+            caller,
+            &review.connection,
+        )
+        .await?
+        {
             return Err(not_found(id));
         }
         Ok(review)
@@ -209,7 +216,12 @@ impl ReviewService for ReviewApi {
         if let Some(conn) = &filter.connection {
             // Reviews of one connection hidden from the caller: none to scan for.
             access
-                .learn(&self.app.store, &caller, [conn.as_str()])
+                .learn(
+                    &self.app.store,
+                    &self.app.registry,
+                    &caller,
+                    [conn.as_str()],
+                )
                 .await?;
             if !access.allows(&caller, conn) {
                 return Ok(Response::new(pb::ListReviewsResponse::default()));
@@ -237,6 +249,7 @@ impl ReviewService for ReviewApi {
             access
                 .learn(
                     &self.app.store,
+                    &self.app.registry,
                     &caller,
                     rows.iter().map(|r| r.connection.as_str()),
                 )

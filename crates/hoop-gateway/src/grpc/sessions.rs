@@ -82,7 +82,14 @@ impl SessionApi {
             return Err(not_found().into());
         }
         // A review on a connection hidden by access_control does not exist for the caller.
-        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+        if !access::allows_name(
+            &self.app.store,
+            &self.app.registry,
+            caller,
+            &review.connection,
+        )
+        .await?
+        {
             return Err(not_found().into());
         }
         if req.connection.is_empty() {
@@ -119,7 +126,7 @@ pub(crate) async fn session_chain(
     name: &str,
     verb: Verb,
 ) -> Result<(Connection, Chain), Error> {
-    let attachments = access::visible_attachments(&app.store, caller, name).await?;
+    let attachments = access::visible_attachments(&app.store, &app.registry, caller, name).await?;
     let connection = app.store.get_connection(name, true).await?;
     let (enabled, mode) = match verb {
         Verb::Connect => (connection.access.connect, "connect"),
