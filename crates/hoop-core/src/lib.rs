@@ -79,7 +79,8 @@ pub use context::{Attributes, Extensions, Metrics, Resources, SessionCtx};
 pub use deployment::{Cancellation, Deployment, PluginHost, StartError};
 pub use error::{BoxError, Error, PluginError, Result};
 pub use plugin::{
-    Activation, Admission, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,
+    Activation, Admission, AttachPolicy, Implementation, ManagedField, Plugin, PluginDescriptor,
+    PluginFactory,
 };
 pub use ports::{PortError, Ports};
 pub use registry::Registry;

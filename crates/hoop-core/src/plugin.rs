@@ -98,11 +98,17 @@ pub trait Plugin: Send + Sync + Debug + 'static {
 pub enum AttachPolicy {
     /// On every connection, always; cannot be detached (e.g. `audit`).
     Required,
-    /// On every connection, configured only through a connection field (e.g. `dlp` through
+    /// On every connection, configured only through connection fields (e.g. `dlp` through
     /// `redact_types`); the plugin API may not attach, configure or detach it.
+    ///
+    /// The host builds the plugin's config from the connection: each of `fields` puts the
+    /// value of its connection field under its config key (see [`ManagedField`]).
     Managed {
-        /// The connection field that configures the plugin.
+        /// The connection field that turns the plugin on (e.g. `reviewers`), which refusals
+        /// to attach, configure or detach the plugin name as the one to set instead.
         field: &'static str,
+        /// Every connection field the config is made of, `field` included.
+        fields: &'static [ManagedField],
     },
     /// Attached to new connections; may be configured and detached (e.g. `slack`).
     Default,
@@ -114,6 +120,40 @@ impl AttachPolicy {
     /// Whether new connections get the plugin.
     pub fn attached_by_default(self) -> bool {
         !matches!(self, AttachPolicy::Explicit)
+    }
+}
+
+/// One connection field of a [managed](AttachPolicy::Managed) plugin's config: the host
+/// puts the field's value under `config_key`.
+///
+/// Hosts hand the value as JSON, as their API shows it: text as a string, lists as arrays,
+/// counts as numbers, durations as whole milliseconds (so a duration's key ends in `_ms`).
+/// A field the connection leaves unset is left out of the config, so the plugin's default
+/// applies; an empty list is handed as `[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedField {
+    /// The connection field, e.g. `access_max_duration`.
+    pub connection_field: &'static str,
+    /// The key of the plugin's config it becomes, e.g. `access_max_duration_ms`.
+    pub config_key: &'static str,
+}
+
+impl ManagedField {
+    /// The connection field `connection_field`, handed to the plugin as `config_key`.
+    pub const fn new(connection_field: &'static str, config_key: &'static str) -> Self {
+        Self {
+            connection_field,
+            config_key,
+        }
+    }
+
+    /// A path into the plugin's config (as [`ConfigError::field_path`] says it, e.g.
+    /// `reviewers[1]`) as a path into the connection (`reviewers[1]`), if it lies under this
+    /// field's config key.
+    pub fn connection_path(&self, config_path: &str) -> Option<String> {
+        let rest = config_path.strip_prefix(self.config_key)?;
+        (rest.is_empty() || rest.starts_with(['[', '.']))
+            .then(|| format!("{}{rest}", self.connection_field))
     }
 }
 

@@ -73,7 +73,7 @@ impl PluginService for PluginApi {
                     configuration: d.configuration.to_owned(),
                     default_attached: d.attach.attached_by_default(),
                     managed_by_field: match d.attach {
-                        AttachPolicy::Managed { field } => field.to_owned(),
+                        AttachPolicy::Managed { field, .. } => field.to_owned(),
                         _ => String::new(),
                     },
                     implemented,
