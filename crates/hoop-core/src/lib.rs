@@ -80,8 +80,8 @@ pub use context::{Attributes, Extensions, Metrics, Resources, SessionCtx};
 pub use deployment::{Cancellation, Deployment, PluginHost, StartError};
 pub use error::{BoxError, Error, PluginError, Result};
 pub use plugin::{
-    Activation, AttachPolicy, Implementation, Plugin, PluginDescriptor, PluginFactory,
-    PluginMigration,
+    Activation, Admission, AttachPolicy, Implementation, ManagedField, Plugin, PluginDescriptor,
+    PluginFactory, PluginMigration,
 };
 pub use ports::{PortError, Ports};
 pub use registry::Registry;

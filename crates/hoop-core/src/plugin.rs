@@ -11,7 +11,7 @@ use crate::config::{ConfigError, PluginConfig};
 use crate::context::{Resources, SessionCtx};
 use crate::deployment::{Deployment, StartError};
 use crate::error::PluginError;
-use crate::session::{Chunk, CloseReason};
+use crate::session::{Chunk, CloseReason, UserInfo};
 use crate::verdict::Verdict;
 
 /// A plugin built for one connection: hooks called for every session on it.
@@ -98,11 +98,17 @@ pub trait Plugin: Send + Sync + Debug + 'static {
 pub enum AttachPolicy {
     /// On every connection, always; cannot be detached (e.g. `audit`).
     Required,
-    /// On every connection, configured only through a connection field (e.g. `dlp` through
+    /// On every connection, configured only through connection fields (e.g. `dlp` through
     /// `redact_types`); the plugin API may not attach, configure or detach it.
+    ///
+    /// The host builds the plugin's config from the connection: each of `fields` puts the
+    /// value of its connection field under its config key (see [`ManagedField`]).
     Managed {
-        /// The connection field that configures the plugin.
+        /// The connection field that turns the plugin on (e.g. `reviewers`), which refusals
+        /// to attach, configure or detach the plugin name as the one to set instead.
         field: &'static str,
+        /// Every connection field the config is made of, `field` included.
+        fields: &'static [ManagedField],
     },
     /// Attached to new connections; may be configured and detached (e.g. `slack`).
     Default,
@@ -114,6 +120,40 @@ impl AttachPolicy {
     /// Whether new connections get the plugin.
     pub fn attached_by_default(self) -> bool {
         !matches!(self, AttachPolicy::Explicit)
+    }
+}
+
+/// One connection field of a [managed](AttachPolicy::Managed) plugin's config: the host
+/// puts the field's value under `config_key`.
+///
+/// Hosts hand the value as JSON, as their API shows it: text as a string, lists as arrays,
+/// counts as numbers, durations as whole milliseconds (so a duration's key ends in `_ms`).
+/// A field the connection leaves unset is left out of the config, so the plugin's default
+/// applies; an empty list is handed as `[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedField {
+    /// The connection field, e.g. `access_max_duration`.
+    pub connection_field: &'static str,
+    /// The key of the plugin's config it becomes, e.g. `access_max_duration_ms`.
+    pub config_key: &'static str,
+}
+
+impl ManagedField {
+    /// The connection field `connection_field`, handed to the plugin as `config_key`.
+    pub const fn new(connection_field: &'static str, config_key: &'static str) -> Self {
+        Self {
+            connection_field,
+            config_key,
+        }
+    }
+
+    /// A path into the plugin's config (as [`ConfigError::field_path`] says it, e.g.
+    /// `reviewers[1]`) as a path into the connection (`reviewers[1]`), if it lies under this
+    /// field's config key.
+    pub fn connection_path(&self, config_path: &str) -> Option<String> {
+        let rest = config_path.strip_prefix(self.config_key)?;
+        (rest.is_empty() || rest.starts_with(['[', '.']))
+            .then(|| format!("{}{rest}", self.connection_field))
     }
 }
 
@@ -218,6 +258,30 @@ impl Activation {
     }
 }
 
+/// Whether a user may see and use a connection, as far as one plugin attached to it says
+/// ([`PluginFactory::admits`]).
+///
+/// A host lets a user see and use a connection when none of its attachments refuses them;
+/// its administrators pass whatever the plugins say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The plugin does not restrict who sees the connection (most plugins).
+    Unrestricted,
+    /// The plugin restricts who sees the connection and lets this user in.
+    Admitted,
+    /// The plugin restricts who sees the connection and keeps this user out: to them the
+    /// connection does not exist.
+    Refused,
+}
+
+impl Admission {
+    /// Whether the user may see and use the connection as far as this plugin says
+    /// ([`Unrestricted`](Self::Unrestricted) or [`Admitted`](Self::Admitted)).
+    pub fn lets_in(self) -> bool {
+        !matches!(self, Admission::Refused)
+    }
+}
+
 /// Describes a plugin, validates its per-connection config and builds it.
 ///
 /// One factory per plugin crate, registered at compile time with
@@ -250,6 +314,24 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
     fn activation(&self, config: &PluginConfig) -> Activation {
         let _ = config;
         Activation::Active("runs on every session".to_owned())
+    }
+
+    /// Whether `user` may see and use a connection this plugin is attached to with `config`.
+    ///
+    /// Hosts ask every attachment of a connection before anything reaches the plugin chain
+    /// (listings, lookups, opening sessions, reviews on it) and hide the connection from a
+    /// user any attachment refuses; their administrators always pass. Attaching the plugin
+    /// restricts the connection whether or not the attachment is active.
+    ///
+    /// The default is [`Admission::Unrestricted`]: most plugins do not decide who sees a
+    /// connection. A plugin that does (e.g. `access_control`) overrides this.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] if the config does not parse or check. Hosts then fail closed: only
+    /// their administrators may see and use the connection.
+    fn admits(&self, config: &PluginConfig, user: &UserInfo) -> Result<Admission, ConfigError> {
+        let _ = (config, user);
+        Ok(Admission::Unrestricted)
     }
 
     /// Builds the plugin for one connection, with what the host shares with plugins.

@@ -240,4 +240,37 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn plugins_restrict_no_one_unless_they_say() {
+        let user = crate::UserInfo::new("alice");
+        let admission = MASK.admits(&PluginConfig::empty(), &user).unwrap();
+        assert_eq!(admission, crate::Admission::Unrestricted);
+        assert!(admission.lets_in());
+        assert!(crate::Admission::Admitted.lets_in());
+        assert!(!crate::Admission::Refused.lets_in());
+    }
+
+    #[test]
+    fn managed_fields_map_config_paths_back_to_the_connection() {
+        let duration = crate::ManagedField::new("access_max_duration", "access_max_duration_ms");
+        assert_eq!(
+            duration
+                .connection_path("access_max_duration_ms")
+                .as_deref(),
+            Some("access_max_duration")
+        );
+        let list = crate::ManagedField::new("reviewers", "reviewers");
+        assert_eq!(
+            list.connection_path("reviewers[1]").as_deref(),
+            Some("reviewers[1]")
+        );
+        let nested = crate::ManagedField::new("rules", "masking");
+        assert_eq!(
+            nested.connection_path("masking.x").as_deref(),
+            Some("rules.x")
+        );
+        assert_eq!(list.connection_path("reviewers_extra"), None);
+        assert_eq!(list.connection_path("min_approvals"), None);
+    }
 }

@@ -1,12 +1,15 @@
-//! Who may see and use a connection: the rule of the `access_control` plugin, enforced by
-//! the gateway before anything reaches the plugin chain.
+//! Who may see and use a connection: the visibility rules of the plugins attached to it,
+//! enforced by the gateway before anything reaches the plugin chain.
 //!
-//! A connection with an `access_control` attachment exists only for members of the groups
-//! in its config and for admins. To everyone else every call naming it answers NOT_FOUND
-//! with the very message of a connection that does not exist ([`connection_not_found`]),
-//! listings leave it out, and so do the reviews of sessions on it. An attachment whose
-//! stored config is invalid, or that this gateway cannot interpret (plugin not built in),
-//! leaves the connection to admins: access control fails closed.
+//! Every attachment of a connection is asked through the registry
+//! ([`PluginFactory::admits`](hoop_core::PluginFactory::admits)); most plugins restrict no
+//! one, `access_control` lets in the members of the groups in its config. A connection
+//! exists only for the users no attachment refuses, and for admins. To everyone else every
+//! call naming it answers NOT_FOUND with the very message of a connection that does not
+//! exist ([`connection_not_found`]), listings leave it out, and so do the reviews of
+//! sessions on it. An attachment whose stored config its plugin cannot parse, or whose
+//! plugin is not built into this gateway, leaves the connection to admins: access control
+//! fails closed.
 //!
 //! Session records are not filtered: a user keeps seeing their own, and `auditor`s keep
 //! reading every session record, recordings included, because auditing them is their job.
@@ -14,13 +17,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hoop_core::{Admission, PluginConfig, Registry, UserInfo};
 use hoop_store::{Attachment, Store, StoreError};
 
 use crate::auth::Caller;
 use crate::error::Error;
-
-/// Registry name of the plugin whose attachment restricts a connection.
-pub(crate) const PLUGIN: &str = "access_control";
 
 /// The NOT_FOUND answer for connection `name`: byte for byte what a connection that does
 /// not exist gets.
@@ -32,51 +33,55 @@ pub(crate) fn connection_not_found(name: &str) -> Error {
 }
 
 /// Whether `caller` may see and use a connection with these attachments: always for
-/// admins; otherwise every `access_control` attachment must let one of the caller's groups
-/// in (none attached: everyone may).
-pub(crate) fn allows(caller: &Caller, attachments: &[Attachment]) -> bool {
-    caller.is_admin()
-        || attachments
-            .iter()
-            .filter(|a| a.plugin == PLUGIN)
-            .all(|a| config_allows(&a.config, &caller.user.groups))
+/// admins; otherwise no attachment's plugin may refuse the caller (none attached: everyone
+/// may).
+pub(crate) fn allows(registry: &Registry, caller: &Caller, attachments: &[Attachment]) -> bool {
+    if caller.is_admin() {
+        return true;
+    }
+    let user = caller.user_info();
+    attachments
+        .iter()
+        .all(|a| admission(registry, a, &user).lets_in())
 }
 
-/// Whether an `access_control` config lets a member of `groups` in; `false` if the config
-/// is invalid.
-#[cfg(feature = "plugin-access-control")]
-fn config_allows(config: &serde_json::Value, groups: &[String]) -> bool {
-    use hoop_plugin_access_control::AccessControlConfig;
-    let parsed = hoop_core::PluginConfig::from_value(config.clone())
-        .and_then(|c| AccessControlConfig::from_config(&c));
-    match parsed {
-        Ok(config) => config.allows(groups),
+/// What the plugin of `attachment` says of `user`: [`Admission::Refused`] (failing closed)
+/// if the plugin is not built in or cannot read the stored config.
+fn admission(registry: &Registry, attachment: &Attachment, user: &UserInfo) -> Admission {
+    let plugin = attachment.plugin.as_str();
+    let Some(factory) = registry.get(plugin) else {
+        tracing::warn!(
+            plugin,
+            "a plugin is attached that is not built into this gateway: the connection is \
+             left to admins"
+        );
+        return Admission::Refused;
+    };
+    let admission = PluginConfig::from_value(attachment.config.clone())
+        .and_then(|config| factory.admits(&config, user));
+    match admission {
+        Ok(admission) => admission,
         Err(err) => {
-            tracing::warn!(error = %err, "invalid stored access_control config: the connection is left to admins");
-            false
+            tracing::warn!(
+                plugin,
+                error = %err,
+                "invalid stored plugin config: the connection is left to admins"
+            );
+            Admission::Refused
         }
     }
-}
-
-/// Without the plugin built in, its attachments cannot be read: only admins pass.
-#[cfg(not(feature = "plugin-access-control"))]
-fn config_allows(_config: &serde_json::Value, _groups: &[String]) -> bool {
-    tracing::warn!(
-        "an access_control attachment is stored but the plugin is not built into this \
-         gateway: the connection is left to admins"
-    );
-    false
 }
 
 /// The attachments of connection `name` if the caller may see it; NOT_FOUND, as if it did
 /// not exist, if there is none or the caller may not.
 pub(crate) async fn visible_attachments(
     store: &Store,
+    registry: &Registry,
     caller: &Caller,
     name: &str,
 ) -> Result<Vec<Attachment>, Error> {
     let attachments = store.list_attachments(name).await?;
-    if allows(caller, &attachments) {
+    if allows(registry, caller, &attachments) {
         Ok(attachments)
     } else {
         Err(connection_not_found(name))
@@ -98,6 +103,7 @@ impl AccessCache {
     pub(crate) async fn learn<'a>(
         &mut self,
         store: &Store,
+        registry: &Registry,
         caller: &Caller,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Error> {
@@ -115,7 +121,7 @@ impl AccessCache {
         let mut attachments = store.attachments_of(&unknown).await?;
         for name in unknown {
             let mine = attachments.remove(&name).unwrap_or_default();
-            let allowed = allows(caller, &mine);
+            let allowed = allows(registry, caller, &mine);
             self.known.insert(name, allowed);
         }
         Ok(())
@@ -130,9 +136,14 @@ impl AccessCache {
 
 /// Whether the caller may see and use connection `name`, which may no longer exist (then
 /// nothing restricts it).
-pub(crate) async fn allows_name(store: &Store, caller: &Caller, name: &str) -> Result<bool, Error> {
+pub(crate) async fn allows_name(
+    store: &Store,
+    registry: &Registry,
+    caller: &Caller,
+    name: &str,
+) -> Result<bool, Error> {
     let mut cache = AccessCache::default();
-    cache.learn(store, caller, [name]).await?;
+    cache.learn(store, registry, caller, [name]).await?;
     Ok(cache.allows(caller, name))
 }
 
@@ -144,6 +155,13 @@ mod tests {
 
     use super::*;
     use crate::auth::Credential;
+
+    /// The registry name of the access_control plugin.
+    const PLUGIN: &str = "access_control";
+
+    fn registry() -> Registry {
+        crate::plugins::registry().unwrap()
+    }
 
     fn caller(groups: &[&str]) -> Caller {
         Caller {
@@ -172,34 +190,48 @@ mod tests {
             attachment("audit", json!({})),
             attachment("review", json!({"reviewers": ["dba"]})),
         ];
-        assert!(allows(&caller(&[]), &attachments));
-        assert!(allows(&caller(&["dev"]), &[]));
+        let registry = registry();
+        assert!(allows(&registry, &caller(&[]), &attachments));
+        assert!(allows(&registry, &caller(&["dev"]), &[]));
+    }
+
+    #[test]
+    fn plugins_not_built_in_fail_closed() {
+        let registry = registry();
+        let attachments = [
+            attachment("audit", json!({})),
+            attachment("not_built_in", json!({})),
+        ];
+        assert!(!allows(&registry, &caller(&["dba"]), &attachments));
+        assert!(allows(&registry, &caller(&["admin"]), &attachments));
     }
 
     #[cfg(feature = "plugin-access-control")]
     #[test]
     fn access_control_lets_in_its_groups_and_admins() {
+        let registry = registry();
         let attachments = [
             attachment("audit", json!({})),
             attachment(PLUGIN, json!({"groups": ["dba", "sre"]})),
         ];
-        assert!(allows(&caller(&["dev", "sre"]), &attachments));
-        assert!(allows(&caller(&["dba"]), &attachments));
-        assert!(allows(&caller(&["admin"]), &attachments));
-        assert!(!allows(&caller(&["dev"]), &attachments));
-        assert!(!allows(&caller(&["auditor"]), &attachments));
-        assert!(!allows(&caller(&[]), &attachments));
+        assert!(allows(&registry, &caller(&["dev", "sre"]), &attachments));
+        assert!(allows(&registry, &caller(&["dba"]), &attachments));
+        assert!(allows(&registry, &caller(&["admin"]), &attachments));
+        assert!(!allows(&registry, &caller(&["dev"]), &attachments));
+        assert!(!allows(&registry, &caller(&["auditor"]), &attachments));
+        assert!(!allows(&registry, &caller(&[]), &attachments));
         let admins_only = [attachment(PLUGIN, json!({"groups": []}))];
-        assert!(!allows(&caller(&["dba"]), &admins_only));
-        assert!(allows(&caller(&["admin"]), &admins_only));
+        assert!(!allows(&registry, &caller(&["dba"]), &admins_only));
+        assert!(allows(&registry, &caller(&["admin"]), &admins_only));
         // Disabled or not, an attachment restricts.
         let mut disabled = attachment(PLUGIN, json!({"groups": ["dba"]}));
         disabled.enabled = false;
-        assert!(!allows(&caller(&["dev"]), &[disabled]));
+        assert!(!allows(&registry, &caller(&["dev"]), &[disabled]));
     }
 
     #[test]
     fn invalid_stored_configs_fail_closed() {
+        let registry = registry();
         for config in [
             json!({}),
             json!({"groups": "dba"}),
@@ -209,8 +241,14 @@ mod tests {
             serde_json::Value::Null,
         ] {
             let attachments = [attachment(PLUGIN, config.clone())];
-            assert!(!allows(&caller(&["dba"]), &attachments), "{config}");
-            assert!(allows(&caller(&["admin"]), &attachments), "{config}");
+            assert!(
+                !allows(&registry, &caller(&["dba"]), &attachments),
+                "{config}"
+            );
+            assert!(
+                allows(&registry, &caller(&["admin"]), &attachments),
+                "{config}"
+            );
         }
     }
 
@@ -256,11 +294,12 @@ mod tests {
             .await
             .unwrap();
         let (alice, bob, admin) = (caller(&["dev"]), caller(&["dba"]), caller(&["admin"]));
+        let registry = registry();
 
-        let hidden = visible_attachments(&store, &alice, "secret")
+        let hidden = visible_attachments(&store, &registry, &alice, "secret")
             .await
             .unwrap_err();
-        let missing = visible_attachments(&store, &alice, "nope")
+        let missing = visible_attachments(&store, &registry, &alice, "nope")
             .await
             .unwrap_err();
         assert_eq!(
@@ -272,26 +311,51 @@ mod tests {
             (Error::NotFound(_), Error::NotFound(_))
         ));
         assert_eq!(
-            visible_attachments(&store, &bob, "secret")
+            visible_attachments(&store, &registry, &bob, "secret")
                 .await
                 .unwrap()
                 .len(),
             1
         );
-        assert!(visible_attachments(&store, &admin, "secret").await.is_ok());
-        assert!(visible_attachments(&store, &alice, "open").await.is_ok());
+        assert!(
+            visible_attachments(&store, &registry, &admin, "secret")
+                .await
+                .is_ok()
+        );
+        assert!(
+            visible_attachments(&store, &registry, &alice, "open")
+                .await
+                .is_ok()
+        );
 
         let mut cache = AccessCache::default();
         cache
-            .learn(&store, &alice, ["secret", "open", "gone", "secret"])
+            .learn(
+                &store,
+                &registry,
+                &alice,
+                ["secret", "open", "gone", "secret"],
+            )
             .await
             .unwrap();
         assert!(!cache.allows(&alice, "secret"));
         assert!(cache.allows(&alice, "open"));
         // A deleted connection restricts nothing any more.
         assert!(cache.allows(&alice, "gone"));
-        assert!(allows_name(&store, &bob, "secret").await.unwrap());
-        assert!(!allows_name(&store, &alice, "secret").await.unwrap());
-        assert!(allows_name(&store, &admin, "secret").await.unwrap());
+        assert!(
+            allows_name(&store, &registry, &bob, "secret")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !allows_name(&store, &registry, &alice, "secret")
+                .await
+                .unwrap()
+        );
+        assert!(
+            allows_name(&store, &registry, &admin, "secret")
+                .await
+                .unwrap()
+        );
     }
 }

@@ -43,6 +43,13 @@ impl Caller {
         self.user.groups.iter().any(|g| g == ADMIN_GROUP)
     }
 
+    /// The caller as plugins and their rules see a user: name, email and groups.
+    pub(crate) fn user_info(&self) -> hoop_core::UserInfo {
+        hoop_core::UserInfo::new(self.user.name.clone())
+            .with_email(self.user.email.clone())
+            .with_groups(self.user.groups.clone())
+    }
+
     /// Fails with PERMISSION_DENIED unless the caller is an admin.
     pub(crate) fn require_admin(&self, action: &str) -> Result<(), Error> {
         if self.is_admin() {

@@ -32,6 +32,46 @@ const MAX_REVIEW_DURATION: std::time::Duration = std::time::Duration::from_secs(
 const MAX_MIN_APPROVALS: u32 = 64;
 const MAX_TAG_KEY_BYTES: usize = 63;
 const MAX_TAG_VALUE_BYTES: usize = 256;
+/// Connection fields that mean something only to the plugin managing them: set while no
+/// plugin built into this gateway manages them, they are refused, so that a connection
+/// never silently runs without the reviews or the masking it asks for.
+const PLUGIN_ONLY_FIELDS: &[&str] = &["reviewers", "redact_types"];
+
+/// The connection's fields as plugins see them (the managed plugins' configs are made of
+/// them, see [`hoop_core::ManagedField`]): named as the API names them, durations in whole
+/// milliseconds, unset fields null. Never the `env` values, which are secrets.
+pub(crate) fn fields_view(conn: &Connection) -> serde_json::Map<String, serde_json::Value> {
+    let millis = |d: Option<std::time::Duration>| {
+        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    let access_modes = serde_json::json!({
+        "exec": conn.access.exec,
+        "connect": conn.access.connect,
+        "runbooks": conn.access.runbooks,
+    });
+    [
+        ("name", serde_json::json!(conn.name)),
+        ("type", serde_json::json!(conn.kind)),
+        ("command", serde_json::json!(conn.command)),
+        ("reviewers", serde_json::json!(conn.reviewers)),
+        ("redact_types", serde_json::json!(conn.redact_types)),
+        ("access_modes", access_modes),
+        ("tags", serde_json::json!(conn.tags)),
+        (
+            "session_timeout",
+            serde_json::json!(millis(conn.session_timeout)),
+        ),
+        ("min_approvals", serde_json::json!(conn.min_approvals)),
+        ("review_ttl", serde_json::json!(millis(conn.review_ttl))),
+        (
+            "access_max_duration",
+            serde_json::json!(millis(conn.access_max_duration)),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
 
 /// Checks every field of a connection; errors name the field under `at` (e.g.
 /// `connection.command[0]` or `connections[2].env`).
@@ -141,6 +181,18 @@ pub(crate) fn validate(
             return Err(Error::invalid(
                 field(name),
                 format!("at most {MAX_LIST_ITEMS} entries"),
+            ));
+        }
+    }
+    let view = fields_view(conn);
+    for name in PLUGIN_ONLY_FIELDS {
+        let set = view
+            .get(*name)
+            .is_some_and(|v| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)));
+        if set && plugins::managing(registry, name).is_none() {
+            return Err(Error::invalid(
+                field(name),
+                "the plugin managing this field is not built into this gateway",
             ));
         }
     }
@@ -418,5 +470,44 @@ mod tests {
         let mut c = conn();
         c.tags.insert("a b".into(), "v".into());
         assert!(err_of(&c).starts_with("connection.tags: key `a b`"));
+    }
+
+    #[test]
+    fn plugin_fields_need_their_plugin_built_in() {
+        // A gateway with audit only: reviewers and redact_types have nobody to honour them.
+        let audit_only = Registry::from_factories([hoop_plugin_audit::REGISTRATION]).unwrap();
+        let resources = Resources::new();
+        assert!(validate(&audit_only, &resources, &conn(), "connection").is_ok());
+        let mut reviewed = conn();
+        reviewed.reviewers = vec!["dba".into()];
+        let mut masked = conn();
+        masked.redact_types = vec!["EMAIL_ADDRESS".into()];
+        for (name, c) in [("reviewers", reviewed), ("redact_types", masked)] {
+            let err = validate(&audit_only, &resources, &c, "connection").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "connection.{name}: the plugin managing this field is not built into this \
+                     gateway"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_fields_view_hides_secrets_and_counts_durations_in_milliseconds() {
+        let mut c = conn();
+        c.env.insert("PGPASSWORD".into(), "s3cret".into());
+        c.access_max_duration = Some(std::time::Duration::from_secs(90));
+        let view = fields_view(&c);
+        assert_eq!(view["access_max_duration"], 90_000);
+        assert!(view["review_ttl"].is_null());
+        assert_eq!(view["command"], serde_json::json!(["psql"]));
+        assert!(!view.contains_key("env"));
+        assert!(
+            !serde_json::Value::Object(view)
+                .to_string()
+                .contains("s3cret")
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! The plugin registry of this build and the rules for attaching plugins to connections.
 
 use hoop_core::{
-    Activation, AttachPolicy, Implementation, PluginConfig, PluginFactory, Registry, Resources,
+    Activation, AttachPolicy, Implementation, ManagedField, PluginConfig, PluginFactory, Registry,
+    Resources,
 };
 use hoop_store::{Attachment, Connection};
 
+use crate::connections::fields_view;
 use crate::error::Error;
 
 /// The registry of every plugin compiled into this gateway.
@@ -31,23 +33,40 @@ pub(crate) struct AttachmentView {
     pub(crate) status: String,
 }
 
-/// The config of a managed plugin, derived from its connection field.
-pub(crate) fn managed_config(field: &str, conn: &Connection) -> Option<serde_json::Value> {
-    match field {
-        "redact_types" => Some(serde_json::json!({ field: conn.redact_types })),
-        "reviewers" => {
-            let mut config = serde_json::json!({ field: conn.reviewers });
-            if let Some(n) = conn.min_approvals {
-                config["min_approvals"] = n.into();
-            }
-            if let Some(max) = conn.access_max_duration {
-                config["access_max_duration_ms"] =
-                    u64::try_from(max.as_millis()).unwrap_or(u64::MAX).into();
-            }
-            Some(config)
-        }
-        _ => None,
-    }
+/// The config of a managed plugin, made of the connection's fields as its descriptor says
+/// ([`ManagedField`]): each field's value (from [`fields_view`]) under its config key,
+/// unset fields left out. `None` if the connection has no field `field` (the one that turns
+/// the plugin on).
+pub(crate) fn managed_config(
+    field: &str,
+    fields: &[ManagedField],
+    view: &serde_json::Map<String, serde_json::Value>,
+) -> Option<serde_json::Value> {
+    view.get(field)?;
+    let config: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .filter_map(|f| match view.get(f.connection_field) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => Some((f.config_key.to_owned(), value.clone())),
+        })
+        .collect();
+    Some(serde_json::Value::Object(config))
+}
+
+/// The connection path (e.g. `redact_types[1]`) of a path into a managed plugin's config;
+/// a path under no managed field's key is kept as it is.
+fn connection_path(fields: &[ManagedField], config_path: &str) -> String {
+    fields
+        .iter()
+        .find_map(|f| f.connection_path(config_path))
+        .unwrap_or_else(|| config_path.to_owned())
+}
+
+/// The plugin built into this gateway that the connection field `field` turns on, if any.
+pub(crate) fn managing(registry: &Registry, field: &str) -> Option<&'static dyn PluginFactory> {
+    registry.factories().into_iter().find(
+        |f| matches!(f.descriptor().attach, AttachPolicy::Managed { field: fld, .. } if fld == field),
+    )
 }
 
 /// The implementation note of a factory, if its session behaviour is not complete.
@@ -127,13 +146,15 @@ fn attachment(registry: &Registry, plugin: &str, config: serde_json::Value) -> A
     }
 }
 
-/// The attachments of a managed plugin (dlp, review), derived from the connection's fields.
+/// The attachments of the managed plugins (those configured by connection fields), derived
+/// from the connection's fields.
 pub(crate) fn managed_attachments(registry: &Registry, conn: &Connection) -> Vec<Attachment> {
+    let view = fields_view(conn);
     registry
         .factories()
         .into_iter()
         .filter_map(|f| match f.descriptor().attach {
-            AttachPolicy::Managed { field } => managed_config(field, conn)
+            AttachPolicy::Managed { field, fields } => managed_config(field, fields, &view)
                 .map(|config| attachment(registry, f.descriptor().name, config)),
             _ => None,
         })
@@ -178,7 +199,7 @@ pub(crate) fn check_action(
         )
     })?;
     match (factory.descriptor().attach, action) {
-        (AttachPolicy::Managed { field }, _) => Err(Error::FailedPrecondition(format!(
+        (AttachPolicy::Managed { field, .. }, _) => Err(Error::FailedPrecondition(format!(
             "plugin `{plugin}` is managed by the connection's `{field}` field: set `{field}` \
              with UpdateConnection (update_mask: {field}) instead"
         ))),
@@ -222,37 +243,28 @@ pub(crate) enum AttachAction {
     Detach,
 }
 
-/// Checks the managed fields of a connection (`redact_types`, `reviewers`) with their
-/// plugins' validation, naming the field under `at` (e.g. `connection.redact_types[1]`).
+/// Checks the connection fields of every managed plugin with the plugin's validation,
+/// naming the connection field under `at` (e.g. `connection.redact_types[1]`).
 pub(crate) fn check_managed_fields(
     registry: &Registry,
     resources: &Resources,
     conn: &Connection,
     at: &str,
 ) -> Result<(), Error> {
-    for (field, values) in [
-        ("redact_types", &conn.redact_types),
-        ("reviewers", &conn.reviewers),
-    ] {
-        let factory = registry.factories().into_iter().find(|f| {
-            matches!(f.descriptor().attach, AttachPolicy::Managed { field: fld } if fld == field)
-        });
-        let Some(factory) = factory else {
-            if values.is_empty() {
-                continue;
-            }
-            return Err(Error::invalid(
-                format!("{at}.{field}"),
-                "the plugin managing this field is not built into this gateway",
-            ));
+    let view = fields_view(conn);
+    for factory in registry.factories() {
+        let AttachPolicy::Managed { field, fields } = factory.descriptor().attach else {
+            continue;
         };
-        let Some(config) = managed_config(field, conn) else {
+        let Some(config) = managed_config(field, fields, &view) else {
             continue;
         };
         let config = PluginConfig::from_value(config)
             .map_err(|e| Error::invalid(format!("{at}.{field}"), e.message()))?;
         factory.validate_with(&config, resources).map_err(|e| {
-            let path = e.field_path().unwrap_or(field);
+            let path = e
+                .field_path()
+                .map_or_else(|| field.to_owned(), |p| connection_path(fields, p));
             Error::invalid(format!("{at}.{path}"), e.message())
         })?;
     }
@@ -325,6 +337,106 @@ mod tests {
                 .starts_with("connection.redact_types[0]: unknown info type `NOPE`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn managed_configs_are_made_of_the_fields_the_descriptors_name() {
+        let registry = registry().unwrap();
+        let mut conn = Connection::new("pg", "command");
+        let configs = |conn: &Connection| -> Vec<(String, serde_json::Value)> {
+            managed_attachments(&registry, conn)
+                .into_iter()
+                .map(|a| (a.plugin, a.config))
+                .collect()
+        };
+        // Unset fields are left out; empty lists are handed as such.
+        assert_eq!(
+            configs(&conn),
+            [
+                ("review".to_owned(), serde_json::json!({"reviewers": []})),
+                ("dlp".to_owned(), serde_json::json!({"redact_types": []})),
+            ]
+        );
+        conn.reviewers = vec!["dba".into()];
+        conn.redact_types = vec!["EMAIL_ADDRESS".into()];
+        conn.min_approvals = Some(2);
+        conn.access_max_duration = Some(std::time::Duration::from_secs(3600));
+        conn.review_ttl = Some(std::time::Duration::from_secs(60));
+        assert_eq!(
+            configs(&conn),
+            [
+                (
+                    "review".to_owned(),
+                    serde_json::json!({
+                        "reviewers": ["dba"],
+                        "min_approvals": 2,
+                        "access_max_duration_ms": 3_600_000,
+                    })
+                ),
+                (
+                    "dlp".to_owned(),
+                    serde_json::json!({"redact_types": ["EMAIL_ADDRESS"]})
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_in_managed_configs_name_the_connection_field() {
+        let registry = registry().unwrap();
+        let check = |conn: &Connection| {
+            check_managed_fields(&registry, &Resources::new(), conn, "connection")
+                .unwrap_err()
+                .to_string()
+        };
+        let mut conn = Connection::new("pg", "command");
+        conn.reviewers = vec!["dba".into(), "dba".into()];
+        assert_eq!(
+            check(&conn),
+            "connection.reviewers[1]: group `dba` is listed twice"
+        );
+        conn.reviewers = vec!["dba".into()];
+        conn.access_max_duration = Some(std::time::Duration::from_secs(1));
+        assert!(
+            check(&conn).starts_with("connection.access_max_duration: must be between"),
+            "{}",
+            check(&conn)
+        );
+        conn.access_max_duration = None;
+        conn.min_approvals = Some(65);
+        assert!(
+            check(&conn).starts_with("connection.min_approvals: must be between 1 and 64"),
+            "{}",
+            check(&conn)
+        );
+        conn.min_approvals = None;
+        conn.redact_types = vec!["EMAIL_ADDRESS".into(), "URL".into(), "URL".into()];
+        assert_eq!(
+            check(&conn),
+            "connection.redact_types[2]: info type `URL` is listed twice"
+        );
+        conn.redact_types.clear();
+        assert!(check_managed_fields(&registry, &Resources::new(), &conn, "connection").is_ok());
+    }
+
+    #[test]
+    fn managed_config_reads_the_view_generically() {
+        const FIELDS: &[ManagedField] = &[
+            ManagedField::new("colours", "colours"),
+            ManagedField::new("pause", "pause_ms"),
+            ManagedField::new("limit", "limit"),
+        ];
+        let view = serde_json::json!({"colours": ["red"], "pause": 1500, "limit": null});
+        let view = view.as_object().unwrap();
+        assert_eq!(
+            managed_config("colours", FIELDS, view),
+            Some(serde_json::json!({"colours": ["red"], "pause_ms": 1500}))
+        );
+        // A connection without the field that turns the plugin on gets no attachment.
+        assert_eq!(managed_config("shapes", FIELDS, view), None);
+        assert_eq!(connection_path(FIELDS, "pause_ms"), "pause");
+        assert_eq!(connection_path(FIELDS, "colours[0]"), "colours[0]");
+        assert_eq!(connection_path(FIELDS, "other"), "other");
     }
 
     #[test]

@@ -428,9 +428,7 @@ impl HoldHost for Waiting<'_> {
         )
         .await
         .map_err(|err| err.to_string())?;
-        let user_info = hoop_core::UserInfo::new(self.caller.user.name.clone())
-            .with_email(self.caller.user.email.clone())
-            .with_groups(self.caller.user.groups.clone());
+        let user_info = self.caller.user_info();
         let connection_info =
             hoop_core::ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
                 .with_tags(connection.tags.clone());

@@ -8,26 +8,26 @@
 //!
 //! # Where it is enforced
 //!
-//! Visibility is the host's job: it hides the connection from listings and answers
-//! NOT_FOUND to any call on it, before a session is even recorded, with
-//! [`AccessControlConfig::from_config`] and [`AccessControlConfig::allows`] (the same rule
-//! as this plugin's). The plugin itself is defense in depth: it runs first in the chain
+//! Visibility is the host's job: it asks every attachment of a connection
+//! [`PluginFactory::admits`], which this plugin's factory answers with its rule
+//! ([`AccessControlConfig::allows`]), and hides the connection from listings and answers
+//! NOT_FOUND to any call on it, before a session is even recorded. The plugin itself is defense in depth: it runs first in the chain
 //! (order -300) and its `on_open` denies a session whose user may not use the connection,
 //! with a reason that says no more than NOT_FOUND would (`connection `pg` not found`).
 //!
 //! # Failing closed
 //!
 //! An attachment whose config does not parse or check restricts the connection to admins:
-//! hosts must treat it so (the [`AccessControlConfig::from_config`] error), and building
-//! the plugin fails, so the chain never runs with it.
+//! [`PluginFactory::admits`] answers the [`AccessControlConfig::from_config`] error, which
+//! hosts treat so, and building the plugin fails, so the chain never runs with it.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use hoop_core::names::check_group_name;
 use hoop_core::{
-    Activation, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig, PluginDescriptor,
-    PluginError, PluginFactory, Resources, SessionCtx, Verdict,
+    Activation, Admission, AttachPolicy, ConfigError, Implementation, Plugin, PluginConfig,
+    PluginDescriptor, PluginError, PluginFactory, Resources, SessionCtx, UserInfo, Verdict,
 };
 
 /// Registry name of the plugin.
@@ -147,6 +147,17 @@ impl PluginFactory for AccessControlFactory {
         }
     }
 
+    /// Members of the config's groups and admins are [`Admission::Admitted`], everyone
+    /// else [`Admission::Refused`].
+    fn admits(&self, config: &PluginConfig, user: &UserInfo) -> Result<Admission, ConfigError> {
+        let config = AccessControlConfig::from_config(config)?;
+        Ok(if config.allows(&user.groups) {
+            Admission::Admitted
+        } else {
+            Admission::Refused
+        })
+    }
+
     fn build(
         &self,
         config: &PluginConfig,
@@ -226,6 +237,39 @@ mod tests {
         let admins_only = AccessControlConfig::default();
         assert!(admins_only.allows(&["admin", "dev"]));
         assert!(!admins_only.allows(&["dba"]));
+    }
+
+    #[test]
+    fn the_factory_admits_members_and_admins_and_refuses_the_rest() {
+        let user = |groups: &[&str]| UserInfo::new("u").with_groups(groups.iter().copied());
+        let c = config(serde_json::json!({"groups": ["dba", "sre"]}));
+        let admits = |groups: &[&str]| AccessControlFactory.admits(&c, &user(groups)).unwrap();
+        assert_eq!(admits(&["dev", "sre"]), Admission::Admitted);
+        assert_eq!(admits(&["dba"]), Admission::Admitted);
+        assert_eq!(admits(&[ADMIN_GROUP]), Admission::Admitted);
+        assert_eq!(admits(&["dev"]), Admission::Refused);
+        assert_eq!(admits(&["auditor"]), Admission::Refused);
+        assert_eq!(admits(&[]), Admission::Refused);
+        let admins_only = config(serde_json::json!({"groups": []}));
+        assert_eq!(
+            AccessControlFactory.admits(&admins_only, &user(&["dba"])),
+            Ok(Admission::Refused)
+        );
+        // A config that does not check is an error: hosts then leave the connection to
+        // admins.
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"groups": "dba"}),
+            serde_json::json!({"groups": ["Not A Group"]}),
+            serde_json::json!({"groups": ["dba"], "extra": 1}),
+        ] {
+            assert!(
+                AccessControlFactory
+                    .admits(&config(bad.clone()), &user(&["dba"]))
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_core::{
-    Activation, AttachPolicy, Chunk, CloseReason, ConfigError, Implementation, Plugin,
-    PluginConfig, PluginDescriptor, PluginError, PluginFactory, Resources, SessionCtx, Stream,
-    Verdict,
+    Activation, AttachPolicy, Chunk, CloseReason, ConfigError, Implementation, ManagedField,
+    Plugin, PluginConfig, PluginDescriptor, PluginError, PluginFactory, Resources, SessionCtx,
+    Stream, Verdict,
 };
 
 use crate::engine::{Engine, StreamRedactor};
@@ -36,8 +36,13 @@ pub use crate::settings::{CustomTypeConfig, Dlp, DlpSettings, InfoTypeView, hash
 /// Registry name of the plugin.
 pub const NAME: &str = "dlp";
 
-/// The connection field that configures the plugin.
+/// The connection field that configures the plugin: it is active iff the list is
+/// non-empty.
 pub const FIELD: &str = "redact_types";
+
+/// The connection fields the plugin's config is made of: `redact_types`, under its own
+/// name.
+pub const MANAGED_FIELDS: &[ManagedField] = &[ManagedField::new(FIELD, FIELD)];
 
 /// How long quiet output may stay held back waiting for the rest of a value.
 pub const HOLDBACK: Duration = Duration::from_millis(50);
@@ -53,7 +58,10 @@ static DESCRIPTOR: PluginDescriptor = PluginDescriptor::new(
     "managed by the connection's `redact_types` (info types); active iff non-empty",
     r#"{"redact_types":["EMAIL_ADDRESS","CREDIT_CARD_NUMBER"]}"#,
 )
-.with_attach(AttachPolicy::Managed { field: FIELD })
+.with_attach(AttachPolicy::Managed {
+    field: FIELD,
+    fields: MANAGED_FIELDS,
+})
 .with_order(-100)
 .with_implementation(Implementation::Complete);
 
@@ -323,5 +331,14 @@ mod tests {
             err.to_string(),
             "config.redact_types[1]: info type `URL` is listed twice"
         );
+    }
+
+    #[test]
+    fn redact_types_is_the_managed_field() {
+        let AttachPolicy::Managed { field, fields } = DlpFactory.descriptor().attach else {
+            panic!("dlp is managed by the connection");
+        };
+        assert_eq!(field, FIELD);
+        assert_eq!(fields, [ManagedField::new("redact_types", "redact_types")]);
     }
 }

@@ -49,6 +49,12 @@
 //! for time-based grants [`GRANT_ENDS_AT_ATTRIBUTE`] (`review.grant_ends_at`: when the grant
 //! ends, RFC 3339 in UTC to the second, e.g. `2025-01-31T17:00:00Z`).
 //!
+//! # Deciding
+//!
+//! Who sees a review, who approves or rejects it for which group, who revokes it and what a
+//! reason may be are the [`rules`]: pure functions of a user and a review that hosts call
+//! from their API (the gateway's `ReviewService`) and map to their answers.
+//!
 //! # Failing closed
 //!
 //! * Building the plugin without the [`Reviews`] resource is a configuration error, so a
@@ -63,14 +69,15 @@
 mod deployment;
 mod desk;
 mod plugin;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_core::names::check_group_name;
 use hoop_core::{
-    Activation, AttachPolicy, ConfigError, Deployment, Implementation, Plugin, PluginConfig,
-    PluginDescriptor, PluginFactory, Ports, Resources, StartError,
+    Activation, AttachPolicy, ConfigError, Deployment, Implementation, ManagedField, Plugin,
+    PluginConfig, PluginDescriptor, PluginFactory, Ports, Resources, StartError,
 };
 
 pub use crate::desk::{
@@ -82,8 +89,17 @@ pub use crate::plugin::ReviewPlugin;
 /// Registry name of the plugin.
 pub const NAME: &str = "review";
 
-/// The connection field that configures the plugin.
+/// The connection field that configures the plugin: it is active iff the list is
+/// non-empty.
 pub const FIELD: &str = "reviewers";
+
+/// The connection fields the plugin's config is made of: `reviewers`, `min_approvals`, and
+/// `access_max_duration` (handed in milliseconds as `access_max_duration_ms`).
+pub const MANAGED_FIELDS: &[ManagedField] = &[
+    ManagedField::new(FIELD, "reviewers"),
+    ManagedField::new("min_approvals", "min_approvals"),
+    ManagedField::new("access_max_duration", "access_max_duration_ms"),
+];
 
 /// Session attribute holding the id of the review that let the session in.
 pub const ID_ATTRIBUTE: &str = "review.id";
@@ -114,7 +130,10 @@ static DESCRIPTOR: PluginDescriptor = PluginDescriptor::new(
      to 30 days, default 4 hours)",
     r#"{"reviewers":["dba"],"min_approvals":1,"access_max_duration_ms":14400000}"#,
 )
-.with_attach(AttachPolicy::Managed { field: FIELD })
+.with_attach(AttachPolicy::Managed {
+    field: FIELD,
+    fields: MANAGED_FIELDS,
+})
 .with_order(-200)
 .with_implementation(Implementation::Complete);
 
@@ -328,6 +347,27 @@ mod tests {
         assert!(ReviewFactory.validate(&config).is_ok());
         let err = ReviewFactory.build(&config, &Resources::new()).unwrap_err();
         assert!(err.message().contains("`Reviews` resource"), "{err}");
+    }
+
+    #[test]
+    fn the_managed_fields_make_up_the_config() {
+        let AttachPolicy::Managed { field, fields } = DESCRIPTOR.attach else {
+            panic!("review is managed by the connection");
+        };
+        assert_eq!(field, FIELD);
+        assert!(fields.iter().any(|f| f.connection_field == field));
+        let example: serde_json::Value = serde_json::from_str(DESCRIPTOR.example_config).unwrap();
+        let keys: Vec<&str> = fields.iter().map(|f| f.config_key).collect();
+        let mut example_keys: Vec<&str> = example
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        example_keys.sort_unstable();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, example_keys);
     }
 
     #[test]

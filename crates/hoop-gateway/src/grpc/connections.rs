@@ -98,7 +98,9 @@ impl ConnectionService for ConnectionApi {
         let name = req.into_inner().name;
         required_name(&name, "name")?;
         // Hidden by access_control: NOT_FOUND, as if it did not exist.
-        let attachments = access::visible_attachments(&self.app.store, &caller, &name).await?;
+        let attachments =
+            access::visible_attachments(&self.app.store, &self.app.registry, &caller, &name)
+                .await?;
         let conn = self
             .app
             .store
@@ -148,7 +150,7 @@ impl ConnectionService for ConnectionApi {
             for conn in rows {
                 after = Some(conn.name.clone());
                 let mine = attachments.remove(&conn.name).unwrap_or_default();
-                if access::allows(&caller, &mine) {
+                if access::allows(&self.app.registry, &caller, &mine) {
                     found.push((conn, mine));
                     if found.len() >= want_len {
                         break;

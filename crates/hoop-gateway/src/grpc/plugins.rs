@@ -73,7 +73,7 @@ impl PluginService for PluginApi {
                     configuration: d.configuration.to_owned(),
                     default_attached: d.attach.attached_by_default(),
                     managed_by_field: match d.attach {
-                        AttachPolicy::Managed { field } => field.to_owned(),
+                        AttachPolicy::Managed { field, .. } => field.to_owned(),
                         _ => String::new(),
                     },
                     implemented,
@@ -94,7 +94,8 @@ impl PluginService for PluginApi {
         required(&connection, "connection")?;
         // A connection hidden by access_control is NOT_FOUND, as if it did not exist.
         let attachments =
-            access::visible_attachments(&self.app.store, &caller, &connection).await?;
+            access::visible_attachments(&self.app.store, &self.app.registry, &caller, &connection)
+                .await?;
         let plugins = plugins::views(&self.app.registry, &attachments)
             .into_iter()
             .map(attachment_to_proto)

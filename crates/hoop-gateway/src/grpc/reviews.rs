@@ -1,14 +1,14 @@
 //! `hoop.v1.ReviewService`: listing and deciding the reviews (access requests) that the
 //! `review` plugin creates when it holds a session.
 //!
-//! Who sees a review: its requester, the members of any of its groups, and groups `admin`
-//! and `auditor`; to anyone else it does not exist: Get, Approve, Reject and Revoke answer
-//! exactly what they answer for an id there is no review of (NOT_FOUND, same message), so
-//! neither its existence nor its groups leak. Who decides: members of one of its groups
-//! other than the requester (admins too, but only as group members). Who revokes: its
-//! requester, a member of one of its groups, or an admin. Someone who sees a review but may
-//! not do what they ask gets PERMISSION_DENIED saying why. Every change appends its event to
-//! the durable event log (the store does, in the change's transaction).
+//! The rules (who sees a review, who decides it for which group, who revokes it, what a
+//! reason may be) are the review plugin's ([`hoop_plugin_review::rules`]); this adapter
+//! maps their answers to status codes. To someone who may not see a review it does not
+//! exist: Get, Approve, Reject and Revoke answer exactly what they answer for an id there
+//! is no review of (NOT_FOUND, same message), so neither its existence nor its groups leak.
+//! Someone who sees a review but may not do what they ask gets PERMISSION_DENIED saying
+//! why; a bad `reason` or `group` is INVALID_ARGUMENT naming it. Every change appends its
+//! event to the durable event log (the store does, in the change's transaction).
 //!
 //! Above all that, a review on a connection hidden from the caller by its `access_control`
 //! plugin (see [`crate::access`]) does not exist for them, whoever they are but admins
@@ -16,6 +16,7 @@
 //! Revoke, and left out of listings.
 
 use chrono::{DateTime, Utc};
+use hoop_plugin_review::rules::{self, DecisionKind, ReviewSubject, RuleError};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::review_service_server::ReviewService;
 use hoop_store::{ApprovalRule, NewDecision, Review, ReviewFilter, ReviewStatus, StoreError};
@@ -28,10 +29,6 @@ use crate::auth::{Caller, caller};
 use crate::error::Error;
 use crate::reviews::revoked_reason;
 
-/// Groups that may read every review.
-const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
-/// Longest reason a reviewer or revoker may give.
-const MAX_REASON_BYTES: usize = 4096;
 /// Rows read per query when a listing is filtered after the query (visibility,
 /// `awaiting_me`).
 const SCAN_BATCH: u64 = 200;
@@ -65,7 +62,14 @@ impl ReviewApi {
     /// access_control (NOT_FOUND, as if it did not exist, like a review there is none of).
     async fn accessible_review(&self, caller: &Caller, id: &str) -> Result<Review, Error> {
         let review = self.review(id).await?;
-        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+        if !access::allows_name(
+            &self.app.store,
+            &self.app.registry,
+            caller,
+            &review.connection,
+        )
+        .await?
+        {
             return Err(not_found(id));
         }
         Ok(review)
@@ -75,9 +79,7 @@ impl ReviewApi {
     /// not exist.
     async fn visible_review(&self, caller: &Caller, id: &str) -> Result<Review, Error> {
         let review = self.accessible_review(caller, id).await?;
-        if !visible(caller, &review) {
-            return Err(not_found(id));
-        }
+        rules::visible(&caller.user_info(), subject(&review)).map_err(rule_error)?;
         Ok(review)
     }
 
@@ -88,21 +90,15 @@ impl ReviewApi {
         caller: &Caller,
         id: &str,
         group: &str,
-        approved: bool,
+        kind: DecisionKind,
         reason: &str,
     ) -> Result<pb::Review, Error> {
-        let verb = if approved { "approve" } else { "reject" };
-        // Visibility first: to someone who may not see it, the review does not exist.
-        let review = self.visible_review(caller, id).await?;
+        // Hidden by access_control first: then the review does not exist for the caller.
+        let review = self.accessible_review(caller, id).await?;
         let me = &caller.user.name;
-        if review.requester == *me {
-            return Err(Error::PermissionDenied(if approved {
-                "requesters cannot approve their own request".to_owned()
-            } else {
-                "requesters cannot reject their own request: revoke it instead".to_owned()
-            }));
-        }
-        let group = decision_group(caller, &review, group, verb)?;
+        let group = rules::decision_group(&caller.user_info(), subject(&review), group, kind)
+            .map_err(rule_error)?;
+        let approved = kind == DecisionKind::Approve;
         let decision = NewDecision {
             reviewer: me.clone(),
             group: group.clone(),
@@ -136,91 +132,20 @@ fn not_found(id: &str) -> Error {
     Error::NotFound(format!("review `{id}` not found"))
 }
 
-fn reads_all(caller: &Caller) -> bool {
-    caller
-        .user
-        .groups
-        .iter()
-        .any(|g| READ_ALL_GROUPS.contains(&g.as_str()))
+/// What the review rules look at of a stored review.
+fn subject(review: &Review) -> ReviewSubject<'_> {
+    ReviewSubject::new(&review.id, &review.requester, &review.groups)
 }
 
-/// The review's groups the caller is a member of.
-fn my_groups<'r>(caller: &Caller, review: &'r Review) -> Vec<&'r String> {
-    review
-        .groups
-        .iter()
-        .filter(|g| caller.user.groups.contains(g))
-        .collect()
-}
-
-/// Whether the caller may see the review: theirs, one of their groups may decide it, or
-/// they read everything.
-fn visible(caller: &Caller, review: &Review) -> bool {
-    review.requester == caller.user.name
-        || !my_groups(caller, review).is_empty()
-        || reads_all(caller)
-}
-
-/// The group the caller decides `review` for: `asked` if given (it must be one of the
-/// review's groups and the caller a member), else the one review group the caller is in.
-fn decision_group(
-    caller: &Caller,
-    review: &Review,
-    asked: &str,
-    verb: &str,
-) -> Result<String, Error> {
-    let me = &caller.user.name;
-    let id = &review.id;
-    let groups = review.groups.join(", ");
-    if !asked.is_empty() {
-        if !review.groups.iter().any(|g| g == asked) {
-            return Err(Error::PermissionDenied(format!(
-                "group `{asked}` does not review review `{id}` (its groups: {groups})"
-            )));
-        }
-        if !caller.user.groups.iter().any(|g| g == asked) {
-            return Err(Error::PermissionDenied(format!(
-                "user `{me}` is not a member of group `{asked}`"
-            )));
-        }
-        return Ok(asked.to_owned());
+/// A refusal of the review rules as the API answers it: a review the caller may not see is
+/// NOT_FOUND with the very message of a missing one.
+fn rule_error(err: RuleError) -> Error {
+    match err {
+        RuleError::NotVisible { id } => not_found(&id),
+        RuleError::PermissionDenied(message) => Error::PermissionDenied(message),
+        RuleError::Invalid { field, message } => Error::invalid(field, message),
+        other => Error::PermissionDenied(other.to_string()),
     }
-    match my_groups(caller, review).as_slice() {
-        [] => Err(Error::PermissionDenied(format!(
-            "only members of the review's groups ({groups}) may {verb} review `{id}`; user \
-             `{me}` is in none of them"
-        ))),
-        [one] => Ok((*one).clone()),
-        several => Err(Error::invalid(
-            "group",
-            format!(
-                "user `{me}` is in several of the review's groups ({}): say which one to \
-                 {verb} for",
-                several
-                    .iter()
-                    .map(|g| g.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    }
-}
-
-fn check_reason(reason: &str, required: bool) -> Result<&str, Error> {
-    let reason = reason.trim();
-    if required && reason.is_empty() {
-        return Err(Error::invalid(
-            "reason",
-            "required: tell the requester why the review is rejected",
-        ));
-    }
-    if reason.len() > MAX_REASON_BYTES {
-        return Err(Error::invalid(
-            "reason",
-            format!("at most {MAX_REASON_BYTES} bytes"),
-        ));
-    }
-    Ok(reason)
 }
 
 /// A status filter from its proto form: `None` for UNSPECIFIED (any status).
@@ -285,12 +210,18 @@ impl ReviewService for ReviewApi {
         // requests or their groups'), and for all but admins, connections hidden from the
         // caller by access_control. Such listings read batches until the page is full, at
         // most MAX_SCAN rows per call.
-        let everything_visible = req.mine || req.awaiting_me || reads_all(&caller);
+        let user = caller.user_info();
+        let everything_visible = req.mine || req.awaiting_me || rules::reads_all(&user);
         let mut access = AccessCache::default();
         if let Some(conn) = &filter.connection {
             // Reviews of one connection hidden from the caller: none to scan for.
             access
-                .learn(&self.app.store, &caller, [conn.as_str()])
+                .learn(
+                    &self.app.store,
+                    &self.app.registry,
+                    &caller,
+                    [conn.as_str()],
+                )
                 .await?;
             if !access.allows(&caller, conn) {
                 return Ok(Response::new(pb::ListReviewsResponse::default()));
@@ -298,7 +229,7 @@ impl ReviewService for ReviewApi {
         }
         let keep = |r: &Review, access: &AccessCache| {
             (!req.awaiting_me || r.requester != me)
-                && (everything_visible || visible(&caller, r))
+                && (everything_visible || rules::visible(&user, subject(r)).is_ok())
                 && access.allows(&caller, &r.connection)
         };
         let filtered = req.awaiting_me || !everything_visible || !caller.is_admin();
@@ -318,6 +249,7 @@ impl ReviewService for ReviewApi {
             access
                 .learn(
                     &self.app.store,
+                    &self.app.registry,
                     &caller,
                     rows.iter().map(|r| r.connection.as_str()),
                 )
@@ -370,9 +302,9 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::Review>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let reason = check_reason(&req.reason, false)?;
+        let reason = rules::check_reason(&req.reason, false).map_err(rule_error)?;
         let review = self
-            .decide(&caller, &req.id, &req.group, true, reason)
+            .decide(&caller, &req.id, &req.group, DecisionKind::Approve, reason)
             .await?;
         Ok(Response::new(review))
     }
@@ -383,9 +315,9 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::Review>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let reason = check_reason(&req.reason, true)?;
+        let reason = rules::check_reason(&req.reason, true).map_err(rule_error)?;
         let review = self
-            .decide(&caller, &req.id, &req.group, false, reason)
+            .decide(&caller, &req.id, &req.group, DecisionKind::Reject, reason)
             .await?;
         Ok(Response::new(review))
     }
@@ -396,19 +328,11 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::Review>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let why = check_reason(&req.reason, false)?;
-        // Visibility first: to someone who may not see it, the review does not exist.
-        let review = self.visible_review(&caller, &req.id).await?;
+        let why = rules::check_reason(&req.reason, false).map_err(rule_error)?;
+        // Hidden by access_control first: then the review does not exist for the caller.
+        let review = self.accessible_review(&caller, &req.id).await?;
         let me = &caller.user.name;
-        if review.requester != *me && my_groups(&caller, &review).is_empty() && !caller.is_admin() {
-            return Err(Error::PermissionDenied(format!(
-                "only the requester, members of the review's groups ({}) and admins may \
-                 revoke review `{}`",
-                review.groups.join(", "),
-                review.id
-            ))
-            .into());
-        }
+        rules::may_revoke(&caller.user_info(), subject(&review)).map_err(rule_error)?;
         let revoked = self
             .app
             .store
@@ -437,94 +361,28 @@ impl ReviewService for ReviewApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Credential;
-    use hoop_store::{ReviewKind, User};
 
-    fn caller(name: &str, groups: &[&str]) -> Caller {
-        Caller {
-            user: User {
-                name: name.into(),
-                email: String::new(),
-                groups: groups.iter().map(|g| g.to_string()).collect(),
-                created_at: Utc::now(),
-                updated_at: Utc::now(),
-            },
-            credential: Credential::AdminToken,
-        }
-    }
-
-    fn review(groups: &[&str]) -> Review {
-        Review {
-            id: "r1".into(),
-            kind: ReviewKind::OneTime,
-            status: ReviewStatus::Pending,
-            connection: "pg".into(),
-            requester: "alice".into(),
-            verb: "exec".into(),
-            input: Some(Vec::new()),
-            input_sha256: None,
-            args: Vec::new(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            min_approvals: None,
-            access_duration: None,
-            reason: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            expires_at: Utc::now(),
-            decided_at: None,
-            grant_ends_at: None,
-            session_id: None,
-            decisions: Vec::new(),
-        }
+    #[test]
+    fn rule_refusals_keep_their_answers() {
+        let hidden = rule_error(RuleError::NotVisible { id: "r1".into() });
+        assert!(matches!(&hidden, Error::NotFound(_)));
+        assert_eq!(hidden.to_string(), not_found("r1").to_string());
+        assert_eq!(hidden.to_string(), "review `r1` not found");
+        let denied = rule_error(RuleError::PermissionDenied("no".into()));
+        assert!(matches!(denied, Error::PermissionDenied(m) if m == "no"));
+        let invalid = rule_error(RuleError::Invalid {
+            field: "reason",
+            message: "at most 4096 bytes".into(),
+        });
+        assert!(matches!(
+            &invalid,
+            Error::InvalidArgument { field, .. } if field == "reason"
+        ));
+        assert_eq!(invalid.to_string(), "reason: at most 4096 bytes");
     }
 
     #[test]
-    fn visibility_follows_requester_groups_and_readers() {
-        let r = review(&["dba", "sre"]);
-        assert!(visible(&caller("alice", &["dev"]), &r));
-        assert!(visible(&caller("bob", &["sre"]), &r));
-        assert!(visible(&caller("ann", &["auditor"]), &r));
-        assert!(visible(&caller("root", &["admin"]), &r));
-        assert!(!visible(&caller("carol", &["dev"]), &r));
-    }
-
-    #[test]
-    fn the_decision_group_is_the_one_the_caller_is_in_or_the_one_named() {
-        let r = review(&["dba", "sre"]);
-        let bob = caller("bob", &["dba", "dev"]);
-        assert_eq!(decision_group(&bob, &r, "", "approve").unwrap(), "dba");
-        assert_eq!(decision_group(&bob, &r, "dba", "approve").unwrap(), "dba");
-        assert!(matches!(
-            decision_group(&bob, &r, "sre", "approve"),
-            Err(Error::PermissionDenied(m)) if m.contains("not a member of group `sre`")
-        ));
-        assert!(matches!(
-            decision_group(&bob, &r, "dev", "approve"),
-            Err(Error::PermissionDenied(m)) if m.contains("does not review")
-        ));
-        let both = caller("dan", &["sre", "dba"]);
-        assert!(matches!(
-            decision_group(&both, &r, "", "approve"),
-            Err(Error::InvalidArgument { field, message })
-                if field == "group" && message.contains("(dba, sre)")
-        ));
-        assert_eq!(decision_group(&both, &r, "sre", "reject").unwrap(), "sre");
-        let admin = caller("root", &["admin"]);
-        assert!(matches!(
-            decision_group(&admin, &r, "", "approve"),
-            Err(Error::PermissionDenied(_))
-        ));
-    }
-
-    #[test]
-    fn reasons_and_statuses_are_checked() {
-        assert!(matches!(
-            check_reason("  ", true),
-            Err(Error::InvalidArgument { field, .. }) if field == "reason"
-        ));
-        assert_eq!(check_reason(" fine ", true).unwrap(), "fine");
-        assert_eq!(check_reason("", false).unwrap(), "");
-        assert!(check_reason(&"x".repeat(MAX_REASON_BYTES + 1), false).is_err());
+    fn statuses_are_checked() {
         assert_eq!(status_filter(0).unwrap(), None);
         assert_eq!(status_filter(2).unwrap(), Some(ReviewStatus::Approved));
         assert!(matches!(

@@ -1,7 +1,7 @@
 //! `hoop.v1.SessionService`.
 
 use chrono::{DateTime, Utc};
-use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, UserInfo, Verb};
+use hoop_core::{Chain, ConnectionInfo, PluginConfig, SessionInfo, SessionRequest, Verb};
 use hoop_plugin_audit::recording::{EventKind, RecordingError};
 use hoop_plugin_audit::verify::{Replay, ReplayError, replay_session, verify_session};
 use hoop_proto::v1 as pb;
@@ -80,7 +80,14 @@ impl SessionApi {
             return Err(not_found().into());
         }
         // A review on a connection hidden by access_control does not exist for the caller.
-        if !access::allows_name(&self.app.store, caller, &review.connection).await? {
+        if !access::allows_name(
+            &self.app.store,
+            &self.app.registry,
+            caller,
+            &review.connection,
+        )
+        .await?
+        {
             return Err(not_found().into());
         }
         if req.connection.is_empty() {
@@ -117,7 +124,7 @@ pub(crate) async fn session_chain(
     name: &str,
     verb: Verb,
 ) -> Result<(Connection, Chain), Error> {
-    let attachments = access::visible_attachments(&app.store, caller, name).await?;
+    let attachments = access::visible_attachments(&app.store, &app.registry, caller, name).await?;
     let connection = app.store.get_connection(name, true).await?;
     let (enabled, mode) = match verb {
         Verb::Connect => (connection.access.connect, "connect"),
@@ -180,9 +187,7 @@ impl SessionApi {
         }
         let (connection, chain) = session_chain(&self.app, caller, connection, verb).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let user = UserInfo::new(caller.user.name.clone())
-            .with_email(caller.user.email.clone())
-            .with_groups(caller.user.groups.clone());
+        let user = caller.user_info();
         let info = SessionInfo::new(
             id.clone(),
             user,
