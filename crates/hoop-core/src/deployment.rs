@@ -45,7 +45,7 @@ use tokio::task::JoinSet;
 use crate::config::PluginConfig;
 use crate::context::Resources;
 use crate::events::{CursorStore, EventFilter, EventSource, Subscription};
-use crate::ports::{Directory, PortError, Ports, RecordingReader, SessionControl};
+use crate::ports::{Directory, PortError, Ports, RecordingReader, SessionControl, SessionStarter};
 
 /// A plugin could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,6 +292,17 @@ impl Deployment {
             .recordings
             .clone()
             .ok_or_else(|| StartError::missing_port("recordings"))
+    }
+
+    /// Starting sessions on a user's behalf.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none.
+    pub fn starter(&self) -> Result<Arc<dyn SessionStarter>, StartError> {
+        self.ports
+            .starter
+            .clone()
+            .ok_or_else(|| StartError::missing_port("starter"))
     }
 
     /// The stop signal.

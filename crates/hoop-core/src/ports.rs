@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::events::{CursorStore, EventSource};
-use crate::session::{ConnectionInfo, Stream, UserInfo};
+use crate::session::{ConnectionInfo, SessionRequest, Stream, UserInfo, Verb};
 
 /// A port could not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +175,93 @@ pub struct Ports {
     pub sessions: Option<Arc<dyn SessionControl>>,
     /// Reading sessions' recordings, verified.
     pub recordings: Option<Arc<dyn RecordingReader>>,
+    /// Starting sessions on a user's behalf.
+    pub starter: Option<Arc<dyn SessionStarter>>,
+}
+
+/// A session a plugin asks the host to run on a user's behalf (e.g. a runbook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StartSession {
+    /// The user the session runs for: it is theirs, with their access, reviews and record.
+    pub user: String,
+    /// The connection it runs on.
+    pub connection: String,
+    /// How it uses the connection (hosts may support only [`Verb::Exec`]).
+    pub verb: Verb,
+    /// Its arguments, input and ticket.
+    pub request: SessionRequest,
+}
+
+impl StartSession {
+    /// An `exec` session of `user` on `connection` with `request`.
+    pub fn exec(
+        user: impl Into<String>,
+        connection: impl Into<String>,
+        request: SessionRequest,
+    ) -> Self {
+        Self {
+            user: user.into(),
+            connection: connection.into(),
+            verb: Verb::Exec,
+            request,
+        }
+    }
+}
+
+/// What a session started through [`SessionStarter`] reports, in order: `Started`, maybe
+/// `Held` (a plugin waits for approval), `Output`s, then exactly one `Exit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionUpdate {
+    /// The session exists (it is on record from now on).
+    Started {
+        /// Its id.
+        session_id: String,
+    },
+    /// A plugin holds it until someone decides.
+    Held {
+        /// The approval request's id (e.g. a review id), if any.
+        request_id: Option<String>,
+        /// Groups that may approve.
+        groups: Vec<String>,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Output of the target, after the chain (masked, recorded).
+    Output {
+        /// Stdout or stderr.
+        stream: Stream,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The session ended.
+    Exit {
+        /// The exit code (-1 when the program never ran).
+        exit_code: i32,
+        /// How it ended, in words.
+        reason: String,
+    },
+}
+
+/// Starts sessions on a user's behalf, through the connection's full plugin chain, exactly
+/// as if the user had asked: access control, reviews, masking and recording all apply.
+#[async_trait]
+pub trait SessionStarter: Send + Sync + fmt::Debug + 'static {
+    /// Starts `session` for plugin `plugin` (named in the logs); its updates arrive on the
+    /// receiver until [`SessionUpdate::Exit`]. Dropping the receiver ends the session (as a
+    /// client going away does).
+    ///
+    /// # Errors
+    /// [`PortError::NotFound`] for a user or connection that does not exist (or that the
+    /// user may not see); [`PortError::Refused`] for a request the host refuses (a verb it
+    /// cannot start, an access mode turned off, bad arguments);
+    /// [`PortError::Unavailable`] when the host cannot start sessions now.
+    async fn start_session(
+        &self,
+        plugin: &str,
+        session: StartSession,
+    ) -> Result<tokio::sync::mpsc::Receiver<SessionUpdate>, PortError>;
 }
 
 impl fmt::Debug for Ports {
@@ -185,6 +272,7 @@ impl fmt::Debug for Ports {
             .field("directory", &self.directory.is_some())
             .field("sessions", &self.sessions.is_some())
             .field("recordings", &self.recordings.is_some())
+            .field("starter", &self.starter.is_some())
             .finish()
     }
 }

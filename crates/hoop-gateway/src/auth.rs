@@ -28,7 +28,14 @@ pub(crate) const API_KEY_PREFIX: &str = "hpk_";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Credential {
     AdminToken,
-    ApiKey { id: String },
+    ApiKey {
+        id: String,
+    },
+    /// A plugin acting on the user's behalf (e.g. a runbook run), through the session
+    /// starter port.
+    Plugin {
+        name: String,
+    },
 }
 
 /// The authenticated user of a call.

@@ -249,11 +249,122 @@ fn replay_port_error(session_id: &str, err: ReplayError) -> PortError {
     }
 }
 
+/// Starts sessions for plugins (runbooks), through exactly what `Exec` does: the user's
+/// access, the connection's full chain, the record. Bound to the gateway once it serves
+/// ([`bind`](Self::bind)); before that (while plugins start) it answers `Unavailable`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GatewaySessions {
+    app: std::sync::Arc<std::sync::OnceLock<std::sync::Weak<crate::grpc::App>>>,
+}
+
+impl GatewaySessions {
+    /// Lets sessions start on `app`.
+    pub(crate) fn bind(&self, app: &std::sync::Arc<crate::grpc::App>) {
+        let _ = self.app.set(std::sync::Arc::downgrade(app));
+    }
+}
+
+/// A refusal of the session API as a port error.
+fn status_error(status: &tonic::Status) -> PortError {
+    let message = status.message().to_owned();
+    match status.code() {
+        tonic::Code::NotFound => PortError::NotFound(message),
+        tonic::Code::InvalidArgument
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::PermissionDenied
+        | tonic::Code::ResourceExhausted => PortError::Refused(message),
+        _ => PortError::Unavailable(message),
+    }
+}
+
+/// A session event as the port reports it; `None` for what it does not report.
+fn update(event: hoop_proto::v1::SessionEvent) -> Option<hoop_core::ports::SessionUpdate> {
+    use hoop_core::ports::SessionUpdate as U;
+    use hoop_proto::v1::session_event::Event;
+    Some(match event.event? {
+        Event::Started(s) => U::Started {
+            session_id: s.session_id,
+        },
+        Event::Held(h) => U::Held {
+            request_id: (!h.review_id.is_empty()).then_some(h.review_id),
+            groups: h.groups,
+            reason: h.reason,
+        },
+        Event::Output(o) => U::Output {
+            stream: if o.stream == hoop_proto::v1::OutputStream::Stderr as i32 {
+                hoop_core::Stream::Stderr
+            } else {
+                hoop_core::Stream::Stdout
+            },
+            data: o.data.into(),
+        },
+        Event::Exit(e) => U::Exit {
+            exit_code: e.exit_code,
+            reason: e.reason,
+        },
+    })
+}
+
+#[async_trait]
+impl hoop_core::ports::SessionStarter for GatewaySessions {
+    async fn start_session(
+        &self,
+        plugin: &str,
+        session: hoop_core::ports::StartSession,
+    ) -> Result<tokio::sync::mpsc::Receiver<hoop_core::ports::SessionUpdate>, PortError> {
+        use tokio_stream::StreamExt as _;
+        let app = self
+            .app
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or_else(|| PortError::Unavailable("the gateway is not serving".to_owned()))?;
+        if session.verb != hoop_core::Verb::Exec {
+            return Err(PortError::Refused(format!(
+                "plugins can start `exec` sessions only, not `{}`",
+                session.verb
+            )));
+        }
+        let user = match app.store.get_user(&session.user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(PortError::NotFound(format!("user `{}`", session.user)));
+            }
+            Err(other) => return Err(port_error(other)),
+        };
+        let caller = crate::auth::Caller {
+            user,
+            credential: crate::auth::Credential::Plugin {
+                name: plugin.to_owned(),
+            },
+        };
+        tracing::info!(plugin, user = %caller.user.name, connection = %session.connection, "plugin starts a session");
+        let api = crate::grpc::sessions::SessionApi::new(std::sync::Arc::clone(&app));
+        let mut events = api
+            .start_exec(&caller, &session.connection, session.request)
+            .await
+            .map_err(|status| status_error(&status))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else { break };
+                if let Some(update) = update(event)
+                    && tx.send(update).await.is_err()
+                {
+                    // The plugin went away: dropping the stream ends the session.
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
 /// The ports this gateway offers plugins.
 pub(crate) fn ports(
     store: &Store,
     running: &std::sync::Arc<crate::runtime::Running>,
     recordings: &std::sync::Arc<dyn RecordingStore>,
+    starter: &GatewaySessions,
 ) -> hoop_core::Ports {
     let events = std::sync::Arc::new(StoreEvents::new(store.clone()));
     hoop_core::Ports {
@@ -267,6 +378,7 @@ pub(crate) fn ports(
             store.clone(),
             std::sync::Arc::clone(recordings),
         ))),
+        starter: Some(std::sync::Arc::new(starter.clone())),
     }
 }
 
@@ -304,7 +416,12 @@ mod tests {
         store.migrate().await.unwrap();
         let files = FsRecordingStore::new(dir.path().join("recordings"));
         let recordings: Arc<dyn RecordingStore> = Arc::new(files.clone());
-        let ports = ports(&store, &Arc::default(), &recordings);
+        let ports = ports(
+            &store,
+            &Arc::default(),
+            &recordings,
+            &GatewaySessions::default(),
+        );
         Fixture {
             _dir: dir,
             store,
@@ -492,5 +609,231 @@ mod tests {
         assert_eq!(texts(&read), [(Stream::Stdout, "so far\n".to_owned())]);
         finish(&fx, id, session).await;
         assert!(reader.read(id, usize::MAX).await.unwrap().complete);
+    }
+
+    /// A gateway's shared state on a temporary SQLite store, with every plugin of this
+    /// build, as `serve` wires it (no gRPC server, no reaper process).
+    async fn app(dir: &tempfile::TempDir) -> (Arc<crate::grpc::App>, GatewaySessions) {
+        let url = format!("sqlite://{}/hoop.db", dir.path().display());
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let registry = crate::plugins::registry().unwrap();
+        let recordings: Arc<dyn RecordingStore> =
+            Arc::new(FsRecordingStore::new(dir.path().join("recordings")));
+        let running: Arc<crate::runtime::Running> = Arc::default();
+        let starter = GatewaySessions::default();
+        let ports = ports(&store, &running, &recordings, &starter);
+        let dlp = hoop_plugin_dlp::DlpSettings {
+            hash_key: hoop_plugin_dlp::hash_key_from_secret(KEY.as_bytes()),
+            ..Default::default()
+        };
+        let resources = Resources::new()
+            .with(hoop_plugin_audit::Recordings(Arc::clone(&recordings)))
+            .with(hoop_plugin_dlp::Dlp::new(dlp).unwrap())
+            .with(hoop_plugin_review::Reviews(Arc::new(
+                crate::reviews::StoreDesk::new(store.clone()),
+            )))
+            .with(ports);
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        // Nobody stops this test gateway: the sender lives as long as the test.
+        std::mem::forget(shutdown_tx);
+        let app = Arc::new(crate::grpc::App {
+            store,
+            registry,
+            resources: Arc::new(resources),
+            recordings,
+            shutdown,
+            running,
+            reaper: Arc::new(crate::reaper::Reaper::disabled()),
+        });
+        starter.bind(&app);
+        (app, starter)
+    }
+
+    fn user(name: &str, groups: &[&str]) -> hoop_store::User {
+        hoop_store::User {
+            name: name.to_owned(),
+            email: format!("{name}@example.com"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    async fn collect(
+        mut rx: tokio::sync::mpsc::Receiver<hoop_core::ports::SessionUpdate>,
+    ) -> Vec<hoop_core::ports::SessionUpdate> {
+        let mut all = Vec::new();
+        while let Some(update) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+        {
+            all.push(update);
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_session_starter_runs_an_exec_as_the_user_through_the_full_chain() {
+        use hoop_core::SessionRequest;
+        use hoop_core::ports::{SessionStarter, SessionUpdate, StartSession};
+        let dir = tempfile::tempdir().unwrap();
+        let (app, starter) = app(&dir).await;
+        app.store
+            .create_user(&user("alice", &["dev"]))
+            .await
+            .unwrap();
+        let mut conn = hoop_store::Connection::new("mail", "command");
+        conn.command = vec![
+            "sh".into(),
+            "-c".into(),
+            "cat; echo bob@example.com; echo oops >&2; exit 3".into(),
+        ];
+        conn.redact_types = vec!["EMAIL_ADDRESS".into()];
+        crate::connections::create(&app.store, &app.registry, &app.resources, &conn)
+            .await
+            .unwrap();
+
+        let request = SessionRequest::new().with_input(b"select 1;\n".to_vec());
+        let rx = starter
+            .start_session("runbooks", StartSession::exec("alice", "mail", request))
+            .await
+            .unwrap();
+        let updates = collect(rx).await;
+        let Some(SessionUpdate::Started { session_id }) = updates.first() else {
+            panic!("no start: {updates:?}");
+        };
+        let stdout: Vec<u8> = updates
+            .iter()
+            .filter_map(|u| match u {
+                SessionUpdate::Output {
+                    stream: Stream::Stdout,
+                    data,
+                } => Some(data.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let stdout = String::from_utf8(stdout).unwrap();
+        assert!(stdout.starts_with("select 1;\n"), "{stdout}");
+        assert!(
+            !stdout.contains("bob@example.com"),
+            "masked by dlp: {stdout}"
+        );
+        assert!(updates.iter().any(|u| matches!(
+            u,
+            SessionUpdate::Output { stream: Stream::Stderr, data } if &data[..] == b"oops\n"
+        )));
+        assert!(matches!(
+            updates.last(),
+            Some(SessionUpdate::Exit { exit_code: 3, .. })
+        ));
+        // On record as alice's, recorded by audit.
+        let record = app.store.get_session(session_id).await.unwrap();
+        assert_eq!(
+            (record.user.as_str(), record.status.as_str()),
+            ("alice", "done")
+        );
+        assert!(record.attributes.contains_key("audit.digest"));
+
+        // Refusals: unknown user, unknown connection, a verb it cannot start.
+        let err = starter
+            .start_session(
+                "runbooks",
+                StartSession::exec("nobody", "mail", SessionRequest::new()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::NotFound(_)), "{err}");
+        let err = starter
+            .start_session(
+                "runbooks",
+                StartSession::exec("alice", "nope", SessionRequest::new()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::NotFound(_)), "{err}");
+        let mut connect = StartSession::exec("alice", "mail", SessionRequest::new());
+        connect.verb = Verb::Connect;
+        let err = starter
+            .start_session("runbooks", connect)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::Refused(_)), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_a_plugin_starts_obeys_access_control_and_reviews() {
+        use hoop_core::SessionRequest;
+        use hoop_core::ports::{SessionStarter, SessionUpdate, StartSession};
+        let dir = tempfile::tempdir().unwrap();
+        let (app, starter) = app(&dir).await;
+        app.store
+            .create_user(&user("alice", &["dev"]))
+            .await
+            .unwrap();
+        // Hidden from alice by access_control: as if it did not exist.
+        let mut secret = hoop_store::Connection::new("secret", "command");
+        secret.command = vec!["true".into()];
+        crate::connections::create(&app.store, &app.registry, &app.resources, &secret)
+            .await
+            .unwrap();
+        app.store
+            .attach(
+                "secret",
+                &hoop_store::Attachment {
+                    plugin: "access_control".into(),
+                    config: serde_json::json!({ "groups": ["dba"] }),
+                    enabled: true,
+                },
+            )
+            .await
+            .unwrap();
+        let err = starter
+            .start_session(
+                "runbooks",
+                StartSession::exec("alice", "secret", SessionRequest::new()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PortError::NotFound("connection `secret` not found".into())
+        );
+        // With reviewers, the session is held for a review like any other.
+        let mut guarded = hoop_store::Connection::new("guarded", "command");
+        guarded.command = vec!["true".into()];
+        guarded.reviewers = vec!["dba".into()];
+        crate::connections::create(&app.store, &app.registry, &app.resources, &guarded)
+            .await
+            .unwrap();
+        let mut rx = starter
+            .start_session(
+                "runbooks",
+                StartSession::exec("alice", "guarded", SessionRequest::new()),
+            )
+            .await
+            .unwrap();
+        let mut held = None;
+        while let Some(update) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+        {
+            if let SessionUpdate::Held {
+                request_id, groups, ..
+            } = update
+            {
+                held = Some((request_id, groups));
+                break;
+            }
+        }
+        let (request_id, groups) = held.expect("held for a review");
+        assert_eq!(groups, ["dba"]);
+        let review = app.store.get_review(&request_id.unwrap()).await.unwrap();
+        assert_eq!(review.requester, "alice");
+        // The plugin leaves: the session ends, the review stays.
+        drop(rx);
     }
 }

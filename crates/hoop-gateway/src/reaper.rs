@@ -39,6 +39,16 @@ impl Reaper {
         })
     }
 
+    /// A reaper that runs no process (for tests of the gateway's own crate, whose binary
+    /// is the test harness): session groups are still killed when sessions end, only a
+    /// crash of the test would leave them.
+    #[cfg(test)]
+    pub(crate) fn disabled() -> Self {
+        Self {
+            inner: Mutex::new(None),
+        }
+    }
+
     /// Announces a session's process group.
     pub(crate) fn watch(&self, group: i32) {
         self.send(group, true);

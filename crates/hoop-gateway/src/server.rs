@@ -105,7 +105,8 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let running: Arc<crate::runtime::Running> = Arc::default();
     // The ports plugins reach the gateway through: at deployment start and, for the ones
     // sessions need (the event log), as a resource when they are built.
-    let ports = crate::events::ports(&store, &running, &recordings);
+    let starter = crate::events::GatewaySessions::default();
+    let ports = crate::events::ports(&store, &running, &recordings, &starter);
     let resources = Resources::new()
         .with(Recordings(Arc::clone(&recordings)))
         .with(dlp)
@@ -141,6 +142,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         running,
         reaper,
     });
+    starter.bind(&app);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -423,7 +423,8 @@ impl FakePorts {
         }
     }
 
-    /// Every port, as a host offers them.
+    /// Every port but the session starter (a plugin that starts sessions is tested against
+    /// a host that runs them), as a host offers them.
     pub fn ports(&self) -> Ports {
         Ports {
             events: Some(self.events.clone()),
@@ -431,6 +432,7 @@ impl FakePorts {
             directory: Some(self.directory.clone()),
             sessions: Some(self.sessions.clone()),
             recordings: Some(self.recordings.clone()),
+            starter: None,
         }
     }
 

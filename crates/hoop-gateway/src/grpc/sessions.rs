@@ -224,6 +224,22 @@ impl SessionApi {
         })
     }
 
+    /// Checks, records and starts an `exec` session of `caller` on `connection`: what
+    /// `Exec` does, and what plugins ask for through the session starter port.
+    pub(crate) async fn start_exec(
+        &self,
+        caller: &Caller,
+        connection: &str,
+        request: SessionRequest,
+    ) -> Result<EventStream, Status> {
+        let input = request.input.clone().unwrap_or_default().to_vec();
+        let args = request.args.clone();
+        let prepared = self
+            .prepare(caller, connection, request, Verb::Exec, "")
+            .await?;
+        Ok(self.start(caller, prepared, runtime::Input::Fixed(input), args))
+    }
+
     /// Runs a prepared session on a task of its own; its events come out of the stream.
     fn start(
         &self,
@@ -249,7 +265,7 @@ impl SessionApi {
     }
 }
 
-type EventStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+pub(crate) type EventStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
 
 /// Forwards an interactive session's requests after `open` to the runtime as input.
 async fn forward_input(
@@ -368,15 +384,9 @@ impl SessionService for SessionApi {
         if !req.review_id.is_empty() {
             request = request.with_ticket(req.review_id.clone());
         }
-        let prepared = self
-            .prepare(&caller, &req.connection, request, Verb::Exec, "")
-            .await?;
-        Ok(Response::new(self.start(
-            &caller,
-            prepared,
-            runtime::Input::Fixed(req.input),
-            req.args,
-        )))
+        Ok(Response::new(
+            self.start_exec(&caller, &req.connection, request).await?,
+        ))
     }
 
     async fn connect(
