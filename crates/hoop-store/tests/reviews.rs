@@ -756,8 +756,9 @@ async fn pending_reviews_and_grants_expire() {
         assert_eq!(store.next_review_deadline().await.unwrap(), None);
         assert!(store.expire_reviews(t(0)).await.unwrap().is_empty());
 
-        // Pending until t(100) and t(300); a grant t(50)..t(250); an approved one-time
-        // review (which never expires by time) and a rejected one.
+        // Pending until t(100) and t(300); a grant t(50)..t(250); a one-time review approved
+        // at t(10) (its TTL of an hour now runs from the approval: until t(3610)) and a
+        // rejected one.
         let mut new = onetime("pg", "alice", &["dba"]);
         new.expires_at = t(100);
         let soon = store.create_review(&new).await.unwrap();
@@ -806,13 +807,21 @@ async fn pending_reviews_and_grants_expire() {
         assert_eq!(expired[0].decisions.len(), 1);
         assert_eq!(store.next_review_deadline().await.unwrap(), Some(t(300)));
 
-        let expired = store.expire_reviews(t(10_000)).await.unwrap();
+        let expired = store.expire_reviews(t(300)).await.unwrap();
         assert_eq!(ids(&expired), [later.id.as_str()]);
-        assert_eq!(store.next_review_deadline().await.unwrap(), None);
+        assert_eq!(store.next_review_deadline().await.unwrap(), Some(t(3610)));
+        assert!(store.expire_reviews(t(3609)).await.unwrap().is_empty());
         assert_eq!(
             store.get_review(&once.id).await.unwrap().status,
             ReviewStatus::Approved
         );
+        let expired = store.expire_reviews(t(3610)).await.unwrap();
+        assert_eq!(ids(&expired), [once.id.as_str()]);
+        assert_eq!(
+            expired[0].reason.as_deref(),
+            Some("approved but not run within the review TTL of its approval")
+        );
+        assert_eq!(store.next_review_deadline().await.unwrap(), None);
         assert_eq!(
             store.get_review(&rejected.id).await.unwrap().status,
             ReviewStatus::Rejected

@@ -156,11 +156,12 @@ impl Store {
     /// statement that changes nothing: a transaction that read first and wrote later would
     /// fail with "database is locked" when another connection wrote in between, instead of
     /// waiting its turn (the busy timeout only applies to a transaction that has read
-    /// nothing yet). PostgreSQL needs nothing of the kind.
+    /// nothing yet). The statement touches sea-orm's own migration table, the one table
+    /// every migrated database has. PostgreSQL needs nothing of the kind.
     pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
         let txn = self.db.begin().await?;
         if self.backend == Backend::Sqlite {
-            txn.execute_unprepared("UPDATE meta SET key = key WHERE 0")
+            txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0")
                 .await?;
         }
         Ok(txn)
