@@ -373,6 +373,47 @@ async fn only_admins_and_auditors_read_the_log(backend: Backend) {
     assert_eq!(listed.len(), 1);
     let mut watcher = watch(&gw, &auditor, 0, &[]).await;
     assert_eq!(next(&mut watcher).await.r#type, "connection.created");
+
+    // A connection access_control hides from auditors: its events are hidden from them
+    // too (not from admins), in listings and in watches.
+    create(&gw, command_connection("secret", &["true"])).await;
+    gw.plugins()
+        .await
+        .attach_plugin(admin(pb::AttachPluginRequest {
+            connection: "secret".into(),
+            plugin: "access_control".into(),
+            config: hoop_rs::config(serde_json::json!({ "groups": ["dba"] })),
+        }))
+        .await
+        .unwrap();
+    gw.connections()
+        .await
+        .delete_connection(admin(pb::DeleteConnectionRequest { name: "c".into() }))
+        .await
+        .unwrap();
+    let everything = all_events(&gw, hoop_rs::ADMIN_TOKEN, 0, &[]).await;
+    assert_eq!(everything.len(), 4, "{everything:#?}");
+    let listed = all_events(&gw, &auditor, 0, &[]).await;
+    let seen: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|e| (e.r#type.as_str(), e.connection.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("connection.created", "c"), ("connection.deleted", "c")]
+    );
+    // A watch skips the hidden connection's two events and goes on with the next.
+    drop(watcher);
+    let mut watcher = watch(&gw, &auditor, 0, &[]).await;
+    assert_eq!(next(&mut watcher).await.connection, "c");
+    let after_secret = next(&mut watcher).await;
+    assert_eq!(
+        (
+            after_secret.r#type.as_str(),
+            after_secret.connection.as_str()
+        ),
+        ("connection.deleted", "c")
+    );
 }
 
 async fn bad_requests_name_the_field(backend: Backend) {

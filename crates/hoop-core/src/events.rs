@@ -288,14 +288,7 @@ impl Subscription {
     /// again retries the same read.
     pub async fn next(&mut self) -> Result<Event, PortError> {
         loop {
-            if let Some(event) = self.buffer.pop_front() {
-                self.cursor = event.id;
-                if self.buffer.is_empty() {
-                    self.cursor = self.cursor.max(self.scanned);
-                }
-                return Ok(event);
-            }
-            if let Some(event) = self.try_next_batch().await? {
+            if let Some(event) = self.try_next().await? {
                 return Ok(event);
             }
             // Caught up: wait for a wake-up, or read again after a while anyway.
@@ -308,17 +301,9 @@ impl Subscription {
     /// # Errors
     /// What the source returned.
     pub async fn try_next(&mut self) -> Result<Option<Event>, PortError> {
-        if let Some(event) = self.buffer.pop_front() {
-            self.cursor = event.id;
-            if self.buffer.is_empty() {
-                self.cursor = self.cursor.max(self.scanned);
-            }
+        if let Some(event) = self.pop() {
             return Ok(Some(event));
         }
-        self.try_next_batch().await
-    }
-
-    async fn try_next_batch(&mut self) -> Result<Option<Event>, PortError> {
         loop {
             // Mark the current notification seen before reading, so an append that lands
             // after the read wakes the wait that follows.
@@ -330,11 +315,7 @@ impl Subscription {
             let advanced = page.scanned_to > self.scanned;
             self.scanned = self.scanned.max(page.scanned_to);
             self.buffer.extend(page.events);
-            if let Some(event) = self.buffer.pop_front() {
-                self.cursor = event.id;
-                if self.buffer.is_empty() {
-                    self.cursor = self.cursor.max(self.scanned);
-                }
+            if let Some(event) = self.pop() {
                 return Ok(Some(event));
             }
             self.cursor = self.cursor.max(self.scanned);
@@ -342,6 +323,19 @@ impl Subscription {
                 return Ok(None);
             }
         }
+    }
+}
+
+impl Subscription {
+    /// The next buffered event, moving the cursor to it (or past what the filter skipped
+    /// after it, once the buffer is empty).
+    fn pop(&mut self) -> Option<Event> {
+        let event = self.buffer.pop_front()?;
+        self.cursor = event.id;
+        if self.buffer.is_empty() {
+            self.cursor = self.cursor.max(self.scanned);
+        }
+        Some(event)
     }
 }
 

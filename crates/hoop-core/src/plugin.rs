@@ -386,7 +386,7 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
 /// that ships tables depends on `sea-orm-migration` (the same version as the host) and
 /// writes:
 ///
-/// ```ignore
+/// ```text
 /// static MIGRATIONS: &[PluginMigration] = &[PluginMigration::new(
 ///     "m20261203_000001_webhooks_outbox",
 ///     || Box::new(Box::new(outbox::Migration) as Box<dyn MigrationTrait>),

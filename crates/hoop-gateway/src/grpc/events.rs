@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::SharedApp;
 use super::convert::{json_to_value, timestamp};
+use crate::access::AccessCache;
 use crate::auth::{Caller, caller};
 use crate::error::Error;
 use crate::events::StoreEvents;
@@ -19,6 +20,8 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 /// Events a watcher may have in flight towards a slow client before reading pauses.
 const WATCH_BUFFER: usize = 256;
+/// How long a watch trusts what it learned of connections' access_control.
+const ACCESS_RELEARN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Groups that may read the event log.
 const READ_GROUPS: &[&str] = &["admin", "auditor"];
 
@@ -32,6 +35,37 @@ impl EventApi {
     pub(crate) fn new(app: SharedApp) -> Self {
         let source = Arc::new(StoreEvents::new(app.store.clone()));
         Self { app, source }
+    }
+}
+
+impl EventApi {
+    /// The events the caller may read: all for admins; for auditors, not those of a
+    /// connection access_control hides from them (they do not see it, nor its reviews).
+    async fn visible(
+        &self,
+        caller: &Caller,
+        access: &mut AccessCache,
+        events: Vec<Event>,
+    ) -> Result<Vec<Event>, Error> {
+        if caller.is_admin() {
+            return Ok(events);
+        }
+        access
+            .learn(
+                &self.app.store,
+                &self.app.registry,
+                caller,
+                events.iter().filter_map(|e| e.connection.as_deref()),
+            )
+            .await?;
+        Ok(events
+            .into_iter()
+            .filter(|e| {
+                e.connection
+                    .as_deref()
+                    .is_none_or(|name| access.allows(caller, name))
+            })
+            .collect())
     }
 }
 
@@ -87,7 +121,8 @@ impl EventService for EventApi {
         &self,
         req: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        require_reader(&caller(&req)?)?;
+        let caller = caller(&req)?;
+        require_reader(&caller)?;
         let req = req.into_inner();
         let filter = filter(&req.types)?;
         let size = match req.page_size {
@@ -100,8 +135,10 @@ impl EventService for EventApi {
             .read(req.after_id, &filter, size)
             .await
             .map_err(port_status)?;
+        let mut access = AccessCache::default();
+        let events = self.visible(&caller, &mut access, page.events).await?;
         Ok(Response::new(pb::ListEventsResponse {
-            events: page.events.into_iter().map(to_pb).collect(),
+            events: events.into_iter().map(to_pb).collect(),
             next_after_id: page.scanned_to,
         }))
     }
@@ -112,7 +149,8 @@ impl EventService for EventApi {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        require_reader(&caller(&req)?)?;
+        let caller = caller(&req)?;
+        require_reader(&caller)?;
         let req = req.into_inner();
         let filter = filter(&req.types)?;
         let after = if req.from_now {
@@ -131,11 +169,32 @@ impl EventService for EventApi {
         let mut subscription = Subscription::new(source, after, filter);
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
         let mut shutdown = self.app.shutdown.clone();
+        let api = Self {
+            app: Arc::clone(&self.app),
+            source: Arc::clone(&self.source),
+        };
         tokio::spawn(async move {
+            let mut access = AccessCache::default();
+            let mut learned_at = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     next = subscription.next() => {
-                        let item = next.map(to_pb).map_err(port_status);
+                        // What a connection's access_control says may change: look again
+                        // after a while.
+                        if learned_at.elapsed() > ACCESS_RELEARN {
+                            access = AccessCache::default();
+                            learned_at = tokio::time::Instant::now();
+                        }
+                        let item = match next {
+                            Ok(event) => match api.visible(&caller, &mut access, vec![event]).await {
+                                Ok(mut kept) => match kept.pop() {
+                                    Some(event) => Ok(to_pb(event)),
+                                    None => continue,
+                                },
+                                Err(err) => Err(Status::from(err)),
+                            },
+                            Err(err) => Err(port_status(err)),
+                        };
                         let failed = item.is_err();
                         if tx.send(item).await.is_err() || failed {
                             return;
