@@ -6,6 +6,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
+        "hoop/v1/agent.proto",
         "hoop/v1/connection.proto",
         "hoop/v1/dlp.proto",
         "hoop/v1/event.proto",

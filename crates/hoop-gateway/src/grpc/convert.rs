@@ -39,6 +39,9 @@ pub(crate) fn connection_to_proto(
         min_approvals: conn.min_approvals,
         review_ttl: conn.review_ttl.map(duration_to_proto),
         access_max_duration: conn.access_max_duration.map(duration_to_proto),
+        // Filled from the store by the args/agent change that follows this proto change.
+        allow_args: false,
+        agent: String::new(),
     }
 }
 
