@@ -1,0 +1,98 @@
+//! `hoop-agent`: the process that runs sessions' programs for a gateway.
+//!
+//! The gateway decides (plugins, reviews, recordings); an agent executes. The agent speaks
+//! `AgentService.Serve` (`proto/hoop/v1/agent.proto`): it receives session starts and their
+//! input as [`GatewayMessage`](hoop_proto::v1::GatewayMessage)s and answers with
+//! [`AgentMessage`](hoop_proto::v1::AgentMessage)s (`hello` first, then `spawned`, `output`,
+//! `input_ack`, `exit`). The same loop, [`Agent::serve`], runs over any transport:
+//!
+//! - the `hoop-agent` binary dials a gateway over gRPC (`hoop-agent --gateway URL --token
+//!   hag_…`), reconnecting with backoff;
+//! - the *local agent*, a child process of the gateway, speaks length-prefixed frames on its
+//!   stdin and stdout ([`serve_stdio`], [`write_frame`], [`read_frame`]).
+//!
+//! # Process isolation
+//!
+//! Every session runs under a **supervisor** of its own: the agent re-executes its own
+//! binary in a hidden helper mode ([`SUPERVISOR_MODE`]; binaries call
+//! [`dispatch_helper_mode`] first thing in `main`). The supervisor is a child subreaper, so
+//! whatever the program leaves behind (`setsid -f`, shell job control, double forks)
+//! reparents to it; when the program exits, when the agent asks it to end (SIGTERM) or
+//! when the agent dies (its parent-death signal), it SIGKILLs every remaining descendant,
+//! reaps them, removes the session's fresh working directory and exits with the program's
+//! status. When the agent runs as root, the supervisor stays root (the session's user cannot
+//! signal it) and the program runs as [`AgentOptions::run_as`] with that user's groups,
+//! set by a second helper ([`EXEC_MODE`]) between the supervisor and the program.
+//!
+//! The session spec (argv, the connection's environment, which may hold secrets) reaches
+//! the helpers through pipes, never through argv (world-readable in `/proc/*/cmdline`) nor
+//! through their environment. The program's environment is a login environment of the user
+//! it runs as plus the connection's `env`, and nothing of the agent's. See the crate's
+//! README for the whole model and its limits.
+//!
+//! # Flow control
+//!
+//! At most [`OUTPUT_WINDOW`] bytes of a session's output are unacknowledged at any time:
+//! the agent stops reading the program's stdout and stderr until `output_ack`s arrive, so a
+//! slow session never holds more memory nor blocks another. Input is acknowledged
+//! (`input_ack`) once written to the program; more than [`INPUT_WINDOW`] unacknowledged
+//! input bytes is a protocol error that ends the session.
+
+mod error;
+mod exec;
+mod fds;
+mod frame;
+mod local;
+mod login;
+mod procs;
+mod serve;
+mod session;
+mod spec;
+mod supervisor;
+
+pub use error::AgentError;
+pub use frame::{MAX_FRAME, read_frame, write_frame};
+pub use local::{LocalAgentArgs, run_local_agent, serve_stdio};
+pub use serve::{Agent, AgentOptions, serve};
+
+/// The most output bytes of one session the gateway may leave unacknowledged: past it, the
+/// agent stops reading the program's stdout and stderr until `output_ack`s arrive.
+pub const OUTPUT_WINDOW: u64 = 256 * 1024;
+
+/// The most input bytes of one session the agent accepts without having acknowledged them
+/// (`input_ack`, sent once written to the program). A gateway that sends more breaks the
+/// protocol: that session ends with an error.
+pub const INPUT_WINDOW: u64 = 256 * 1024;
+
+/// The hidden first argument that runs a session's supervisor (see [`dispatch_helper_mode`]).
+pub const SUPERVISOR_MODE: &str = "__hoop-session-supervisor";
+
+/// The hidden first argument that drops privileges and executes a session's program (see
+/// [`dispatch_helper_mode`]).
+pub const EXEC_MODE: &str = "__hoop-session-exec";
+
+/// Runs the helper mode named by the process's first argument, if it names one, and returns
+/// the exit code the process must exit with; `None` for an ordinary start.
+///
+/// Every binary that runs an [`Agent`] (the `hoop-agent` binary, and the gateway for its
+/// local agent) must call this first thing in `main`, before parsing its arguments or
+/// starting any thread or runtime, and exit with the code it returns:
+///
+/// ```no_run
+/// // First thing in `main`:
+/// if let Some(code) = hoop_agent::dispatch_helper_mode() {
+///     std::process::exit(code);
+/// }
+/// // ... the binary's own work
+/// ```
+pub fn dispatch_helper_mode() -> Option<i32> {
+    let mut args = std::env::args_os();
+    let mode = args.nth(1)?;
+    if mode == SUPERVISOR_MODE {
+        Some(supervisor::run(args.collect()))
+    } else if mode == EXEC_MODE {
+        Some(exec::run(args.collect()))
+    } else {
+        None
+    }
+}

@@ -1,0 +1,342 @@
+//! The agent and its serve loop: messages of the gateway in, messages to the gateway out,
+//! whatever carries them.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hoop_proto::v1 as pb;
+use hoop_proto::v1::gateway_message::Message as In;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_stream::{Stream, StreamExt};
+
+use crate::AgentError;
+use crate::login::DEFAULT_LANG;
+use crate::session::{self, Control};
+
+/// How an [`Agent`] runs sessions.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// The user sessions run as, with that user's groups, when the agent runs as root (the
+    /// gateway passes `nobody` by default). Ignored, with a warning, when the agent is not
+    /// root: sessions then run as the agent's own user. `None` with a root agent: sessions
+    /// run as root.
+    pub run_as: Option<String>,
+    /// The directory sessions run in. `None`: a fresh directory per session (mode 0700,
+    /// owned by the session's user, under a base directory of this agent in the temp dir),
+    /// removed with everything in it when the session ends.
+    pub working_dir: Option<PathBuf>,
+    /// The binary that runs the helper modes ([`dispatch_helper_mode`](crate::dispatch_helper_mode)).
+    /// `None`: this process's own executable (`/proc/self/exe`, so a binary replaced on
+    /// disk since the start still runs the same version). Tests that drive the agent from a
+    /// test harness set it to the `hoop-agent` binary.
+    pub helper_exe: Option<PathBuf>,
+}
+
+/// An agent, ready to serve connections to a gateway (one at a time or several).
+#[derive(Debug, Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+/// What every session of the agent shares.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// The binary of the helper modes.
+    pub(crate) exe: PathBuf,
+    /// The name the helpers show in `ps` (argv\[0\]).
+    pub(crate) exe_name: String,
+    /// The user to become (only when the agent is root).
+    pub(crate) run_as: Option<String>,
+    pub(crate) workdir: Workdir,
+    pub(crate) lang: String,
+    pub(crate) hostname: String,
+    pub(crate) pid: i32,
+}
+
+/// Where sessions run.
+#[derive(Debug)]
+pub(crate) enum Workdir {
+    Fixed(PathBuf),
+    /// The base of fresh session directories (mode 0711), removed when the agent is dropped.
+    Fresh(tempfile::TempDir),
+}
+
+impl Agent {
+    /// Prepares an agent: checks the options, makes this process non-dumpable (so that
+    /// `/proc/<pid>/environ` and its memory stay unreadable to sessions' users, even the
+    /// agent's own), and creates the base directory of fresh working directories.
+    ///
+    /// # Errors
+    /// [`AgentError::Options`] for a `run_as` user that does not exist or a `working_dir`
+    /// that is not a directory; [`AgentError::Io`] when the base directory or the helper
+    /// binary cannot be set up.
+    pub fn new(options: &AgentOptions) -> Result<Self, AgentError> {
+        let _ = nix::sys::prctl::set_dumpable(false);
+        let root = nix::unistd::Uid::effective().is_root();
+        let run_as = match &options.run_as {
+            Some(user) if root => match crate::login::Account::by_name(user) {
+                Ok(Some(_)) => Some(user.clone()),
+                Ok(None) => {
+                    return Err(AgentError::Options(format!(
+                        "cannot run sessions as user `{user}`: no such user"
+                    )));
+                }
+                Err(message) => return Err(AgentError::Options(message)),
+            },
+            Some(user) => {
+                tracing::warn!(
+                    "the agent does not run as root: sessions run as its own user, not as `{user}`"
+                );
+                None
+            }
+            None => {
+                if root {
+                    tracing::warn!(
+                        "the agent runs as root with no user to run sessions as: sessions run as root"
+                    );
+                }
+                None
+            }
+        };
+        let workdir = match &options.working_dir {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(AgentError::Options(format!(
+                        "the working directory {} of sessions is not a directory",
+                        dir.display()
+                    )));
+                }
+                Workdir::Fixed(dir.clone())
+            }
+            None => {
+                let base = tempfile::Builder::new()
+                    .prefix("hoop-agent-")
+                    .tempdir()
+                    .map_err(|e| {
+                        AgentError::io("cannot create the base directory of sessions", e)
+                    })?;
+                // Others may pass through (to their own session's directory) but not list.
+                std::fs::set_permissions(
+                    base.path(),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o711),
+                )
+                .map_err(|e| AgentError::io("cannot set up the base directory of sessions", e))?;
+                Workdir::Fresh(base)
+            }
+        };
+        let (exe, exe_name) = match &options.helper_exe {
+            Some(exe) => (exe.clone(), exe.clone()),
+            None => (
+                PathBuf::from("/proc/self/exe"),
+                std::env::current_exe()
+                    .map_err(|e| AgentError::io("cannot find the agent's own executable", e))?,
+            ),
+        };
+        let exe_name = exe_name.file_name().map_or_else(
+            || "hoop-agent".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let lang = std::env::var("LANG")
+            .ok()
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| DEFAULT_LANG.to_owned());
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                exe,
+                exe_name,
+                run_as,
+                workdir,
+                lang,
+                hostname,
+                pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+            }),
+        })
+    }
+
+    /// The `hello` this agent sends first.
+    pub fn hello(&self) -> pb::AgentMessage {
+        pb::AgentMessage {
+            message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                hostname: self.inner.hostname.clone(),
+            })),
+        }
+    }
+
+    /// Serves one connection to the gateway: sends `hello`, then runs every `start` as a
+    /// session of its own and routes `input`, `close_input`, `resize`, `kill` and
+    /// `output_ack` to it by `session_id`; sessions send `spawned`, `output`, `input_ack`
+    /// and `exit` on `outgoing`.
+    ///
+    /// A `start` whose `session_id` is already running here is refused with an `exit` that
+    /// says so (exit code 126; the running session goes on): sessions never run twice.
+    /// Messages for a session that is not running are ignored.
+    ///
+    /// When `incoming` ends or fails, or `outgoing` closes (the gateway is gone), every
+    /// running session is killed with every process it started, and this returns once they
+    /// are all gone. Dropping the future also kills them (without waiting).
+    ///
+    /// # Errors
+    /// [`AgentError::Incoming`] when `incoming` failed, [`AgentError::OutgoingClosed`] when
+    /// `outgoing` closed before `hello` could be sent. An end of `incoming` is `Ok`.
+    pub async fn serve<S, E>(
+        &self,
+        incoming: S,
+        outgoing: mpsc::Sender<pb::AgentMessage>,
+    ) -> Result<(), AgentError>
+    where
+        S: Stream<Item = Result<pb::GatewayMessage, E>>,
+        E: std::fmt::Display,
+    {
+        tokio::pin!(incoming);
+        outgoing
+            .send(self.hello())
+            .await
+            .map_err(|_| AgentError::OutgoingClosed)?;
+        let mut router = Router {
+            agent: self,
+            sessions: HashMap::new(),
+            tasks: JoinSet::new(),
+            task_ids: HashMap::new(),
+            outbox: VecDeque::new(),
+            outgoing: &outgoing,
+        };
+        let result = loop {
+            let has_outbox = !router.outbox.is_empty();
+            tokio::select! {
+                message = incoming.next() => match message {
+                    None => break Ok(()),
+                    Some(Err(err)) => break Err(AgentError::Incoming(err.to_string())),
+                    Some(Ok(message)) => router.route(message),
+                },
+                Some(done) = router.tasks.join_next_with_id() => router.finished(done),
+                permit = outgoing.reserve(), if has_outbox => match permit {
+                    Ok(permit) => {
+                        if let Some(message) = router.outbox.pop_front() {
+                            permit.send(message);
+                        }
+                    }
+                    Err(_) => break Ok(()),
+                },
+                () = outgoing.closed() => break Ok(()),
+            }
+        };
+        if !router.sessions.is_empty() {
+            tracing::info!(
+                sessions = router.sessions.len(),
+                "the gateway is gone: ending every session"
+            );
+        }
+        for control in router.sessions.values() {
+            let _ = control.send(Control::GatewayGone);
+        }
+        while router.tasks.join_next().await.is_some() {}
+        result
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+/// Serves one connection with a new [`Agent`] of `options` (see [`Agent::serve`]). Prefer
+/// [`Agent::new`] once and [`Agent::serve`] per connection when reconnecting.
+///
+/// # Errors
+/// Those of [`Agent::new`] and [`Agent::serve`].
+pub async fn serve<S, E>(
+    options: &AgentOptions,
+    incoming: S,
+    outgoing: mpsc::Sender<pb::AgentMessage>,
+) -> Result<(), AgentError>
+where
+    S: Stream<Item = Result<pb::GatewayMessage, E>>,
+    E: std::fmt::Display,
+{
+    Agent::new(options)?.serve(incoming, outgoing).await
+}
+
+struct Router<'a> {
+    agent: &'a Agent,
+    /// The running sessions, by id.
+    sessions: HashMap<String, mpsc::UnboundedSender<Control>>,
+    tasks: JoinSet<String>,
+    task_ids: HashMap<tokio::task::Id, String>,
+    /// Answers of the router itself (refused starts).
+    outbox: VecDeque<pb::AgentMessage>,
+    outgoing: &'a mpsc::Sender<pb::AgentMessage>,
+}
+
+impl Router<'_> {
+    fn route(&mut self, message: pb::GatewayMessage) {
+        let (id, control) = match message.message {
+            Some(In::Start(start)) => return self.start(start),
+            Some(In::Input(input)) => (input.session_id, Control::Input(input.data)),
+            Some(In::OutputAck(ack)) => (ack.session_id, Control::OutputAck(ack.bytes)),
+            Some(In::Resize(resize)) => match resize.size {
+                Some(size) => (resize.session_id, Control::Resize(size)),
+                None => return,
+            },
+            Some(In::CloseInput(close)) => (close.session_id, Control::CloseInput),
+            Some(In::Kill(kill)) => (kill.session_id, Control::Kill),
+            None => return,
+        };
+        match self.sessions.get(&id) {
+            Some(session) => {
+                let _ = session.send(control);
+            }
+            None => tracing::debug!(session = %id, "a message for a session that is not running"),
+        }
+    }
+
+    fn start(&mut self, start: pb::AgentStart) {
+        let id = start.session_id.clone();
+        let refusal = if id.is_empty() {
+            Some("a session needs an id".to_owned())
+        } else if self.sessions.contains_key(&id) {
+            Some(format!(
+                "session {id} is already running on this agent: a session never runs twice"
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            tracing::warn!(session = %id, "{error}");
+            self.outbox.push_back(pb::AgentMessage {
+                message: Some(pb::agent_message::Message::Exit(pb::AgentExit {
+                    session_id: id,
+                    exit_code: crate::exec::CANNOT_START,
+                    error,
+                })),
+            });
+            return;
+        }
+        let (control, controls) = mpsc::unbounded_channel();
+        let task = self.tasks.spawn(session::run(
+            Arc::clone(self.agent.inner()),
+            start,
+            controls,
+            self.outgoing.clone(),
+        ));
+        self.task_ids.insert(task.id(), id.clone());
+        self.sessions.insert(id, control);
+    }
+
+    fn finished(&mut self, done: Result<(tokio::task::Id, String), tokio::task::JoinError>) {
+        let task = match &done {
+            Ok((task, _)) => *task,
+            Err(err) => err.id(),
+        };
+        if let Some(id) = self.task_ids.remove(&task) {
+            if let Err(err) = done {
+                tracing::error!(session = %id, error = %err, "a session's task failed");
+            }
+            self.sessions.remove(&id);
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! One session on the agent's side: its supervisor, its pipes (or terminal), and the flow
+//! control of its bytes.
+
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoop_proto::v1 as pb;
+use hoop_proto::v1::agent_message::Message as Out;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::exec::CANNOT_START;
+use crate::fds;
+use crate::serve::{Inner, Workdir};
+use crate::spec::{Report, SupervisorSpec, WorkDir};
+use crate::{INPUT_WINDOW, OUTPUT_WINDOW};
+
+/// Size of one read from the program's stdout or stderr.
+const READ_CHUNK: usize = 32 * 1024;
+/// How long a supervisor asked to end may take before it is SIGKILLed itself.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+/// End of transmission (Ctrl-D): end-of-file for a program reading a terminal.
+const EOT: u8 = 0x04;
+
+/// What the router hands a session.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Input(Vec<u8>),
+    CloseInput,
+    Resize(pb::TerminalSize),
+    OutputAck(u64),
+    Kill,
+    /// The gateway is gone: end the session without telling it.
+    GatewayGone,
+}
+
+/// Runs a session to its end; returns its id.
+pub(crate) async fn run(
+    agent: Arc<Inner>,
+    start: pb::AgentStart,
+    mut controls: mpsc::UnboundedReceiver<Control>,
+    outgoing: mpsc::Sender<pb::AgentMessage>,
+) -> String {
+    let id = start.session_id.clone();
+    let program = start.argv.first().cloned().unwrap_or_default();
+    tracing::info!(session = %id, %program, terminal = start.terminal.is_some(), "session starting");
+    let ending = match spawn(&agent, &start) {
+        Ok(spawned) => drive(&id, spawned, &mut controls, &outgoing).await,
+        Err(error) => Ending {
+            code: CANNOT_START,
+            error,
+            tell_gateway: true,
+        },
+    };
+    tracing::info!(session = %id, exit_code = ending.code, error = %ending.error, "session ended");
+    if ending.tell_gateway {
+        let exit = message(Out::Exit(pb::AgentExit {
+            session_id: id.clone(),
+            exit_code: ending.code,
+            error: ending.error,
+        }));
+        // A gateway that stops reading must not hold the session forever.
+        tokio::select! {
+            _ = outgoing.send(exit) => {}
+            () = gateway_gone(&mut controls) => {}
+        }
+    }
+    id
+}
+
+/// Resolves when the router says the gateway is gone.
+async fn gateway_gone(controls: &mut mpsc::UnboundedReceiver<Control>) {
+    loop {
+        match controls.recv().await {
+            None | Some(Control::GatewayGone) => return,
+            Some(_) => {}
+        }
+    }
+}
+
+fn message(message: Out) -> pb::AgentMessage {
+    pb::AgentMessage {
+        message: Some(message),
+    }
+}
+
+/// How a session ended.
+struct Ending {
+    code: i32,
+    error: String,
+    /// Whether to send `exit` (not when the gateway is gone).
+    tell_gateway: bool,
+}
+
+/// A started supervisor and the session's ends of its pipes.
+struct Spawned {
+    child: tokio::process::Child,
+    supervisor: Pid,
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    /// `None` on a terminal (everything is stdout there).
+    stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    stdin: Stdin,
+    reports: Lines<BufReader<pipe::Receiver>>,
+    /// Writes the spec to the supervisor.
+    spec_writer: tokio::task::JoinHandle<()>,
+}
+
+/// Where input goes.
+enum Stdin {
+    Pipe(tokio::process::ChildStdin),
+    Terminal(pty_process::OwnedWritePty),
+}
+
+impl Stdin {
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Pipe(pipe) => pipe.write(data).await,
+            Self::Terminal(pty) => pty.write(data).await,
+        }
+    }
+}
+
+/// A terminal size as the proto carries it, if it is valid (each side 1 to 1000).
+fn terminal_size(size: &pb::TerminalSize) -> Option<pty_process::Size> {
+    let side = |n: u32| u16::try_from(n).ok().filter(|n| (1..=1000).contains(n));
+    Some(pty_process::Size::new(side(size.rows)?, side(size.cols)?))
+}
+
+/// A directory name for a session id: its letters, digits, `-` and `_` (at most 64).
+fn dir_name(id: &str) -> String {
+    let name: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "session".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Starts the session's supervisor. Errors are the message of the session's `exit`.
+fn spawn(agent: &Inner, start: &pb::AgentStart) -> Result<Spawned, String> {
+    if start.argv.is_empty() {
+        return Err("the session has no command".to_owned());
+    }
+    let size = match &start.terminal {
+        Some(size) => Some(terminal_size(size).ok_or_else(|| {
+            format!(
+                "invalid terminal size {}x{}: rows and columns must be between 1 and 1000",
+                size.rows, size.cols
+            )
+        })?),
+        None => None,
+    };
+    let spec = SupervisorSpec {
+        agent_pid: agent.pid,
+        argv: start.argv.clone(),
+        env: start.env.clone(),
+        terminal: size.is_some(),
+        run_as: agent.run_as.clone(),
+        lang: agent.lang.clone(),
+        workdir: match &agent.workdir {
+            Workdir::Fixed(dir) => WorkDir::Fixed(dir.clone()),
+            Workdir::Fresh(base) => WorkDir::Fresh {
+                base: base.path().to_path_buf(),
+                name: dir_name(&start.session_id),
+            },
+        },
+    };
+    let spec = serde_json::to_vec(&spec).map_err(|e| format!("cannot start the session: {e}"))?;
+    start_supervisor(agent, spec, size).map_err(|e| format!("cannot start the session: {e}"))
+}
+
+fn start_supervisor(
+    agent: &Inner,
+    spec: Vec<u8>,
+    size: Option<pty_process::Size>,
+) -> std::io::Result<Spawned> {
+    let (spec_read, spec_write) = fds::pipe()?;
+    let (report_read, report_write) = fds::pipe()?;
+    let mut command = tokio::process::Command::new(&agent.exe);
+    command
+        .arg0(&agent.exe_name)
+        .arg(crate::SUPERVISOR_MODE)
+        .arg(spec_read.as_raw_fd().to_string())
+        .arg(report_write.as_raw_fd().to_string())
+        .env_clear()
+        // Its own process group: a Ctrl-C meant for the agent's terminal does not reach it.
+        .process_group(0);
+    let terminal = match size {
+        None => {
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            None
+        }
+        Some(size) => {
+            let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+            pty.resize(size).map_err(std::io::Error::other)?;
+            let slave = |pts: &pty_process::Pts| {
+                std::os::fd::AsFd::as_fd(pts)
+                    .try_clone_to_owned()
+                    .map(Stdio::from)
+            };
+            command
+                .stdin(slave(&pts)?)
+                .stdout(slave(&pts)?)
+                .stderr(slave(&pts)?);
+            Some(pty)
+        }
+    };
+    // Inheritable only for this spawn; another thread's spawn in between may inherit them
+    // too, and that supervisor closes them first thing.
+    fds::set_inheritable(&spec_read, true)?;
+    fds::set_inheritable(&report_write, true)?;
+    let child = command.spawn();
+    drop(spec_read);
+    drop(report_write);
+    // The command holds the terminal's slave side: let go of it, so that the terminal
+    // reports its end when the session's processes are gone.
+    drop(command);
+    let mut child = child?;
+    let supervisor = Pid::from_raw(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .ok_or_else(|| std::io::Error::other("the supervisor has no pid"))?,
+    );
+    let mut writer = pipe::Sender::from_owned_fd(spec_write)?;
+    let spec_writer = tokio::spawn(async move {
+        let _ = writer.write_all(&spec).await;
+    });
+    let reports = BufReader::new(pipe::Receiver::from_owned_fd(report_read)?).lines();
+    let (stdout, stderr, stdin): (Box<dyn AsyncRead + Send + Unpin>, _, _) = match terminal {
+        None => match (child.stdout.take(), child.stderr.take(), child.stdin.take()) {
+            (Some(out), Some(err), Some(stdin)) => (
+                Box::new(out),
+                Some(Box::new(err) as Box<dyn AsyncRead + Send + Unpin>),
+                Stdin::Pipe(stdin),
+            ),
+            _ => {
+                let _ = kill(supervisor, Signal::SIGTERM);
+                return Err(std::io::Error::other("the supervisor's pipes are missing"));
+            }
+        },
+        Some(pty) => {
+            let (read, write) = pty.into_split();
+            (Box::new(read), None, Stdin::Terminal(write))
+        }
+    };
+    Ok(Spawned {
+        child,
+        supervisor,
+        stdout,
+        stderr,
+        stdin,
+        reports,
+        spec_writer,
+    })
+}
+
+/// Asks the supervisor to end the session if the session's task goes away first (the serve
+/// future dropped): the supervisor kills the session's processes.
+struct SupervisorGuard(Option<Pid>);
+
+impl Drop for SupervisorGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+}
+
+/// Why a session is being ended early.
+#[derive(PartialEq, Eq)]
+enum Stop {
+    Kill,
+    GatewayGone,
+    Protocol(String),
+}
+
+/// Input waiting for the program: bytes, how much of them is written, and whether they are
+/// input of the gateway (acknowledged) or the end-of-file of a terminal (not).
+struct Pending {
+    data: Vec<u8>,
+    written: usize,
+    counted: bool,
+}
+
+async fn write_front(stdin: &mut Stdin, queue: &VecDeque<Pending>) -> std::io::Result<usize> {
+    match queue.front() {
+        Some(front) => stdin.write(&front.data[front.written..]).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a started session until its supervisor has exited (and, unless it was ended early,
+/// its output has been read to the end and taken by the gateway).
+async fn drive(
+    id: &str,
+    spawned: Spawned,
+    controls: &mut mpsc::UnboundedReceiver<Control>,
+    outgoing: &mpsc::Sender<pb::AgentMessage>,
+) -> Ending {
+    let Spawned {
+        mut child,
+        supervisor,
+        mut stdout,
+        stderr,
+        stdin,
+        mut reports,
+        spec_writer,
+    } = spawned;
+    let mut guard = SupervisorGuard(Some(supervisor));
+    let mut stderr = stderr.unwrap_or_else(|| Box::new(tokio::io::empty()));
+    let mut stdin = Some(stdin);
+    let terminal = matches!(stdin, Some(Stdin::Terminal(_)));
+
+    let mut announced = false;
+    let mut failure: Option<(i32, String)> = None;
+    let mut exited: Option<i32> = None;
+    let (mut stdout_open, mut stderr_open, mut reports_open) = (true, !terminal, true);
+    let mut unacked_out: u64 = 0;
+    let mut unacked_in: u64 = 0;
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    // Input is closed (or its pipe broke): what comes now is dropped.
+    let mut input_closed = false;
+    let mut close_requested = false;
+    let mut outbox: VecDeque<pb::AgentMessage> = VecDeque::new();
+    let mut outputs_queued = 0usize;
+    let mut stop: Option<Stop> = None;
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut out_buf = vec![0u8; READ_CHUNK];
+    let mut err_buf = vec![0u8; READ_CHUNK];
+
+    loop {
+        if exited.is_some() {
+            let done = match &stop {
+                Some(Stop::GatewayGone) => true,
+                Some(_) => outbox.is_empty(),
+                // A program that never started has no output to wait for.
+                None => {
+                    (!announced || (!stdout_open && !stderr_open))
+                        && !reports_open
+                        && outbox.is_empty()
+                }
+            };
+            if done {
+                break;
+            }
+        }
+        if close_requested && queue.is_empty() && !input_closed {
+            close_requested = false;
+            input_closed = true;
+            match stdin.take() {
+                // Dropping the pipe's end closes the program's stdin.
+                Some(Stdin::Pipe(pipe)) => drop(pipe),
+                Some(Stdin::Terminal(pty)) => {
+                    queue.push_back(Pending {
+                        data: vec![EOT],
+                        written: 0,
+                        counted: false,
+                    });
+                    // Kept for resizes.
+                    stdin = Some(Stdin::Terminal(pty));
+                }
+                None => {}
+            }
+        }
+        let window = OUTPUT_WINDOW.saturating_sub(unacked_out);
+        let cap = usize::try_from(window)
+            .unwrap_or(READ_CHUNK)
+            .min(READ_CHUNK);
+        let may_read = announced && stop.is_none() && outputs_queued == 0 && cap > 0;
+        let writable = stop.is_none() && stdin.is_some() && !queue.is_empty();
+        tokio::select! {
+            line = reports.next_line(), if reports_open => match line {
+                Ok(Some(line)) => match serde_json::from_str::<Report>(&line) {
+                    Ok(Report::Spawned(pid)) => {
+                        announced = true;
+                        outbox.push_back(message(Out::Spawned(pb::AgentSpawned {
+                            session_id: id.to_owned(),
+                            pid,
+                        })));
+                    }
+                    Ok(Report::Failed { code, message }) => failure = Some((code, message)),
+                    Ok(Report::Warning(warning)) => tracing::warn!(session = %id, "{warning}"),
+                    Err(err) => tracing::warn!(session = %id, error = %err, "an invalid report of the session's supervisor"),
+                },
+                Ok(None) | Err(_) => reports_open = false,
+            },
+            read = stdout.read(&mut out_buf[..cap]), if may_read && stdout_open => match read {
+                Ok(n) if n > 0 => {
+                    unacked_out += n as u64;
+                    outputs_queued += 1;
+                    outbox.push_back(output(id, pb::OutputStream::Stdout, &out_buf[..n]));
+                }
+                _ => stdout_open = false,
+            },
+            read = stderr.read(&mut err_buf[..cap]), if may_read && stderr_open => match read {
+                Ok(n) if n > 0 => {
+                    unacked_out += n as u64;
+                    outputs_queued += 1;
+                    outbox.push_back(output(id, pb::OutputStream::Stderr, &err_buf[..n]));
+                }
+                _ => stderr_open = false,
+            },
+            written = async {
+                match stdin.as_mut() {
+                    Some(sink) => write_front(sink, &queue).await,
+                    None => std::future::pending().await,
+                }
+            }, if writable => match written {
+                Ok(n) => {
+                    if let Some(front) = queue.front_mut() {
+                        front.written += n;
+                        if front.counted {
+                            acknowledge(&mut outbox, id, n as u64);
+                        }
+                        if front.written >= front.data.len() {
+                            queue.pop_front();
+                        }
+                    }
+                }
+                Err(_) => {
+                    // The program closed its stdin: further input has nowhere to go.
+                    queue.clear();
+                    input_closed = true;
+                    close_requested = false;
+                    if let Some(Stdin::Pipe(_)) = stdin {
+                        stdin = None;
+                    }
+                }
+            },
+            control = controls.recv() => {
+                let mut end = |why: Stop| end_early(&guard, &mut stop, &mut grace, why);
+                match control {
+                    Some(Control::Input(data)) => {
+                        unacked_in += data.len() as u64;
+                        if unacked_in > INPUT_WINDOW {
+                            end(Stop::Protocol(format!(
+                                "protocol error: the gateway sent more than {INPUT_WINDOW} bytes of unacknowledged input"
+                            )));
+                        } else if !input_closed && !close_requested && !data.is_empty() {
+                            queue.push_back(Pending { data, written: 0, counted: true });
+                        }
+                    }
+                    Some(Control::OutputAck(bytes)) => {
+                        unacked_out = unacked_out.saturating_sub(bytes);
+                    }
+                    Some(Control::Resize(size)) => {
+                        if let (Some(Stdin::Terminal(pty)), Some(size)) = (&stdin, terminal_size(&size)) {
+                            let _ = pty.resize(size);
+                        }
+                    }
+                    Some(Control::CloseInput) => close_requested = true,
+                    Some(Control::Kill) => end(Stop::Kill),
+                    Some(Control::GatewayGone) | None => gone(&guard, &mut stop, &mut grace),
+                }
+            },
+            permit = outgoing.reserve(), if !outbox.is_empty() => match permit {
+                Ok(permit) => {
+                    if let Some(next) = outbox.pop_front() {
+                        if matches!(next.message, Some(Out::Output(_))) {
+                            outputs_queued -= 1;
+                        }
+                        permit.send(next);
+                    }
+                }
+                Err(_) => gone(&guard, &mut stop, &mut grace),
+            },
+            status = child.wait(), if exited.is_none() => {
+                guard.0 = None;
+                exited = Some(match status {
+                    Ok(status) => exit_code(status),
+                    Err(err) => {
+                        tracing::error!(session = %id, error = %err, "cannot wait for the session's supervisor");
+                        CANNOT_START
+                    }
+                });
+            },
+            () = sleep_until(grace), if grace.is_some() && exited.is_none() => {
+                grace = None;
+                tracing::error!(session = %id, "the session's supervisor did not end in time: killing it (processes of the session may remain)");
+                let _ = child.start_kill();
+            },
+        }
+        if stop == Some(Stop::GatewayGone) {
+            outbox.clear();
+            outputs_queued = 0;
+        }
+    }
+    spec_writer.abort();
+    let code = exited.unwrap_or(CANNOT_START);
+    let tell_gateway = stop != Some(Stop::GatewayGone);
+    if let Some((code, error)) = failure {
+        return Ending {
+            code,
+            error,
+            tell_gateway,
+        };
+    }
+    let error = match stop {
+        Some(Stop::Protocol(error)) => error,
+        Some(Stop::Kill) if !announced => "killed before the program started".to_owned(),
+        _ if !announced => {
+            format!("the session's supervisor ended before starting the program (exit code {code})")
+        }
+        _ => String::new(),
+    };
+    Ending {
+        code,
+        error,
+        tell_gateway,
+    }
+}
+
+/// Asks the supervisor to end the session (once), for `why`.
+fn end_early(
+    guard: &SupervisorGuard,
+    stop: &mut Option<Stop>,
+    grace: &mut Option<tokio::time::Instant>,
+    why: Stop,
+) {
+    if stop.is_some() {
+        return;
+    }
+    if let Some(pid) = guard.0 {
+        let _ = kill(pid, Signal::SIGTERM);
+        *grace = Some(tokio::time::Instant::now() + SUPERVISOR_GRACE);
+    }
+    *stop = Some(why);
+}
+
+/// The gateway is gone: end the session (if it is not ending yet) and tell nobody.
+fn gone(
+    guard: &SupervisorGuard,
+    stop: &mut Option<Stop>,
+    grace: &mut Option<tokio::time::Instant>,
+) {
+    end_early(guard, stop, grace, Stop::GatewayGone);
+    *stop = Some(Stop::GatewayGone);
+}
+
+fn output(id: &str, stream: pb::OutputStream, data: &[u8]) -> pb::AgentMessage {
+    message(Out::Output(pb::AgentOutput {
+        session_id: id.to_owned(),
+        stream: stream as i32,
+        data: data.to_vec(),
+    }))
+}
+
+/// Adds `bytes` to the input acknowledgement waiting last in the outbox, or queues one.
+fn acknowledge(outbox: &mut VecDeque<pb::AgentMessage>, id: &str, bytes: u64) {
+    if let Some(pb::AgentMessage {
+        message: Some(Out::InputAck(ack)),
+    }) = outbox.back_mut()
+    {
+        ack.bytes += bytes;
+        return;
+    }
+    outbox.push_back(message(Out::InputAck(pb::AgentInputAck {
+        session_id: id.to_owned(),
+        bytes,
+    })));
+}
+
+/// The exit code of a status: its code, or 128+N for signal N.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(CANNOT_START)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_names_are_tame() {
+        assert_eq!(dir_name("3f2a-77_b"), "3f2a-77_b");
+        assert_eq!(dir_name("../../etc"), "etc");
+        assert_eq!(dir_name("../.."), "session");
+        assert_eq!(dir_name(&"x".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn terminal_sizes_are_checked() {
+        let size = |rows, cols| pb::TerminalSize { rows, cols };
+        assert!(terminal_size(&size(24, 80)).is_some());
+        assert!(terminal_size(&size(0, 80)).is_none());
+        assert!(terminal_size(&size(24, 1001)).is_none());
+        assert!(terminal_size(&size(70_000, 80)).is_none());
+    }
+
+    #[test]
+    fn acknowledgements_coalesce() {
+        let mut outbox = VecDeque::new();
+        acknowledge(&mut outbox, "s", 3);
+        acknowledge(&mut outbox, "s", 4);
+        assert_eq!(outbox.len(), 1);
+        outbox.push_back(output("s", pb::OutputStream::Stdout, b"x"));
+        acknowledge(&mut outbox, "s", 1);
+        assert_eq!(outbox.len(), 3);
+        let Some(Out::InputAck(ack)) = &outbox[0].message else {
+            panic!("not an ack")
+        };
+        assert_eq!(ack.bytes, 7);
+    }
+}

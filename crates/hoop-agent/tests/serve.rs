@@ -1,0 +1,383 @@
+//! The serve loop driven through channels, as a gateway would: sessions' bytes, exit codes,
+//! flow control, kills, and that nothing a session starts outlives it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gateway, Outcome, WAIT, eventually, marker, processes_with};
+use hoop_agent::{AgentOptions, INPUT_WINDOW, OUTPUT_WINDOW};
+use hoop_proto::v1::agent_message::Message as Out;
+
+#[tokio::test]
+async fn hello_names_the_version_and_host() {
+    let gateway = Gateway::start().await;
+    assert_eq!(gateway.hello.version, env!("CARGO_PKG_VERSION"));
+    assert!(!gateway.hello.hostname.is_empty());
+}
+
+#[tokio::test]
+async fn output_and_exit_code() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session(
+            "out",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            &[],
+            None,
+        )
+        .await;
+    let outcome = gateway.finish("out").await;
+    assert!(outcome.pid.is_some());
+    assert_eq!(outcome.stdout(), "out\n");
+    assert_eq!(outcome.stderr, b"err\n");
+    assert_eq!((outcome.exit_code, outcome.error.as_str()), (3, ""));
+
+    gateway
+        .start_session("signal", &["sh", "-c", "kill -9 $$"], &[], None)
+        .await;
+    assert_eq!(gateway.finish("signal").await.exit_code, 128 + 9);
+}
+
+#[tokio::test]
+async fn programs_that_cannot_start() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session("missing", &["no-such-program-xyz", "arg"], &[], None)
+        .await;
+    let outcome = gateway.finish("missing").await;
+    assert_eq!(
+        outcome.pid, None,
+        "no spawned for a program that did not start"
+    );
+    assert_eq!(
+        (outcome.exit_code, outcome.error.as_str()),
+        (127, "command not found: no-such-program-xyz")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("script");
+    std::fs::write(&not_executable, "#!/bin/sh\necho no\n").unwrap();
+    let path = not_executable.to_str().unwrap();
+    gateway.start_session("denied", &[path], &[], None).await;
+    let outcome = gateway.finish("denied").await;
+    assert_eq!(
+        (outcome.exit_code, outcome.error),
+        (126, format!("permission denied: {path}"))
+    );
+
+    gateway.start_session("empty", &[], &[], None).await;
+    let outcome = gateway.finish("empty").await;
+    assert_eq!(
+        (outcome.exit_code, outcome.error.as_str()),
+        (126, "the session has no command")
+    );
+}
+
+#[tokio::test]
+async fn stdin_data_and_close() {
+    let mut gateway = Gateway::start().await;
+    gateway.start_session("cat", &["cat"], &[], None).await;
+    gateway.input("cat", b"hello ").await;
+    gateway.input("cat", b"world").await;
+    gateway.close_input("cat").await;
+    let outcome = gateway.finish("cat").await;
+    assert_eq!(outcome.stdout(), "hello world");
+    assert_eq!(outcome.input_acked, 11);
+    assert_eq!(outcome.exit_code, 0);
+}
+
+#[tokio::test]
+async fn a_terminal_session() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session(
+            "tty",
+            &[
+                "sh",
+                "-c",
+                "tty; stty size; echo TERM=$TERM; read x; stty size; ps -o stat= -p $$",
+            ],
+            &[],
+            Some((24, 80)),
+        )
+        .await;
+    let mut outcome = Outcome::default();
+    gateway.wait_for_output("tty", "TERM=", &mut outcome).await;
+    let text = outcome.stdout();
+    assert!(text.starts_with("/dev/pts/"), "{text:?}");
+    assert!(text.contains("24 80\r\n"), "{text:?}");
+    assert!(text.contains("TERM=xterm-256color"), "{text:?}");
+    gateway.resize("tty", 30, 100).await;
+    gateway.input("tty", b"\n").await;
+    gateway.close_input("tty").await;
+    gateway.finish_into("tty", &mut outcome).await;
+    let text = outcome.stdout();
+    assert!(text.contains("30 100\r\n"), "{text:?}");
+    // The program leads its session (`s`) in the foreground process group (`+`).
+    let stat = text.trim_end().rsplit('\n').next().unwrap_or_default();
+    assert!(stat.contains('s') && stat.contains('+'), "{text:?}");
+    assert_eq!(outcome.exit_code, 0);
+}
+
+#[tokio::test]
+async fn end_of_file_on_a_terminal() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session("eof", &["cat"], &[], Some((24, 80)))
+        .await;
+    gateway.input("eof", b"typed\n").await;
+    gateway.close_input("eof").await;
+    let outcome = gateway.finish("eof").await;
+    assert!(outcome.stdout().contains("typed"), "{:?}", outcome.stdout());
+    assert_eq!(outcome.exit_code, 0);
+}
+
+#[tokio::test]
+async fn output_waits_for_acknowledgements() {
+    const TOTAL: u64 = 5_000_000;
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session(
+            "big",
+            &["head", "-c", &TOTAL.to_string(), "/dev/zero"],
+            &[],
+            None,
+        )
+        .await;
+    // Without acknowledgements, exactly a window of output comes, then nothing.
+    let mut unacked = 0u64;
+    while unacked < OUTPUT_WINDOW {
+        match gateway.next("big").await {
+            Out::Spawned(_) => {}
+            Out::Output(output) => unacked += output.data.len() as u64,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(unacked, OUTPUT_WINDOW);
+    assert!(
+        gateway
+            .next_within("big", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "output beyond the window"
+    );
+
+    // A stalled session does not hold another one up.
+    gateway
+        .start_session("other", &["echo", "meanwhile"], &[], None)
+        .await;
+    assert_eq!(gateway.finish("other").await.stdout(), "meanwhile\n");
+
+    // Acknowledgements resume it, to the end.
+    gateway.ack("big", unacked).await;
+    let rest = gateway.finish("big").await;
+    assert_eq!(unacked + rest.stdout.len() as u64, TOTAL);
+    assert_eq!(rest.exit_code, 0);
+}
+
+#[tokio::test]
+async fn input_beyond_the_window_ends_the_session() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session("flood", &["sleep", "600"], &[], None)
+        .await;
+    // `sleep` never reads: a pipe's worth is written and acknowledged, the rest waits.
+    let chunk = vec![b'x'; 32 * 1024];
+    let chunks = (INPUT_WINDOW + 128 * 1024) / chunk.len() as u64;
+    for _ in 0..chunks {
+        gateway.input("flood", &chunk).await;
+    }
+    let outcome = gateway.finish("flood").await;
+    assert!(outcome.error.starts_with("protocol error:"), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_kill_leaves_no_process_behind() {
+    let mut gateway = Gateway::start().await;
+    let marker = marker();
+    let script = format!("setsid -f sleep {marker}; echo ready; exec sleep 600");
+    gateway
+        .start_session("kill", &["sh", "-c", &script], &[], None)
+        .await;
+    let mut outcome = Outcome::default();
+    gateway.wait_for_output("kill", "ready", &mut outcome).await;
+    eventually("the escaped sleep runs", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+    gateway.kill("kill").await;
+    gateway.finish_into("kill", &mut outcome).await;
+    assert_eq!(outcome.exit_code, 128 + 9);
+    eventually("the escaped sleep is gone", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn what_a_program_leaves_behind_ends_with_it() {
+    let mut gateway = Gateway::start().await;
+    let marker = marker();
+    let script = format!("setsid -f sleep {marker}; echo ready; read x");
+    gateway
+        .start_session("leave", &["sh", "-c", &script], &[], None)
+        .await;
+    let mut outcome = Outcome::default();
+    gateway
+        .wait_for_output("leave", "ready", &mut outcome)
+        .await;
+    eventually("the escaped sleep runs", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+    gateway.input("leave", b"\n").await;
+    gateway.finish_into("leave", &mut outcome).await;
+    assert_eq!(outcome.exit_code, 0);
+    eventually("the escaped sleep is gone", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_gateway_that_goes_away_takes_every_session_with_it() {
+    let mut gateway = Gateway::start().await;
+    let markers = [marker(), marker()];
+    for (i, marker) in markers.iter().enumerate() {
+        let id = format!("s{i}");
+        let script = format!("setsid -f sleep {marker}; echo ready; exec sleep 600");
+        gateway
+            .start_session(
+                &id,
+                &["sh", "-c", &script],
+                &[],
+                (i == 1).then_some((24, 80)),
+            )
+            .await;
+        let mut outcome = Outcome::default();
+        gateway.wait_for_output(&id, "ready", &mut outcome).await;
+    }
+    for marker in &markers {
+        eventually("the escaped sleep runs", || {
+            !processes_with(marker).is_empty()
+        })
+        .await;
+    }
+    gateway.hang_up();
+    gateway
+        .served()
+        .await
+        .expect("an end of the stream is no error");
+    for marker in &markers {
+        eventually("the escaped sleep is gone", || {
+            processes_with(marker).is_empty()
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_never_runs_twice() {
+    let mut gateway = Gateway::start().await;
+    gateway.start_session("dup", &["cat"], &[], None).await;
+    assert!(matches!(gateway.next("dup").await, Out::Spawned(_)));
+    gateway
+        .start_session("dup", &["echo", "second"], &[], None)
+        .await;
+    match gateway.next("dup").await {
+        Out::Exit(exit) => {
+            assert_eq!(exit.exit_code, 126);
+            assert!(exit.error.contains("already running"), "{}", exit.error);
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    // The first one runs on.
+    gateway.input("dup", b"first").await;
+    gateway.close_input("dup").await;
+    let outcome = gateway.finish("dup").await;
+    assert_eq!((outcome.stdout().as_str(), outcome.exit_code), ("first", 0));
+}
+
+#[tokio::test]
+async fn a_fixed_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = Gateway::with(AgentOptions {
+        working_dir: Some(dir.path().to_path_buf()),
+        ..common::options()
+    })
+    .await;
+    gateway.start_session("pwd", &["pwd"], &[], None).await;
+    let outcome = gateway.finish("pwd").await;
+    assert_eq!(outcome.stdout().trim_end(), dir.path().to_str().unwrap());
+    assert!(dir.path().is_dir(), "a fixed working directory stays");
+}
+
+#[tokio::test]
+async fn a_fresh_working_directory_per_session() {
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session(
+            "fresh",
+            &[
+                "sh",
+                "-c",
+                "pwd; ls -A | wc -l; echo left > file; stat -c %a .",
+            ],
+            &[],
+            None,
+        )
+        .await;
+    let outcome = gateway.finish("fresh").await;
+    let text = outcome.stdout();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text:?}");
+    assert_eq!(lines[1..], ["0", "700"], "{text:?}");
+    let dir = std::path::Path::new(lines[0]);
+    assert!(dir.ends_with("fresh"), "{text:?}");
+    assert!(
+        !dir.exists(),
+        "the session's directory is removed with its files"
+    );
+}
+
+#[tokio::test]
+async fn options_are_checked() {
+    let err = hoop_agent::Agent::new(&AgentOptions {
+        working_dir: Some("/no/such/dir".into()),
+        ..common::options()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    if common::is_root() {
+        let err = hoop_agent::Agent::new(&AgentOptions {
+            run_as: Some("no-such-user-xyz".to_owned()),
+            ..common::options()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("no such user"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn many_sessions_at_once() {
+    let mut gateway = Gateway::start().await;
+    for i in 0..20 {
+        gateway
+            .start_session(
+                &format!("m{i}"),
+                &["sh", "-c", &format!("echo {i}")],
+                &[],
+                None,
+            )
+            .await;
+    }
+    for i in 0..20 {
+        let outcome = tokio::time::timeout(WAIT, gateway.finish(&format!("m{i}")))
+            .await
+            .unwrap();
+        assert_eq!(outcome.stdout(), format!("{i}\n"));
+    }
+}
