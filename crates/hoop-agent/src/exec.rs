@@ -1,6 +1,6 @@
 //! The exec helper ([`EXEC_MODE`](crate::EXEC_MODE)): a fresh, single-threaded child of the
 //! supervisor that turns into the session's program. On a terminal it leads a new session
-//! with the terminal as controlling tty; then it becomes the session's user (that user's
+//! with the terminal as controlling tty (on pipes, a process group of its own); then it becomes the session's user (that user's
 //! groups with `initgroups`, `setgid`, `setuid`: std's `Command::uid` would drop the
 //! supplementary groups), enters the working directory and executes the program (argv
 //! never through a shell, the environment exactly as given). The pid stays the same, so
@@ -15,7 +15,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::unistd::{Gid, Uid};
+use nix::unistd::{Gid, Pid, Uid};
 
 use crate::fds::{self, End};
 use crate::spec::{ExecFailure, ExecSpec, Identity, read_json, write_json_line};
@@ -62,12 +62,19 @@ fn start(spec: ExecSpec) -> ExecFailure {
     let Some((program, args)) = spec.argv.split_first() else {
         return failed(CANNOT_START, "the session has no command".to_owned());
     };
-    if spec.terminal
-        && let Err(err) = lead_terminal(spec.become_user.as_ref())
-    {
+    if spec.terminal {
+        if let Err(err) = lead_terminal(spec.become_user.as_ref()) {
+            return failed(
+                CANNOT_START,
+                format!("cannot set up the session's terminal: {err}"),
+            );
+        }
+    } else if let Err(err) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
+        // Its own process group, as the gateway's runtime always gave it: a `kill 0` of
+        // the program does not reach the supervisor.
         return failed(
             CANNOT_START,
-            format!("cannot set up the session's terminal: {err}"),
+            format!("cannot give the program a process group of its own: {err}"),
         );
     }
     if let Some(identity) = &spec.become_user

@@ -40,7 +40,8 @@ struct Cli {
     /// The gateway's URL: http://HOST:PORT or https://HOST:PORT.
     #[arg(long, env = "HOOP_GATEWAY", value_name = "URL")]
     gateway: Option<String>,
-    /// The agent's token (`hag_…`, from `hoop agents create`).
+    /// The agent's token (`hag_…`, from `hoop agents create`). Prefer HOOP_AGENT_TOKEN:
+    /// every user of the host can read a process's command line.
     #[arg(
         long,
         env = "HOOP_AGENT_TOKEN",
@@ -131,6 +132,7 @@ fn init_logging() -> Result<(), String> {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     Ok(())
@@ -307,8 +309,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Layers often repeat their cause's words: say them once.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

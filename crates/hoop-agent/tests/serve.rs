@@ -42,6 +42,30 @@ async fn output_and_exit_code() {
 }
 
 #[tokio::test]
+async fn a_program_on_pipes_leads_its_own_process_group() {
+    let mut gateway = Gateway::start().await;
+    // `kill 0` signals the program's group: the session ends as the program does, not
+    // because its supervisor was hit.
+    gateway
+        .start_session(
+            "group",
+            &[
+                "sh",
+                "-c",
+                "cut -d' ' -f1,5 /proc/$$/stat; trap 'exit 7' TERM; kill 0; sleep 600",
+            ],
+            &[],
+            None,
+        )
+        .await;
+    let outcome = gateway.finish("group").await;
+    let text = outcome.stdout();
+    let (pid, group) = text.trim_end().split_once(' ').unwrap();
+    assert_eq!(pid, group, "{text:?}");
+    assert_eq!((outcome.exit_code, outcome.error.as_str()), (7, ""));
+}
+
+#[tokio::test]
 async fn programs_that_cannot_start() {
     let mut gateway = Gateway::start().await;
     gateway
@@ -98,7 +122,8 @@ async fn a_terminal_session() {
             &[
                 "sh",
                 "-c",
-                "tty; stty size; echo TERM=$TERM; read x; stty size; ps -o stat= -p $$",
+                "tty; stty size; echo TERM=$TERM; read x; stty size; \
+                 cut -d' ' -f1,5,6,8 /proc/$$/stat",
             ],
             &[],
             Some((24, 80)),
@@ -116,9 +141,12 @@ async fn a_terminal_session() {
     gateway.finish_into("tty", &mut outcome).await;
     let text = outcome.stdout();
     assert!(text.contains("30 100\r\n"), "{text:?}");
-    // The program leads its session (`s`) in the foreground process group (`+`).
+    // The program leads its session and process group, the terminal's foreground group:
+    // pid, process group, session and the terminal's foreground group are one number.
     let stat = text.trim_end().rsplit('\n').next().unwrap_or_default();
-    assert!(stat.contains('s') && stat.contains('+'), "{text:?}");
+    let ids: Vec<&str> = stat.split(' ').collect();
+    assert_eq!(ids.len(), 4, "{text:?}");
+    assert!(ids.iter().all(|id| *id == ids[0]), "{text:?}");
     assert_eq!(outcome.exit_code, 0);
 }
 

@@ -1,0 +1,198 @@
+//! The local agent (`hoop-agent local-agent`), spoken to in frames over its stdin and stdout
+//! as the gateway does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use common::{WAIT, eventually, helper, marker, processes_with};
+use hoop_agent::{read_frame, write_frame};
+use hoop_proto::v1 as pb;
+use hoop_proto::v1::agent_message::Message as Out;
+use hoop_proto::v1::gateway_message::Message as In;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+struct Local {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+}
+
+impl Local {
+    /// Starts a local agent whose own environment holds a secret.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(helper())
+            .arg("local-agent")
+            .args(args)
+            .env("HOOP_SECRET_X", "must-not-leak")
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    async fn send(&mut self, message: In) {
+        let message = pb::GatewayMessage {
+            message: Some(message),
+        };
+        write_frame(self.stdin.as_mut().unwrap(), &message)
+            .await
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Out {
+        let message: pb::AgentMessage = tokio::time::timeout(WAIT, read_frame(&mut self.stdout))
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .expect("a message, not the end");
+        message.message.unwrap()
+    }
+
+    /// Runs `argv` to its end; its stdout and exit code.
+    async fn run(&mut self, id: &str, argv: &[&str], terminal: bool) -> (String, i32) {
+        self.send(In::Start(pb::AgentStart {
+            session_id: id.to_owned(),
+            argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+            env: BTreeMap::from([("CONN_VAR".to_owned(), "from-connection".to_owned())]),
+            terminal: terminal.then_some(pb::TerminalSize { rows: 24, cols: 80 }),
+        }))
+        .await;
+        let mut stdout = Vec::new();
+        loop {
+            match self.recv().await {
+                Out::Output(output) => {
+                    assert_eq!(output.session_id, id);
+                    self.send(In::OutputAck(pb::AgentOutputAck {
+                        session_id: id.to_owned(),
+                        bytes: output.data.len() as u64,
+                    }))
+                    .await;
+                    stdout.extend_from_slice(&output.data);
+                }
+                Out::Exit(exit) => {
+                    assert_eq!(exit.error, "");
+                    return (String::from_utf8(stdout).unwrap(), exit.exit_code);
+                }
+                Out::Spawned(_) | Out::InputAck(_) => {}
+                Out::Hello(_) => panic!("a second hello"),
+            }
+        }
+    }
+}
+
+/// The variables of `env` output.
+fn variables(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_gets_a_login_environment_and_nothing_of_the_agents() {
+    let mut agent = Local::start(&[]);
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    let (output, code) = agent.run("env", &["env"], false).await;
+    assert_eq!(code, 0);
+    let env = variables(&output);
+    let names: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "CONN_VAR", "HOME", "LANG", "LOGNAME", "PATH", "SHELL", "USER"
+        ],
+        "{output}"
+    );
+    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .unwrap()
+        .unwrap();
+    assert_eq!(env["USER"], me.name);
+    assert_eq!(env["LOGNAME"], me.name);
+    assert_eq!(env["HOME"], me.dir.to_str().unwrap());
+    assert_eq!(env["SHELL"], me.shell.to_str().unwrap());
+    assert_eq!(env["LANG"], "C.UTF-8");
+    assert_eq!(env["CONN_VAR"], "from-connection");
+
+    let (output, _) = agent.run("env-tty", &["env"], true).await;
+    let env = variables(&output);
+    assert_eq!(env.get("TERM").map(String::as_str), Some("xterm-256color"));
+    assert!(!env.contains_key("HOOP_SECRET_X"), "{output}");
+}
+
+#[tokio::test]
+async fn the_end_of_stdin_ends_every_session_and_the_agent() {
+    let mut agent = Local::start(&[]);
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    let marker = marker();
+    let script = format!("setsid -f sleep {marker}; echo ready; exec sleep 600");
+    agent
+        .send(In::Start(pb::AgentStart {
+            session_id: "left".to_owned(),
+            argv: vec!["sh".to_owned(), "-c".to_owned(), script],
+            ..Default::default()
+        }))
+        .await;
+    loop {
+        if let Out::Output(output) = agent.recv().await
+            && output.data.starts_with(b"ready")
+        {
+            break;
+        }
+    }
+    eventually("the escaped sleep runs", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+    // The gateway is gone.
+    agent.stdin = None;
+    let status = tokio::time::timeout(WAIT, agent.child.wait())
+        .await
+        .expect("the agent exits")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    eventually("the escaped sleep is gone", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_on_stdin_ends_the_agent_with_an_error() {
+    let mut agent = Local::start(&[]);
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    let mut stdin = agent.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &u32::MAX.to_be_bytes())
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, agent.child.wait())
+        .await
+        .expect("the agent exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_at_start() {
+    let agent = Local::start(&["--working-dir", "/no/such/dir"]);
+    let out = tokio::time::timeout(WAIT, agent.child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
