@@ -265,13 +265,20 @@ impl Supervisor {
     /// hand its children over to the supervisor, the subreaper).
     fn end_everything(&self) {
         loop {
+            // Without a child there is no descendant left (every orphan of the session
+            // becomes a child of the subreaper): the common case costs no scan of /proc.
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Err(Errno::ECHILD) => return,
+                Ok(WaitStatus::StillAlive) => {}
+                Err(Errno::EINTR) | Ok(_) => continue,
+                Err(_) => return,
+            }
             self.kill_all();
             match waitpid(None, None) {
                 Err(Errno::ECHILD) => return,
                 Err(Errno::EINTR) | Ok(_) => {}
                 Err(_) => return,
             }
-            let _ = self.reap(Pid::from_raw(0), true);
         }
     }
 }
