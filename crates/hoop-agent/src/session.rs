@@ -25,6 +25,8 @@ use crate::{INPUT_WINDOW, OUTPUT_WINDOW};
 const READ_CHUNK: usize = 32 * 1024;
 /// How long a supervisor asked to end may take before it is SIGKILLed itself.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+/// How long the supervisor's reports may take to end once it exited.
+const REPORTS_AFTER_EXIT: Duration = Duration::from_millis(200);
 /// End of transmission (Ctrl-D): end-of-file for a program reading a terminal.
 const EOT: u8 = 0x04;
 
@@ -346,6 +348,10 @@ async fn drive(
     let mut outputs_queued = 0usize;
     let mut stop: Option<Stop> = None;
     let mut grace: Option<tokio::time::Instant> = None;
+    // Once the supervisor exited, its reports are all in the pipe; the pipe's end of file
+    // normally follows at once, but a process that inherited the pipe by accident (a spawn
+    // in another thread of the agent's process) may hold it open: then stop waiting.
+    let mut reports_deadline: Option<tokio::time::Instant> = None;
     let mut out_buf = vec![0u8; READ_CHUNK];
     let mut err_buf = vec![0u8; READ_CHUNK];
 
@@ -487,6 +493,7 @@ async fn drive(
             },
             status = child.wait(), if exited.is_none() => {
                 guard.0 = None;
+                reports_deadline = Some(tokio::time::Instant::now() + REPORTS_AFTER_EXIT);
                 exited = Some(match status {
                     Ok(status) => exit_code(status),
                     Err(err) => {
@@ -494,6 +501,10 @@ async fn drive(
                         CANNOT_START
                     }
                 });
+            },
+            () = sleep_until(reports_deadline), if reports_open && reports_deadline.is_some() => {
+                tracing::debug!(session = %id, "the supervisor's report pipe stays open after its exit");
+                reports_open = false;
             },
             () = sleep_until(grace), if grace.is_some() && exited.is_none() => {
                 grace = None;

@@ -62,6 +62,16 @@ impl Local {
         message.message.unwrap()
     }
 
+    /// Closes stdin (the gateway is gone) and waits for a clean exit.
+    async fn finish(mut self) {
+        self.stdin = None;
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the agent exits")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+
     /// Runs `argv` to its end; its stdout and exit code.
     async fn run(&mut self, id: &str, argv: &[&str], terminal: bool) -> (String, i32) {
         self.send(In::Start(pb::AgentStart {
@@ -133,6 +143,7 @@ async fn a_session_gets_a_login_environment_and_nothing_of_the_agents() {
     let env = variables(&output);
     assert_eq!(env.get("TERM").map(String::as_str), Some("xterm-256color"));
     assert!(!env.contains_key("HOOP_SECRET_X"), "{output}");
+    agent.finish().await;
 }
 
 #[tokio::test]

@@ -153,14 +153,18 @@ async fn stand_in() -> (String, mpsc::Receiver<Call>, mpsc::Receiver<()>) {
 /// The agent process, with its stderr and stdout collected.
 struct AgentProcess {
     child: Child,
+    /// The agent's temp dir (`TMPDIR`), where its base of fresh working directories goes.
+    tmp: tempfile::TempDir,
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
 }
 
 impl AgentProcess {
     fn start(url: &str, token: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(helper())
             .args(["--gateway", url])
+            .env("TMPDIR", tmp.path())
             .env("HOOP_AGENT_TOKEN", token)
             .env("HOOP_LOG", "debug")
             .stdout(Stdio::piped())
@@ -185,6 +189,7 @@ impl AgentProcess {
         let stdout = collect(Box::new(child.stdout.take().unwrap()));
         Self {
             child,
+            tmp,
             stderr,
             stdout,
         }
@@ -285,10 +290,23 @@ async fn sessions_die_with_a_killed_agent() {
         !processes_with(&marker).is_empty()
     })
     .await;
+    // The session's fresh working directory, under the agent's base directory.
+    let base = std::fs::read_dir(agent.tmp.path())
+        .unwrap()
+        .next()
+        .expect("the agent's base directory")
+        .unwrap()
+        .path();
+    assert!(base.join("doomed").is_dir());
     kill(agent.pid(), Signal::SIGKILL).unwrap();
     let _ = agent.child.wait().await;
     eventually("the escaped sleep is gone", || {
         processes_with(&marker).is_empty()
+    })
+    .await;
+    // The supervisor cleaned up even without its agent.
+    eventually("the session's directory is gone", || {
+        !base.join("doomed").exists()
     })
     .await;
 }
