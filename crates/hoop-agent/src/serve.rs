@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) lang: String,
     pub(crate) hostname: String,
     pub(crate) pid: i32,
+    /// Numbers that make the names of fresh working directories unique.
+    pub(crate) unique: std::sync::atomic::AtomicU64,
 }
 
 /// Where sessions run.
@@ -154,6 +156,7 @@ impl Agent {
                 lang,
                 hostname,
                 pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+                unique: std::sync::atomic::AtomicU64::new(1),
             }),
         })
     }

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hoop_proto::v1 as pb;
@@ -134,17 +135,23 @@ fn terminal_size(size: &pb::TerminalSize) -> Option<pty_process::Size> {
     Some(pty_process::Size::new(side(size.rows)?, side(size.cols)?))
 }
 
-/// A directory name for a session id: its letters, digits, `-` and `_` (at most 64).
-fn dir_name(id: &str) -> String {
+/// A directory name for a session id: the id itself when it is made of letters, digits,
+/// `-` and `_` (at most 64 of them, as the gateway's ids are); otherwise what is left of it
+/// after those, with `-<n>` (a number unique in the agent) so that two ids never share one.
+fn dir_name(id: &str, unique: &AtomicU64) -> String {
     let name: String = id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(64)
         .collect();
+    if name == id && !name.is_empty() {
+        return name;
+    }
+    let n = unique.fetch_add(1, Ordering::Relaxed);
     if name.is_empty() {
-        "session".to_owned()
+        format!("session-{n}")
     } else {
-        name
+        format!("{name}-{n}")
     }
 }
 
@@ -173,7 +180,7 @@ fn spawn(agent: &Inner, start: &pb::AgentStart) -> Result<Spawned, String> {
             Workdir::Fixed(dir) => WorkDir::Fixed(dir.clone()),
             Workdir::Fresh(base) => WorkDir::Fresh {
                 base: base.path().to_path_buf(),
-                name: dir_name(&start.session_id),
+                name: dir_name(&start.session_id, &agent.unique),
             },
         },
     };
@@ -607,10 +614,16 @@ mod tests {
 
     #[test]
     fn directory_names_are_tame() {
-        assert_eq!(dir_name("3f2a-77_b"), "3f2a-77_b");
-        assert_eq!(dir_name("../../etc"), "etc");
-        assert_eq!(dir_name("../.."), "session");
-        assert_eq!(dir_name(&"x".repeat(100)).len(), 64);
+        let n = AtomicU64::new(1);
+        assert_eq!(dir_name("3f2a-77_b", &n), "3f2a-77_b");
+        assert_eq!(dir_name("../../etc", &n), "etc-1");
+        assert_eq!(dir_name("../..", &n), "session-2");
+        assert_eq!(dir_name("a.b", &n), "ab-3");
+        assert_eq!(dir_name("ab", &n), "ab");
+        assert_eq!(
+            dir_name(&"x".repeat(100), &n),
+            format!("{}-4", "x".repeat(64))
+        );
     }
 
     #[test]
