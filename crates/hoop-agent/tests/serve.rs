@@ -409,3 +409,56 @@ async fn many_sessions_at_once() {
         assert_eq!(outcome.stdout(), format!("{i}\n"));
     }
 }
+
+#[tokio::test]
+async fn a_failed_stream_is_an_error_and_ends_every_session() {
+    let agent = hoop_agent::Agent::new(&common::options()).unwrap();
+    let (tx, incoming) = tokio::sync::mpsc::channel::<Result<_, String>>(4);
+    let (outgoing, mut rx) = tokio::sync::mpsc::channel(64);
+    let serve = tokio::spawn(async move {
+        agent
+            .serve(
+                tokio_stream::wrappers::ReceiverStream::new(incoming),
+                outgoing,
+            )
+            .await
+    });
+    let marker = marker();
+    let script = format!("setsid -f sleep {marker}; exec sleep 600");
+    tx.send(Ok(hoop_proto::v1::GatewayMessage {
+        message: Some(hoop_proto::v1::gateway_message::Message::Start(
+            hoop_proto::v1::AgentStart {
+                session_id: "s".to_owned(),
+                argv: vec!["sh".to_owned(), "-c".to_owned(), script],
+                ..Default::default()
+            },
+        )),
+    }))
+    .await
+    .unwrap();
+    // hello, then spawned.
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    eventually("the escaped sleep runs", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+    tx.send(Err("connection reset".to_owned())).await.unwrap();
+    let err = tokio::time::timeout(WAIT, serve)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the gateway's stream failed: connection reset"
+    );
+    eventually("the escaped sleep is gone", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+}
