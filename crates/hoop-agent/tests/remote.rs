@@ -138,16 +138,56 @@ impl AgentService for StandIn {
 
 /// A stand-in gateway listening on a free port: its URL, its calls, its refusals.
 async fn stand_in() -> (String, mpsc::Receiver<Call>, mpsc::Receiver<()>) {
+    stand_in_with(None).await
+}
+
+/// The same, over TLS with `identity` (PEM certificate and key) when given.
+async fn stand_in_with(
+    identity: Option<(String, String)>,
+) -> (String, mpsc::Receiver<Call>, mpsc::Receiver<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
     let (calls, calls_rx) = mpsc::channel(4);
     let (refused, refused_rx) = mpsc::channel(16);
+    let mut server = tonic::transport::Server::builder();
+    let url = match identity {
+        Some((cert, key)) => {
+            server = server
+                .tls_config(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
+                .unwrap();
+            format!("https://localhost:{port}")
+        }
+        None => format!("http://127.0.0.1:{port}"),
+    };
     tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .add_service(AgentServiceServer::new(StandIn { calls, refused }))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     (url, calls_rx, refused_rx)
+}
+
+/// A throwaway CA (PEM) and a certificate and key it signed for localhost.
+fn pki() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "hoop-agent test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.as_ref().pem(), cert.pem(), key.serialize_pem())
 }
 
 /// The agent process, with its stderr and stdout collected.
@@ -161,9 +201,14 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(url: &str, token: &str) -> Self {
+        Self::start_with(url, token, &[])
+    }
+
+    fn start_with(url: &str, token: &str, args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(helper())
             .args(["--gateway", url])
+            .args(args)
             .env("TMPDIR", tmp.path())
             .env("HOOP_AGENT_TOKEN", token)
             .env("HOOP_LOG", "debug")
@@ -332,4 +377,29 @@ async fn missing_arguments_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid gateway URL"), "{stderr}");
     assert!(!stderr.contains("hag_x"), "{stderr}");
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca() {
+    let (ca, cert, key) = pki();
+    let (url, mut calls, _) = stand_in_with(Some((cert, key))).await;
+    assert!(url.starts_with("https://"));
+
+    // Without --ca, the webpki roots do not know the private CA.
+    let mut untrusting = AgentProcess::start(&url, TOKEN);
+    let stderr = Arc::clone(&untrusting.stderr);
+    eventually("the agent cannot connect", || {
+        stderr.lock().unwrap().contains("cannot connect to")
+    })
+    .await;
+    assert!(untrusting.stop().await.success());
+
+    let ca_file = untrusting.tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut agent = AgentProcess::start_with(&url, TOKEN, &["--ca", ca_file.to_str().unwrap()]);
+    let mut call = next_call(&mut calls).await;
+    assert!(matches!(call.recv().await, Out::Hello(_)));
+    call.start("tls", &["echo", "over tls"]).await;
+    call.wait_for_output("tls", "over tls").await;
+    assert!(agent.stop().await.success());
 }
