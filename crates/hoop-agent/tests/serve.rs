@@ -462,3 +462,31 @@ async fn a_failed_stream_is_an_error_and_ends_every_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_session_that_keeps_forking_is_ended_whole() {
+    let mut gateway = Gateway::start().await;
+    let marker = marker();
+    // A loop that keeps escaping sleeps into sessions of their own, while the kill runs.
+    let script = format!(
+        "setsid -f sh -c 'while :; do setsid -f sleep {marker}; done'; echo ready; exec sleep 600"
+    );
+    gateway
+        .start_session("forky", &["sh", "-c", &script], &[], None)
+        .await;
+    let mut outcome = Outcome::default();
+    gateway
+        .wait_for_output("forky", "ready", &mut outcome)
+        .await;
+    eventually("escaped sleeps pile up", || {
+        processes_with(&marker).len() >= 20
+    })
+    .await;
+    gateway.kill("forky").await;
+    gateway.finish_into("forky", &mut outcome).await;
+    assert_eq!(outcome.exit_code, 128 + 9);
+    eventually("every escaped sleep is gone", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+}
