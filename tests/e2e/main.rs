@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_control;
+mod agents;
 mod auth;
 mod bad_input;
 mod cli;

@@ -148,12 +148,25 @@ async fn exec_passes_bytes_args_and_env_exactly(backend: Backend) {
     .unwrap();
     assert_eq!(args.stdout, b"a $HOME; rm -rf /tmp/x `id`\n");
 
-    // The child sees PATH and the connection's env, nothing of the gateway's.
+    // The child sees a login environment and the connection's env, nothing of the
+    // gateway's (its HOOP_* settings, the admin token among them).
     let env = exec(&gw, ADMIN_TOKEN, run("env", b"", &[])).await.unwrap();
     let text = String::from_utf8(env.stdout).unwrap();
     let mut names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["DB_PASSWORD", "PATH"], "{text}");
+    assert_eq!(
+        names,
+        [
+            "DB_PASSWORD",
+            "HOME",
+            "LANG",
+            "LOGNAME",
+            "PATH",
+            "SHELL",
+            "USER"
+        ],
+        "{text}"
+    );
     assert!(text.contains("DB_PASSWORD=from-the-connection"));
 }
 

@@ -87,7 +87,16 @@ fn bin_dir() -> &'static Path {
         let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "-q", "-p", "hoop-gateway", "-p", "hoop-cli"]);
+        build.args([
+            "build",
+            "-q",
+            "-p",
+            "hoop-gateway",
+            "-p",
+            "hoop-cli",
+            "-p",
+            "hoop-agent",
+        ]);
         // Without the variables cargo sets for a test process: build scripts that watch
         // them (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would otherwise rerun
         // on every switch between this build and `cargo test`'s, and rebuild half the tree.
@@ -123,6 +132,10 @@ pub fn gateway_bin() -> PathBuf {
 
 pub fn cli_bin() -> PathBuf {
     bin_dir().join("hoop")
+}
+
+pub fn agent_bin() -> PathBuf {
+    bin_dir().join("hoop-agent")
 }
 
 /// Everything that survives a gateway restart: data dir, database, config.
@@ -373,6 +386,10 @@ impl Gateway {
 
     pub async fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<Channel> {
         pb::review_service_client::ReviewServiceClient::new(self.channel().await)
+    }
+
+    pub async fn agents(&self) -> pb::agent_service_client::AgentServiceClient<Channel> {
+        pb::agent_service_client::AgentServiceClient::new(self.channel().await)
     }
 
     pub async fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {

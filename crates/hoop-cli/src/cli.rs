@@ -103,6 +103,10 @@ pub(crate) enum Command {
     /// Manage users, their groups and their API keys.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage agents: the processes that run sessions' programs (`local`, the gateway's
+    /// own, and `hoop-agent` processes that dial out to the gateway from other networks).
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Run a connection's command once, through its plugins, and stream its output.
     ///
     /// The target's stdout and stderr are copied to hoop's, byte for byte, as they arrive;
@@ -671,6 +675,24 @@ pub(crate) struct UserFields {
     /// On update, the list replaces the old one ('' removes every group).
     #[arg(long, value_name = "G1,G2")]
     pub(crate) groups: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsCommand {
+    /// Register an agent. Its token is printed once and never again; run
+    /// `hoop-agent --gateway URL` with it (HOOP_AGENT_TOKEN) where the targets are.
+    Create {
+        /// Agent name: `^[a-z0-9][a-z0-9_-]{0,62}$` (`local` is the gateway's own).
+        name: String,
+    },
+    /// List agents, with whether each is connected and how many sessions it runs.
+    List,
+    /// Delete an agent: its token stops working, a running agent is cut off and its
+    /// sessions end as `interrupted`.
+    Delete {
+        /// Agent name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
+use hoop_proto::v1::agent_service_client::AgentServiceClient;
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
 use hoop_proto::v1::dlp_service_client::DlpServiceClient;
 use hoop_proto::v1::event_service_client::EventServiceClient;
@@ -78,6 +79,7 @@ type Service = InterceptedService<Channel, Auth>;
 
 /// Clients of the services over one connection.
 pub(crate) struct Api {
+    pub(crate) agents: AgentServiceClient<Service>,
     pub(crate) connections: ConnectionServiceClient<Service>,
     pub(crate) dlp: DlpServiceClient<Service>,
     pub(crate) events: EventServiceClient<Service>,
@@ -96,6 +98,7 @@ impl Api {
         let endpoint = gateway_endpoint(url, ca)?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
+            agents: AgentServiceClient::with_interceptor(channel.clone(), auth.clone()),
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             dlp: DlpServiceClient::with_interceptor(channel.clone(), auth.clone()),
             events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),

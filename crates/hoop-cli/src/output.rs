@@ -41,6 +41,8 @@ proto_messages! {
     v1::ListInfoTypesResponse => "hoop.v1.ListInfoTypesResponse",
     v1::Review => "hoop.v1.Review",
     v1::Event => "hoop.v1.Event",
+    v1::CreateAgentResponse => "hoop.v1.CreateAgentResponse",
+    v1::ListAgentsResponse => "hoop.v1.ListAgentsResponse",
     () => "google.protobuf.Empty",
 }
 

@@ -72,6 +72,14 @@ pub mod types {
     pub const CONNECTION_UPDATED: &str = "connection.updated";
     /// A connection was deleted (`name`).
     pub const CONNECTION_DELETED: &str = "connection.deleted";
+    /// An agent was created (`name`).
+    pub const AGENT_CREATED: &str = "agent.created";
+    /// An agent was deleted (`name`); a connected one is cut off.
+    pub const AGENT_DELETED: &str = "agent.deleted";
+    /// An agent process started serving (`name`, `version`, `hostname`).
+    pub const AGENT_CONNECTED: &str = "agent.connected";
+    /// An agent process stopped serving (`name`, `reason`); its sessions were interrupted.
+    pub const AGENT_DISCONNECTED: &str = "agent.disconnected";
 
     /// Every type, in the order above.
     pub const ALL: &[&str] = &[
@@ -89,6 +97,10 @@ pub mod types {
         CONNECTION_CREATED,
         CONNECTION_UPDATED,
         CONNECTION_DELETED,
+        AGENT_CREATED,
+        AGENT_DELETED,
+        AGENT_CONNECTED,
+        AGENT_DISCONNECTED,
     ];
 }
 

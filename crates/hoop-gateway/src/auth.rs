@@ -23,6 +23,16 @@ pub(crate) const ADMIN_USER: &str = "admin";
 pub(crate) const ADMIN_GROUP: &str = "admin";
 /// Prefix of API key tokens.
 pub(crate) const API_KEY_PREFIX: &str = "hpk_";
+/// Prefix of agent tokens.
+pub(crate) const AGENT_TOKEN_PREFIX: &str = "hag_";
+/// The one call agent tokens are good for, and the only one they may make.
+pub(crate) const AGENT_SERVE_PATH: &str = "/hoop.v1.AgentService/Serve";
+
+/// The agent behind an `AgentService.Serve` call (set by [`AuthLayer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct AgentCaller {
+    pub(crate) name: String,
+}
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,31 +100,35 @@ impl Authenticator {
         Self { store, admin_token }
     }
 
+    /// The agent behind an `authorization` header value: only agent tokens (`hag_…`) of
+    /// agents that exist. User credentials, the admin token among them, are refused: they
+    /// must never receive sessions' programs and secrets.
+    pub(crate) async fn authenticate_agent(
+        &self,
+        header: Option<&http::HeaderValue>,
+    ) -> Result<AgentCaller, Error> {
+        let token = bearer(header)?;
+        if !token.starts_with(AGENT_TOKEN_PREFIX) {
+            return Err(Error::PermissionDenied(
+                "AgentService.Serve takes an agent token (hag_…, from `hoop agents create`), \
+                 not a user's credentials"
+                    .to_owned(),
+            ));
+        }
+        match self.store.find_agent(&hash_token(token)).await? {
+            Some(agent) => Ok(AgentCaller { name: agent.name }),
+            None => Err(Error::Unauthenticated(
+                "invalid agent token (the agent may have been deleted)".to_owned(),
+            )),
+        }
+    }
+
     /// The caller behind an `authorization` header value.
     pub(crate) async fn authenticate(
         &self,
         header: Option<&http::HeaderValue>,
     ) -> Result<Caller, Error> {
-        let header = header.ok_or_else(|| {
-            Error::Unauthenticated(
-                "missing credentials: send metadata `authorization: Bearer <token>`".to_owned(),
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated(
-                    "malformed authorization: expected `Bearer <token>`".to_owned(),
-                )
-            })?;
-
+        let token = bearer(header)?;
         if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
             let user = self.store.get_user(ADMIN_USER).await?;
             return Ok(Caller {
@@ -136,6 +150,27 @@ impl Authenticator {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The token of an `authorization: Bearer <token>` header value.
+fn bearer(header: Option<&http::HeaderValue>) -> Result<&str, Error> {
+    let header = header.ok_or_else(|| {
+        Error::Unauthenticated(
+            "missing credentials: send metadata `authorization: Bearer <token>`".to_owned(),
+        )
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::Unauthenticated("malformed authorization: expected `Bearer <token>`".to_owned())
+        })
 }
 
 /// Whether a gRPC path is served without authentication.
@@ -200,6 +235,24 @@ where
             return Box::pin(inner.call(req));
         }
         let auth = Arc::clone(&self.auth);
+        if req.uri().path() == AGENT_SERVE_PATH {
+            return Box::pin(async move {
+                match auth
+                    .authenticate_agent(req.headers().get(http::header::AUTHORIZATION))
+                    .await
+                {
+                    Ok(agent) => {
+                        tracing::debug!(agent = %agent.name, "agent authenticated");
+                        req.extensions_mut().insert(agent);
+                        inner.call(req).await
+                    }
+                    Err(err) => {
+                        tracing::info!(error = %err, "agent refused");
+                        Ok(Status::from(err).into_http())
+                    }
+                }
+            });
+        }
         Box::pin(async move {
             match auth
                 .authenticate(req.headers().get(http::header::AUTHORIZATION))

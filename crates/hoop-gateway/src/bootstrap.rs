@@ -31,6 +31,57 @@ pub(crate) fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
     Ok(dir.clone())
 }
 
+/// Makes the data dir private to the gateway's OS user, whether the gateway created it or
+/// found it: the directory and every directory under it 0700, every file 0600, all owned by
+/// the gateway's user (chowned when the gateway runs as root; otherwise a file owned by
+/// someone else is an error). Sessions must not reach the database, the keys or the
+/// recordings, whatever user they run as. Returns how many entries were fixed.
+pub(crate) fn secure_data_dir(dir: &Path) -> anyhow::Result<usize> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    let mut fixed = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path)
+            .with_context(|| format!("data_dir: cannot inspect {}", path.display()))?;
+        if meta.file_type().is_symlink() {
+            // Not followed: a link cannot widen what the gateway exposes, and following
+            // one could change files outside the data dir.
+            continue;
+        }
+        if meta.uid() != uid.as_raw() {
+            if uid.is_root() {
+                nix::unistd::chown(&path, Some(uid), Some(gid)).with_context(|| {
+                    format!("data_dir: cannot take ownership of {}", path.display())
+                })?;
+                fixed += 1;
+            } else {
+                bail!(
+                    "data_dir: {} belongs to uid {}, not to the gateway's user (uid {uid}): \
+                     chown the data dir to the gateway's user",
+                    path.display(),
+                    meta.uid()
+                );
+            }
+        }
+        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.mode() & 0o777 != wanted {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+                .with_context(|| format!("data_dir: cannot restrict {}", path.display()))?;
+            fixed += 1;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)
+                .with_context(|| format!("data_dir: cannot list {}", path.display()))?
+            {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(fixed)
+}
+
 /// The configured value, or the one stored in `file`, or a new one written there.
 fn credential(
     configured: Option<&String>,
@@ -124,5 +175,30 @@ mod tests {
         let key = secret_key(&config, &data).unwrap();
         assert!(key.len() >= hoop_store::MIN_SECRET_KEY_LEN);
         assert_eq!(secret_key(&config, &data).unwrap(), key);
+    }
+
+    #[test]
+    fn an_existing_data_dir_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        std::fs::create_dir_all(data.join("recordings")).unwrap();
+        std::fs::write(data.join("hoop.db"), b"x").unwrap();
+        std::fs::write(data.join("recordings/a.hrec"), b"x").unwrap();
+        for (path, mode) in [
+            (data.clone(), 0o755),
+            (data.join("recordings"), 0o777),
+            (data.join("hoop.db"), 0o644),
+            (data.join("recordings/a.hrec"), 0o666),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        assert_eq!(secure_data_dir(&data).unwrap(), 4);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("recordings")), 0o700);
+        assert_eq!(mode(&data.join("hoop.db")), 0o600);
+        assert_eq!(mode(&data.join("recordings/a.hrec")), 0o600);
+        // Nothing left to fix the second time.
+        assert_eq!(secure_data_dir(&data).unwrap(), 0);
     }
 }

@@ -64,7 +64,32 @@ struct FileConfig {
     /// Deployment settings of plugins: `[plugins.<name>]` tables.
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
+    /// How the local agent runs sessions.
+    #[serde(default)]
+    agent: FileAgent,
 }
+
+/// `[agent]` as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAgent {
+    user: Option<String>,
+    working_dir: Option<PathBuf>,
+}
+
+/// How the local agent (the one the gateway starts) runs sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AgentSettings {
+    /// The user sessions run as when the gateway runs as root (`[agent] user`, default
+    /// `nobody`); with that user's groups.
+    pub(crate) user: String,
+    /// Where sessions run (`[agent] working_dir`); `None`: a fresh directory per session,
+    /// removed afterwards.
+    pub(crate) working_dir: Option<PathBuf>,
+}
+
+/// The default `[agent] user`.
+pub(crate) const DEFAULT_AGENT_USER: &str = "nobody";
 
 /// A connection declared in config (`[[connections]]`), created or updated at start. Its
 /// `Debug` shows the names of `env`, never the values.
@@ -193,6 +218,8 @@ pub(crate) struct Config {
     /// Every registered plugin's deployment settings (its `[plugins.<name>]` table, checked
     /// by the plugin; empty when the file has none).
     pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
+    /// `[agent]`: how the local agent runs sessions.
+    pub(crate) agent: AgentSettings,
 }
 
 impl fmt::Debug for Config {
@@ -212,6 +239,7 @@ impl fmt::Debug for Config {
             .field("connections", &self.connections)
             .field("events_retention", &self.events_retention)
             .field("plugins", &PluginSettingNames(&self.plugins))
+            .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
 }
@@ -300,6 +328,8 @@ impl Config {
         let mut insecure_plaintext = file
             .insecure_plaintext
             .map(|v| (file_name.clone(), v.to_string()));
+        let mut agent_user = file.agent.user.map(|v| (file_name.clone(), v));
+        let mut agent_dir = file.agent.working_dir.map(|v| (file_name.clone(), v));
         for (name, value) in env {
             let source = name.clone();
             match name.as_str() {
@@ -312,6 +342,8 @@ impl Config {
                 "HOOP_TLS_CERT" => tls_cert = Some((source, PathBuf::from(value))),
                 "HOOP_TLS_KEY" => tls_key = Some((source, PathBuf::from(value))),
                 "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
+                "HOOP_AGENT_USER" => agent_user = Some((source, value)),
+                "HOOP_AGENT_WORKING_DIR" => agent_dir = Some((source, PathBuf::from(value))),
                 _ => {}
             }
         }
@@ -443,6 +475,39 @@ impl Config {
                 )
             })?,
         };
+        let agent = AgentSettings {
+            user: match agent_user {
+                None => DEFAULT_AGENT_USER.to_owned(),
+                Some((src, user)) => {
+                    let valid = !user.is_empty()
+                        && user.len() <= 32
+                        && user
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                    if !valid {
+                        return Err(invalid(
+                            &src,
+                            "agent.user",
+                            format!(
+                                "`{user}` is not a user name (letters, digits, _ - ., at most 32)"
+                            ),
+                        ));
+                    }
+                    user
+                }
+            },
+            working_dir: match agent_dir {
+                None => None,
+                Some((src, dir)) if !dir.is_absolute() => {
+                    return Err(invalid(
+                        &src,
+                        "agent.working_dir",
+                        format!("`{}` must be an absolute path", dir.display()),
+                    ));
+                }
+                Some((_, dir)) => Some(dir),
+            },
+        };
         let dlp = file.dlp.unwrap_or_default();
         {
             // The real hash key comes from the secret key at start; any key checks the rest.
@@ -469,6 +534,7 @@ impl Config {
             connections: file.connections,
             events_retention,
             plugins,
+            agent,
         })
     }
 }

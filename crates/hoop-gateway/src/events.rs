@@ -612,7 +612,7 @@ mod tests {
     }
 
     /// A gateway's shared state on a temporary SQLite store, with every plugin of this
-    /// build, as `serve` wires it (no gRPC server, no reaper process).
+    /// build, as `serve` wires it (no gRPC server, no agent).
     async fn app(dir: &tempfile::TempDir) -> (Arc<crate::grpc::App>, GatewaySessions) {
         let url = format!("sqlite://{}/hoop.db", dir.path().display());
         let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
@@ -646,10 +646,128 @@ mod tests {
             recordings,
             shutdown,
             running,
-            reaper: Arc::new(crate::reaper::Reaper::disabled()),
+            agents: Arc::default(),
         });
         starter.bind(&app);
+        stand_in_agent(&app.agents).await;
         (app, starter)
+    }
+
+    /// A stand-in for the local agent, in this process: runs each session's program
+    /// directly (this crate's test binary cannot be the agent's helper), with its input
+    /// written whole and its output sent once it exited. Enough for the session paths these
+    /// tests follow; hoop-agent's own tests and the end-to-end tests run the real agent.
+    async fn stand_in_agent(agents: &Arc<crate::agents::Agents>) {
+        use hoop_proto::v1 as pb;
+        use pb::agent_message::Message as Out;
+        use pb::gateway_message::Message as In;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (to_agent, mut queue) = crate::agents::queue();
+        let (out, incoming) = tokio::sync::mpsc::channel::<Result<pb::AgentMessage, String>>(64);
+        let serving = Arc::clone(agents);
+        tokio::spawn(async move {
+            serving
+                .serve(
+                    crate::agents::LOCAL_AGENT,
+                    pb::AgentHello::default(),
+                    tokio_stream::wrappers::ReceiverStream::new(incoming),
+                    to_agent,
+                )
+                .await
+        });
+        tokio::spawn(async move {
+            let mut inputs = std::collections::HashMap::new();
+            while let Some(message) = queue.recv().await {
+                let send = |m: Out| pb::AgentMessage { message: Some(m) };
+                match message.message {
+                    Some(In::Start(start)) => {
+                        inputs.insert(start.session_id.clone(), Vec::<u8>::new());
+                        let _ = out
+                            .send(Ok(send(Out::Spawned(pb::AgentSpawned {
+                                session_id: start.session_id.clone(),
+                                pid: 0,
+                            }))))
+                            .await;
+                        // Runs when its input closes (below).
+                        inputs.insert(format!("argv:{}", start.session_id), {
+                            serde_json::to_vec(&start.argv).unwrap()
+                        });
+                    }
+                    Some(In::Input(input)) => {
+                        let n = input.data.len() as u64;
+                        inputs
+                            .entry(input.session_id.clone())
+                            .or_default()
+                            .extend(input.data);
+                        let _ = out
+                            .send(Ok(send(Out::InputAck(pb::AgentInputAck {
+                                session_id: input.session_id,
+                                bytes: n,
+                            }))))
+                            .await;
+                    }
+                    Some(In::CloseInput(close)) => {
+                        let id = close.session_id;
+                        let stdin = inputs.remove(&id).unwrap_or_default();
+                        let argv: Vec<String> = inputs
+                            .remove(&format!("argv:{id}"))
+                            .map(|a| serde_json::from_slice(&a).unwrap())
+                            .unwrap_or_default();
+                        let out = out.clone();
+                        tokio::spawn(async move {
+                            let mut child = tokio::process::Command::new(&argv[0])
+                                .args(&argv[1..])
+                                .stdin(std::process::Stdio::piped())
+                                .stdout(std::process::Stdio::piped())
+                                .stderr(std::process::Stdio::piped())
+                                .spawn()
+                                .unwrap();
+                            let mut stdin_pipe = child.stdin.take().unwrap();
+                            stdin_pipe.write_all(&stdin).await.unwrap();
+                            drop(stdin_pipe);
+                            let (mut o, mut e) = (Vec::new(), Vec::new());
+                            child
+                                .stdout
+                                .take()
+                                .unwrap()
+                                .read_to_end(&mut o)
+                                .await
+                                .unwrap();
+                            child
+                                .stderr
+                                .take()
+                                .unwrap()
+                                .read_to_end(&mut e)
+                                .await
+                                .unwrap();
+                            let code = child.wait().await.unwrap().code().unwrap_or(-1);
+                            for (stream, data) in
+                                [(pb::OutputStream::Stdout, o), (pb::OutputStream::Stderr, e)]
+                            {
+                                let _ = out
+                                    .send(Ok(send(Out::Output(pb::AgentOutput {
+                                        session_id: id.clone(),
+                                        stream: stream as i32,
+                                        data,
+                                    }))))
+                                    .await;
+                            }
+                            let _ = out
+                                .send(Ok(send(Out::Exit(pb::AgentExit {
+                                    session_id: id,
+                                    exit_code: code,
+                                    error: String::new(),
+                                }))))
+                                .await;
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        });
+        while agents.presence(crate::agents::LOCAL_AGENT).is_none() {
+            tokio::task::yield_now().await;
+        }
     }
 
     fn user(name: &str, groups: &[&str]) -> hoop_store::User {

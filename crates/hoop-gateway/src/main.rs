@@ -6,6 +6,7 @@
 //! ```
 
 mod access;
+mod agents;
 mod auth;
 mod bootstrap;
 mod config;
@@ -13,8 +14,8 @@ mod connections;
 mod error;
 mod events;
 mod grpc;
+mod local_agent;
 mod plugins;
-mod reaper;
 mod reviews;
 mod runtime;
 mod server;
@@ -45,9 +46,10 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Internal: the process that kills session processes left behind if the gateway dies.
-    #[command(hide = true)]
-    Reaper,
+    /// Internal: the local agent, which the gateway starts itself to run sessions (it
+    /// speaks on its stdin and stdout, and exits when its stdin ends).
+    #[command(name = "local-agent", hide = true)]
+    LocalAgent(local_agent::LocalAgentCli),
 }
 
 fn init_logging() -> Result<(), String> {
@@ -86,11 +88,25 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Keeps what the gateway holds (the admin token, the secret key, decrypted connection
+/// secrets) away from other processes of its OS user: no core dumps, no ptrace, and
+/// `/proc/<pid>/environ` and `mem` readable by root only. Files the gateway creates (the
+/// database and its journal, recordings, keys) are private to its user (umask 077).
+fn protect_process() {
+    if let Err(err) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("cannot make the gateway non-dumpable: {err}");
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
+
 fn main() -> ExitCode {
+    // A session's helper process (this binary, re-executed by the agent) never gets here.
+    if let Some(code) = hoop_agent::dispatch_helper_mode() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
-    if matches!(cli.command, Some(Command::Reaper)) {
-        reaper::run();
-        return ExitCode::SUCCESS;
+    if let Some(Command::LocalAgent(args)) = &cli.command {
+        return local_agent::main(args);
     }
     if let Err(message) = init_logging() {
         eprintln!("hoop-gateway: {message}");
@@ -119,9 +135,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
-        Command::Migrate | Command::Reaper => None,
+        Command::Migrate | Command::LocalAgent(_) => None,
     };
     raise_open_file_limit();
+    if matches!(command, Command::Serve) {
+        protect_process();
+    }
     // File I/O of recordings runs on the blocking pool; a bounded pool keeps the thread
     // count (and the allocator arenas that come with threads) flat under many sessions.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -139,7 +158,7 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => server::serve(config, tls).await,
             Command::Migrate => server::migrate(config).await,
-            Command::Reaper => Ok(()),
+            Command::LocalAgent(_) => Ok(()),
         }
     });
     match result {

@@ -1,20 +1,20 @@
-//! The session runtime: runs a `command` connection's program for one session, with every
-//! byte passing through the connection's plugin chain.
+//! The session runtime: runs a `command` connection's program for one session, on the
+//! connection's [agent](crate::agents), with every byte passing through the connection's
+//! plugin chain.
 //!
-//! The child gets the connection's argv plus the client's arguments (never through a shell)
-//! and an environment of `PATH` and the connection's decrypted `env` only (nothing else of the
-//! gateway's environment). It runs on three pipes, leading a process group of its own, or, for
-//! an interactive session that asks for one, on a pseudo-terminal as the leader of a new
-//! session. The group is killed when the session ends, whatever ends it (the program's exit,
-//! the client going away, KillSession, the connection's session timeout, a plugin verdict,
-//! gateway shutdown), and the [reaper](crate::reaper) kills it if the gateway dies first.
+//! The agent gets the connection's argv plus the client's arguments (never through a shell)
+//! and the connection's decrypted `env`, which it adds to the login environment of the user
+//! it runs sessions as. The program ends when the session ends, whatever ends it (the
+//! program's exit, the client going away, KillSession, the connection's session timeout, a
+//! plugin verdict, gateway shutdown): dropping the session's end of the link tells the agent
+//! to kill it and everything it started. A session whose agent goes away ends as
+//! `interrupted`.
 //!
-//! Everything is bounded: output is read in chunks of 32 KiB and sent through a channel of
-//! 16 events, input is queued 16 chunks deep; a slow client slows the child down, a child
-//! that does not read slows the client down, and memory does not grow.
+//! Everything is bounded: the agent sends at most a window of output the gateway has not
+//! acknowledged (acknowledged once the client took it) and the gateway sends at most a
+//! window of input the agent has not written; a slow client slows the program down, a
+//! program that does not read slows the client down, and memory does not grow.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,11 +26,9 @@ use hoop_core::{
 use hoop_proto::v1 as pb;
 use hoop_store::{Connection, SessionEnd, Store, StoreError};
 
+use crate::agents::{AgentEvent, AgentSession};
 use crate::auth::Caller;
 use crate::grpc::App;
-use crate::reaper::Reaper;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -105,8 +103,6 @@ impl Running {
     }
 }
 
-/// Size of one read from the child's stdout or stderr.
-const READ_CHUNK: usize = 32 * 1024;
 /// Exit code reported when the session never ran its program.
 pub(crate) const NOT_RUN: i32 = -1;
 
@@ -156,7 +152,7 @@ pub(crate) enum InputMessage {
 
 /// Everything a session needs.
 pub(crate) struct SessionJob {
-    /// The gateway: store, registry, resources, the running sessions, the reaper and the
+    /// The gateway: store, registry, resources, the running sessions, the agents and the
     /// shutdown signal.
     pub(crate) app: std::sync::Arc<App>,
     /// Who asked for the session (checked again when a hold on it lifts).
@@ -217,7 +213,8 @@ pub(crate) async fn run_session(job: SessionJob) {
             shutdown: &mut shutdown,
             kill: &mut kill,
             deadline,
-            reaper: &app.reaper,
+            agents: &app.agents,
+            session_id: id.clone(),
             store: &store,
         },
         &mut counters,
@@ -469,9 +466,6 @@ async fn shut_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
-/// Input chunks queued towards the child's stdin before the client is slowed down.
-const STDIN_QUEUE: usize = 16;
-
 async fn drive(
     session: &mut ChainSession,
     waiting: &mut Waiting<'_>,
@@ -514,104 +508,95 @@ async fn drive(
         Input::Stream { messages, terminal } => (None, Some(messages), terminal),
     };
 
-    let Some((program, fixed_args)) = connection.command.split_first() else {
+    if connection.command.is_empty() {
         return error_ending("the connection has no command".to_owned());
-    };
-    let mut command = Command::new(program);
-    command.args(fixed_args).args(args).env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
     }
-    command.envs(&connection.env).kill_on_drop(true);
-    let spawned = match terminal {
-        None => spawn_on_pipes(command),
-        Some(size) => spawn_on_terminal(command, size),
+    let agent_name = crate::agents::agent_of(connection);
+    let start = pb::AgentStart {
+        session_id: stops.session_id.clone(),
+        argv: connection.command.iter().chain(args).cloned().collect(),
+        env: connection
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        terminal: terminal.map(|size| pb::TerminalSize {
+            rows: size.rows.into(),
+            cols: size.cols.into(),
+        }),
     };
-    let Spawned {
-        mut child,
-        mut stdout,
-        mut stderr,
-        stdin,
-    } = match spawned {
-        Ok(spawned) => spawned,
-        Err(err) => {
-            let (code, what) = match err.kind() {
-                std::io::ErrorKind::NotFound => (127, "command not found"),
-                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
-                _ => (126, "cannot start the command"),
-            };
-            // The OS reason (e.g. "Too many open files") says what to fix; it holds no
-            // secret (the environment is not part of it).
-            let message = match err.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                    format!("{what}: {program}")
-                }
-                _ => format!("{what}: {program}: {err}"),
-            };
-            return Ending {
-                status: "done",
-                exit_code: code,
-                reason: CloseReason::Error { message },
-            };
-        }
+    // Dropped on any early return below, the agent's end of the session kills the program.
+    let mut remote = match stops.agents.start(agent_name, start).await {
+        Ok(remote) => remote,
+        Err(err) => return interrupted(err.to_string()),
     };
-    // The child leads its own process group (on a terminal: its own session).
-    let group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
-    let _watched = group.0.map(|pgid| Watched::new(stops.reaper, pgid));
-
-    // Stdin is written by a task of its own, fed through a bounded queue: a child that does
-    // not read its input cannot block the output, and a full queue slows the client down.
-    let (stdin_tx, stdin_rx) = mpsc::channel::<StdinOp>(STDIN_QUEUE);
-    tokio::spawn(write_stdin(stdin, stdin_rx));
-    let mut stdin_tx = Some(stdin_tx);
+    // Input that passed the chain and waits for room in the agent's window, and whether
+    // stdin closes once it is written.
+    let mut input = PendingInput {
+        data: None,
+        close: false,
+        open: true,
+    };
     if let Some(data) = first_input.take() {
-        if let Some(tx) = &stdin_tx
-            && !data.is_empty()
-        {
-            let _ = tx.send(StdinOp::Data(data)).await;
-        }
         // Exec: stdin closes after the input.
-        stdin_tx = None;
+        input.data = (!data.is_empty()).then_some(data);
+        input.close = true;
+        if input.push(&mut remote).await.is_err() {
+            return interrupted(format!("agent `{}` went away", remote.agent()));
+        }
     }
 
-    let mut out_buf = vec![0u8; READ_CHUNK];
-    let mut err_buf = vec![0u8; READ_CHUNK];
-    let (mut out_open, mut err_open) = (true, true);
-    let mut exit: Option<std::process::ExitStatus> = None;
-    // An input chunk (or resize) that passed the chain and waits for room in the stdin queue.
-    let mut pending: Option<StdinOp> = None;
     // Plugins that hold output back (a masker waiting for the rest of a value) release it
     // when a stream has been quiet this long, and when it ends.
     let holdback = session.output_holdback();
     let mut flush_at: [Option<tokio::time::Instant>; 2] = [None, None];
-    loop {
-        if exit.is_some() && !out_open && !err_open {
-            break;
-        }
+    let exit = loop {
         let deadline = stops.deadline;
         let next_flush = flush_at.iter().flatten().min().copied();
         let step = tokio::select! {
-            read = stdout.read(&mut out_buf), if out_open => Step::Read(Stream::Stdout, read),
-            read = stderr.read(&mut err_buf), if err_open => Step::Read(Stream::Stderr, read),
-            status = child.wait(), if exit.is_none() => Step::Exited(status),
-            message = recv_input(&mut input_stream), if pending.is_none() && input_stream.is_some() => Step::Input(message),
-            permit = reserve(&stdin_tx), if pending.is_some() => Step::Room(permit.is_ok()),
-            () = events.closed() => return group.kill_with(killed(CloseReason::ClientGone)),
-            () = shut_down(stops.shutdown) => return group.kill_with(killed(CloseReason::Shutdown)),
-            Ok(reason) = &mut *stops.kill => return group.kill_with(killed(reason)),
-            () = sleep_until(deadline), if deadline.is_some() => return group.kill_with(killed(CloseReason::Timeout)),
+            event = remote.next() => Step::Agent(event),
+            message = recv_input(&mut input_stream), if input.data.is_none() && input_stream.is_some() => Step::Input(message),
+            () = events.closed() => return killed(CloseReason::ClientGone),
+            () = shut_down(stops.shutdown) => return killed(CloseReason::Shutdown),
+            Ok(reason) = &mut *stops.kill => return killed(reason),
+            () = sleep_until(deadline), if deadline.is_some() => return killed(CloseReason::Timeout),
             () = sleep_until(next_flush), if next_flush.is_some() => Step::Quiet,
         };
         match step {
-            Step::Exited(Ok(status)) => {
-                // Whatever the program left running in its group goes with it; what is
-                // still in the pipes is read to the end.
-                group.kill();
-                exit = Some(status);
+            Step::Agent(AgentEvent::Spawned) => {}
+            Step::Agent(AgentEvent::Exit { code, error }) => break (code, error),
+            Step::Agent(AgentEvent::Lost(reason)) => return interrupted(reason),
+            Step::Agent(AgentEvent::InputAck(_)) => {
+                if input.push(&mut remote).await.is_err() {
+                    return interrupted(format!("agent `{}` went away", remote.agent()));
+                }
             }
-            Step::Exited(Err(err)) => {
-                return group
-                    .kill_with(error_ending(format!("cannot wait for the command: {err}")));
+            Step::Agent(AgentEvent::Output { stdout, data }) => {
+                let stream = if stdout {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                let n = data.len();
+                if let Some(quiet) = holdback {
+                    flush_at[output_slot(stream)] = Some(tokio::time::Instant::now() + quiet);
+                }
+                let mut chunk = Chunk::new(stream, data);
+                match session.output(&mut chunk).await {
+                    Ok(outcome) => {
+                        if let Some(ending) = plugin_ending(outcome, false) {
+                            return ending;
+                        }
+                    }
+                    Err(err) => return error_ending(err.to_string()),
+                }
+                if let Err(ending) = send_output(events, chunk, counters, stops).await {
+                    return ending;
+                }
+                // Acknowledged once the client has it: a slow client slows the program.
+                if remote.ack_output(n).await.is_err() {
+                    return interrupted(format!("agent `{}` went away", remote.agent()));
+                }
             }
             Step::Input(Some(InputMessage::Data(data))) => {
                 add(&mut counters.bytes_in, data.len());
@@ -619,38 +604,32 @@ async fn drive(
                 match session.input(&mut chunk).await {
                     Ok(outcome) => {
                         if let Some(ending) = plugin_ending(outcome, false) {
-                            return group.kill_with(ending);
+                            return ending;
                         }
                     }
-                    Err(err) => return group.kill_with(error_ending(err.to_string())),
+                    Err(err) => return error_ending(err.to_string()),
                 }
-                if !chunk.data.is_empty() && stdin_tx.is_some() {
-                    pending = Some(StdinOp::Data(chunk.data));
+                if !chunk.data.is_empty() && input.open {
+                    input.data = Some(chunk.data);
+                    if input.push(&mut remote).await.is_err() {
+                        return interrupted(format!("agent `{}` went away", remote.agent()));
+                    }
                 }
             }
             Step::Input(Some(InputMessage::Resize(size))) => {
-                if stdin_tx.is_some() {
-                    pending = Some(StdinOp::Resize(size));
+                if input.open && remote.resize(size.rows, size.cols).await.is_err() {
+                    return interrupted(format!("agent `{}` went away", remote.agent()));
                 }
             }
             Step::Input(Some(InputMessage::Invalid(message))) => {
-                return group.kill_with(error_ending(message));
+                return error_ending(message);
             }
             Step::Input(Some(InputMessage::Close) | None) => {
-                // Dropping the queue's sender closes stdin once what is queued is written.
-                stdin_tx = None;
                 input_stream = None;
-            }
-            Step::Room(true) => {
-                if let (Some(tx), Some(data)) = (&stdin_tx, pending.take()) {
-                    // Room was just reserved, so this does not wait.
-                    let _ = tx.send(data).await;
+                input.close = true;
+                if input.push(&mut remote).await.is_err() {
+                    return interrupted(format!("agent `{}` went away", remote.agent()));
                 }
-            }
-            Step::Room(false) => {
-                // The child closed its stdin: further input has nowhere to go.
-                pending = None;
-                stdin_tx = None;
             }
             Step::Quiet => {
                 let now = tokio::time::Instant::now();
@@ -661,168 +640,84 @@ async fn drive(
                         if let Err(ending) =
                             flush_output(session, stream, events, counters, stops).await
                         {
-                            return group.kill_with(ending);
+                            return ending;
                         }
                     }
-                }
-            }
-            Step::Read(stream, read) => {
-                let n = match read {
-                    Ok(0) | Err(_) => {
-                        match stream {
-                            Stream::Stdout => out_open = false,
-                            _ => err_open = false,
-                        }
-                        if holdback.is_some() {
-                            flush_at[output_slot(stream)] = None;
-                            if let Err(ending) =
-                                flush_output(session, stream, events, counters, stops).await
-                            {
-                                return group.kill_with(ending);
-                            }
-                        }
-                        continue;
-                    }
-                    Ok(n) => n,
-                };
-                if let Some(quiet) = holdback {
-                    flush_at[output_slot(stream)] = Some(tokio::time::Instant::now() + quiet);
-                }
-                let buf = if stream == Stream::Stdout {
-                    &out_buf
-                } else {
-                    &err_buf
-                };
-                let mut chunk = Chunk::new(stream, Bytes::copy_from_slice(&buf[..n]));
-                match session.output(&mut chunk).await {
-                    Ok(outcome) => {
-                        if let Some(ending) = plugin_ending(outcome, false) {
-                            return group.kill_with(ending);
-                        }
-                    }
-                    Err(err) => return group.kill_with(error_ending(err.to_string())),
-                }
-                if let Err(ending) = send_output(events, chunk, counters, stops).await {
-                    return group.kill_with(ending);
                 }
             }
         }
+    };
+    // The program ended and the agent sent all of its output before saying so: release
+    // what plugins hold back.
+    if holdback.is_some() {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if let Err(ending) = flush_output(session, stream, events, counters, stops).await {
+                return ending;
+            }
+        }
     }
-    let status = exit.unwrap_or_default();
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(NOT_RUN);
+    let (code, error) = exit;
     Ending {
         status: "done",
         exit_code: code,
-        reason: CloseReason::Exit { code },
+        reason: match error {
+            Some(message) => CloseReason::Error { message },
+            None => CloseReason::Exit { code },
+        },
     }
 }
 
-/// A spawned program and its ends of stdin, stdout and stderr.
-struct Spawned {
-    child: tokio::process::Child,
-    stdout: Box<dyn AsyncRead + Send + Unpin>,
-    stderr: Box<dyn AsyncRead + Send + Unpin>,
-    stdin: StdinSink,
+/// A session's input on its way to the agent.
+struct PendingInput {
+    /// What passed the chain and is not sent yet (the window was full).
+    data: Option<Bytes>,
+    /// Close stdin once `data` is sent.
+    close: bool,
+    /// Stdin is still open.
+    open: bool,
 }
 
-/// Where stdin goes.
-enum StdinSink {
-    Pipe(tokio::process::ChildStdin),
-    Terminal(pty_process::OwnedWritePty),
-}
-
-/// What the stdin task does next.
-enum StdinOp {
-    Data(Bytes),
-    Resize(TerminalSize),
-}
-
-/// Spawns `command` on three pipes, leading a process group of its own.
-fn spawn_on_pipes(mut command: Command) -> std::io::Result<Spawned> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
-    match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-        (Some(stdin), Some(stdout), Some(stderr)) => Ok(Spawned {
-            child,
-            stdout: Box::new(stdout),
-            stderr: Box::new(stderr),
-            stdin: StdinSink::Pipe(stdin),
-        }),
-        _ => Err(std::io::Error::other("the command's pipes are missing")),
-    }
-}
-
-/// Spawns `command` on a new pseudo-terminal of `size`, as the leader of a new session with
-/// the terminal as its controlling terminal (hence also of its own process group).
-fn spawn_on_terminal(command: Command, size: TerminalSize) -> std::io::Result<Spawned> {
-    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
-    pty.resize(pty_process::Size::new(size.rows, size.cols))
-        .map_err(std::io::Error::other)?;
-    let child = pty_process::Command::from(command)
-        .spawn(pts)
-        .map_err(|e| match e {
-            pty_process::Error::Io(io) => io,
-            other => std::io::Error::other(other),
-        })?;
-    let (read, write) = pty.into_split();
-    Ok(Spawned {
-        child,
-        stdout: Box::new(read),
-        stderr: Box::new(tokio::io::empty()),
-        stdin: StdinSink::Terminal(write),
-    })
-}
-
-/// Writes queued input to the program until the queue closes, then closes its stdin (on a
-/// terminal: sends end-of-file, Ctrl-D).
-async fn write_stdin(sink: StdinSink, mut ops: mpsc::Receiver<StdinOp>) {
-    match sink {
-        StdinSink::Pipe(mut stdin) => {
-            while let Some(op) = ops.recv().await {
-                if let StdinOp::Data(data) = op
-                    && stdin.write_all(&data).await.is_err()
-                {
-                    return;
-                }
+impl PendingInput {
+    /// Sends what fits in the agent's window (in pieces of at most
+    /// [`INPUT_PIECE`](crate::agents::INPUT_PIECE)), then closes stdin if asked and all was
+    /// sent. Never waits for the window: acknowledgements come through the session's loop,
+    /// which calls this again.
+    async fn push(&mut self, remote: &mut AgentSession) -> Result<(), crate::agents::AgentError> {
+        while let Some(data) = self.data.as_mut() {
+            let len = data.len().min(crate::agents::INPUT_PIECE);
+            if !remote.input_fits(len) {
+                return Ok(());
             }
-            let _ = stdin.shutdown().await;
-        }
-        StdinSink::Terminal(mut pty) => {
-            while let Some(op) = ops.recv().await {
-                match op {
-                    StdinOp::Data(data) => {
-                        if pty.write_all(&data).await.is_err() {
-                            return;
-                        }
-                    }
-                    StdinOp::Resize(size) => {
-                        let _ = pty.resize(pty_process::Size::new(size.rows, size.cols));
-                    }
-                }
+            let piece = data.split_to(len);
+            if data.is_empty() {
+                self.data = None;
             }
-            let _ = pty.write_all(&[EOT]).await;
+            remote.input(piece).await?;
         }
+        if self.close && self.open {
+            self.open = false;
+            remote.close_input().await?;
+        }
+        Ok(())
     }
 }
 
-/// End of transmission (Ctrl-D): end-of-file for a program reading a terminal.
-const EOT: u8 = 0x04;
+/// The session ended because its agent is gone (or never was there).
+fn interrupted(reason: String) -> Ending {
+    Ending {
+        status: "interrupted",
+        exit_code: NOT_RUN,
+        reason: CloseReason::Error { message: reason },
+    }
+}
 
 /// One thing that happened in a session's loop.
 enum Step {
-    Read(Stream, std::io::Result<usize>),
+    /// The agent said something about the session.
+    Agent(AgentEvent),
     /// An output stream has been quiet long enough to release what plugins hold back.
     Quiet,
-    Exited(std::io::Result<std::process::ExitStatus>),
     Input(Option<InputMessage>),
-    Room(bool),
 }
 
 fn output_slot(stream: Stream) -> usize {
@@ -888,13 +783,6 @@ async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option
     }
 }
 
-async fn reserve(tx: &Option<mpsc::Sender<StdinOp>>) -> Result<(), ()> {
-    match tx {
-        Some(tx) => tx.reserve().await.map(drop).map_err(drop),
-        None => Err(()),
-    }
-}
-
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -908,8 +796,10 @@ struct Stops<'a> {
     kill: &'a mut tokio::sync::oneshot::Receiver<CloseReason>,
     /// When the connection's session timeout runs out.
     deadline: Option<tokio::time::Instant>,
-    /// Kills the session's processes if the gateway dies.
-    reaper: &'a Reaper,
+    /// The agents, one of which runs the session's program.
+    agents: &'a crate::agents::Agents,
+    /// The session's id.
+    session_id: String,
     /// Where the session's events (`session.held`, `session.started`) go.
     store: &'a Store,
 }
@@ -926,46 +816,5 @@ async fn session_event(store: &Store, session: &ChainSession, kind: &str, data: 
         .user(&info.user.name);
     if let Err(err) = store.append_events(vec![event]).await {
         tracing::warn!(session = %info.id, event = kind, error = %err, "cannot append a session event");
-    }
-}
-
-/// A process group announced to the reaper until dropped.
-struct Watched<'a> {
-    reaper: &'a Reaper,
-    group: i32,
-}
-
-impl<'a> Watched<'a> {
-    fn new(reaper: &'a Reaper, group: i32) -> Self {
-        reaper.watch(group);
-        Self { reaper, group }
-    }
-}
-
-impl Drop for Watched<'_> {
-    fn drop(&mut self) {
-        self.reaper.forget(self.group);
-    }
-}
-
-/// The child's process group (the child leads it).
-#[derive(Clone, Copy)]
-struct Group(Option<i32>);
-
-impl Group {
-    /// Kills every process of the group.
-    fn kill(self) {
-        if let Some(pid) = self.0 {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-
-    /// Kills the group and ends the session with `ending`.
-    fn kill_with(self, ending: Ending) -> Ending {
-        self.kill();
-        ending
     }
 }

@@ -7,6 +7,7 @@ use hoop_core::Resources;
 use hoop_plugin_audit::Recordings;
 use hoop_plugin_audit::recording::{FsRecordingStore, RecordingStore};
 use hoop_plugin_dlp::Dlp;
+use hoop_proto::v1::agent_service_server::AgentServiceServer;
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
 use hoop_proto::v1::dlp_service_server::DlpServiceServer;
 use hoop_proto::v1::event_service_server::EventServiceServer;
@@ -22,6 +23,7 @@ use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
 use crate::auth::{ADMIN_GROUP, ADMIN_USER, AuthLayer, Authenticator};
 use crate::config::{Config, ServerIdentity, redact_url};
 use crate::grpc::App;
+use crate::grpc::agents::AgentApi;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::dlp::DlpApi;
 use crate::grpc::events::EventApi;
@@ -75,6 +77,10 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let store = open_store(&config).await?;
     store.check_secret_key().await.context("secret_key")?;
     let dir = bootstrap::data_dir(&config)?;
+    let fixed = bootstrap::secure_data_dir(&dir)?;
+    if fixed > 0 {
+        tracing::warn!(path = %dir.display(), entries = fixed, "data dir was readable by others or owned by another user: made it private to the gateway's user (0700 directories, 0600 files)");
+    }
     let admin_token = bootstrap::admin_token(&config, &dir)?;
     store
         .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
@@ -120,9 +126,11 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let pruning =
         crate::events::spawn_pruning(store.clone(), config.events_retention, shutdown.clone());
-    let reaper = Arc::new(
-        crate::reaper::Reaper::start().context("cannot start the session reaper process")?,
-    );
+    // Sessions run on agents, never in this process: the local one first.
+    let agents: Arc<crate::agents::Agents> = Arc::default();
+    let local_agent = crate::local_agent::LocalAgent::new(config.agent.clone())?
+        .run(Arc::clone(&agents), shutdown.clone())
+        .await?;
     let resources = Arc::new(resources);
     // Every plugin's deployment starts once, with its checked `[plugins.<name>]` settings.
     let plugin_host = hoop_core::PluginHost::new(Arc::clone(&resources), ports);
@@ -140,7 +148,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         recordings,
         shutdown,
         running,
-        reaper,
+        agents,
     });
     starter.bind(&app);
 
@@ -156,6 +164,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health.set_serving::<DlpServiceServer<DlpApi>>().await;
     health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
+    health.set_serving::<AgentServiceServer<AgentApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -209,6 +218,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
         .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
         .add_service(EventServiceServer::new(EventApi::new(Arc::clone(&app))))
+        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))))
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;
             // End running sessions, so their streams finish and the server can stop.
@@ -225,6 +235,13 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         tracing::warn!("plugin tasks did not stop within 5 s");
     }
     pruning.abort();
+    // The local agent saw the shutdown: it kills what sessions left and exits.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), local_agent)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the local agent did not stop within 10 s");
+    }
     app.store.db().clone().close().await.ok();
     tracing::info!("hoop-gateway stopped");
     Ok(())

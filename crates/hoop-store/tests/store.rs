@@ -63,7 +63,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000003_create_sessions",
                 "m20261124_000004_session_attributes_and_timeout",
                 "m20261124_000005_reviews",
-                "m20261203_000006_events"
+                "m20261203_000006_events",
+                "m20261203_000008_agents"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -127,7 +128,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261203_000006_events"
+            "m20261203_000008_agents"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);
@@ -168,8 +169,11 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
             .unwrap();
         assert_eq!(store.get_review(&review.id).await.unwrap(), review);
 
-        // The migration reverts cleanly (with the one after it) and applies again.
-        Migrator::down(store.db(), Some(2)).await.unwrap();
+        // The migration reverts cleanly (with the ones after it) and applies again.
+        let applied = store.applied_migrations().await.unwrap().len();
+        Migrator::down(store.db(), Some(u32::try_from(applied - 4).unwrap()))
+            .await
+            .unwrap();
         assert_eq!(store.applied_migrations().await.unwrap().len(), 4);
         store.migrate().await.unwrap();
         let again = store.get_connection("pg", false).await.unwrap();
@@ -308,5 +312,54 @@ async fn connections_and_attachments_round_trip() {
             store.get_connection("a", false).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+}
+
+#[tokio::test]
+async fn agents_are_found_by_token_hash_and_deleted_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let hash = hoop_store::hash_token("hag_secret");
+        let created = store
+            .acting_as("admin")
+            .create_agent("edge", &hash)
+            .await
+            .unwrap();
+        assert_eq!(created.name, "edge");
+        assert!(matches!(
+            store
+                .create_agent("edge", &hoop_store::hash_token("other"))
+                .await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        assert_eq!(
+            store.find_agent(&hash).await.unwrap(),
+            Some(created.clone())
+        );
+        assert_eq!(store.find_agent("nope").await.unwrap(), None);
+        assert_eq!(store.list_agents().await.unwrap(), [created]);
+        store.acting_as("admin").delete_agent("edge").await.unwrap();
+        assert_eq!(store.find_agent(&hash).await.unwrap(), None);
+        assert!(matches!(
+            store.delete_agent("edge").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Both changes are in the event log, with who made them.
+        let events = store.read_events(0, 100).await.unwrap();
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.user.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("agent.created", Some("admin")),
+                ("agent.deleted", Some("admin"))
+            ]
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! [`Outcome`], as its `replay` streams and its `verify` sets the exit status. `dlp redact`
 //! masks stdin locally, streaming to stdout.
 
+pub(crate) mod agents;
 pub(crate) mod connect;
 pub(crate) mod connections;
 pub(crate) mod dlp;

@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that convert proto messages to domain values, call the
 //! gateway's rules and convert back.
 
+pub(crate) mod agents;
 pub(crate) mod connections;
 pub(crate) mod convert;
 pub(crate) mod dlp;
@@ -32,8 +33,8 @@ pub(crate) struct App {
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Sessions running on this gateway.
     pub(crate) running: Arc<crate::runtime::Running>,
-    /// Kills session processes if the gateway dies.
-    pub(crate) reaper: Arc<crate::reaper::Reaper>,
+    /// The connected agents, which run sessions' programs.
+    pub(crate) agents: Arc<crate::agents::Agents>,
 }
 
 pub(crate) type SharedApp = Arc<App>;

@@ -186,6 +186,12 @@ impl SessionApi {
             }
         }
         let (connection, chain) = session_chain(&self.app, caller, connection, verb).await?;
+        // A session whose agent is not there fails at once, before anything is recorded or
+        // anyone is asked to review it.
+        self.app
+            .agents
+            .require(crate::agents::agent_of(&connection))
+            .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
         let id = uuid::Uuid::new_v4().to_string();
         let user = caller.user_info();
         let info = SessionInfo::new(

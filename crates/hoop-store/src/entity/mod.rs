@@ -1,5 +1,6 @@
 //! sea-orm entities: one file per table.
 
+pub mod agent;
 pub mod api_key;
 pub mod connection;
 pub mod event;

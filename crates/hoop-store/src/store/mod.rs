@@ -3,9 +3,10 @@
 //! This module holds the handle itself (connecting, migrating, the secret-key check, the
 //! acting user, the event notifications) and the helpers shared by the per-aggregate modules
 //! (among them `commit_with_events`), each with its own `impl Store` block:
-//! [`users`] (users, group memberships, API keys), [`connections`] (connections and plugin
+//! [`users`] (users, group memberships, API keys), [`agents`], [`connections`] (connections and plugin
 //! attachments), [`sessions`] and [`reviews`] (reviews and their decisions).
 
+mod agents;
 mod connections;
 mod reviews;
 mod sessions;
