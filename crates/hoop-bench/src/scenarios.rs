@@ -143,22 +143,53 @@ pub(crate) async fn ensure_connection(gw: &Gateway, name: &str, argv: &[&str]) -
     }
 }
 
-/// CPU used by the gateway (and its reaped targets) and by this bench between two points.
+/// CPU used by the gateway, by its local agent (which runs the sessions), by the sessions'
+/// processes (reaped by the agent) and by this bench between two points.
 pub(crate) struct CpuMeter {
     pid: String,
+    /// The local agent's pid, if it was found.
+    agent: Option<String>,
     ticks: f64,
     gateway: CpuTimes,
+    agent_start: CpuTimes,
     bench: CpuTimes,
     started: Instant,
+}
+
+/// The gateway's local agent: its child whose command line names `local-agent`.
+fn local_agent_pid(gateway: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().into_string().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .to_owned();
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (ppid == gateway && String::from_utf8_lossy(&cmdline).contains("local-agent"))
+                .then_some(pid)
+        })
 }
 
 impl CpuMeter {
     pub(crate) fn start(gw: &Gateway) -> Result<CpuMeter> {
         let pid = gw.pid().to_string();
         let ticks = gateway::clock_ticks();
+        let agent = local_agent_pid(&pid);
+        let agent_start = agent
+            .as_deref()
+            .and_then(|a| gateway::cpu_times(a, ticks).ok())
+            .unwrap_or_default();
         Ok(CpuMeter {
             gateway: gateway::cpu_times(&pid, ticks)?,
             bench: gateway::cpu_times("self", ticks)?,
+            agent,
+            agent_start,
             pid,
             ticks,
             started: Instant::now(),
@@ -175,10 +206,18 @@ impl CpuMeter {
         let wall = self.started.elapsed().as_secs_f64();
         let gateway = gateway::cpu_times(&self.pid, self.ticks)?.since(self.gateway);
         let bench = gateway::cpu_times("self", self.ticks)?.since(self.bench);
+        // The agent's children (supervisors and the programs under them) are reaped by it.
+        let agent = self
+            .agent
+            .as_deref()
+            .and_then(|a| gateway::cpu_times(a, self.ticks).ok())
+            .map(|now| now.since(self.agent_start))
+            .unwrap_or_default();
         Ok(CpuUsage {
             wall,
             gateway: gateway.own,
-            targets: gateway.children,
+            agent: agent.own,
+            targets: gateway.children + agent.children,
             bench: bench.own + bench.children,
         })
     }
@@ -189,6 +228,8 @@ impl CpuMeter {
 pub(crate) struct CpuUsage {
     pub(crate) wall: f64,
     pub(crate) gateway: f64,
+    /// The local agent itself (not the sessions it runs).
+    pub(crate) agent: f64,
     pub(crate) targets: f64,
     pub(crate) bench: f64,
 }
@@ -197,6 +238,7 @@ impl std::ops::AddAssign for CpuUsage {
     fn add_assign(&mut self, other: CpuUsage) {
         self.wall += other.wall;
         self.gateway += other.gateway;
+        self.agent += other.agent;
         self.targets += other.targets;
         self.bench += other.bench;
     }
@@ -207,10 +249,12 @@ impl std::fmt::Display for CpuUsage {
         let wall = self.wall.max(f64::MIN_POSITIVE);
         write!(
             f,
-            "CPU over {:.1} s: gateway {:.1} s ({:.0}% of one core), its targets {:.1} s, bench client {:.1} s ({:.0}%)",
+            "CPU over {:.1} s: gateway {:.1} s ({:.0}% of one core), local agent {:.1} s ({:.0}%), sessions' processes {:.1} s, bench client {:.1} s ({:.0}%)",
             self.wall,
             self.gateway,
             100.0 * self.gateway / wall,
+            self.agent,
+            100.0 * self.agent / wall,
             self.targets,
             self.bench,
             100.0 * self.bench / wall,
