@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use hoop_rs::{ADMIN_TOKEN, Backend, Setup, e2e};
+use std::time::Duration;
+
+use hoop_rs::{ADMIN_TOKEN, Backend, Setup, agent_bin, e2e, eventually};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 
 e2e!(
     the_cli_talks_tls_to_a_gateway_with_a_private_ca,
+    a_remote_agent_dials_a_tls_gateway_with_a_private_ca,
     bad_tls_files_stop_start_up,
     plaintext_on_a_non_loopback_address_needs_insecure_plaintext,
 );
@@ -278,4 +281,91 @@ async fn plaintext_on_a_non_loopback_address_needs_insecure_plaintext(backend: B
     let ca = [("HOOP_CA", pki.ca.to_str().unwrap())];
     let out = gw.cli_env(Some(ADMIN_TOKEN), &["whoami"], None, &ca).await;
     assert!(out.ok().contains("admin"), "{out:?}");
+}
+
+async fn a_remote_agent_dials_a_tls_gateway_with_a_private_ca(backend: Backend) {
+    let setup = Setup::new(backend);
+    let pki = make_pki(setup.dir.path(), "main");
+    let setup = setup.with_toml(&tls_toml(&pki.cert, &pki.key));
+    let gw = setup.start().await;
+    let https = format!("https://127.0.0.1:{}", gw.addr.port());
+    let ca = pki.ca.to_str().unwrap();
+    let with_ca = [("HOOP_CA", ca)];
+    let t = Some(ADMIN_TOKEN);
+    let created = gw
+        .cli_env(t, &["agents", "create", "tls-edge", "-o", "json"], None, &with_ca)
+        .await;
+    let token = created.json()["token"].as_str().unwrap().to_owned();
+    gw.cli_env(
+        t,
+        &[
+            "connections",
+            "create",
+            "over-tls",
+            "--agent",
+            "tls-edge",
+            "--",
+            "echo",
+            "ran by the agent",
+        ],
+        None,
+        &with_ca,
+    )
+    .await
+    .ok();
+    let agent = |ca: Option<&str>| {
+        let mut command = tokio::process::Command::new(agent_bin());
+        command
+            .args(["--gateway", &https])
+            .env("HOOP_AGENT_TOKEN", &token)
+            .env_remove("HOOP_CA")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(ca) = ca {
+            command.args(["--ca", ca]);
+        }
+        command.spawn().unwrap()
+    };
+    let online = || async {
+        let out = gw
+            .cli_env(t, &["agents", "list", "-o", "json"], None, &with_ca)
+            .await;
+        out.json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "tls-edge" && a["online"] == true)
+    };
+    // Without the CA the agent cannot trust the gateway: it never comes online, and says why.
+    let mut untrusting = agent(None);
+    let mut stderr = untrusting.stderr.take().unwrap();
+    let said = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stderr.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the agent exited: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if text.contains("UnknownIssuer") || text.contains("certificate") {
+                return text;
+            }
+        }
+    })
+    .await
+    .expect("the agent did not report the untrusted certificate");
+    assert!(said.contains("certificate"), "{said}");
+    assert!(!online().await);
+    untrusting.kill().await.unwrap();
+    // With --ca it serves.
+    let _trusting = agent(Some(ca));
+    eventually(Duration::from_secs(30), "agent tls-edge online", || async {
+        online().await.then_some(())
+    })
+    .await;
+    let out = gw.cli_env(t, &["exec", "over-tls"], None, &with_ca).await;
+    assert_eq!(out.ok(), "ran by the agent\n", "{out:?}");
 }

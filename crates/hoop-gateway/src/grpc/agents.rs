@@ -174,9 +174,17 @@ impl AgentService for AgentApi {
             let serving = app.agents.serve(&name, hello, incoming, to_agent);
             tokio::pin!(serving);
             let mut forwarding = true;
+            let mut shutdown = app.shutdown.clone();
+            let mut stopping = false;
             let reason = loop {
                 tokio::select! {
                     reason = &mut serving => break reason,
+                    // The stream must end for the server to stop; the agent reconnects to
+                    // the next gateway.
+                    () = shutting_down(&mut shutdown), if !stopping => {
+                        stopping = true;
+                        app.agents.cut_off(&name, "the gateway is shutting down");
+                    }
                     Some(message) = queue.recv() => {
                         // Once the agent stopped reading, what is queued for it is dropped
                         // (its sessions end when its stream does).
@@ -195,4 +203,9 @@ impl AgentService for AgentApi {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
     }
+}
+
+/// Resolves once the gateway starts shutting down.
+async fn shutting_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
