@@ -14,6 +14,7 @@ e2e!(
     the_local_agent_runs_sessions_away_from_the_gateway,
     a_remote_agent_serves_is_interrupted_and_serves_again,
     agent_tokens_and_agent_management_are_guarded,
+    an_oversized_start_fails_alone,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -151,7 +152,7 @@ struct AgentProcess {
 impl AgentProcess {
     fn start(gw: &Gateway, token: &str) -> Self {
         let child = tokio::process::Command::new(agent_bin())
-            .args(["--gateway", &gw.url()])
+            .args(["--gateway", &gw.url(), "--user", "nobody"])
             .env("HOOP_AGENT_TOKEN", token)
             .env("HOOP_LOG", "debug")
             .stdin(Stdio::null())
@@ -417,4 +418,42 @@ async fn agent_tokens_and_agent_management_are_guarded(backend: Backend) {
         Code::NotFound,
         "nope",
     );
+}
+
+async fn an_oversized_start_fails_alone(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    // 20 values of 60 KiB: each within the limits, together more than a program may get.
+    let mut big = command_connection("big", &["true"]);
+    for i in 0..20 {
+        big.env.insert(format!("V{i}"), "x".repeat(60 * 1024));
+    }
+    create(&gw, big).await;
+    create(&gw, command_connection("small", &["echo", "still served"])).await;
+    let failed = exec(
+        &gw,
+        hoop_rs::ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: "big".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed.exit_code, Some(126), "{failed:?}");
+    assert!(
+        failed.reason.contains("more than the 1048576"),
+        "{failed:?}"
+    );
+    // The agent link is not harmed: the next session runs.
+    let ok = exec(
+        &gw,
+        hoop_rs::ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: "small".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.stdout, b"still served\n");
 }

@@ -293,7 +293,12 @@ async fn a_remote_agent_dials_a_tls_gateway_with_a_private_ca(backend: Backend) 
     let with_ca = [("HOOP_CA", ca)];
     let t = Some(ADMIN_TOKEN);
     let created = gw
-        .cli_env(t, &["agents", "create", "tls-edge", "-o", "json"], None, &with_ca)
+        .cli_env(
+            t,
+            &["agents", "create", "tls-edge", "-o", "json"],
+            None,
+            &with_ca,
+        )
         .await;
     let token = created.json()["token"].as_str().unwrap().to_owned();
     gw.cli_env(
@@ -316,7 +321,7 @@ async fn a_remote_agent_dials_a_tls_gateway_with_a_private_ca(backend: Backend) 
     let agent = |ca: Option<&str>| {
         let mut command = tokio::process::Command::new(agent_bin());
         command
-            .args(["--gateway", &https])
+            .args(["--gateway", &https, "--user", "nobody"])
             .env("HOOP_AGENT_TOKEN", &token)
             .env_remove("HOOP_CA")
             .stdin(std::process::Stdio::null())
@@ -347,7 +352,11 @@ async fn a_remote_agent_dials_a_tls_gateway_with_a_private_ca(backend: Backend) 
         let mut buf = [0u8; 4096];
         loop {
             let n = stderr.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the agent exited: {}", String::from_utf8_lossy(&seen));
+            assert!(
+                n > 0,
+                "the agent exited: {}",
+                String::from_utf8_lossy(&seen)
+            );
             seen.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&seen).to_string();
             if text.contains("UnknownIssuer") || text.contains("certificate") {

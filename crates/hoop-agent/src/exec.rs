@@ -15,7 +15,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::{Gid, Uid};
 
 use crate::fds::{self, End};
 use crate::spec::{ExecFailure, ExecSpec, Identity, read_json, write_json_line};
@@ -69,12 +69,14 @@ fn start(spec: ExecSpec) -> ExecFailure {
                 format!("cannot set up the session's terminal: {err}"),
             );
         }
-    } else if let Err(err) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
-        // Its own process group, as the gateway's runtime always gave it: a `kill 0` of
-        // the program does not reach the supervisor.
+    } else if let Err(err) = nix::unistd::setsid() {
+        // A session of its own, without a controlling terminal: the agent may have been
+        // started from a terminal (the gateway's, an admin's), which the program must
+        // neither read nor write (`/dev/tty`, TIOCSTI) nor take over. It also leads its own
+        // process group: a `kill 0` of the program does not reach the supervisor.
         return failed(
             CANNOT_START,
-            format!("cannot give the program a process group of its own: {err}"),
+            format!("cannot give the program a session of its own: {err}"),
         );
     }
     if let Some(identity) = &spec.become_user
@@ -83,6 +85,14 @@ fn start(spec: ExecSpec) -> ExecFailure {
         return failed(
             CANNOT_START,
             format!("cannot run the session as user `{}`: {err}", identity.name),
+        );
+    }
+    // Nothing the program runs gains privileges (setuid binaries, file capabilities): a
+    // session stays the user it was started as.
+    if let Err(err) = nix::sys::prctl::set_no_new_privs() {
+        return failed(
+            CANNOT_START,
+            format!("cannot forbid the session new privileges: {err}"),
         );
     }
     if let Err(err) = std::env::set_current_dir(&spec.cwd) {

@@ -166,6 +166,13 @@ async fn remote(cli: Cli) -> Result<()> {
         .ok_or_else(|| anyhow!("no token: pass --token or set HOOP_AGENT_TOKEN"))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let endpoint = gateway_endpoint(&gateway, cli.ca.as_deref())?;
+    if nix::unistd::Uid::effective().is_root() && cli.sessions.user.is_none() {
+        bail!(
+            "hoop-agent runs as root and would run sessions as root: pass --user USER (e.g. \
+             --user nobody) to run them as USER with its groups, or --user root if that is \
+             really meant"
+        );
+    }
     let auth = Auth::new(&token.0)?;
     let agent = Agent::new(&AgentOptions {
         run_as: cli.sessions.user.clone(),

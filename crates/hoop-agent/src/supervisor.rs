@@ -171,8 +171,16 @@ impl Supervisor {
                 (dir.clone(), Some(dir))
             }
         };
+        let mut env = login::environment(&account, &spec.lang, spec.terminal, &spec.env);
+        // Temporary files go to the session's own directory, removed with it, rather than
+        // to a /tmp every session (and every user) shares.
+        if let Some(dir) = &fresh
+            && !spec.env.contains_key("TMPDIR")
+        {
+            env.push(("TMPDIR".to_owned(), dir.to_string_lossy().into_owned()));
+        }
         let exec = ExecSpec {
-            env: login::environment(&account, &spec.lang, spec.terminal, &spec.env),
+            env,
             argv: spec.argv,
             cwd,
             become_user,

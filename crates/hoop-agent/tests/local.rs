@@ -44,6 +44,31 @@ impl Local {
         }
     }
 
+    /// Starts a local agent on a terminal of its own: the terminal is its controlling
+    /// terminal (as when an admin runs it, or the gateway, from a shell), its stdin and
+    /// stdout are the frame pipes.
+    fn start_on_terminal() -> (Self, pty_process::Pty) {
+        let (pty, pts) = pty_process::open().unwrap();
+        let mut child = pty_process::Command::new(helper())
+            .arg("local-agent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn(pts)
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        (
+            Self {
+                child,
+                stdin,
+                stdout,
+            },
+            pty,
+        )
+    }
+
     async fn send(&mut self, message: In) {
         let message = pb::GatewayMessage {
             message: Some(message),
@@ -125,7 +150,7 @@ async fn a_session_gets_a_login_environment_and_nothing_of_the_agents() {
     assert_eq!(
         names,
         [
-            "CONN_VAR", "HOME", "LANG", "LOGNAME", "PATH", "SHELL", "USER"
+            "CONN_VAR", "HOME", "LANG", "LOGNAME", "PATH", "SHELL", "TMPDIR", "USER"
         ],
         "{output}"
     );
@@ -138,6 +163,12 @@ async fn a_session_gets_a_login_environment_and_nothing_of_the_agents() {
     assert_eq!(env["SHELL"], me.shell.to_str().unwrap());
     assert_eq!(env["LANG"], "C.UTF-8");
     assert_eq!(env["CONN_VAR"], "from-connection");
+    // Temporary files go to the session's fresh directory, removed with it.
+    let (pwd, _) = agent
+        .run("pwd", &["sh", "-c", "echo \"$TMPDIR\"; pwd"], false)
+        .await;
+    let lines: Vec<&str> = pwd.lines().collect();
+    assert_eq!(lines[0], lines[1], "{pwd}");
 
     let (output, _) = agent.run("env-tty", &["env"], true).await;
     let env = variables(&output);
@@ -206,4 +237,35 @@ async fn bad_options_are_refused_at_start() {
         .unwrap()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// An agent started from a terminal does not lend it to sessions on pipes: they cannot
+/// open it (to read the admin's keystrokes, or push input with TIOCSTI) nor take it over.
+/// And sessions cannot gain privileges.
+#[tokio::test]
+async fn a_session_on_pipes_has_no_controlling_terminal() {
+    let (mut agent, _pty) = Local::start_on_terminal();
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    // The agent itself has the terminal: the session must not.
+    let (out, code) = agent
+        .run(
+            "tty",
+            &[
+                "sh",
+                "-c",
+                "if (exec 3<>/dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi; \
+                 ps -o sid= -p $$ | tr -d ' '; ps -o pid= -p $$ | tr -d ' '; \
+                 grep NoNewPrivs /proc/$$/status",
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "no-tty", "{out}");
+    // It leads a session of its own (its session id is its pid).
+    assert_eq!(lines[1], lines[2], "{out}");
+    // Nothing it runs gains privileges (setuid binaries, file capabilities).
+    assert_eq!(lines[3], "NoNewPrivs:\t1", "{out}");
+    agent.finish().await;
 }

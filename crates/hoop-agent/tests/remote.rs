@@ -206,8 +206,14 @@ impl AgentProcess {
 
     fn start_with(url: &str, token: &str, args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
+        // As root, the agent wants to be told whom sessions run as: here, its own user.
+        let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+            .unwrap()
+            .unwrap()
+            .name;
         let mut child = Command::new(helper())
             .args(["--gateway", url])
+            .args(["--user", &me])
             .args(args)
             .env("TMPDIR", tmp.path())
             .env("HOOP_AGENT_TOKEN", token)
@@ -377,6 +383,18 @@ async fn missing_arguments_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid gateway URL"), "{stderr}");
     assert!(!stderr.contains("hag_x"), "{stderr}");
+
+    // As root, sessions would run as root: the agent wants that said (or another user).
+    if nix::unistd::Uid::effective().is_root() {
+        let out = Command::new(helper())
+            .args(["--gateway", "http://127.0.0.1:1", "--token", "hag_x"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("pass --user USER"), "{stderr}");
+    }
 }
 
 #[tokio::test]

@@ -17,7 +17,8 @@ pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// File of the generated secret key, inside the data dir.
 pub(crate) const SECRET_KEY_FILE: &str = "secret-key";
 
-/// Creates the data dir (mode 0700) if it does not exist.
+/// Creates the data dir (mode 0700) if it does not exist, and makes it private (see
+/// [`secure_data_dir`]).
 pub(crate) fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
     let dir = &config.data_dir;
     if !dir.exists() {
@@ -28,50 +29,70 @@ pub(crate) fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("data_dir: cannot create {}", dir.display()))?;
         tracing::info!(path = %dir.display(), "created data dir");
     }
+    // Before anything in it is read or opened: the keys, the database.
+    let fixed = secure_data_dir(dir)?;
+    if fixed > 0 {
+        tracing::warn!(path = %dir.display(), entries = fixed, "data dir was readable by others: made it private to the gateway's user (0700 directories, 0600 files)");
+    }
     Ok(dir.clone())
 }
 
 /// Makes the data dir private to the gateway's OS user, whether the gateway created it or
-/// found it: the directory and every directory under it 0700, every file 0600, all owned by
-/// the gateway's user (chowned when the gateway runs as root; otherwise a file owned by
-/// someone else is an error). Sessions must not reach the database, the keys or the
-/// recordings, whatever user they run as. Returns how many entries were fixed.
+/// found it: the directory and every directory under it 0700, every file 0600. Sessions
+/// must not reach the database, the keys or the recordings, whatever user they run as.
+/// Returns how many entries were fixed.
+///
+/// An entry owned by another user stops start-up, root or not: someone else may have made
+/// the directory (in a world-writable place, before the gateway's first start) with an admin
+/// token and a secret key of their choosing. Symbolic links are never followed: each entry
+/// is opened with `O_NOFOLLOW` and checked and changed through that descriptor, so swapping
+/// an entry for a link cannot redirect a change to a file outside the data dir.
 pub(crate) fn secure_data_dir(dir: &Path) -> anyhow::Result<usize> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
     let uid = nix::unistd::geteuid();
-    let gid = nix::unistd::getegid();
     let mut fixed = 0;
     let mut pending = vec![dir.to_path_buf()];
     while let Some(path) = pending.pop() {
-        let meta = std::fs::symlink_metadata(&path)
-            .with_context(|| format!("data_dir: cannot inspect {}", path.display()))?;
-        if meta.file_type().is_symlink() {
-            // Not followed: a link cannot widen what the gateway exposes, and following
-            // one could change files outside the data dir.
+        let is_link = std::fs::symlink_metadata(&path)
+            .with_context(|| format!("data_dir: cannot inspect {}", path.display()))?
+            .file_type()
+            .is_symlink();
+        if is_link {
+            // Not followed: a link cannot widen what the gateway exposes.
             continue;
         }
-        if meta.uid() != uid.as_raw() {
-            if uid.is_root() {
-                nix::unistd::chown(&path, Some(uid), Some(gid)).with_context(|| {
-                    format!("data_dir: cannot take ownership of {}", path.display())
-                })?;
-                fixed += 1;
-            } else {
-                bail!(
-                    "data_dir: {} belongs to uid {}, not to the gateway's user (uid {uid}): \
-                     chown the data dir to the gateway's user",
-                    path.display(),
-                    meta.uid()
-                );
-            }
+        let fd = nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("data_dir: cannot open {}", path.display()))?;
+        let stat =
+            fstat(&fd).with_context(|| format!("data_dir: cannot inspect {}", path.display()))?;
+        if stat.st_uid != uid.as_raw() {
+            bail!(
+                "data_dir: {} belongs to uid {}, not to the gateway's user (uid {uid}): someone \
+                 else may have created it. If it is the gateway's own, `chown -R {uid} {}`; \
+                 otherwise remove it or choose another data_dir",
+                path.display(),
+                stat.st_uid,
+                dir.display()
+            );
         }
-        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
-        if meta.mode() & 0o777 != wanted {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        let is_dir = kind == SFlag::S_IFDIR;
+        let wanted = if is_dir { 0o700 } else { 0o600 };
+        if stat.st_mode & 0o7777 != wanted {
+            fchmod(&fd, Mode::from_bits_truncate(wanted))
                 .with_context(|| format!("data_dir: cannot restrict {}", path.display()))?;
             fixed += 1;
         }
-        if meta.is_dir() {
+        if is_dir {
             for entry in std::fs::read_dir(&path)
                 .with_context(|| format!("data_dir: cannot list {}", path.display()))?
             {
@@ -200,5 +221,31 @@ mod tests {
         assert_eq!(mode(&data.join("recordings/a.hrec")), 0o600);
         // Nothing left to fix the second time.
         assert_eq!(secure_data_dir(&data).unwrap(), 0);
+    }
+
+    #[test]
+    fn links_are_not_followed_and_foreign_entries_stop_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        std::fs::create_dir_all(&data).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
+        secure_data_dir(&data).unwrap();
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the link's target must be left alone");
+
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped the foreign-owner part: it needs root to chown (CI runs as root)");
+            return;
+        }
+        // Planted by someone else (here: nobody): refused, not adopted.
+        let planted = data.join("admin-token");
+        std::fs::write(&planted, b"attacker-chosen-token-0000").unwrap();
+        nix::unistd::chown(&planted, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let err = secure_data_dir(&data).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+        assert!(err.contains("admin-token"), "{err}");
     }
 }

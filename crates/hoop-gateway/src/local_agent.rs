@@ -119,10 +119,13 @@ impl LocalAgent {
         if let Some(lang) = std::env::var_os("LANG") {
             command.env("LANG", lang);
         }
+        // A process group of its own: Ctrl-C, SIGHUP or `kill %1` on the gateway's terminal
+        // do not reach it (the end of its stdin stops it, once the gateway is done).
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true);
         command
     }
@@ -233,13 +236,16 @@ async fn serve(
     let incoming = frames(stdout);
     let serving = agents.serve(LOCAL_AGENT, hello, incoming, to_agent);
     tokio::pin!(serving);
-    let mut writing = true;
     let (stopped, reason) = loop {
         tokio::select! {
             reason = &mut serving => break (false, reason),
             Some(message) = queue.recv() => {
-                if writing && hoop_agent::write_frame(&mut stdin, &message).await.is_err() {
-                    writing = false;
+                // A message that cannot be written (the agent stopped reading, or it is too
+                // big to frame) ends the link: dropping it silently would leave its session,
+                // or a kill, hanging. The agent is started again; its sessions end as
+                // interrupted.
+                if let Err(err) = hoop_agent::write_frame(&mut stdin, &message).await {
+                    break (false, format!("cannot write to the local agent: {err}"));
                 }
             }
             () = shutting_down(shutdown) => break (true, "the gateway is shutting down".to_owned()),

@@ -103,6 +103,9 @@ impl Running {
     }
 }
 
+/// The most bytes of argv and environment a session's program may be started with (well
+/// under the kernel's `ARG_MAX`, and under the agents' frame and message limits).
+pub(crate) const MAX_START_BYTES: usize = 1024 * 1024;
 /// Exit code reported when the session never ran its program.
 pub(crate) const NOT_RUN: i32 = -1;
 
@@ -525,6 +528,24 @@ async fn drive(
             cols: size.cols.into(),
         }),
     };
+    let size: usize = start.argv.iter().map(String::len).sum::<usize>()
+        + start
+            .env
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if size > MAX_START_BYTES {
+        return Ending {
+            status: "done",
+            exit_code: 126,
+            reason: CloseReason::Error {
+                message: format!(
+                    "cannot start the command: its arguments and the connection's env take \
+                     {size} bytes, more than the {MAX_START_BYTES} a session may start with"
+                ),
+            },
+        };
+    }
     // Dropped on any early return below, the agent's end of the session kills the program.
     let mut remote = match stops.agents.start(agent_name, start).await {
         Ok(remote) => remote,

@@ -77,10 +77,6 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let store = open_store(&config).await?;
     store.check_secret_key().await.context("secret_key")?;
     let dir = bootstrap::data_dir(&config)?;
-    let fixed = bootstrap::secure_data_dir(&dir)?;
-    if fixed > 0 {
-        tracing::warn!(path = %dir.display(), entries = fixed, "data dir was readable by others or owned by another user: made it private to the gateway's user (0700 directories, 0600 files)");
-    }
     let admin_token = bootstrap::admin_token(&config, &dir)?;
     store
         .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
