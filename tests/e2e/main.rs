@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_control;
+mod args;
 mod auth;
 mod bad_input;
 mod cli;
@@ -11,6 +12,7 @@ mod config;
 mod connections;
 mod dlp;
 mod events;
+mod limits;
 mod platform;
 mod plugins;
 mod recordings;

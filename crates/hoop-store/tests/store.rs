@@ -63,7 +63,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000003_create_sessions",
                 "m20261124_000004_session_attributes_and_timeout",
                 "m20261124_000005_reviews",
-                "m20261203_000006_events"
+                "m20261203_000006_events",
+                "m20261203_000007_args_and_agent"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -127,7 +128,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261203_000006_events"
+            "m20261203_000007_args_and_agent"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);
@@ -168,8 +169,14 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
             .unwrap();
         assert_eq!(store.get_review(&review.id).await.unwrap(), review);
 
-        // The migration reverts cleanly (with the one after it) and applies again.
-        Migrator::down(store.db(), Some(2)).await.unwrap();
+        // Older connections neither take args nor name an agent: they run on `local`.
+        assert_eq!((conn.allow_args, conn.agent.as_str()), (false, "local"));
+
+        // The migration reverts cleanly (with the ones after it) and applies again.
+        let after_reviews = store.applied_migrations().await.unwrap().len() - 4;
+        Migrator::down(store.db(), Some(u32::try_from(after_reviews).unwrap()))
+            .await
+            .unwrap();
         assert_eq!(store.applied_migrations().await.unwrap().len(), 4);
         store.migrate().await.unwrap();
         let again = store.get_connection("pg", false).await.unwrap();
