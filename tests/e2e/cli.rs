@@ -277,6 +277,25 @@ async fn cli_exec_streams_output_and_exit_code(backend: Backend) {
         .await
         .ok();
 
+    // Arguments need the connection's allow_args: the error says how to set it.
+    let refused = gw
+        .cli(t, &["exec", "sh", "--", "echo out; echo err >&2; exit 7"])
+        .await;
+    let err = refused.err();
+    assert!(
+        err.starts_with("error: allow_args: connection `sh` does not take arguments")
+            && err.contains("`hoop connections update sh --allow-args`")
+            && err.ends_with("(FAILED_PRECONDITION)"),
+        "{err}"
+    );
+    let shown = gw.cli(t, &["connections", "get", "sh"]).await;
+    assert_eq!(detail(shown.ok(), "allow_args"), "no");
+    assert_eq!(detail(shown.ok(), "agent"), "local");
+    let updated = gw
+        .cli(t, &["connections", "update", "sh", "--allow-args"])
+        .await;
+    assert_eq!(detail(updated.ok(), "allow_args"), "yes");
+
     let out = gw
         .cli(t, &["exec", "sh", "--", "echo out; echo err >&2; exit 7"])
         .await;
@@ -309,9 +328,20 @@ async fn cli_exec_streams_output_and_exit_code(backend: Backend) {
 async fn cli_replays_and_verifies_recordings(backend: Backend) {
     let gw = Gateway::start(backend).await;
     let t = Some(ADMIN_TOKEN);
-    gw.cli(t, &["connections", "create", "sh", "--", "sh", "-c"])
-        .await
-        .ok();
+    gw.cli(
+        t,
+        &[
+            "connections",
+            "create",
+            "sh",
+            "--allow-args",
+            "--",
+            "sh",
+            "-c",
+        ],
+    )
+    .await
+    .ok();
     let script = "cat; echo 'to stderr' >&2; echo 'total: 1000'";
     let ran = exec(
         &gw,
@@ -1235,6 +1265,7 @@ async fn reviewed_sh(backend: Backend) -> (Gateway, String, String) {
             "sh",
             "--reviewers",
             "dba",
+            "--allow-args",
             "--",
             "sh",
             "-c",
@@ -1368,6 +1399,7 @@ async fn cli_exec_waits_for_approval_then_runs(backend: Backend) {
             "REQUESTER",
             "GROUPS",
             "CREATED",
+            "SIZE",
             "REQUEST"
         ],
         "{text}"
@@ -1383,7 +1415,9 @@ async fn cli_exec_waits_for_approval_then_runs(backend: Backend) {
         [id.as_str(), "pending", "one-time", "sh", "alice", "dba"],
         "{text}"
     );
-    assert_eq!(row[7..].join(" "), "'echo approved-run; exit 3'", "{text}");
+    // No input (size `-`): the request is the args.
+    assert_eq!(row[7], "-", "{text}");
+    assert_eq!(row[8..].join(" "), "'echo approved-run; exit 3'", "{text}");
     let json = gw
         .cli(
             Some(&bob),

@@ -17,6 +17,8 @@ env = { PGPASSWORD = "from-config" }
 redact_types = ["EMAIL_ADDRESS"]
 tags = { team = "data" }
 session_timeout = "1h30m"
+allow_args = true
+agent = "edge-1"
 
 [[connections.plugins]]
 name = "slack"
@@ -38,6 +40,8 @@ async fn declared_connections_are_created_then_updated(backend: Backend) {
     assert_eq!(conn.command, ["psql", "-h", "db"]);
     assert_eq!(conn.tags["team"], "data");
     assert_eq!(conn.session_timeout.unwrap().seconds, 5400);
+    assert!(conn.allow_args);
+    assert_eq!(conn.agent, "edge-1");
     assert_eq!(
         plugin_flags(&conn),
         [
@@ -91,6 +95,26 @@ async fn bad_config_stops_start_up(backend: Backend) {
     assert_eq!(code, Some(78), "{stderr}");
     assert!(
         stderr.contains("HOOP_LISTEN: listen: `localhost` is not a socket address"),
+        "{stderr}"
+    );
+
+    // Limits are whole numbers of at least 1.
+    let (code, stderr) =
+        failed_start(&setup, &[("HOOP_LIMITS_RUNNING_SESSIONS_PER_USER", "0")]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains(
+            "HOOP_LIMITS_RUNNING_SESSIONS_PER_USER: limits.running_sessions_per_user: must be \
+             at least 1, got 0"
+        ),
+        "{stderr}"
+    );
+    let negative =
+        Setup::new(backend.clone()).with_toml("[limits]\npending_reviews_per_user = -1\n");
+    let (code, stderr) = failed_start(&negative, &[]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("limits.pending_reviews_per_user: must be at least 1, got -1"),
         "{stderr}"
     );
 

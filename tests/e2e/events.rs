@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use hoop_rs::{
-    Backend, Gateway, Setup, admin, assert_status, authed, command_connection, e2e, exec, pb,
+    Backend, Gateway, Setup, admin, args_connection, assert_status, authed, command_connection,
+    e2e, exec, pb,
 };
 use tokio::io::AsyncBufReadExt as _;
 use tonic::Code;
@@ -122,7 +123,7 @@ async fn create(gw: &Gateway, conn: pb::Connection) {
 
 async fn a_session_and_a_connection_tell_their_story(backend: Backend) {
     let gw = Gateway::start(backend).await;
-    create(&gw, command_connection("sh", &["sh", "-c"])).await;
+    create(&gw, args_connection("sh", &["sh", "-c"])).await;
     let alice = gw.user_with_token("alice", &["dev"]).await;
     let run = exec(
         &gw,

@@ -5,6 +5,7 @@
 
 mod access_control;
 mod agents;
+mod args;
 mod auth;
 mod bad_input;
 mod cli;
@@ -12,6 +13,7 @@ mod config;
 mod connections;
 mod dlp;
 mod events;
+mod limits;
 mod platform;
 mod plugins;
 mod recordings;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hoop_rs::{Backend, Gateway, admin, authed, command_connection, e2e, exec, pb};
+use hoop_rs::{Backend, Gateway, Setup, admin, authed, command_connection, e2e, exec, pb};
 use pb::session_event::Event;
 
 e2e!(
@@ -124,7 +124,11 @@ async fn last_event_id(gw: &Gateway) -> u64 {
 async fn a_revoked_grant_ends_a_session_whose_client_does_not_read(backend: Backend) {
     const NOISE: usize = 5_000;
     const WRITERS: usize = 10;
-    let gw = Gateway::start(backend).await;
+    // Carol leaves every one of her reviews pending: far more than the default limit.
+    let gw = Setup::new(backend)
+        .with_toml("[limits]\npending_reviews_per_user = 10000\n")
+        .start()
+        .await;
     create(&gw, reviewed("flood", &["yes"], &["dba"])).await;
     create(&gw, reviewed("noise", &["true"], &["ops"])).await;
     let alice = gw.user_with_token("alice", &["dev"]).await;

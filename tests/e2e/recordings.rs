@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hoop_rs::{
-    ADMIN_TOKEN, Backend, Gateway, admin, assert_status, authed, command_connection, e2e,
-    eventually, exec, pb, recording,
+    ADMIN_TOKEN, Backend, Gateway, admin, args_connection, assert_status, authed,
+    command_connection, e2e, eventually, exec, pb, recording,
 };
 use tonic::Code;
 
@@ -66,7 +66,7 @@ fn data_of(events: &[pb::RecordingEvent], k: pb::RecordingEventKind) -> Vec<u8> 
 async fn a_session_is_recorded_as_the_user_saw_it(backend: Backend) {
     use pb::RecordingEventKind as K;
     let gw = Gateway::start(backend).await;
-    let mut conn = command_connection("sh", &["sh", "-c"]);
+    let mut conn = args_connection("sh", &["sh", "-c"]);
     conn.env.insert("DB_PASSWORD".into(), "s3cr3t-value".into());
     create(&gw, conn).await;
     let script = "cat; printf 'err\\n' >&2; printf '\\377\\000bin'; exit 4";
@@ -139,7 +139,7 @@ async fn a_session_is_recorded_as_the_user_saw_it(backend: Backend) {
 /// Runs a session whose output is `marker`, and returns its id and the index of the stdout
 /// event holding the marker.
 async fn recorded_session(gw: &Gateway, marker: &str) -> (String, u64) {
-    create(gw, command_connection("echo", &["echo"])).await;
+    create(gw, args_connection("echo", &["echo"])).await;
     let result = exec(gw, ADMIN_TOKEN, run("echo", b"", &[marker]))
         .await
         .unwrap();
@@ -163,9 +163,10 @@ async fn changing_a_recorded_byte_is_detected_and_named(backend: Backend) {
     // Someone with access to the disk turns 1000 into 9000.
     let path = gw.recording_path(&id);
     let mut raw = std::fs::read(&path).unwrap();
+    // The last time it is there: the header before the output holds it too, as the args.
     let at = raw
         .windows(marker.len())
-        .position(|w| w == marker.as_bytes())
+        .rposition(|w| w == marker.as_bytes())
         .unwrap();
     raw[at + "balance: ".len()] = b'9';
     std::fs::write(&path, &raw).unwrap();
@@ -221,7 +222,7 @@ async fn cutting_off_the_end_of_a_recording_is_detected(backend: Backend) {
 
 async fn recordings_are_visible_like_sessions(backend: Backend) {
     let gw = Gateway::start(backend).await;
-    create(&gw, command_connection("echo", &["echo"])).await;
+    create(&gw, args_connection("echo", &["echo"])).await;
     let dana = gw.user_with_token("dana", &["dev"]).await;
     let erin = gw.user_with_token("erin", &["dev"]).await;
     let otto = gw.user_with_token("otto", &["auditor"]).await;
@@ -413,7 +414,7 @@ async fn remove_session_attribute(gw: &Gateway, id: &str, key: &str) {
 /// `a_crash_leaves_a_verifiable_recording_and_no_process`.)
 async fn a_finished_session_without_its_final_digest_does_not_verify(backend: Backend) {
     let gw = Gateway::start(backend).await;
-    create(&gw, command_connection("echo", &["echo"])).await;
+    create(&gw, args_connection("echo", &["echo"])).await;
     let mut sleepy = command_connection("sleepy", &["sleep", "600"]);
     sleepy.session_timeout = Some(prost_types::Duration {
         seconds: 1,
@@ -472,7 +473,7 @@ async fn a_connection_without_its_audit_row_still_records_its_sessions(backend: 
     use hoop_store::entity::plugin_attachment::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let gw = Gateway::start(backend).await;
-    create(&gw, command_connection("echo", &["echo"])).await;
+    create(&gw, args_connection("echo", &["echo"])).await;
     // DetachPlugin refuses to detach audit; the row is deleted behind the gateway's back.
     let db = gw.setup.database().await;
     let deleted = Entity::delete_many()

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use hoop_rs::{
-    ADMIN_TOKEN, Backend, Gateway, admin, assert_status, authed, command_connection, e2e,
-    eventually, exec, pb,
+    ADMIN_TOKEN, Backend, Gateway, admin, args_connection, assert_status, authed,
+    command_connection, e2e, eventually, exec, pb,
 };
 use tonic::Code;
 
@@ -54,7 +54,7 @@ fn run(conn: &str, input: &[u8], args: &[&str]) -> pb::ExecRequest {
 
 async fn exec_reports_exit_codes_and_separates_streams(backend: Backend) {
     let gw = Gateway::start(backend).await;
-    create(&gw, command_connection("sh", &["sh", "-c"])).await;
+    create(&gw, args_connection("sh", &["sh", "-c"])).await;
     create(
         &gw,
         command_connection("missing", &["/nonexistent/hoop-test-program"]),
@@ -124,7 +124,7 @@ async fn exec_reports_exit_codes_and_separates_streams(backend: Backend) {
 async fn exec_passes_bytes_args_and_env_exactly(backend: Backend) {
     let gw = Gateway::start(backend).await;
     create(&gw, command_connection("cat", &["cat"])).await;
-    create(&gw, command_connection("echo", &["echo"])).await;
+    create(&gw, args_connection("echo", &["echo"])).await;
     let mut envy = command_connection("env", &["env"]);
     envy.env
         .insert("DB_PASSWORD".into(), "from-the-connection".into());

@@ -624,6 +624,15 @@ pub fn command_connection(name: &str, argv: &[&str]) -> pb::Connection {
     }
 }
 
+/// A `command` connection like [`command_connection`] that lets clients append arguments
+/// to `argv` (`allow_args`).
+pub fn args_connection(name: &str, argv: &[&str]) -> pb::Connection {
+    pb::Connection {
+        allow_args: true,
+        ..command_connection(name, argv)
+    }
+}
+
 /// The `active` flag of each attached plugin, in chain order.
 pub fn plugin_flags(conn: &pb::Connection) -> Vec<(String, bool)> {
     conn.plugins

@@ -49,8 +49,11 @@ impl Gateway {
             .context("cannot create a temporary directory")?;
         let data_dir = dir.path().join("hoop-data");
         let config = dir.path().join("hoop.toml");
+        // Every session of the bench is the admin's: the idle scenario holds a thousand open
+        // at once, far past the default per-user limit.
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
+             [limits]\nrunning_sessions_per_user = 1000000\n",
             data_dir.display()
         );
         std::fs::write(&config, toml)

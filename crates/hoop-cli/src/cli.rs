@@ -90,6 +90,8 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+// Parsed once per run: the size of the largest variant (the connection fields) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Show the user the token authenticates as.
@@ -135,7 +137,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "ID")]
         review: Option<String>,
         /// Arguments appended to the connection's command, after `--`. They are passed as
-        /// argv, never through a shell.
+        /// argv, never through a shell, and only to a connection created with --allow-args.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
@@ -170,7 +172,8 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_access_duration)]
         duration: Option<std::time::Duration>,
         /// Arguments appended to the connection's command, after `--`. They are passed as
-        /// argv, never through a shell.
+        /// argv, never through a shell, and only to a connection created with --allow-args.
+        /// Under a time-based grant, they must be those the grant was asked for.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
@@ -508,6 +511,8 @@ pub(crate) enum ConnectionsCommand {
     /// Create a connection; the default plugins are attached to it.
     ///
     /// Example: hoop connections create pg --env PGPASSWORD=s3cret --reviewers dba -- psql -h db
+    ///
+    /// Example: hoop connections create sh --allow-args -- sh -c (then: hoop exec sh -- 'id')
     Create {
         /// Connection name: `^[a-z0-9][a-z0-9_-]{0,62}$`, immutable.
         name: String,
@@ -582,6 +587,19 @@ pub(crate) struct ConnectionFields {
     /// e.g. 1h, 8h (1 minute to 30 days). Default: 4h; on update, `none` goes back to it.
     #[arg(long, value_name = "DURATION")]
     pub(crate) access_max_duration: Option<String>,
+
+    /// Let clients append arguments to the command (`hoop exec CONN -- ARGS…`, `hoop
+    /// connect CONN -- ARGS…`); they are recorded and reviewed. Default on create: off, and
+    /// sessions with arguments are refused. `--allow-args=false` turns it off.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub(crate) allow_args: Option<bool>,
+
+    /// The agent that runs the connection's sessions (`^[a-z0-9][a-z0-9_-]{0,62}$`).
+    /// Default on create: `local`, the agent the gateway starts itself; on update, '' goes
+    /// back to it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) agent: Option<String>,
 
     /// The program a `command` connection runs, and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
@@ -761,6 +779,53 @@ mod tests {
         assert_eq!(fields.reviewers.as_deref(), Some("dba,ops"));
         assert_eq!(fields.command, ["psql", "-h", "db"]);
         assert_eq!(fields.kind, None);
+    }
+
+    #[test]
+    fn allow_args_takes_an_optional_value() {
+        let fields = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(["hoop", "connections", "update", "sh"].iter().chain(args))
+                    .unwrap();
+            let Command::Connections(ConnectionsCommand::Update { fields, .. }) = cli.command
+            else {
+                panic!("wrong command");
+            };
+            fields
+        };
+        assert_eq!(fields(&["--allow-args"]).allow_args, Some(true));
+        assert_eq!(fields(&["--allow-args=true"]).allow_args, Some(true));
+        assert_eq!(fields(&["--allow-args=false"]).allow_args, Some(false));
+        assert_eq!(fields(&["--agent", "edge-1"]).allow_args, None);
+        assert_eq!(
+            fields(&["--agent", "edge-1"]).agent.as_deref(),
+            Some("edge-1")
+        );
+        let create = Cli::try_parse_from([
+            "hoop",
+            "connections",
+            "create",
+            "sh",
+            "--allow-args",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .unwrap();
+        let Command::Connections(ConnectionsCommand::Create { fields, .. }) = create.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (fields.allow_args, fields.command),
+            (Some(true), vec!["sh".to_owned(), "-c".to_owned()])
+        );
+        for bad in [&["--allow-args=maybe"][..], &["--allow-args", "false"]] {
+            assert!(
+                Cli::try_parse_from(["hoop", "connections", "update", "sh"].iter().chain(bad))
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

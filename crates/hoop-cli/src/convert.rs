@@ -161,6 +161,14 @@ pub(crate) fn connection_from_flags(
         connection.access_max_duration = parse_optional_duration("--access-max-duration", max)?;
         paths.push("access_max_duration");
     }
+    if let Some(allow) = fields.allow_args {
+        connection.allow_args = allow;
+        paths.push("allow_args");
+    }
+    if let Some(agent) = &fields.agent {
+        connection.agent = agent.trim().to_owned();
+        paths.push("agent");
+    }
     let mask = FieldMask {
         paths: paths.into_iter().map(str::to_owned).collect(),
     };
@@ -184,7 +192,7 @@ pub(crate) fn connection_update(
     let (connection, mask) = connection_from_flags(name, fields)?;
     if mask.paths.is_empty() {
         bail!(
-            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes, --session-timeout, --min-approvals, --review-ttl, --access-max-duration or -- CMD..."
+            "nothing to update: pass at least one of --type, --env, --reviewers, --redact-types, --tag, --access-modes, --session-timeout, --min-approvals, --review-ttl, --access-max-duration, --allow-args, --agent or -- CMD..."
         );
     }
     Ok((connection, mask))
@@ -502,6 +510,30 @@ mod tests {
             ..ConnectionFields::default()
         };
         assert!(connection_update("pg", &fields).is_err());
+    }
+
+    #[test]
+    fn allow_args_and_agent_are_masked() {
+        let fields = ConnectionFields {
+            allow_args: Some(true),
+            agent: Some(" edge-1 ".to_owned()),
+            ..ConnectionFields::default()
+        };
+        let connection = connection_to_create("sh", &fields).unwrap();
+        assert!(connection.allow_args);
+        assert_eq!(connection.agent, "edge-1");
+        let fields = ConnectionFields {
+            allow_args: Some(false),
+            agent: Some(String::new()),
+            ..ConnectionFields::default()
+        };
+        let (connection, mask) = connection_update("sh", &fields).unwrap();
+        assert_eq!(mask.paths, ["allow_args", "agent"]);
+        assert!(!connection.allow_args);
+        assert_eq!(connection.agent, "");
+        // Not given: neither is in the mask, nor set on create.
+        let connection = connection_to_create("sh", &ConnectionFields::default()).unwrap();
+        assert!(!connection.allow_args && connection.agent.is_empty());
     }
 
     #[test]

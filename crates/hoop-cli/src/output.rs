@@ -20,7 +20,49 @@ macro_rules! proto_messages {
             const FULL_NAME: &'static str = $name;
         })*
 
-        #[cfg(test)]
+        /// Text from the gateway, safe to print on a terminal: control characters (escape
+/// sequences) and the invisible characters that reorder text (bidirectional overrides) are
+/// shown escaped, e.g. `\u{1b}`, so that what reviewers read is what runs. Newlines are kept
+/// when `keep_newlines`, else shown as `\n`; tabs become a space on a single line.
+pub(crate) fn printable(text: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\t' if keep_newlines => out.push('\t'),
+            '\t' => out.push(' '),
+            '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => out.extend(c.escape_unicode()),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Arguments as a shell would need them: quoted when they hold anything but plain
+/// characters.
+pub(crate) fn quote_args(args: &[String]) -> String {
+    args.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
         pub(crate) const ALL_FULL_NAMES: &[&str] = &[$($name),*];
     };
 }

@@ -20,7 +20,7 @@ use hoop_proto::v1::gateway_message::Message as ToAgent;
 use tokio::sync::{mpsc, watch};
 
 /// The name of the agent the gateway runs itself.
-pub(crate) const LOCAL_AGENT: &str = "local";
+pub(crate) const LOCAL_AGENT: &str = hoop_store::LOCAL_AGENT;
 
 /// Unacknowledged input the gateway sends per session (the agent's window).
 pub(crate) const WINDOW: u64 = hoop_agent::INPUT_WINDOW;
@@ -426,8 +426,12 @@ impl Drop for AgentSession {
 }
 
 /// The agent that runs `connection`'s sessions.
-pub(crate) fn agent_of(_connection: &hoop_store::Connection) -> &str {
-    LOCAL_AGENT
+pub(crate) fn agent_of(connection: &hoop_store::Connection) -> &str {
+    if connection.agent.is_empty() {
+        LOCAL_AGENT
+    } else {
+        &connection.agent
+    }
 }
 
 /// A queue towards an agent, for transports to drain.

@@ -19,6 +19,10 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8010";
 pub(crate) const DEFAULT_DATA_DIR: &str = "./hoop-data";
 /// Minimum length of an `admin_token` set in config.
 pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// Default of `limits.running_sessions_per_user`.
+pub(crate) const DEFAULT_RUNNING_SESSIONS_PER_USER: u32 = 32;
+/// Default of `limits.pending_reviews_per_user`.
+pub(crate) const DEFAULT_PENDING_REVIEWS_PER_USER: u32 = 16;
 
 /// A configuration error, naming the key and its source.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,9 @@ struct FileConfig {
     connections: Vec<DeclaredConnection>,
     /// How long the event log keeps events (humantime, e.g. `7d`).
     events_retention: Option<String>,
+    /// Per-user limits.
+    #[serde(default)]
+    limits: FileLimits,
     /// Deployment settings of plugins: `[plugins.<name>]` tables.
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
@@ -90,6 +97,14 @@ pub(crate) struct AgentSettings {
 
 /// The default `[agent] user`.
 pub(crate) const DEFAULT_AGENT_USER: &str = "nobody";
+
+/// The `[limits]` table as written (signed, so that a negative value gets a clear message).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    running_sessions_per_user: Option<i64>,
+    pending_reviews_per_user: Option<i64>,
+}
 
 /// A connection declared in config (`[[connections]]`), created or updated at start. Its
 /// `Debug` shows the names of `env`, never the values.
@@ -123,6 +138,12 @@ pub(crate) struct DeclaredConnection {
     /// With reviewers: the longest access a time-based review may grant, e.g. `"4h"`.
     #[serde(default)]
     pub(crate) access_max_duration: Option<String>,
+    /// Whether clients may append arguments to `command`.
+    #[serde(default)]
+    pub(crate) allow_args: bool,
+    /// The agent that runs its sessions; unset: `local`.
+    #[serde(default)]
+    pub(crate) agent: Option<String>,
     /// Plugins to attach (or reconfigure) beyond the defaults.
     #[serde(default)]
     pub(crate) plugins: Vec<DeclaredPlugin>,
@@ -143,6 +164,8 @@ impl fmt::Debug for DeclaredConnection {
             .field("min_approvals", &self.min_approvals)
             .field("review_ttl", &self.review_ttl)
             .field("access_max_duration", &self.access_max_duration)
+            .field("allow_args", &self.allow_args)
+            .field("agent", &self.agent)
             .field("plugins", &self.plugins)
             .finish()
     }
@@ -215,6 +238,8 @@ pub(crate) struct Config {
     pub(crate) connections: Vec<DeclaredConnection>,
     /// How long the event log keeps events.
     pub(crate) events_retention: std::time::Duration,
+    /// Per-user limits (`[limits]`), both set.
+    pub(crate) limits: hoop_store::Limits,
     /// Every registered plugin's deployment settings (its `[plugins.<name>]` table, checked
     /// by the plugin; empty when the file has none).
     pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
@@ -238,6 +263,7 @@ impl fmt::Debug for Config {
             .field("dlp", &self.dlp)
             .field("connections", &self.connections)
             .field("events_retention", &self.events_retention)
+            .field("limits", &self.limits)
             .field("plugins", &PluginSettingNames(&self.plugins))
             .field("agent", &self.agent)
             .finish_non_exhaustive()
@@ -330,6 +356,14 @@ impl Config {
             .map(|v| (file_name.clone(), v.to_string()));
         let mut agent_user = file.agent.user.map(|v| (file_name.clone(), v));
         let mut agent_dir = file.agent.working_dir.map(|v| (file_name.clone(), v));
+        let mut running_sessions = file
+            .limits
+            .running_sessions_per_user
+            .map(|v| (file_name.clone(), v.to_string()));
+        let mut pending_reviews = file
+            .limits
+            .pending_reviews_per_user
+            .map(|v| (file_name.clone(), v.to_string()));
         for (name, value) in env {
             let source = name.clone();
             match name.as_str() {
@@ -344,6 +378,10 @@ impl Config {
                 "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
                 "HOOP_AGENT_USER" => agent_user = Some((source, value)),
                 "HOOP_AGENT_WORKING_DIR" => agent_dir = Some((source, PathBuf::from(value))),
+                "HOOP_LIMITS_RUNNING_SESSIONS_PER_USER" => {
+                    running_sessions = Some((source, value));
+                }
+                "HOOP_LIMITS_PENDING_REVIEWS_PER_USER" => pending_reviews = Some((source, value)),
                 _ => {}
             }
         }
@@ -508,6 +546,36 @@ impl Config {
                 Some((_, dir)) => Some(dir),
             },
         };
+        let limit = |value: Option<(String, String)>, key: &str, default: u32| match value {
+            None => Ok(default),
+            Some((src, text)) => match text.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => u32::try_from(n).map_err(|_| {
+                    invalid(&src, key, format!("must be at most {}, got {n}", u32::MAX))
+                }),
+                Ok(n) => Err(invalid(
+                    &src,
+                    key,
+                    format!("must be at least 1, got {n} (the default is {default})"),
+                )),
+                Err(_) => Err(invalid(
+                    &src,
+                    key,
+                    format!("`{text}` is not a whole number (the default is {default})"),
+                )),
+            },
+        };
+        let limits = hoop_store::Limits {
+            running_sessions_per_user: Some(limit(
+                running_sessions,
+                "limits.running_sessions_per_user",
+                DEFAULT_RUNNING_SESSIONS_PER_USER,
+            )?),
+            pending_reviews_per_user: Some(limit(
+                pending_reviews,
+                "limits.pending_reviews_per_user",
+                DEFAULT_PENDING_REVIEWS_PER_USER,
+            )?),
+        };
         let dlp = file.dlp.unwrap_or_default();
         {
             // The real hash key comes from the secret key at start; any key checks the rest.
@@ -533,6 +601,7 @@ impl Config {
             secret_key: secret_key.map(|(_, v)| v),
             connections: file.connections,
             events_retention,
+            limits,
             plugins,
             agent,
         })
@@ -886,6 +955,54 @@ mod tests {
         assert!(err.contains("database_url: must start with"), "{err}");
         let err = load_str("listen = 8010", &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_and_are_checked() {
+        let config = Config::load(None, []).unwrap();
+        assert_eq!(
+            config.limits,
+            hoop_store::Limits {
+                running_sessions_per_user: Some(32),
+                pending_reviews_per_user: Some(16),
+            }
+        );
+        let config = load_str(
+            "[limits]\nrunning_sessions_per_user = 2\npending_reviews_per_user = 5\n",
+            &[("HOOP_LIMITS_PENDING_REVIEWS_PER_USER", "1")],
+        )
+        .unwrap();
+        assert_eq!(config.limits.running_sessions_per_user, Some(2));
+        assert_eq!(config.limits.pending_reviews_per_user, Some(1));
+        for (toml, env, expected) in [
+            (
+                "[limits]\nrunning_sessions_per_user = 0\n",
+                None,
+                "limits.running_sessions_per_user: must be at least 1, got 0 (the default is 32)",
+            ),
+            (
+                "[limits]\npending_reviews_per_user = -3\n",
+                None,
+                "limits.pending_reviews_per_user: must be at least 1, got -3 (the default is 16)",
+            ),
+            (
+                "",
+                Some(("HOOP_LIMITS_RUNNING_SESSIONS_PER_USER", "many")),
+                "HOOP_LIMITS_RUNNING_SESSIONS_PER_USER: limits.running_sessions_per_user: `many` is not a whole number",
+            ),
+            (
+                "[limits]\npending_reviews_per_user = 99999999999\n",
+                None,
+                "limits.pending_reviews_per_user: must be at most 4294967295",
+            ),
+        ] {
+            let err = load_str(toml, env.as_slice()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let err = load_str("[limits]\nsessions = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `sessions`"), "{err}");
     }
 
     #[test]

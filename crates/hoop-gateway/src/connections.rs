@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hoop_core::names::check_connection_name;
 use hoop_core::{Registry, Resources};
-use hoop_store::{AccessModes, Attachment, Connection, Store, StoreError};
+use hoop_store::{AccessModes, Attachment, Connection, LOCAL_AGENT, Store, StoreError};
 
 use crate::config::DeclaredConnection;
 use crate::error::Error;
@@ -67,6 +67,8 @@ pub(crate) fn fields_view(conn: &Connection) -> serde_json::Map<String, serde_js
             "access_max_duration",
             serde_json::json!(millis(conn.access_max_duration)),
         ),
+        ("allow_args", serde_json::json!(conn.allow_args)),
+        ("agent", serde_json::json!(agent_or_local(&conn.agent))),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
@@ -238,6 +240,8 @@ pub(crate) fn validate(
         }
     }
 
+    check_agent_name(&conn.agent).map_err(|message| Error::invalid(field("agent"), message))?;
+
     if conn.tags.len() > MAX_TAGS {
         return Err(Error::invalid(
             field("tags"),
@@ -267,6 +271,26 @@ pub(crate) fn validate(
         }
     }
     Ok(())
+}
+
+/// Checks the name of the agent a connection runs on: a name like a connection's, or empty
+/// for [`LOCAL_AGENT`]. Whether such an agent exists is not checked: agents are created on
+/// their own, before or after the connections that name them.
+pub(crate) fn check_agent_name(agent: &str) -> Result<(), String> {
+    if agent.is_empty() {
+        return Ok(());
+    }
+    check_connection_name(agent).map_err(|_| {
+        format!(
+            "agent name must match {} (empty means `{LOCAL_AGENT}`)",
+            hoop_core::names::CONNECTION_NAME_RULE
+        )
+    })
+}
+
+/// The agent a connection names: `local` when it names none.
+fn agent_or_local(agent: &str) -> &str {
+    if agent.is_empty() { LOCAL_AGENT } else { agent }
 }
 
 fn truncate(s: &str) -> String {
@@ -341,6 +365,8 @@ pub(crate) async fn reconcile_declared(
         conn.access_max_duration =
             declared_duration(&d.access_max_duration, &at, "access_max_duration")?;
         conn.min_approvals = d.min_approvals.filter(|n| *n > 0);
+        conn.allow_args = d.allow_args;
+        conn.agent = d.agent.clone().unwrap_or_default();
         conn.access = AccessModes {
             exec: d.access_modes.exec.unwrap_or(true),
             connect: d.access_modes.connect.unwrap_or(true),
@@ -470,6 +496,21 @@ mod tests {
         let mut c = conn();
         c.tags.insert("a b".into(), "v".into());
         assert!(err_of(&c).starts_with("connection.tags: key `a b`"));
+        for bad in ["Edge", "-edge", "edge 1", "edge\n", "../x", &"a".repeat(64)] {
+            let mut c = conn();
+            c.agent = bad.into();
+            assert_eq!(
+                err_of(&c),
+                "connection.agent: agent name must match ^[a-z0-9][a-z0-9_-]{0,62}$ (empty \
+                 means `local`)",
+                "{bad:?}"
+            );
+        }
+        for good in ["", "local", "edge-1", "dc2_agent"] {
+            let mut c = conn();
+            c.agent = good.into();
+            assert!(validate(&registry, &Resources::new(), &c, "connection").is_ok());
+        }
     }
 
     #[test]

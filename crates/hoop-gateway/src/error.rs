@@ -20,6 +20,9 @@ pub(crate) enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// A limit is reached: the message says which, and its value.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Our fault, not the caller's. The message is safe to show; details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -42,6 +45,7 @@ impl From<StoreError> for Error {
             // Meant for the user: says why the record is not in a state allowing the change.
             StoreError::Conflict(message) => Self::FailedPrecondition(message),
             StoreError::Invalid(message) => Self::invalid("request", message),
+            StoreError::LimitReached { message, .. } => Self::ResourceExhausted(message),
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::Internal(
@@ -62,6 +66,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::Internal(_) => Status::internal(message),
         }
     }

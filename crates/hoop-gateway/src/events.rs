@@ -437,6 +437,7 @@ mod tests {
             connection_type: "command".to_owned(),
             user: "alice".to_owned(),
             verb: "exec".to_owned(),
+            args: Vec::new(),
             status: "open".to_owned(),
             exit_code: None,
             reason: String::new(),
@@ -880,6 +881,68 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, PortError::Refused(_)), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_a_plugin_starts_takes_args_only_where_the_connection_allows_them() {
+        use hoop_core::SessionRequest;
+        use hoop_core::ports::{SessionStarter, SessionUpdate, StartSession};
+        let dir = tempfile::tempdir().unwrap();
+        let (app, starter) = app(&dir).await;
+        app.store
+            .create_user(&user("alice", &["dev"]))
+            .await
+            .unwrap();
+        let mut conn = hoop_store::Connection::new("sh", "command");
+        conn.command = vec!["sh".into(), "-c".into()];
+        crate::connections::create(&app.store, &app.registry, &app.resources, &conn)
+            .await
+            .unwrap();
+        let with_args = || SessionRequest::new().with_args(["echo via-runbook"]);
+        let err = starter
+            .start_session("runbooks", StartSession::exec("alice", "sh", with_args()))
+            .await
+            .unwrap_err();
+        let PortError::Refused(message) = err else {
+            panic!("expected a refusal, got {err}");
+        };
+        assert!(
+            message.starts_with("allow_args: connection `sh` does not take arguments"),
+            "{message}"
+        );
+        // Nothing was recorded.
+        let sessions = app
+            .store
+            .list_sessions(&hoop_store::SessionFilter::default(), None, 10)
+            .await
+            .unwrap();
+        assert!(sessions.is_empty(), "{sessions:?}");
+
+        conn.allow_args = true;
+        crate::connections::update(
+            &app.store,
+            &app.registry,
+            &app.resources,
+            &conn,
+            false,
+            "connection",
+        )
+        .await
+        .unwrap();
+        let rx = starter
+            .start_session("runbooks", StartSession::exec("alice", "sh", with_args()))
+            .await
+            .unwrap();
+        let updates = collect(rx).await;
+        let Some(SessionUpdate::Started { session_id }) = updates.first() else {
+            panic!("no start: {updates:?}");
+        };
+        assert!(updates.iter().any(|u| matches!(
+            u,
+            SessionUpdate::Output { stream: Stream::Stdout, data } if &data[..] == b"via-runbook\n"
+        )));
+        let record = app.store.get_session(session_id).await.unwrap();
+        assert_eq!(record.args, ["echo via-runbook"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

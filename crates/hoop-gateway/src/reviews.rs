@@ -39,6 +39,7 @@ fn desk_error(err: StoreError, doing: &str) -> DeskError {
     match err {
         StoreError::Conflict(message) => DeskError::Conflict(message),
         StoreError::NotFound { name, .. } => DeskError::NotFound(name),
+        StoreError::LimitReached { message, .. } => DeskError::LimitReached(message),
         other => {
             tracing::error!(error = %other, "review desk: {doing} failed");
             DeskError::Unavailable(format!("{doing}: {other}"))
@@ -158,6 +159,18 @@ impl ReviewDesk for StoreDesk {
             .await
             .map(|grant| grant.as_ref().map(record))
             .map_err(|e| desk_error(e, "looking up a grant"))
+    }
+
+    async fn active_grants(
+        &self,
+        user: &str,
+        connection: &str,
+    ) -> Result<Vec<ReviewRecord>, DeskError> {
+        self.store
+            .active_grants(user, connection, Utc::now())
+            .await
+            .map(|grants| grants.iter().map(record).collect())
+            .map_err(|e| desk_error(e, "looking up grants"))
     }
 
     async fn expire_due(&self) -> Result<Vec<ReviewRecord>, DeskError> {

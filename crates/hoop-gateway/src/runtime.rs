@@ -354,7 +354,8 @@ const HOLD_RECHECK: Duration = Duration::from_secs(30);
 /// What the runtime does while a plugin holds a session (hoop-core does the waiting): tell
 /// the client and the event log once per request, and when the hold may have lifted, check
 /// the session again: the user still exists and may still use the connection, which still
-/// exists; its chain is rebuilt from its current settings.
+/// exists (and still takes the session's arguments, if it has any); its chain is rebuilt
+/// from its current settings.
 struct Waiting<'a> {
     app: &'a App,
     session_id: String,
@@ -425,6 +426,7 @@ impl HoldHost for Waiting<'_> {
             &self.caller,
             &info.connection.name,
             verb,
+            &info.request.args,
         )
         .await
         .map_err(|err| err.to_string())?;

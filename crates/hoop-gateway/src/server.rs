@@ -74,7 +74,8 @@ pub(crate) async fn migrate(config: Config) -> anyhow::Result<()> {
 
 /// `hoop-gateway serve`: runs until SIGINT or SIGTERM.
 pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    // The per-user limits hold for every handle on the store: sessions, reviews.
+    let store = open_store(&config).await?.with_limits(config.limits);
     store.check_secret_key().await.context("secret_key")?;
     let dir = bootstrap::data_dir(&config)?;
     let admin_token = bootstrap::admin_token(&config, &dir)?;

@@ -5,7 +5,8 @@
 //! saw (after masking and other rewrites).
 //!
 //! Each session gets one append-only, hash-chained recording (see [`recording`]): a header
-//! event with the session's metadata (who, where, when: never the connection's secrets), then
+//! event with the session's metadata (who, where, with which arguments, when: never the
+//! connection's secrets), then
 //! every non-empty input and output chunk with its time offset, then a close event with the
 //! reason. When the session closes the recording is synced and its final digest is attached
 //! to the session as the attribute [`DIGEST_ATTRIBUTE`] (hex), with the number of events as
@@ -123,6 +124,7 @@ impl AuditPlugin {
             "connection": info.connection.name,
             "connection_type": info.connection.kind,
             "verb": info.verb.as_str(),
+            "args": info.request.args,
             "started_at_unix_ms": started_ms,
         });
         // What the plugins before audit established when they let the session in (e.g.

@@ -82,7 +82,9 @@ async fn events(store: &MemoryRecordingStore, id: &str) -> Vec<(EventKind, Vec<u
 async fn records_what_the_user_saw_and_attaches_the_final_digest() {
     let store = MemoryRecordingStore::new();
     let chain = Chain::new(vec![Arc::new(MaskDigits), audit(&store)]);
-    let mut session = chain.start(info("s1"));
+    let mut session = chain.start(
+        info("s1").with_request(hoop_core::SessionRequest::new().with_args(["-c", "echo 'a b'"])),
+    );
     assert!(matches!(session.open().await.unwrap(), Outcome::Continue));
     let mut input = Chunk::new(Stream::Stdin, "echo 42\n");
     session.input(&mut input).await.unwrap();
@@ -112,6 +114,7 @@ async fn records_what_the_user_saw_and_attaches_the_final_digest() {
     let header: serde_json::Value = serde_json::from_slice(&recorded[0].1).unwrap();
     assert_eq!(header["user"], "alice");
     assert_eq!(header["connection"], "bash");
+    assert_eq!(header["args"], serde_json::json!(["-c", "echo 'a b'"]));
     let close: serde_json::Value = serde_json::from_slice(&recorded[4].1).unwrap();
     assert_eq!(close["exit_code"], 3);
     assert_eq!(close["reason"], "exited with code 3");

@@ -42,6 +42,24 @@ pub trait ReviewDesk: Send + Sync + fmt::Debug + 'static {
         connection: &str,
     ) -> Result<Option<ReviewRecord>, DeskError>;
 
+    /// Every active time-based grant of the user on the connection (as
+    /// [`active_grant`](Self::active_grant) finds them), the one ending last first: a grant
+    /// lets in only sessions with the arguments it was approved for, so the plugin looks for
+    /// the one whose arguments match.
+    ///
+    /// The default returns what [`active_grant`](Self::active_grant) finds.
+    async fn active_grants(
+        &self,
+        user: &str,
+        connection: &str,
+    ) -> Result<Vec<ReviewRecord>, DeskError> {
+        Ok(self
+            .active_grant(user, connection)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     /// Expires, as of now, every review whose deadline passed: PENDING past its TTL,
     /// APPROVED one-time reviews not run within the TTL of their approval, and APPROVED
     /// time-based reviews whose grant ended. Returns them. Each review is expired at most
@@ -79,6 +97,11 @@ pub enum DeskError {
     /// The desk could not answer (e.g. the database is unreachable).
     #[error("review desk unavailable: {0}")]
     Unavailable(String),
+    /// The requester may not ask for another review now (e.g. they have as many pending
+    /// reviews as the host allows); the message says which limit. The plugin denies the
+    /// session with it.
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 /// What kind of access a review grants.
@@ -203,7 +226,8 @@ pub struct ReviewRecord {
     pub requester: String,
     /// Lower-case hex SHA-256 of the reviewed input (one-time reviews).
     pub input_sha256: Option<String>,
-    /// The reviewed arguments.
+    /// The reviewed arguments: what a one-time review runs with, and what the sessions under
+    /// a time-based grant must have.
     pub args: Vec<String>,
     /// Groups whose members may approve.
     pub groups: Vec<String>,

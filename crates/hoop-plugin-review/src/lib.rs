@@ -41,6 +41,16 @@
 //! names the grant to use: it must be a time-based review of this user on this connection
 //! whose grant is active, or the session is denied.
 //!
+//! A grant binds the arguments it was asked (and approved) with: a `connect` runs under a
+//! grant only with exactly those arguments. With an active grant for other arguments, the
+//! session is denied with a reason naming both lists (no second review is asked for while
+//! the grant runs: the user revokes it to ask again).
+//!
+//! # Limits
+//!
+//! A desk may refuse a new review for a limit ([`DeskError::LimitReached`], e.g. too many
+//! pending reviews of the requester): the session is denied with the desk's message.
+//!
 //! # What the session records
 //!
 //! When a review lets a session in, the plugin sets these session attributes (stored with

@@ -131,7 +131,10 @@ impl ReviewPlugin {
             min_approvals: self.min_approvals,
             access_duration: None,
         };
-        let record = self.create(request).await?;
+        let record = match self.create(request).await? {
+            Ok(record) => record,
+            Err(refusal) => return Ok(refusal),
+        };
         cx.extensions.insert(Requested(record.id.clone()));
         self.decide_one_time(cx, info, record, false, position)
             .await
@@ -209,25 +212,36 @@ impl ReviewPlugin {
             if let Some(reason) = identity_mismatch(info, &record, ReviewKind::Jit) {
                 return Ok(Verdict::deny(reason));
             }
-            return Ok(if grant_is_active(&record) {
-                admit(cx, &record)
-            } else {
-                Verdict::deny(record.refusal())
+            if !grant_is_active(&record) {
+                return Ok(Verdict::deny(record.refusal()));
+            }
+            return Ok(match args_mismatch(info, &record) {
+                Some(reason) => Verdict::deny(reason),
+                None => admit(cx, &record),
             });
         }
 
         let position = self.log_position().await;
         let (user, connection) = (&info.user.name, &info.connection.name);
-        let grant = self
+        let grants = self
             .desk
-            .active_grant(user, connection)
+            .active_grants(user, connection)
             .await
-            .map_err(|e| desk_failed(format!("looking up {user}'s grant on {connection}"), e))?;
-        if let Some(grant) = grant
-            && identity_mismatch(info, &grant, ReviewKind::Jit).is_none()
-            && grant_is_active(&grant)
+            .map_err(|e| desk_failed(format!("looking up {user}'s grants on {connection}"), e))?;
+        let grants: Vec<ReviewRecord> = grants
+            .into_iter()
+            .filter(|g| identity_mismatch(info, g, ReviewKind::Jit).is_none() && grant_is_active(g))
+            .collect();
+        if let Some(grant) = grants.iter().find(|g| g.args == info.request.args) {
+            return Ok(admit(cx, grant));
+        }
+        // A grant binds the arguments it was approved for: other arguments are refused,
+        // not asked for anew while the grant runs.
+        if let Some(grant) = grants.first()
+            && cx.extensions.get::<Requested>().is_none()
+            && let Some(reason) = args_mismatch(info, grant)
         {
-            return Ok(admit(cx, &grant));
+            return Ok(Verdict::deny(reason));
         }
 
         if let Some(Requested(id)) = cx.extensions.get::<Requested>() {
@@ -268,7 +282,10 @@ impl ReviewPlugin {
             min_approvals: self.min_approvals,
             access_duration: Some(duration),
         };
-        let record = self.create(request).await?;
+        let record = match self.create(request).await? {
+            Ok(record) => record,
+            Err(refusal) => return Ok(refusal),
+        };
         cx.extensions.insert(Requested(record.id.clone()));
         Ok(self.decide_jit(cx, info, &record, position))
     }
@@ -282,6 +299,9 @@ impl ReviewPlugin {
         position: Option<u64>,
     ) -> Verdict {
         if let Some(reason) = identity_mismatch(info, record, ReviewKind::Jit) {
+            return Verdict::deny(reason);
+        }
+        if let Some(reason) = args_mismatch(info, record) {
             return Verdict::deny(reason);
         }
         match record.status {
@@ -302,11 +322,17 @@ impl ReviewPlugin {
             .map_err(|e| desk_failed(format!("reading review {id}"), e))
     }
 
-    async fn create(&self, request: NewReview) -> Result<ReviewRecord, PluginError> {
-        self.desk
-            .create(request)
-            .await
-            .map_err(|e| desk_failed("creating a review".to_owned(), e))
+    /// Creates a review; a request the desk refuses for a limit is a denial of the session
+    /// (the inner `Err`), saying which limit.
+    async fn create(
+        &self,
+        request: NewReview,
+    ) -> Result<Result<ReviewRecord, Verdict>, PluginError> {
+        match self.desk.create(request).await {
+            Ok(record) => Ok(Ok(record)),
+            Err(DeskError::LimitReached(message)) => Ok(Err(Verdict::deny(message))),
+            Err(e) => Err(desk_failed("creating a review".to_owned(), e)),
+        }
     }
 }
 
@@ -411,6 +437,36 @@ fn identity_mismatch(
         return Some(format!("review {id} was requested by {}", record.requester));
     }
     None
+}
+
+/// Why this session's arguments are not those a time-based grant was approved for (they
+/// must be exactly the same), naming both.
+fn args_mismatch(info: &SessionInfo, record: &ReviewRecord) -> Option<String> {
+    if record.args == info.request.args {
+        return None;
+    }
+    Some(format!(
+        "the arguments {} differ from the arguments {} that review {id} grants access with: \
+         connect with exactly those, or revoke the grant (hoop reviews revoke {id}) and ask \
+         again",
+        show_args(&info.request.args),
+        show_args(&record.args),
+        id = record.id,
+    ))
+}
+
+/// Most characters of a list of arguments shown in a reason.
+const MAX_ARGS_SHOWN: usize = 200;
+
+/// Arguments as a JSON list (`[]`, `["-c","id"]`), shortened with `…` past
+/// [`MAX_ARGS_SHOWN`] characters.
+fn show_args(args: &[String]) -> String {
+    let text = serde_json::to_string(args).unwrap_or_else(|_| format!("{args:?}"));
+    if text.chars().count() > MAX_ARGS_SHOWN {
+        format!("{}…", text.chars().take(MAX_ARGS_SHOWN).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// Why this `exec` is not what `record` reviewed (arguments exactly, input by SHA-256).

@@ -22,6 +22,8 @@ use hoop_plugin_review::{
 struct Desk {
     state: Mutex<State>,
     down: AtomicBool,
+    /// Refuses new reviews, as a desk at its requester's pending-review limit does.
+    full: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +106,13 @@ impl Desk {
 impl ReviewDesk for Desk {
     async fn create(&self, request: NewReview) -> Result<ReviewRecord, DeskError> {
         self.check_up()?;
+        if self.full.load(Ordering::SeqCst) {
+            return Err(DeskError::LimitReached(format!(
+                "limit pending_reviews_per_user reached: user `{}` already has 2 pending \
+                 reviews (at most 2)",
+                request.requester
+            )));
+        }
         let mut state = self.state.lock().unwrap();
         state.next += 1;
         let id = format!("r{}", state.next);
@@ -174,6 +183,30 @@ impl ReviewDesk for Desk {
             })
             .cloned())
     }
+
+    async fn active_grants(
+        &self,
+        user: &str,
+        connection: &str,
+    ) -> Result<Vec<ReviewRecord>, DeskError> {
+        self.check_up()?;
+        let now = SystemTime::now();
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .reviews
+            .values()
+            .filter(|r| {
+                r.kind == ReviewKind::Jit
+                    && r.status == ReviewStatus::Approved
+                    && r.requester == user
+                    && r.connection == connection
+                    && r.grant_ends_at.is_some_and(|t| t > now)
+            })
+            .cloned()
+            .collect())
+    }
 }
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -227,6 +260,27 @@ fn connect(chain: &Chain, session: &str, duration: Option<Duration>) -> ChainSes
     let mut request = SessionRequest::new();
     if let Some(d) = duration {
         request = request.with_access_duration(d);
+    }
+    chain.start(
+        SessionInfo::new(
+            session,
+            UserInfo::new("alice"),
+            ConnectionInfo::new("pg", "postgres"),
+            Verb::Connect,
+        )
+        .with_request(request),
+    )
+}
+
+fn connect_with_args(
+    chain: &Chain,
+    session: &str,
+    args: &[&str],
+    ticket: Option<&str>,
+) -> ChainSession {
+    let mut request = SessionRequest::new().with_args(args.iter().copied());
+    if let Some(ticket) = ticket {
+        request = request.with_ticket(ticket);
     }
     chain.start(
         SessionInfo::new(
@@ -742,6 +796,66 @@ async fn rejected_and_expired_grants_deny_the_connect() {
         denied(session.open().await.unwrap())
             .starts_with("the access granted by review old ended at "),
     );
+}
+
+#[tokio::test]
+async fn a_grant_binds_the_arguments_it_was_asked_with() {
+    let desk = Arc::new(Desk::default());
+    let chain = chain(&desk);
+    let mut first = connect_with_args(&chain, "s1", &["-c", "psql prod"], None);
+    let id = held(first.open().await.unwrap()).request_id.unwrap();
+    assert_eq!(desk.request(&id).args, ["-c", "psql prod"]);
+    desk.approve(&id);
+    allowed(first.open().await.unwrap());
+
+    // The same arguments run under the grant; others are refused, naming both, and no
+    // second review is asked for while the grant runs.
+    let mut same = connect_with_args(&chain, "s2", &["-c", "psql prod"], None);
+    allowed(same.open().await.unwrap());
+    assert_eq!(attribute(&same, ID_ATTRIBUTE), Some(id.clone()));
+    let mut other = connect_with_args(&chain, "s3", &["-c", "rm -rf /"], None);
+    assert_eq!(
+        denied(other.open().await.unwrap()),
+        format!(
+            r#"the arguments ["-c","rm -rf /"] differ from the arguments ["-c","psql prod"] that review {id} grants access with: connect with exactly those, or revoke the grant (hoop reviews revoke {id}) and ask again"#
+        )
+    );
+    let mut none = connect_with_args(&chain, "s4", &[], None);
+    assert!(denied(none.open().await.unwrap()).starts_with("the arguments [] differ"),);
+    assert_eq!(desk.count(), 1);
+    // Presenting the grant as a ticket does not get round it.
+    let mut ticket = connect_with_args(&chain, "s5", &["-c", "sh"], Some(&id));
+    assert!(
+        denied(ticket.open().await.unwrap()).starts_with(r#"the arguments ["-c","sh"] differ"#),
+    );
+    let mut ticket = connect_with_args(&chain, "s6", &["-c", "psql prod"], Some(&id));
+    allowed(ticket.open().await.unwrap());
+
+    // With grants for several argument lists, the matching one lets the session in.
+    let mut other_grant = grant("g2", Duration::from_secs(7200));
+    other_grant.args = vec!["-c".to_owned(), "rm -rf /".to_owned()];
+    desk.insert(other_grant);
+    let mut matching = connect_with_args(&chain, "s7", &["-c", "psql prod"], None);
+    allowed(matching.open().await.unwrap());
+    assert_eq!(attribute(&matching, ID_ATTRIBUTE), Some(id));
+    let mut matching = connect_with_args(&chain, "s8", &["-c", "rm -rf /"], None);
+    allowed(matching.open().await.unwrap());
+    assert_eq!(attribute(&matching, ID_ATTRIBUTE).as_deref(), Some("g2"));
+}
+
+#[tokio::test]
+async fn a_desk_at_its_limit_denies_the_session_saying_which_limit() {
+    let desk = Arc::new(Desk::default());
+    desk.full.store(true, Ordering::SeqCst);
+    let chain = chain(&desk);
+    for mut session in [exec(&chain, "s1"), connect(&chain, "s2", None)] {
+        let reason = denied(session.open().await.unwrap());
+        assert!(
+            reason.starts_with("limit pending_reviews_per_user reached: user `alice`"),
+            "{reason}"
+        );
+    }
+    assert_eq!(desk.count(), 0);
 }
 
 // ---- failing closed --------------------------------------------------------------------

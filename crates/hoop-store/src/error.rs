@@ -25,6 +25,17 @@ pub enum StoreError {
     /// is meant for the user.
     #[error("{0}")]
     Conflict(String),
+    /// A per-user limit (see [`Limits`](crate::Limits)) is reached: nothing was written. The
+    /// message names the limit and its value, and is meant for the user.
+    #[error("{message}")]
+    LimitReached {
+        /// The limit's name (`running_sessions_per_user`, `pending_reviews_per_user`).
+        limit: &'static str,
+        /// Its value.
+        max: u32,
+        /// What happened, in words.
+        message: String,
+    },
     /// The request is malformed (e.g. a just-in-time review without a duration).
     #[error("invalid: {0}")]
     Invalid(String),

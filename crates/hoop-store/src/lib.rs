@@ -23,8 +23,8 @@ pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
 pub use error::StoreError;
 pub use events::{EventRecord, NewEvent};
 pub use model::{
-    AccessModes, Agent, ApiKey, ApprovalRule, Attachment, Connection, NewDecision, NewReview,
-    Review, ReviewDecision, ReviewFilter, ReviewKind, ReviewStatus, SessionEnd, SessionFilter,
-    SessionRecord, User,
+    AccessModes, Agent, ApiKey, ApprovalRule, Attachment, Connection, INPUT_PREVIEW_BYTES,
+    LOCAL_AGENT, NewDecision, NewReview, Review, ReviewDecision, ReviewFilter, ReviewKind,
+    ReviewStatus, SessionEnd, SessionFilter, SessionRecord, User, input_preview,
 };
-pub use store::{Backend, Store};
+pub use store::{Backend, Limits, Store};

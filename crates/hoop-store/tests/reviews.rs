@@ -313,7 +313,11 @@ async fn reviews_are_created_read_and_listed() {
         assert_eq!(listed_a.len(), 1);
         assert_eq!(listed_a[0].decisions.len(), 1);
         assert_eq!(listed_a[0].decisions[0].reviewer, "eve");
-        assert_eq!(listed_a[0], store.get_review(&a.id).await.unwrap());
+        // Listings leave the input out: its size and preview stand for it.
+        let mut got = store.get_review(&a.id).await.unwrap();
+        assert_eq!(got.input.as_deref(), Some(&b"SELECT 1;\n"[..]));
+        got.input = None;
+        assert_eq!(listed_a[0], got);
     }
 }
 

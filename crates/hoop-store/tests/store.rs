@@ -64,6 +64,7 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000004_session_attributes_and_timeout",
                 "m20261124_000005_reviews",
                 "m20261203_000006_events",
+                "m20261203_000007_args_and_agent",
                 "m20261203_000008_agents"
             ]
         );
@@ -169,9 +170,12 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
             .unwrap();
         assert_eq!(store.get_review(&review.id).await.unwrap(), review);
 
+        // Older connections neither take args nor name an agent: they run on `local`.
+        assert_eq!((conn.allow_args, conn.agent.as_str()), (false, "local"));
+
         // The migration reverts cleanly (with the ones after it) and applies again.
-        let applied = store.applied_migrations().await.unwrap().len();
-        Migrator::down(store.db(), Some(u32::try_from(applied - 4).unwrap()))
+        let after_reviews = store.applied_migrations().await.unwrap().len() - 4;
+        Migrator::down(store.db(), Some(u32::try_from(after_reviews).unwrap()))
             .await
             .unwrap();
         assert_eq!(store.applied_migrations().await.unwrap().len(), 4);

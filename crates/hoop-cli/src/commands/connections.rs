@@ -176,6 +176,15 @@ fn connection_details(c: &Connection) -> String {
             "access_max_duration",
             short_duration(c.access_max_duration.as_ref()),
         ),
+        ("allow_args", yes_no(c.allow_args)),
+        (
+            "agent",
+            if c.agent.is_empty() {
+                "local".to_owned()
+            } else {
+                c.agent.clone()
+            },
+        ),
         ("tags", or_dash(&tags)),
         ("created", timestamp(c.create_time.as_ref())),
         ("updated", timestamp(c.update_time.as_ref())),

@@ -10,7 +10,9 @@ use hoop_proto::v1::{
 
 use crate::cli::{OutputFormat, ReviewStatusFilter, ReviewsCommand};
 use crate::client::Api;
-use crate::output::{self, details, list, or_dash, short_duration, table, timestamp};
+use crate::output::{
+    self, bytes, details, list, or_dash, printable, quote_args, short_duration, table, timestamp,
+};
 
 /// Most characters of the input shown in the REQUEST column of the list.
 const SUMMARY_CHARS: usize = 40;
@@ -186,6 +188,7 @@ fn reviews_table(reviews: &[Review]) -> String {
                 or_dash(&r.requester),
                 list(&r.groups),
                 timestamp(r.create_time.as_ref()),
+                input_size(r),
                 request_summary(r),
             ]
         })
@@ -199,6 +202,7 @@ fn reviews_table(reviews: &[Review]) -> String {
             "requester",
             "groups",
             "created",
+            "size",
             "request",
         ],
         rows,
@@ -220,6 +224,7 @@ fn review_details(r: &Review) -> String {
         ("verb", or_dash(&r.verb)),
         ("args", or_dash(&printable(&quote_args(&r.args), false))),
         ("input", input_text(r)),
+        ("input_size", input_size(r)),
         ("input_sha256", or_dash(&r.input_sha256)),
         (
             "access_duration",
@@ -271,16 +276,36 @@ fn request_summary(r: &Review) -> String {
     if r.kind == ReviewKind::Jit as i32 {
         return short_duration(r.access_duration.as_ref());
     }
-    if r.input.is_empty() {
+    // Listings carry the input's first KiB only; a review read alone carries it whole.
+    let (head, cut) = if r.input.is_empty() {
+        (&r.input_preview, r.input_truncated)
+    } else {
+        (&r.input, false)
+    };
+    if head.is_empty() {
         return or_dash(&shorten(&printable(&quote_args(&r.args), false), false));
     }
-    let Ok(text) = std::str::from_utf8(&r.input) else {
-        return format!("<{} bytes, not UTF-8>", r.input.len());
+    let Ok(text) = std::str::from_utf8(head) else {
+        return "<not UTF-8>".to_owned();
     };
     let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
     let first = lines.next().unwrap_or_default();
-    let more = lines.next().is_some();
+    let more = cut || lines.next().is_some();
     or_dash(&shorten(&printable(first, false), more))
+}
+
+/// The input's size (`12 B`, `2.5 MiB`); `-` for a review without input.
+fn input_size(r: &Review) -> String {
+    let size = if r.input_size > 0 {
+        r.input_size
+    } else {
+        // A gateway that does not say: the input it sent.
+        u64::try_from(r.input.len()).unwrap_or(u64::MAX)
+    };
+    if size == 0 {
+        return "-".to_owned();
+    }
+    bytes(i64::try_from(size).unwrap_or(i64::MAX))
 }
 
 /// At most [`SUMMARY_CHARS`] characters of `text`, ending with `…` when shortened or when
@@ -311,48 +336,6 @@ fn input_text(r: &Review) -> String {
             or_dash(&r.input_sha256)
         ),
     }
-}
-
-/// Text from the gateway, safe to print on a terminal: control characters (escape
-/// sequences) and the invisible characters that reorder text (bidirectional overrides) are
-/// shown escaped, e.g. `\u{1b}`, so that what reviewers read is what runs. Newlines are kept
-/// when `keep_newlines`, else shown as `\n`; tabs become a space on a single line.
-fn printable(text: &str, keep_newlines: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' if keep_newlines => out.push('\n'),
-            '\t' if keep_newlines => out.push('\t'),
-            '\t' => out.push(' '),
-            '\u{200e}'
-            | '\u{200f}'
-            | '\u{061c}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => out.extend(c.escape_unicode()),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Arguments as a shell would need them: quoted when they hold anything but plain
-/// characters.
-fn quote_args(args: &[String]) -> String {
-    args.iter()
-        .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
-            if plain {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// How many approvals the review has, against what it needs: distinct approving reviewers
@@ -467,9 +450,9 @@ mod tests {
         let text = reviews_table(&[one_time(), jit()]);
         assert_eq!(
             text,
-            "ID    STATUS     KIND       CONNECTION   REQUESTER   GROUPS    CREATED                REQUEST\n\
-             r-1   pending    one-time   pg           alice       dba,sre   1970-01-02T00:00:00Z   delete from users …\n\
-             r-2   approved   jit        sh           bob         ops       1970-01-02T00:00:00Z   30m"
+            "ID    STATUS     KIND       CONNECTION   REQUESTER   GROUPS    CREATED                SIZE   REQUEST\n\
+             r-1   pending    one-time   pg           alice       dba,sre   1970-01-02T00:00:00Z   34 B   delete from users …\n\
+             r-2   approved   jit        sh           bob         ops       1970-01-02T00:00:00Z   -      30m"
         );
     }
 
@@ -496,10 +479,18 @@ mod tests {
             request_summary(&with_input(b"\x1b[2Jrm\t-rf /")),
             r"\u{1b}[2Jrm -rf /"
         );
-        assert_eq!(
-            request_summary(&with_input(b"\xff\xfe\0")),
-            "<3 bytes, not UTF-8>"
-        );
+        assert_eq!(request_summary(&with_input(b"\xff\xfe\0")), "<not UTF-8>");
+        // As listed: the preview of a longer input, which goes on.
+        let listed = Review {
+            input: Vec::new(),
+            input_preview: b"select 1;".to_vec(),
+            input_size: 2_600_000,
+            input_truncated: true,
+            ..one_time()
+        };
+        assert_eq!(request_summary(&listed), "select 1; …");
+        assert_eq!(input_size(&listed), "2.5 MiB");
+        assert_eq!(input_size(&jit()), "-");
         // No input: the arguments.
         assert_eq!(request_summary(&with_input(b"")), "-c 'it'\\''s'");
         let bare = Review {
@@ -528,6 +519,7 @@ mod tests {
              args:            -c 'it'\\''s'\n\
              input:           delete from users\n\
              \x20                  where id = 7;\n\
+             input_size:      34 B\n\
              input_sha256:    5e1f\n\
              access_duration: -\n\
              groups:          dba,sre\n\

@@ -9,7 +9,9 @@ use hoop_proto::v1::{
 use crate::cli::{OutputFormat, SessionsCommand};
 use crate::client::Api;
 use crate::commands::{Outcome, replay};
-use crate::output::{self, bytes, details, duration, or_dash, table, timestamp, yes_no};
+use crate::output::{
+    self, bytes, details, duration, or_dash, printable, quote_args, table, timestamp, yes_no,
+};
 
 pub(crate) async fn run(
     api: &mut Api,
@@ -222,6 +224,7 @@ fn session_details(s: &Session) -> String {
         ("connection_type", or_dash(&s.connection_type)),
         ("user", or_dash(&s.user)),
         ("verb", or_dash(&s.verb)),
+        ("args", or_dash(&printable(&quote_args(&s.args), false))),
         ("status", or_dash(&s.status)),
         ("exit_code", exit_code(s)),
         ("reason", or_dash(&s.reason)),
@@ -277,6 +280,7 @@ mod tests {
             connection_type: "command".to_owned(),
             user: "ann".to_owned(),
             verb: "exec".to_owned(),
+            args: vec!["-c".to_owned(), "echo 'hi'".to_owned()],
             status: "done".to_owned(),
             exit_code: Some(3),
             reason: "exited with code 3".to_owned(),
@@ -328,6 +332,7 @@ mod tests {
              connection_type: command\n\
              user:            ann\n\
              verb:            exec\n\
+             args:            -c 'echo '\\''hi'\\'''\n\
              status:          done\n\
              exit_code:       3\n\
              reason:          exited with code 3\n\
@@ -341,6 +346,7 @@ mod tests {
              \x20                audit.events=9"
         );
         let text = session_details(&open());
+        assert!(text.contains("args:            -\n"), "{text}");
         assert!(text.contains("exit_code:       -\n"), "{text}");
         assert!(text.contains("ended:           -\n"), "{text}");
         assert!(text.contains("duration:        running\n"), "{text}");

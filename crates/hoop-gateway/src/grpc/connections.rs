@@ -32,6 +32,8 @@ const UPDATABLE: &[&str] = &[
     "min_approvals",
     "review_ttl",
     "access_max_duration",
+    "allow_args",
+    "agent",
 ];
 const OUTPUT_ONLY: &[&str] = &["plugins", "create_time", "update_time"];
 /// Rows read per query when a listing leaves out connections hidden from the caller.
@@ -223,6 +225,8 @@ impl ConnectionService for ConnectionApi {
                 "min_approvals",
                 "review_ttl",
                 "access_max_duration",
+                "allow_args",
+                "agent",
             ]
             .map(String::from)
             .to_vec();
@@ -288,6 +292,13 @@ impl ConnectionService for ConnectionApi {
         }
         if has("access_max_duration") {
             conn.access_max_duration = super::convert::session_timeout(proto.access_max_duration);
+        }
+        if has("allow_args") {
+            conn.allow_args = proto.allow_args;
+        }
+        if has("agent") {
+            // Empty means `local`.
+            conn.agent = proto.agent;
         }
         let updated = connections::update(
             &self.app.store.acting_as(&caller.user.name),

@@ -39,9 +39,8 @@ pub(crate) fn connection_to_proto(
         min_approvals: conn.min_approvals,
         review_ttl: conn.review_ttl.map(duration_to_proto),
         access_max_duration: conn.access_max_duration.map(duration_to_proto),
-        // Filled from the store by the args/agent change that follows this proto change.
-        allow_args: false,
-        agent: String::new(),
+        allow_args: conn.allow_args,
+        agent: conn.agent,
     }
 }
 
@@ -87,6 +86,9 @@ pub(crate) fn connection_from_proto(pb: pb::Connection) -> Connection {
     conn.min_approvals = pb.min_approvals.filter(|n| *n > 0);
     conn.review_ttl = session_timeout(pb.review_ttl);
     conn.access_max_duration = session_timeout(pb.access_max_duration);
+    conn.allow_args = pb.allow_args;
+    // Empty means `local`: validation says so, and the store keeps `local`.
+    conn.agent = pb.agent;
     conn
 }
 
@@ -142,7 +144,12 @@ pub(crate) fn review_status_to_proto(status: ReviewStatus) -> pb::ReviewStatus {
 }
 
 pub(crate) fn review_to_proto(review: Review) -> pb::Review {
+    let input_size = review.input_size.unwrap_or(0);
+    let input_preview = review.input_preview.unwrap_or_default();
     pb::Review {
+        input_truncated: u64::try_from(input_preview.len()).unwrap_or(u64::MAX) < input_size,
+        input_size,
+        input_preview,
         id: review.id,
         kind: review_kind_to_proto(review.kind) as i32,
         status: review_status_to_proto(review.status) as i32,

@@ -111,18 +111,19 @@ struct Prepared {
 }
 
 /// The connection `name` (with its secrets) and the chain a session by `caller` with `verb`
-/// runs through, built from the connection's current plugin attachments. Used when a
-/// session is asked for, and again when a hold on it lifts.
+/// and `args` runs through, built from the connection's current plugin attachments. Used
+/// when a session is asked for, and again when a hold on it lifts.
 ///
 /// A connection hidden by access_control is NOT_FOUND, exactly as if it did not exist,
 /// before anything else about it is read or said. The same attachments build the chain,
-/// whose access_control plugin checks again. A disabled access mode or an invalid stored
-/// config is FAILED_PRECONDITION.
+/// whose access_control plugin checks again. A disabled access mode, arguments on a
+/// connection without `allow_args`, or an invalid stored config is FAILED_PRECONDITION.
 pub(crate) async fn session_chain(
     app: &App,
     caller: &Caller,
     name: &str,
     verb: Verb,
+    args: &[String],
 ) -> Result<(Connection, Chain), Error> {
     let attachments = access::visible_attachments(&app.store, &app.registry, caller, name).await?;
     let connection = app.store.get_connection(name, true).await?;
@@ -134,6 +135,16 @@ pub(crate) async fn session_chain(
         return Err(Error::FailedPrecondition(format!(
             "{mode} is disabled on connection `{}`: an admin can enable access_modes.{mode}",
             connection.name
+        )));
+    }
+    if !args.is_empty() && !connection.allow_args {
+        return Err(Error::FailedPrecondition(format!(
+            "allow_args: connection `{0}` does not take arguments (allow_args is false), and \
+             this session asks for {1}; run it without arguments, or have an admin allow them: \
+             `hoop connections update {0} --allow-args` (UpdateConnection, update_mask: \
+             allow_args)",
+            connection.name,
+            plural(args.len(), "argument"),
         )));
     }
     let configs: Vec<(String, PluginConfig)> = attachments
@@ -185,13 +196,22 @@ impl SessionApi {
                 .into());
             }
         }
-        let (connection, chain) = session_chain(&self.app, caller, connection, verb).await?;
+        let (connection, chain) = session_chain(&self.app, caller, connection, verb, args).await?;
         // A session whose agent is not there fails at once, before anything is recorded or
         // anyone is asked to review it.
         self.app
             .agents
             .require(crate::agents::agent_of(&connection))
             .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+        if asks_for_review(&self.app, caller, &connection, &request, verb).await? {
+            // Checked again, atomically, when the review is recorded.
+            self.app
+                .store
+                .check_pending_review_limit(&caller.user.name, Utc::now())
+                .await
+                .map_err(Error::from)?;
+        }
+        let args = request.args.clone();
         let id = uuid::Uuid::new_v4().to_string();
         let user = caller.user_info();
         let info = SessionInfo::new(
@@ -210,6 +230,7 @@ impl SessionApi {
                 connection_type: connection.kind.clone(),
                 user: caller.user.name.clone(),
                 verb: verb.as_str().to_owned(),
+                args,
                 status: "open".to_owned(),
                 exit_code: None,
                 reason: String::new(),
@@ -340,8 +361,43 @@ fn reads_all(caller: &Caller) -> bool {
         .any(|g| READ_ALL_GROUPS.contains(&g.as_str()))
 }
 
+/// Whether the review plugin will ask reviewers for a new review to let this session in:
+/// the connection has reviewers, the client presents no review, and it is an `exec` or a
+/// `connect` without an active grant. (The plugin decides; this only lets the gateway
+/// refuse a request over the pending reviews limit before the session is recorded.)
+async fn asks_for_review(
+    app: &App,
+    caller: &Caller,
+    connection: &Connection,
+    request: &SessionRequest,
+    verb: Verb,
+) -> Result<bool, Error> {
+    if connection.reviewers.is_empty() || request.ticket.is_some() {
+        return Ok(false);
+    }
+    Ok(match verb {
+        Verb::Exec => true,
+        Verb::Connect => app
+            .store
+            .active_grant(&caller.user.name, &connection.name, Utc::now())
+            .await?
+            .is_none(),
+        _ => false,
+    })
+}
+
+/// `1 argument`, `3 arguments`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn session_to_proto(s: SessionRecord) -> pb::Session {
     pb::Session {
+        args: s.args,
         id: s.id,
         connection: s.connection,
         connection_type: s.connection_type,

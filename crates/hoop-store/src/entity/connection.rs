@@ -22,6 +22,8 @@ pub struct Model {
     pub min_approvals: Option<i32>,
     pub review_ttl_ms: Option<i64>,
     pub access_max_duration_ms: Option<i64>,
+    pub allow_args: bool,
+    pub agent: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

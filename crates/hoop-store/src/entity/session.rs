@@ -20,6 +20,7 @@ pub struct Model {
     pub bytes_out: i64,
     pub metrics: Json,
     pub attributes: Json,
+    pub args: Json,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261124_000003_create_sessions;
 mod m20261124_000004_session_attributes_and_timeout;
 mod m20261124_000005_reviews;
 mod m20261203_000006_events;
+mod m20261203_000007_args_and_agent;
 mod m20261203_000008_agents;
 
 use std::sync::Mutex;
@@ -34,6 +35,7 @@ fn own() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261124_000004_session_attributes_and_timeout::Migration),
         Box::new(m20261124_000005_reviews::Migration),
         Box::new(m20261203_000006_events::Migration),
+        Box::new(m20261203_000007_args_and_agent::Migration),
         Box::new(m20261203_000008_agents::Migration),
     ]
 }

@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+/// The agent a connection's sessions run on unless it names another: the one the gateway
+/// starts itself.
+pub const LOCAL_AGENT: &str = "local";
+
 /// Which ways of using a connection are enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessModes {
@@ -58,6 +62,10 @@ pub struct Connection {
     /// Longest just-in-time access a user may ask for; `None` means the gateway's default
     /// (4 hours).
     pub access_max_duration: Option<std::time::Duration>,
+    /// Whether clients may append arguments to `command` (a session's `args`).
+    pub allow_args: bool,
+    /// The agent that runs the connection's sessions ([`LOCAL_AGENT`] by default).
+    pub agent: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -80,6 +88,8 @@ impl std::fmt::Debug for Connection {
             min_approvals,
             review_ttl,
             access_max_duration,
+            allow_args,
+            agent,
             created_at,
             updated_at,
         } = self;
@@ -97,6 +107,8 @@ impl std::fmt::Debug for Connection {
             .field("min_approvals", min_approvals)
             .field("review_ttl", review_ttl)
             .field("access_max_duration", access_max_duration)
+            .field("allow_args", allow_args)
+            .field("agent", agent)
             .field("created_at", created_at)
             .field("updated_at", updated_at)
             .finish()
@@ -131,6 +143,8 @@ impl Connection {
             min_approvals: None,
             review_ttl: None,
             access_max_duration: None,
+            allow_args: false,
+            agent: LOCAL_AGENT.to_owned(),
             created_at: now,
             updated_at: now,
         }

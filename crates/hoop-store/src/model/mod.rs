@@ -10,10 +10,11 @@ mod sessions;
 mod users;
 
 pub use agents::Agent;
-pub use connections::{AccessModes, Attachment, Connection};
+pub use connections::{AccessModes, Attachment, Connection, LOCAL_AGENT};
+pub(crate) use reviews::preview_of_head;
 pub use reviews::{
-    ApprovalRule, NewDecision, NewReview, Review, ReviewDecision, ReviewFilter, ReviewKind,
-    ReviewStatus,
+    ApprovalRule, INPUT_PREVIEW_BYTES, NewDecision, NewReview, Review, ReviewDecision,
+    ReviewFilter, ReviewKind, ReviewStatus, input_preview,
 };
 pub use sessions::{SessionEnd, SessionFilter, SessionRecord};
 pub use users::{ApiKey, User};

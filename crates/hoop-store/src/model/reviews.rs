@@ -2,6 +2,27 @@
 
 use chrono::{DateTime, Utc};
 
+/// Most bytes of a review's input in its [`Review::input_preview`]: 1 KiB.
+pub const INPUT_PREVIEW_BYTES: usize = 1024;
+
+/// The preview of an input: its first [`INPUT_PREVIEW_BYTES`] bytes, cut back to the last
+/// whole character when they end inside a UTF-8 sequence (so the preview of a text is text).
+/// An input that is not UTF-8 is cut at the byte.
+pub fn input_preview(input: &[u8]) -> Vec<u8> {
+    preview_of_head(input, input.len())
+}
+
+/// The preview of an input of `size` bytes from its first bytes `head` (at least the first
+/// [`INPUT_PREVIEW_BYTES`], or all of it).
+pub(crate) fn preview_of_head(head: &[u8], size: usize) -> Vec<u8> {
+    let head = head.get(..INPUT_PREVIEW_BYTES).unwrap_or(head);
+    match std::str::from_utf8(head) {
+        // Invalid only in a sequence the cut left incomplete: drop that sequence.
+        Err(e) if e.error_len().is_none() && head.len() < size => head[..e.valid_up_to()].to_vec(),
+        _ => head.to_vec(),
+    }
+}
+
 /// What a review grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReviewKind {
@@ -130,10 +151,17 @@ pub struct Review {
     pub requester: String,
     /// `exec` (one-time) or `connect` (JIT).
     pub verb: String,
-    /// The exact input to run (one-time); `None` for JIT.
+    /// The exact input to run (one-time); `None` for JIT, and in listings
+    /// ([`Store::list_reviews`](crate::Store::list_reviews) returns
+    /// [`input_preview`](Self::input_preview) and [`input_size`](Self::input_size) only).
     pub input: Option<Vec<u8>>,
-    /// Hex SHA-256 of `input`, when there is one.
+    /// Hex SHA-256 of the input, when there is one.
     pub input_sha256: Option<String>,
+    /// Size of the input in bytes, when there is one.
+    pub input_size: Option<u64>,
+    /// The input's first bytes, at most [`INPUT_PREVIEW_BYTES`], when there is one (see
+    /// [`input_preview`]).
+    pub input_preview: Option<Vec<u8>>,
     /// The exact arguments to run with.
     pub args: Vec<String>,
     /// Reviewer groups at request time.
@@ -274,6 +302,21 @@ pub struct ReviewFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_a_kib_cut_at_a_character() {
+        assert_eq!(input_preview(b"select 1;"), b"select 1;");
+        let long = "x".repeat(2000);
+        assert_eq!(input_preview(long.as_bytes()), &long.as_bytes()[..1024]);
+        // 1023 ASCII bytes then `é` (2 bytes): the cut would split it, so it goes.
+        let text = format!("{}é and more", "a".repeat(1023));
+        assert_eq!(input_preview(text.as_bytes()), "a".repeat(1023).as_bytes());
+        // Not UTF-8: cut at the byte.
+        let binary = vec![0xff_u8; 1500];
+        assert_eq!(input_preview(&binary).len(), 1024);
+        // An input that ends inside a sequence is not cut: it is shown as it is.
+        assert_eq!(input_preview(&[b'a', 0xc3]), [b'a', 0xc3]);
+    }
 
     #[test]
     fn review_statuses_and_kinds_parse_their_names() {

@@ -17,6 +17,8 @@ pub struct SessionRecord {
     pub user: String,
     /// `exec` or `connect`.
     pub verb: String,
+    /// The arguments appended to the connection's command.
+    pub args: Vec<String>,
     /// `open`, `done`, `denied`, `killed` or `interrupted`.
     pub status: String,
     /// Exit code, once ended.

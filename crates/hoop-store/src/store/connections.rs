@@ -15,7 +15,7 @@ use super::{
 use crate::entity::{connection, plugin_attachment};
 use crate::error::StoreError;
 use crate::events::NewEvent;
-use crate::model::{AccessModes, Attachment, Connection};
+use crate::model::{AccessModes, Attachment, Connection, LOCAL_AGENT};
 
 impl Store {
     /// Creates a connection with its plugin attachments, in one transaction.
@@ -294,6 +294,12 @@ impl Store {
             min_approvals: Set(conn.min_approvals.map(count_to_db)),
             review_ttl_ms: Set(conn.review_ttl.map(millis)),
             access_max_duration_ms: Set(conn.access_max_duration.map(millis)),
+            allow_args: Set(conn.allow_args),
+            agent: Set(if conn.agent.is_empty() {
+                LOCAL_AGENT.to_owned()
+            } else {
+                conn.agent.clone()
+            }),
             ..Default::default()
         };
         if with_env {
@@ -334,6 +340,12 @@ impl Store {
             min_approvals: row.min_approvals.and_then(count_from_db),
             review_ttl: row.review_ttl_ms.and_then(duration_from_db),
             access_max_duration: row.access_max_duration_ms.and_then(duration_from_db),
+            allow_args: row.allow_args,
+            agent: if row.agent.is_empty() {
+                LOCAL_AGENT.to_owned()
+            } else {
+                row.agent
+            },
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -48,6 +48,28 @@ pub enum Backend {
     Postgres,
 }
 
+/// Per-user limits the store enforces as it records sessions and reviews: the count and the
+/// insert happen in one write transaction, serialized per user (SQLite's write lock; on
+/// PostgreSQL a transaction-scoped advisory lock on the user), so concurrent requests cannot
+/// both pass the last free place. `None` means no limit (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most `open` sessions one user may have at once
+    /// ([`create_session`](Store::create_session) refuses more).
+    pub running_sessions_per_user: Option<u32>,
+    /// Most `PENDING` reviews one user may have asked for at once
+    /// ([`create_review`](Store::create_review) refuses more).
+    pub pending_reviews_per_user: Option<u32>,
+}
+
+/// Classes of the per-user advisory locks (PostgreSQL) that serialize limit checks.
+#[derive(Debug, Clone, Copy)]
+#[repr(i32)]
+enum UserLock {
+    RunningSessions = 0x6873_0001,
+    PendingReviews = 0x6873_0002,
+}
+
 /// The gateway's persistent state.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -58,6 +80,8 @@ pub struct Store {
     appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Who makes the changes made through this handle (see [`Store::acting_as`]).
     actor: Option<std::sync::Arc<str>>,
+    /// Per-user limits (see [`Store::with_limits`]).
+    limits: Limits,
 }
 
 impl Store {
@@ -109,7 +133,42 @@ impl Store {
             backend,
             appended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             actor: None,
+            limits: Limits::default(),
         })
+    }
+
+    /// This store, enforcing `limits` (handles cloned from it and [`acting_as`] ones
+    /// too).
+    ///
+    /// [`acting_as`]: Self::acting_as
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits this store enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Serializes, until `txn` ends, the transactions that check limit `lock` for `user`.
+    /// SQLite needs nothing: [`begin_write`](Self::begin_write) took its write lock.
+    async fn lock_user(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        lock: UserLock,
+        user: &str,
+    ) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            txn.execute(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                [(lock as i32).into(), user.into()],
+            ))
+            .await?;
+        }
+        Ok(())
     }
 
     /// A handle on the same database whose changes are made by user `name`: the events they

@@ -8,21 +8,21 @@ use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Set,
 };
 use sha2::{Digest, Sha256};
 
 use super::{
-    Backend, Result, Store, count_from_db, count_to_db, duration_from_db, from_json, hex, millis,
-    to_json,
+    Backend, Result, Store, UserLock, count_from_db, count_to_db, duration_from_db, from_json, hex,
+    millis, to_json,
 };
 use crate::entity::{review, review_decision};
 use crate::error::StoreError;
 use crate::events::NewEvent;
 use crate::model::{
-    ApprovalRule, NewDecision, NewReview, Review, ReviewDecision, ReviewFilter, ReviewKind,
-    ReviewStatus,
+    ApprovalRule, INPUT_PREVIEW_BYTES, NewDecision, NewReview, Review, ReviewDecision,
+    ReviewFilter, ReviewKind, ReviewStatus, preview_of_head,
 };
 
 impl Store {
@@ -38,7 +38,10 @@ impl Store {
     /// Records a new `PENDING` review with a fresh UUID and the SHA-256 of its input.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] if a JIT review has no access duration.
+    /// [`StoreError::Invalid`] if a JIT review has no access duration;
+    /// [`StoreError::LimitReached`] if the requester already has
+    /// [`Limits::pending_reviews_per_user`](crate::Limits) pending reviews that have not
+    /// expired by `new.created_at` (checked and recorded atomically).
     pub async fn create_review(&self, new: &NewReview) -> Result<Review> {
         if new.kind == ReviewKind::Jit && new.access_duration.is_none() {
             return Err(StoreError::Invalid(
@@ -47,6 +50,12 @@ impl Store {
         }
         let id = new_uuid();
         let txn = self.begin_write().await?;
+        if self.limits.pending_reviews_per_user.is_some() {
+            self.lock_user(&txn, UserLock::PendingReviews, &new.requester)
+                .await?;
+            self.pending_review_limit(&txn, &new.requester, new.created_at)
+                .await?;
+        }
         let row = review::ActiveModel {
             id: Set(id.clone()),
             kind: Set(new.kind.as_str().to_owned()),
@@ -78,6 +87,51 @@ impl Store {
         Ok(review)
     }
 
+    /// Whether `requester` may ask for one more review at `now` under
+    /// [`Limits::pending_reviews_per_user`](crate::Limits): a check ahead of
+    /// [`create_review`](Self::create_review), which checks again as it records the review.
+    ///
+    /// # Errors
+    /// [`StoreError::LimitReached`] if they may not.
+    pub async fn check_pending_review_limit(
+        &self,
+        requester: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.pending_review_limit(&self.db, requester, now).await
+    }
+
+    /// [`StoreError::LimitReached`] if `requester` has as many pending reviews, not expired
+    /// at `now`, as the limit allows.
+    async fn pending_review_limit(
+        &self,
+        db: &impl ConnectionTrait,
+        requester: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(max) = self.limits.pending_reviews_per_user else {
+            return Ok(());
+        };
+        let pending = review::Entity::find()
+            .filter(review::Column::Requester.eq(requester))
+            .filter(review::Column::Status.eq(ReviewStatus::Pending.as_str()))
+            .filter(review::Column::ExpiresAt.gt(now))
+            .count(db)
+            .await?;
+        if pending >= u64::from(max) {
+            return Err(StoreError::LimitReached {
+                limit: "pending_reviews_per_user",
+                max,
+                message: format!(
+                    "limit pending_reviews_per_user reached: user `{requester}` already has \
+                     {pending} pending reviews (at most {max}); wait for reviewers to decide \
+                     them, or revoke one (hoop reviews revoke), before asking for another"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The review with this id, with its decisions.
     ///
     /// # Errors
@@ -87,7 +141,9 @@ impl Store {
     }
 
     /// Reviews matching `filter`, newest first, after the (creation time, id) of the last one
-    /// of the previous page, at most `limit`, with their decisions.
+    /// of the previous page, at most `limit`, with their decisions. Inputs are not read
+    /// whole: each review has its [`input_size`](Review::input_size) and
+    /// [`input_preview`](Review::input_preview), and `input` is `None`.
     ///
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
@@ -97,7 +153,22 @@ impl Store {
         after: Option<(DateTime<Utc>, String)>,
         limit: u64,
     ) -> Result<Vec<Review>> {
+        // Every column but the input, whose first bytes and size the database computes.
+        let (head, size) = match self.backend {
+            Backend::Sqlite => (
+                format!(r#"substr("reviews"."input", 1, {INPUT_PREVIEW_BYTES})"#),
+                r#"length("reviews"."input")"#,
+            ),
+            Backend::Postgres => (
+                format!(r#"substring("reviews"."input" from 1 for {INPUT_PREVIEW_BYTES})"#),
+                r#"CAST(octet_length("reviews"."input") AS BIGINT)"#,
+            ),
+        };
         let mut query = review::Entity::find()
+            .select_only()
+            .columns(review::Column::iter().filter(|c| !matches!(c, review::Column::Input)))
+            .expr_as(Expr::cust(head), "input")
+            .expr_as(Expr::cust(size), "input_size")
             .order_by_desc(review::Column::CreatedAt)
             .order_by_desc(review::Column::Id);
         if let Some(s) = filter.status {
@@ -137,8 +208,26 @@ impl Store {
                 ),
             );
         }
-        let rows = query.limit(limit).all(&self.db).await?;
-        with_decisions(&self.db, rows).await
+        let listed = query
+            .limit(limit)
+            .into_model::<Listed>()
+            .all(&self.db)
+            .await?;
+        let sizes: Vec<Option<i64>> = listed.iter().map(|l| l.input_size).collect();
+        let rows = listed.into_iter().map(|l| l.row).collect();
+        let mut reviews = with_decisions(&self.db, rows).await?;
+        for (review, size) in reviews.iter_mut().zip(sizes) {
+            let size = size.and_then(|s| u64::try_from(s).ok());
+            let head = review.input.take();
+            review.input_preview = head.as_deref().map(|head| {
+                preview_of_head(
+                    head,
+                    size.and_then(|s| usize::try_from(s).ok()).unwrap_or(0),
+                )
+            });
+            review.input_size = size;
+        }
+        Ok(reviews)
     }
 
     /// Records a reviewer's decision on a `PENDING` review and settles the review, in one
@@ -492,6 +581,31 @@ impl Store {
         }
     }
 
+    /// Every access `requester` holds on `connection` at `now`: the `APPROVED` JIT reviews
+    /// whose grant has not ended, the one ending last first (a grant binds the arguments it
+    /// was approved for, so a user may hold several).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn active_grants(
+        &self,
+        requester: &str,
+        connection: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Review>> {
+        let rows = review::Entity::find()
+            .filter(review::Column::Requester.eq(requester))
+            .filter(review::Column::Connection.eq(connection))
+            .filter(review::Column::Kind.eq(ReviewKind::Jit.as_str()))
+            .filter(review::Column::Status.eq(ReviewStatus::Approved.as_str()))
+            .filter(review::Column::GrantEndsAt.gt(now))
+            .order_by_desc(review::Column::GrantEndsAt)
+            .order_by_desc(review::Column::Id)
+            .all(&self.db)
+            .await?;
+        with_decisions(&self.db, rows).await
+    }
+
     /// When [`expire_reviews`](Self::expire_reviews) next has something to do: the earliest
     /// `expires_at` of the `PENDING` reviews and of the `APPROVED` one-time reviews, and
     /// `grant_ends_at` of the `APPROVED` JIT reviews; `None` if there are none.
@@ -670,8 +784,28 @@ async fn with_decisions(
         .collect()
 }
 
+/// A review row as listed: `input` holds only its first bytes, with the size of the whole.
+struct Listed {
+    row: review::Model,
+    input_size: Option<i64>,
+}
+
+impl FromQueryResult for Listed {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            row: review::Model::from_query_result(res, pre)?,
+            input_size: res.try_get(pre, "input_size")?,
+        })
+    }
+}
+
 fn review_from(row: review::Model, decisions: Vec<ReviewDecision>) -> Result<Review> {
     Ok(Review {
+        input_size: row
+            .input
+            .as_ref()
+            .map(|i| u64::try_from(i.len()).unwrap_or(u64::MAX)),
+        input_preview: row.input.as_deref().map(crate::model::input_preview),
         kind: row
             .kind
             .parse()

@@ -3,11 +3,14 @@
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
-use super::{Result, Store, from_json, to_json};
+use super::{Result, Store, UserLock, from_json, to_json};
+
+/// The status of a session that has not ended.
+const OPEN: &str = "open";
 use crate::entity::session;
 use crate::error::StoreError;
 use crate::events::NewEvent;
@@ -17,9 +20,35 @@ impl Store {
     /// Records a session that starts now.
     ///
     /// # Errors
-    /// [`StoreError::AlreadyExists`] if the id is taken.
+    /// [`StoreError::AlreadyExists`] if the id is taken;
+    /// [`StoreError::LimitReached`] if the session is `open` and its user already has
+    /// [`Limits::running_sessions_per_user`](crate::Limits) open sessions (checked and
+    /// recorded atomically: concurrent calls never both take the last place).
     pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
         let txn = self.begin_write().await?;
+        if let Some(max) = self.limits.running_sessions_per_user
+            && record.status == OPEN
+        {
+            self.lock_user(&txn, UserLock::RunningSessions, &record.user)
+                .await?;
+            let running = session::Entity::find()
+                .filter(session::Column::UserName.eq(record.user.as_str()))
+                .filter(session::Column::Status.eq(OPEN))
+                .count(&txn)
+                .await?;
+            if running >= u64::from(max) {
+                return Err(StoreError::LimitReached {
+                    limit: "running_sessions_per_user",
+                    max,
+                    message: format!(
+                        "limit running_sessions_per_user reached: user `{}` already has \
+                         {running} running sessions (at most {max}); end one before starting \
+                         another",
+                        record.user
+                    ),
+                });
+            }
+        }
         session::ActiveModel {
             id: Set(record.id.clone()),
             connection: Set(record.connection.clone()),
@@ -35,6 +64,7 @@ impl Store {
             bytes_out: Set(record.bytes_out),
             metrics: Set(to_json(&record.metrics)?),
             attributes: Set(to_json(&record.attributes)?),
+            args: Set(to_json(&record.args)?),
         }
         .insert(&txn)
         .await
@@ -210,6 +240,7 @@ fn session_from(row: session::Model) -> Result<SessionRecord> {
     Ok(SessionRecord {
         metrics: from_json(row.metrics, "metrics")?,
         attributes: from_json(row.attributes, "attributes")?,
+        args: from_json(row.args, "args")?,
         id: row.id,
         connection: row.connection,
         connection_type: row.connection_type,
