@@ -185,7 +185,10 @@ async fn online(gw: &Gateway, name: &str) -> bool {
 async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend) {
     let gw = Gateway::start(backend).await;
     let created = gw
-        .cli(None, &["agents", "create", "edge", "-o", "json"])
+        .cli(
+            Some(hoop_rs::ADMIN_TOKEN),
+            &["agents", "create", "edge", "-o", "json"],
+        )
         .await;
     let token = created.json()["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("hag_"), "{token}");
@@ -213,7 +216,9 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
         online(&gw, "edge").await.then_some(())
     })
     .await;
-    let listed = gw.cli(None, &["agents", "list"]).await;
+    let listed = gw
+        .cli(Some(hoop_rs::ADMIN_TOKEN), &["agents", "list"])
+        .await;
     assert!(listed.ok().contains("edge"), "{}", listed.ok());
     assert!(listed.ok().contains("local"), "{}", listed.ok());
     let result = exec(
@@ -303,7 +308,9 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
     assert_eq!(again.stdout, b"hello from the edge\n");
 
     // Deleted, it is cut off and its token no longer serves.
-    let deleted = gw.cli(None, &["agents", "delete", "edge"]).await;
+    let deleted = gw
+        .cli(Some(hoop_rs::ADMIN_TOKEN), &["agents", "delete", "edge"])
+        .await;
     assert!(
         deleted.ok().contains("deleted agent edge"),
         "{}",

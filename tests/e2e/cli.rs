@@ -4,6 +4,7 @@ use hoop_rs::{ADMIN_TOKEN, Backend, Gateway, admin, e2e, exec, pb};
 
 e2e!(
     cli_manages_connections_plugins_and_users,
+    cli_takes_env_secrets_from_its_own_environment,
     cli_errors_are_one_clear_line,
     cli_exec_streams_output_and_exit_code,
     cli_replays_and_verifies_recordings,
@@ -238,7 +239,7 @@ async fn cli_errors_are_one_clear_line(backend: Backend) {
             ],
         )
         .await;
-    assert!(err.err().contains("KEY=VALUE"), "{err:?}");
+    assert!(err.err().contains("or pass NOEQUALS=VALUE"), "{err:?}");
 
     let err = gw.cli(t, &["plugins", "detach", "x", "audit"]).await;
     assert!(err.err().contains("FAILED_PRECONDITION"), "{err:?}");
@@ -1705,4 +1706,51 @@ async fn cli_connect_asks_for_access_for_a_duration(backend: Backend) {
     assert_eq!(again.code, Some(5), "{again:?}");
     assert_eq!(again.stdout, "hello\n", "{again:?}");
     assert!(!again.stderr.contains("waiting"), "{again:?}");
+}
+
+/// `--env NAME` takes the value from hoop's own environment: the secret never sits in a
+/// command line, which every user of the host can read.
+async fn cli_takes_env_secrets_from_its_own_environment(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    let t = Some(ADMIN_TOKEN);
+    let out = gw
+        .cli_env(
+            t,
+            &[
+                "connections",
+                "create",
+                "envy",
+                "--env",
+                "DB_SECRET",
+                "--",
+                "env",
+            ],
+            None,
+            &[("DB_SECRET", "from-hoops-environment")],
+        )
+        .await;
+    assert!(out.ok().contains("DB_SECRET=<hidden>"), "{out:?}");
+    let out = gw.cli(t, &["exec", "envy"]).await;
+    assert!(
+        out.ok().contains("DB_SECRET=from-hoops-environment"),
+        "{out:?}"
+    );
+    // Neither given nor in the environment: a message saying what to do, nothing created.
+    let out = gw
+        .cli(
+            t,
+            &[
+                "connections",
+                "create",
+                "none",
+                "--env",
+                "NOT_SET_ANYWHERE",
+                "--",
+                "env",
+            ],
+        )
+        .await;
+    assert!(out.err().contains("export NOT_SET_ANYWHERE="), "{out:?}");
+    let out = gw.cli(t, &["connections", "get", "none"]).await;
+    assert!(out.err().contains("not found"), "{out:?}");
 }

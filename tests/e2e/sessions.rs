@@ -163,6 +163,7 @@ async fn exec_passes_bytes_args_and_env_exactly(backend: Backend) {
             "LOGNAME",
             "PATH",
             "SHELL",
+            "TMPDIR",
             "USER"
         ],
         "{text}"

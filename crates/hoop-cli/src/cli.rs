@@ -544,8 +544,11 @@ pub(crate) struct ConnectionFields {
     pub(crate) kind: Option<String>,
 
     /// Environment variable given to the target, e.g. a password (repeatable). Values are
-    /// write-only. On update, the given variables replace the whole environment.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
+    /// write-only. On update, the given variables replace the whole environment. `KEY` alone
+    /// takes the value of hoop's own variable KEY: prefer it for secrets, since every user of
+    /// the host can read a command line (`PGPASSWORD=… hoop connections create pg --env
+    /// PGPASSWORD -- psql`).
+    #[arg(long = "env", value_name = "KEY=VALUE|KEY")]
     pub(crate) env: Vec<String>,
 
     /// Comma-separated groups whose approval a session needs (activates the `review`

@@ -24,6 +24,34 @@ pub(crate) fn parse_key_values(flag: &str, items: &[String]) -> Result<BTreeMap<
     Ok(map)
 }
 
+/// Parses repeated `--env` values: `KEY=VALUE`, or `KEY` alone to take the value from the
+/// variable `KEY` of `lookup` (hoop's own environment), so that a secret need not be written
+/// on the command line, which every user of the host can read in `/proc/<pid>/cmdline`.
+pub(crate) fn parse_env(
+    items: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((key, value)) if !key.is_empty() => {
+                map.insert(key.to_owned(), value.to_owned());
+            }
+            None if !item.is_empty() => match lookup(item) {
+                Some(value) => {
+                    map.insert(item.clone(), value);
+                }
+                None => bail!(
+                    "--env {item}: no `=VALUE` given and no variable {item} in hoop's \
+                     environment: export {item}=… first, or pass {item}=VALUE"
+                ),
+            },
+            _ => bail!("--env expects KEY=VALUE or KEY, got `{item}`"),
+        }
+    }
+    Ok(map)
+}
+
 /// Splits a comma-separated flag value; blanks are dropped, so `''` is the empty list.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
     value
@@ -125,7 +153,7 @@ pub(crate) fn connection_from_flags(
         paths.push("command");
     }
     if !fields.env.is_empty() {
-        connection.env = parse_key_values("--env", &fields.env)?;
+        connection.env = parse_env(&fields.env, |key| std::env::var(key).ok())?;
         paths.push("env");
     }
     if let Some(reviewers) = &fields.reviewers {
@@ -322,6 +350,18 @@ mod tests {
     fn key_values_errors() {
         let err = parse_key_values("--env", &strings(&["A=1", "oops"])).unwrap_err();
         assert_eq!(err.to_string(), "--env expects KEY=VALUE, got `oops`");
+    }
+
+    #[test]
+    fn env_values_may_come_from_hoops_environment() {
+        let lookup = |key: &str| (key == "PGPASSWORD").then(|| "from-env".to_owned());
+        let map = parse_env(&strings(&["PGPASSWORD", "A=1"]), lookup).unwrap();
+        assert_eq!(map["PGPASSWORD"], "from-env");
+        assert_eq!(map["A"], "1");
+        let err = parse_env(&strings(&["MISSING"]), lookup).unwrap_err();
+        assert!(err.to_string().contains("no variable MISSING"), "{err}");
+        let err = parse_env(&strings(&["=x"]), lookup).unwrap_err();
+        assert!(err.to_string().contains("KEY=VALUE or KEY"), "{err}");
         let err = parse_key_values("--tag", &strings(&["=v"])).unwrap_err();
         assert_eq!(err.to_string(), "--tag expects KEY=VALUE, got `=v`");
     }

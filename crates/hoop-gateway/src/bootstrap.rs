@@ -18,7 +18,9 @@ pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 pub(crate) const SECRET_KEY_FILE: &str = "secret-key";
 
 /// Creates the data dir (mode 0700) if it does not exist, and makes it private (see
-/// [`secure_data_dir`]).
+/// [`secure_data_dir`]). Call it before the database is opened, never after: opening and
+/// closing a file SQLite has open would release the locks SQLite holds on it in this
+/// process (POSIX record locks belong to the process, and any close drops them).
 pub(crate) fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
     let dir = &config.data_dir;
     if !dir.exists() {

@@ -77,7 +77,10 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     // The per-user limits hold for every handle on the store: sessions, reviews.
     let store = open_store(&config).await?.with_limits(config.limits);
     store.check_secret_key().await.context("secret_key")?;
-    let dir = bootstrap::data_dir(&config)?;
+    // Created and made private by `open_store`, before the database was opened. Not walked
+    // again now that it is open: opening and closing one of SQLite's files here would drop
+    // the locks its connections hold on it (POSIX locks belong to the process).
+    let dir = config.data_dir.clone();
     let admin_token = bootstrap::admin_token(&config, &dir)?;
     store
         .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
