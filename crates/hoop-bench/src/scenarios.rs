@@ -715,6 +715,7 @@ pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -
     }
     let (loaded, peak) = gateway::rss(pid)?;
     let loaded_fds = gateway::open_fds(pid)?;
+    let agent_side = agent_memory(&pid.to_string());
     let status_channel = channels.first().cloned().context("no channel")?;
     let open_now = gw
         .open_sessions(status_channel.clone(), CAT_CONNECTION)
@@ -776,6 +777,13 @@ pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -
         close_time.as_secs_f64(),
         mb(after)
     ));
+    if let Some((supervisors, pss)) = agent_side {
+        report.note(format!(
+            "idle: the local agent and its {supervisors} session supervisors (one root process per session, which ends everything the session started): PSS {} in all ({:.0} KiB per session), besides the sessions' own programs",
+            mb(pss),
+            pss as f64 / supervisors.max(1) as f64 / 1024.0
+        ));
+    }
     if let Some(first) = ended_early.first() {
         report.note(format!(
             "idle: {} sessions ended on their own after `started`; first: {first}",
@@ -819,4 +827,41 @@ pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -
         );
     }
     Ok(())
+}
+
+/// The proportional set size (shared pages split between the processes that map them) of
+/// the gateway's local agent and of its children, the sessions' supervisors: how many
+/// supervisors there are, and their PSS with the agent's, in bytes.
+fn agent_memory(gateway: &str) -> Option<(usize, u64)> {
+    let agent = local_agent_pid(gateway)?;
+    let pss = |pid: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with("Pss:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    let mut total = pss(&agent);
+    let mut supervisors = 0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid == Some(agent.as_str()) {
+            supervisors += 1;
+            total += pss(&pid);
+        }
+    }
+    Some((supervisors, total))
 }
