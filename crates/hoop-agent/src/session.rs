@@ -449,6 +449,8 @@ async fn drive(
                         front.written += n;
                         if front.counted {
                             acknowledge(&mut outbox, id, n as u64);
+                            // Acknowledged: out of the gateway's window again.
+                            *unacked_in = unacked_in.saturating_sub(n as u64);
                         }
                         if front.written >= front.data.len() {
                             queue.pop_front();
