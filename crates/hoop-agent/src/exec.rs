@@ -6,24 +6,32 @@
 //! never through a shell, the environment exactly as given). The pid stays the same, so
 //! the supervisor's child *is* the program.
 //!
+//! The supervisor starts it before the session is known (a *slot* of the agent): it waits
+//! for the spec as the agent's user (root), so no process of the session's user sits idle,
+//! and drops its privileges only once the spec arrived. An end of file instead of a spec
+//! (its supervisor dropped it, or died) ends it without a word.
+//!
 //! Arguments: `<spec fd> <status fd>`. The spec ([`ExecSpec`]) is read from the first pipe;
 //! if the program cannot start, an [`ExecFailure`] is written to the second and the helper
 //! exits with its code (127: not found, 126: could not start). On success the status pipe,
 //! close-on-exec, simply closes.
 
 use std::ffi::{CString, OsString};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::unistd::{Gid, Uid};
 
 use crate::fds::{self, End};
-use crate::spec::{ExecFailure, ExecSpec, Identity, read_json, write_json_line};
+use crate::spec::{ExecFailure, ExecSpec, Identity, write_json_line};
 
 /// Exit code of a program that was not found.
 pub(crate) const NOT_FOUND: i32 = 127;
 /// Exit code of a program that could not be started.
 pub(crate) const CANNOT_START: i32 = 126;
+/// Exit code of a helper that got no spec (nobody waits for it).
+const DISMISSED: i32 = 0;
 
 pub(crate) fn run(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
@@ -42,12 +50,25 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
         }
     };
     fds::close_all_but(&[&spec, &status]);
-    let failure = match read_json::<ExecSpec>(spec) {
-        Ok(spec) => start(spec),
-        Err(message) => ExecFailure {
-            code: CANNOT_START,
-            message,
+    // While it waits for a spec that holds secrets, nothing of the same user may open its
+    // pipes (`/proc/<pid>/fd`) nor read its memory; the program's execution makes it
+    // dumpable again, as any program.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    if Uid::effective().is_root() {
+        // While it waits: the first group look-up loads the name service's modules (with
+        // systemd's, a shared library or two), which `initgroups` then need not. The
+        // look-up of the session's user comes after the spec, from the files as they are.
+        let _ = nix::unistd::getgrouplist(c"root", Gid::from_raw(0));
+    }
+    let mut bytes = Vec::with_capacity(4096);
+    let failure = match (&spec).read_to_end(&mut bytes) {
+        // No program for this helper: its supervisor dropped it, or died.
+        Ok(0) => return DISMISSED,
+        Ok(_) => match serde_json::from_slice::<ExecSpec>(&bytes) {
+            Ok(spec) => start(spec),
+            Err(e) => failed(CANNOT_START, format!("invalid spec: {e}")),
         },
+        Err(e) => failed(CANNOT_START, format!("cannot read the spec: {e}")),
     };
     let _ = write_json_line(&status, &failure);
     failure.code

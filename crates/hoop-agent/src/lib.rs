@@ -24,6 +24,10 @@
 //! signal it) and the program runs as [`AgentOptions::run_as`] with that user's groups,
 //! set by a second helper ([`EXEC_MODE`]) between the supervisor and the program.
 //!
+//! Both helpers start before their session is known: every connection keeps
+//! [`READY_SLOTS`] of them ready (supervisor and exec helper, waiting as the agent's user),
+//! so that a session's start on pipes only writes its spec to a pipe.
+//!
 //! The session spec (argv, the connection's environment, which may hold secrets) reaches
 //! the helpers through pipes, never through argv (world-readable in `/proc/*/cmdline`) nor
 //! through their environment. The program's environment is a login environment of the user
@@ -44,6 +48,7 @@ mod fds;
 mod frame;
 mod local;
 mod login;
+mod pool;
 mod procs;
 mod serve;
 mod session;
@@ -53,7 +58,7 @@ mod supervisor;
 pub use error::AgentError;
 pub use frame::{MAX_FRAME, read_frame, write_frame};
 pub use local::{LocalAgentArgs, run_local_agent, serve_stdio};
-pub use serve::{Agent, AgentOptions, serve};
+pub use serve::{Agent, AgentOptions, AgentStats, serve};
 
 /// The most output bytes of one session the gateway may leave unacknowledged: past it, the
 /// agent stops reading the program's stdout and stderr until `output_ack`s arrive.
@@ -63,6 +68,16 @@ pub const OUTPUT_WINDOW: u64 = 256 * 1024;
 /// (`input_ack`, sent once written to the program). A gateway that sends more breaks the
 /// protocol: that session ends with an error.
 pub const INPUT_WINDOW: u64 = 256 * 1024;
+
+/// How many *slots* an agent keeps ready per connection it serves: supervisors started
+/// ahead of their session, each with its exec helper, both waiting as the agent's user for
+/// a session's spec, with the program's pipes already made. A session on pipes takes one
+/// and only hands it its spec (the agent's binary is not executed on its way), and a new
+/// slot starts in the background. When none is ready, and for sessions on a terminal, the
+/// session starts its supervisor itself. Slots end with the connection (and with the
+/// agent), never become the session's user before they have a session, and a slot whose
+/// supervisor died is dropped, never handed a session. See the crate's README.
+pub const READY_SLOTS: usize = 2;
 
 /// The hidden first argument that runs a session's supervisor (see [`dispatch_helper_mode`]).
 pub const SUPERVISOR_MODE: &str = "__hoop-session-supervisor";

@@ -35,6 +35,7 @@ impl LocalAgentArgs {
             run_as: self.user.clone(),
             working_dir: self.working_dir.clone(),
             helper_exe: None,
+            without_slots: false,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use hoop_agent::{Agent, AgentOptions, LocalAgentArgs};
+use hoop_agent::{Agent, LocalAgentArgs};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::agent_service_client::AgentServiceClient;
 use rustls::RootCertStore;
@@ -174,11 +174,7 @@ async fn remote(cli: Cli) -> Result<()> {
         );
     }
     let auth = Auth::new(&token.0)?;
-    let agent = Agent::new(&AgentOptions {
-        run_as: cli.sessions.user.clone(),
-        working_dir: cli.sessions.working_dir.clone(),
-        helper_exe: None,
-    })?;
+    let agent = Agent::new(&cli.sessions.options())?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

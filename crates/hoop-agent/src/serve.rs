@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::gateway_message::Message as In;
@@ -13,6 +14,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::AgentError;
 use crate::login::DEFAULT_LANG;
+use crate::pool::{Launcher, Pool};
 use crate::session::{self, Control};
 
 /// How an [`Agent`] runs sessions.
@@ -32,6 +34,23 @@ pub struct AgentOptions {
     /// disk since the start still runs the same version). Tests that drive the agent from a
     /// test harness set it to the `hoop-agent` binary.
     pub helper_exe: Option<PathBuf>,
+    /// Keep no ready slots ([`READY_SLOTS`](crate::READY_SLOTS)): every session starts its
+    /// supervisor and exec helper itself, slower by two executions of the helper binary.
+    /// For comparisons (tests, measurements).
+    pub without_slots: bool,
+}
+
+/// How this agent's sessions started, since [`Agent::new`] (see [`Agent::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentStats {
+    /// Sessions handed to a ready slot.
+    pub slot_starts: u64,
+    /// Sessions that started a supervisor of their own: no slot was ready, the session is
+    /// on a terminal, slots are off, or its slot died as it took the session.
+    pub fresh_starts: u64,
+    /// Slots ready now, over every connection being served.
+    pub ready_slots: usize,
 }
 
 /// An agent, ready to serve connections to a gateway (one at a time or several).
@@ -43,10 +62,8 @@ pub struct Agent {
 /// What every session of the agent shares.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// The binary of the helper modes.
-    pub(crate) exe: PathBuf,
-    /// The name the helpers show in `ps` (argv\[0\]).
-    pub(crate) exe_name: String,
+    /// How supervisors start.
+    pub(crate) launcher: Arc<Launcher>,
     /// The user to become (only when the agent is root).
     pub(crate) run_as: Option<String>,
     pub(crate) workdir: Workdir,
@@ -54,7 +71,12 @@ pub(crate) struct Inner {
     pub(crate) hostname: String,
     pub(crate) pid: i32,
     /// Numbers that make the names of fresh working directories unique.
-    pub(crate) unique: std::sync::atomic::AtomicU64,
+    pub(crate) unique: AtomicU64,
+    /// Whether connections keep ready slots.
+    pub(crate) slots: bool,
+    /// [`AgentStats`].
+    pub(crate) slot_starts: AtomicU64,
+    pub(crate) fresh_starts: AtomicU64,
 }
 
 /// Where sessions run.
@@ -149,16 +171,36 @@ impl Agent {
             .unwrap_or_default();
         Ok(Self {
             inner: Arc::new(Inner {
-                exe,
-                exe_name,
+                launcher: Arc::new(Launcher {
+                    exe,
+                    exe_name,
+                    nice: if options.without_slots {
+                        None
+                    } else {
+                        crate::pool::restorable_nice()
+                    },
+                    ready_slots: AtomicUsize::new(0),
+                }),
                 run_as,
                 workdir,
                 lang,
                 hostname,
                 pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
-                unique: std::sync::atomic::AtomicU64::new(1),
+                unique: AtomicU64::new(1),
+                slots: !options.without_slots,
+                slot_starts: AtomicU64::new(0),
+                fresh_starts: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// How its sessions started so far, and how many slots are ready now.
+    pub fn stats(&self) -> AgentStats {
+        AgentStats {
+            slot_starts: self.inner.slot_starts.load(Ordering::Relaxed),
+            fresh_starts: self.inner.fresh_starts.load(Ordering::Relaxed),
+            ready_slots: self.inner.launcher.ready_slots.load(Ordering::Relaxed),
+        }
     }
 
     /// The `hello` this agent sends first.
@@ -180,9 +222,13 @@ impl Agent {
     /// says so (exit code 126; the running session goes on): sessions never run twice.
     /// Messages for a session that is not running are ignored.
     ///
+    /// The connection keeps [`READY_SLOTS`](crate::READY_SLOTS) supervisors started ahead
+    /// of their sessions (unless [`AgentOptions::without_slots`]), from right after `hello`.
+    ///
     /// When `incoming` ends or fails, or `outgoing` closes (the gateway is gone), every
-    /// running session is killed with every process it started, and this returns once they
-    /// are all gone. Dropping the future also kills them (without waiting).
+    /// running session is killed with every process it started, and so is every ready slot;
+    /// this returns once they are all gone. Dropping the future also kills them (without
+    /// waiting).
     ///
     /// # Errors
     /// [`AgentError::Incoming`] when `incoming` failed, [`AgentError::OutgoingClosed`] when
@@ -201,8 +247,13 @@ impl Agent {
             .send(self.hello())
             .await
             .map_err(|_| AgentError::OutgoingClosed)?;
+        let pool = self
+            .inner
+            .slots
+            .then(|| Pool::start(Arc::clone(&self.inner.launcher)));
         let mut router = Router {
             agent: self,
+            pool: pool.clone(),
             sessions: HashMap::new(),
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
@@ -238,6 +289,9 @@ impl Agent {
         for control in router.sessions.values() {
             let _ = control.send(Control::GatewayGone);
         }
+        if let Some(pool) = &pool {
+            pool.close().await;
+        }
         while router.tasks.join_next().await.is_some() {}
         result
     }
@@ -266,6 +320,8 @@ where
 
 struct Router<'a> {
     agent: &'a Agent,
+    /// The connection's ready slots.
+    pool: Option<Arc<Pool>>,
     /// The running sessions, by id.
     sessions: HashMap<String, mpsc::UnboundedSender<Control>>,
     tasks: JoinSet<String>,
@@ -322,6 +378,7 @@ impl Router<'_> {
         let (control, controls) = mpsc::unbounded_channel();
         let task = self.tasks.spawn(session::run(
             Arc::clone(self.agent.inner()),
+            self.pool.clone(),
             start,
             controls,
             self.outgoing.clone(),

@@ -2,8 +2,6 @@
 //! control of its bytes.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,12 +10,12 @@ use hoop_proto::v1 as pb;
 use hoop_proto::v1::agent_message::Message as Out;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 use crate::exec::CANNOT_START;
-use crate::fds;
+use crate::pool::{Pool, Slot};
 use crate::serve::{Inner, Workdir};
 use crate::spec::{Report, SupervisorSpec, WorkDir};
 use crate::{INPUT_WINDOW, OUTPUT_WINDOW};
@@ -43,9 +41,11 @@ pub(crate) enum Control {
     GatewayGone,
 }
 
-/// Runs a session to its end; returns its id.
+/// Runs a session to its end; returns its id. A pipe session starts from a ready slot of
+/// `pool` when there is one.
 pub(crate) async fn run(
     agent: Arc<Inner>,
+    pool: Option<Arc<Pool>>,
     start: pb::AgentStart,
     mut controls: mpsc::UnboundedReceiver<Control>,
     outgoing: mpsc::Sender<pb::AgentMessage>,
@@ -53,13 +53,32 @@ pub(crate) async fn run(
     let id = start.session_id.clone();
     let program = start.argv.first().cloned().unwrap_or_default();
     tracing::info!(session = %id, %program, terminal = start.terminal.is_some(), "session starting");
-    let ending = match spawn(&agent, &start) {
-        Ok(spawned) => drive(&id, spawned, &mut controls, &outgoing).await,
-        Err(error) => Ending {
-            code: CANNOT_START,
-            error,
-            tell_gateway: true,
-        },
+    let mut input = Input::default();
+    let mut pool = pool;
+    let mut again = false;
+    let ending = loop {
+        let spawned = match launch(&agent, pool.as_ref(), &start, again) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                break Ending {
+                    code: CANNOT_START,
+                    error,
+                    tell_gateway: true,
+                };
+            }
+        };
+        let from_slot = spawned.from_slot;
+        match drive(&id, spawned, &mut controls, &outgoing, &mut input).await {
+            Ok(ending) => break ending,
+            // Nothing of the session ran, and the gateway saw nothing of it: once more, with
+            // a supervisor of its own (this drive only loses a slot's supervisor).
+            Err(Lost(_)) if from_slot => {
+                tracing::warn!(session = %id, "the ready supervisor of the session died before it took the session: starting another");
+                pool = None;
+                again = true;
+            }
+            Err(Lost(ending)) => break ending,
+        }
     };
     tracing::info!(session = %id, exit_code = ending.code, error = %ending.error, "session ended");
     if ending.tell_gateway {
@@ -101,21 +120,38 @@ struct Ending {
     tell_gateway: bool,
 }
 
-/// A started supervisor and the session's ends of its pipes.
-struct Spawned {
-    child: tokio::process::Child,
-    supervisor: Pid,
-    stdout: Box<dyn AsyncRead + Send + Unpin>,
+/// A supervisor that has the session's spec, and the session's ends of its pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) supervisor: Pid,
+    pub(crate) stdout: Box<dyn AsyncRead + Send + Unpin>,
     /// `None` on a terminal (everything is stdout there).
-    stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    stdin: Stdin,
-    reports: Lines<BufReader<pipe::Receiver>>,
-    /// Writes the spec to the supervisor.
-    spec_writer: tokio::task::JoinHandle<()>,
+    pub(crate) stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    pub(crate) stdin: Stdin,
+    pub(crate) reports: Lines<BufReader<pipe::Receiver>>,
+    /// Writes what did not fit at once of the spec to the supervisor.
+    pub(crate) spec_writer: Option<tokio::task::JoinHandle<()>>,
+    /// Whether the supervisor was a ready slot (started before the session).
+    pub(crate) from_slot: bool,
+    /// The pool to replenish once the program runs (or the start ended).
+    pub(crate) replenish: Option<Arc<Pool>>,
+}
+
+/// The end of a drive whose supervisor exited without a word (killed before it took the
+/// session): nothing of the session ran, so it may start again; otherwise, this ending.
+struct Lost(Ending);
+
+/// The gateway's input, kept across a start that lost its supervisor.
+#[derive(Default)]
+struct Input {
+    queue: VecDeque<Pending>,
+    /// Input received and not acknowledged yet.
+    unacked: u64,
+    close_requested: bool,
 }
 
 /// Where input goes.
-enum Stdin {
+pub(crate) enum Stdin {
     Pipe(tokio::process::ChildStdin),
     Terminal(pty_process::OwnedWritePty),
 }
@@ -136,15 +172,16 @@ fn terminal_size(size: &pb::TerminalSize) -> Option<pty_process::Size> {
 }
 
 /// A directory name for a session id: the id itself when it is made of letters, digits,
-/// `-` and `_` (at most 64 of them, as the gateway's ids are); otherwise what is left of it
-/// after those, with `-<n>` (a number unique in the agent) so that two ids never share one.
-fn dir_name(id: &str, unique: &AtomicU64) -> String {
+/// `-` and `_` (at most 64 of them, as the gateway's ids are) and `suffixed` is false;
+/// otherwise what is left of it after those, with `-<n>` (a number unique in the agent) so
+/// that two ids never share one.
+fn dir_name(id: &str, unique: &AtomicU64, suffixed: bool) -> String {
     let name: String = id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(64)
         .collect();
-    if name == id && !name.is_empty() {
+    if name == id && !name.is_empty() && !suffixed {
         return name;
     }
     let n = unique.fetch_add(1, Ordering::Relaxed);
@@ -155,8 +192,15 @@ fn dir_name(id: &str, unique: &AtomicU64) -> String {
     }
 }
 
-/// Starts the session's supervisor. Errors are the message of the session's `exit`.
-fn spawn(agent: &Inner, start: &pb::AgentStart) -> Result<Spawned, String> {
+/// Hands the session to a supervisor: a ready slot of `pool` (pipe sessions), else one
+/// started now (`again`: the first start lost its supervisor). Errors are the message of
+/// the session's `exit`.
+fn launch(
+    agent: &Inner,
+    pool: Option<&Arc<Pool>>,
+    start: &pb::AgentStart,
+    again: bool,
+) -> Result<Spawned, String> {
     if start.argv.is_empty() {
         return Err("the session has no command".to_owned());
     }
@@ -180,101 +224,42 @@ fn spawn(agent: &Inner, start: &pb::AgentStart) -> Result<Spawned, String> {
             Workdir::Fixed(dir) => WorkDir::Fixed(dir.clone()),
             Workdir::Fresh(base) => WorkDir::Fresh {
                 base: base.path().to_path_buf(),
-                name: dir_name(&start.session_id, &agent.unique),
+                // A second start (the first lost its supervisor) gets a name of its own:
+                // that supervisor may have made the first.
+                name: dir_name(&start.session_id, &agent.unique, again),
             },
         },
     };
     let spec = serde_json::to_vec(&spec).map_err(|e| format!("cannot start the session: {e}"))?;
-    start_supervisor(agent, spec, size).map_err(|e| format!("cannot start the session: {e}"))
-}
-
-fn start_supervisor(
-    agent: &Inner,
-    spec: Vec<u8>,
-    size: Option<pty_process::Size>,
-) -> std::io::Result<Spawned> {
-    let (spec_read, spec_write) = fds::pipe()?;
-    let (report_read, report_write) = fds::pipe()?;
-    let mut command = tokio::process::Command::new(&agent.exe);
-    command
-        .arg0(&agent.exe_name)
-        .arg(crate::SUPERVISOR_MODE)
-        .arg(spec_read.as_raw_fd().to_string())
-        .arg(report_write.as_raw_fd().to_string())
-        .env_clear()
-        // Its own process group: a Ctrl-C meant for the agent's terminal does not reach it.
-        .process_group(0);
-    let terminal = match size {
-        None => {
-            command
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            None
-        }
-        Some(size) => {
-            let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
-            pty.resize(size).map_err(std::io::Error::other)?;
-            let slave = |pts: &pty_process::Pts| {
-                std::os::fd::AsFd::as_fd(pts)
-                    .try_clone_to_owned()
-                    .map(Stdio::from)
-            };
-            command
-                .stdin(slave(&pts)?)
-                .stdout(slave(&pts)?)
-                .stderr(slave(&pts)?);
-            Some(pty)
-        }
-    };
-    // Inheritable only for this spawn; another thread's spawn in between may inherit them
-    // too, and that supervisor closes them first thing.
-    fds::set_inheritable(&spec_read, true)?;
-    fds::set_inheritable(&report_write, true)?;
-    let child = command.spawn();
-    drop(spec_read);
-    drop(report_write);
-    // The command holds the terminal's slave side: let go of it, so that the terminal
-    // reports its end when the session's processes are gone.
-    drop(command);
-    let mut child = child?;
-    let supervisor = Pid::from_raw(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .ok_or_else(|| std::io::Error::other("the supervisor has no pid"))?,
-    );
-    let mut writer = pipe::Sender::from_owned_fd(spec_write)?;
-    let spec_writer = tokio::spawn(async move {
-        let _ = writer.write_all(&spec).await;
-    });
-    let reports = BufReader::new(pipe::Receiver::from_owned_fd(report_read)?).lines();
-    let (stdout, stderr, stdin): (Box<dyn AsyncRead + Send + Unpin>, _, _) = match terminal {
-        None => match (child.stdout.take(), child.stderr.take(), child.stdin.take()) {
-            (Some(out), Some(err), Some(stdin)) => (
-                Box::new(out),
-                Some(Box::new(err) as Box<dyn AsyncRead + Send + Unpin>),
-                Stdin::Pipe(stdin),
-            ),
-            _ => {
-                let _ = kill(supervisor, Signal::SIGTERM);
-                return Err(std::io::Error::other("the supervisor's pipes are missing"));
+    if size.is_none()
+        && let Some(pool) = pool
+    {
+        while let Some(slot) = pool.take() {
+            match slot.hand(&spec) {
+                Ok(mut spawned) => {
+                    spawned.from_slot = true;
+                    spawned.replenish = Some(Arc::clone(pool));
+                    agent.slot_starts.fetch_add(1, Ordering::Relaxed);
+                    return Ok(spawned);
+                }
+                Err(err) => tracing::warn!(
+                    session = %start.session_id, error = %err,
+                    "a ready session supervisor did not take the session: trying another"
+                ),
             }
-        },
-        Some(pty) => {
-            let (read, write) = pty.into_split();
-            (Box::new(read), None, Stdin::Terminal(write))
         }
-    };
-    Ok(Spawned {
-        child,
-        supervisor,
-        stdout,
-        stderr,
-        stdin,
-        reports,
-        spec_writer,
-    })
+    }
+    agent.fresh_starts.fetch_add(1, Ordering::Relaxed);
+    let spawned = Slot::start(&agent.launcher, size).and_then(|slot| slot.hand(&spec));
+    if let Some(pool) = pool
+        && spawned.is_err()
+    {
+        pool.replenish();
+    }
+    let mut spawned = spawned.map_err(|e| format!("cannot start the session: {e}"))?;
+    // A pipe session found no slot ready: the pool fills up once this one's program runs.
+    spawned.replenish = pool.filter(|_| size.is_none()).cloned();
+    Ok(spawned)
 }
 
 /// Asks the supervisor to end the session if the session's task goes away first (the serve
@@ -320,13 +305,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Runs a started session until its supervisor has exited (and, unless it was ended early,
-/// its output has been read to the end and taken by the gateway).
+/// its output has been read to the end and taken by the gateway). Input waits in `input`
+/// until the program runs: a supervisor that exits without a word (killed before it took
+/// the session) is [`Lost`], and the session may start again with its input intact.
 async fn drive(
     id: &str,
     spawned: Spawned,
     controls: &mut mpsc::UnboundedReceiver<Control>,
     outgoing: &mpsc::Sender<pb::AgentMessage>,
-) -> Ending {
+    input: &mut Input,
+) -> Result<Ending, Lost> {
     let Spawned {
         mut child,
         supervisor,
@@ -335,6 +323,8 @@ async fn drive(
         stdin,
         mut reports,
         spec_writer,
+        from_slot: _,
+        mut replenish,
     } = spawned;
     let mut guard = SupervisorGuard(Some(supervisor));
     let mut stderr = stderr.unwrap_or_else(|| Box::new(tokio::io::empty()));
@@ -346,11 +336,13 @@ async fn drive(
     let mut exited: Option<i32> = None;
     let (mut stdout_open, mut stderr_open, mut reports_open) = (true, !terminal, true);
     let mut unacked_out: u64 = 0;
-    let mut unacked_in: u64 = 0;
-    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let Input {
+        queue,
+        unacked: unacked_in,
+        close_requested,
+    } = input;
     // Input is closed (or its pipe broke): what comes now is dropped.
     let mut input_closed = false;
-    let mut close_requested = false;
     let mut outbox: VecDeque<pb::AgentMessage> = VecDeque::new();
     let mut outputs_queued = 0usize;
     let mut stop: Option<Stop> = None;
@@ -378,8 +370,8 @@ async fn drive(
                 break;
             }
         }
-        if close_requested && queue.is_empty() && !input_closed {
-            close_requested = false;
+        if announced && *close_requested && queue.is_empty() && !input_closed {
+            *close_requested = false;
             input_closed = true;
             match stdin.take() {
                 // Dropping the pipe's end closes the program's stdin.
@@ -401,12 +393,15 @@ async fn drive(
             .unwrap_or(READ_CHUNK)
             .min(READ_CHUNK);
         let may_read = announced && stop.is_none() && outputs_queued == 0 && cap > 0;
-        let writable = stop.is_none() && stdin.is_some() && !queue.is_empty();
+        let writable = announced && stop.is_none() && stdin.is_some() && !queue.is_empty();
         tokio::select! {
             line = reports.next_line(), if reports_open => match line {
                 Ok(Some(line)) => match serde_json::from_str::<Report>(&line) {
                     Ok(Report::Spawned(pid)) => {
                         announced = true;
+                        if let Some(pool) = replenish.take() {
+                            pool.replenish();
+                        }
                         outbox.push_back(message(Out::Spawned(pb::AgentSpawned {
                             session_id: id.to_owned(),
                             pid,
@@ -414,6 +409,15 @@ async fn drive(
                     }
                     Ok(Report::Failed { code, message }) => failure = Some((code, message)),
                     Ok(Report::Warning(warning)) => tracing::warn!(session = %id, "{warning}"),
+                    // Everything of the session is gone: its end need not wait for the
+                    // supervisor's own exit (nor its reaping, which tokio does anyway).
+                    Ok(Report::Exited(code)) => {
+                        if exited.is_none() {
+                            guard.0 = None;
+                            exited = Some(code);
+                        }
+                        reports_open = false;
+                    }
                     Err(err) => tracing::warn!(session = %id, error = %err, "an invalid report of the session's supervisor"),
                 },
                 Ok(None) | Err(_) => reports_open = false,
@@ -436,7 +440,7 @@ async fn drive(
             },
             written = async {
                 match stdin.as_mut() {
-                    Some(sink) => write_front(sink, &queue).await,
+                    Some(sink) => write_front(sink, queue).await,
                     None => std::future::pending().await,
                 }
             }, if writable => match written {
@@ -445,6 +449,8 @@ async fn drive(
                         front.written += n;
                         if front.counted {
                             acknowledge(&mut outbox, id, n as u64);
+                            // Acknowledged: out of the gateway's window again.
+                            *unacked_in = unacked_in.saturating_sub(n as u64);
                         }
                         if front.written >= front.data.len() {
                             queue.pop_front();
@@ -455,7 +461,7 @@ async fn drive(
                     // The program closed its stdin: further input has nowhere to go.
                     queue.clear();
                     input_closed = true;
-                    close_requested = false;
+                    *close_requested = false;
                     if let Some(Stdin::Pipe(_)) = stdin {
                         stdin = None;
                     }
@@ -465,12 +471,12 @@ async fn drive(
                 let mut end = |why: Stop| end_early(&guard, &mut stop, &mut grace, why);
                 match control {
                     Some(Control::Input(data)) => {
-                        unacked_in += data.len() as u64;
-                        if unacked_in > INPUT_WINDOW {
+                        *unacked_in += data.len() as u64;
+                        if *unacked_in > INPUT_WINDOW {
                             end(Stop::Protocol(format!(
                                 "protocol error: the gateway sent more than {INPUT_WINDOW} bytes of unacknowledged input"
                             )));
-                        } else if !input_closed && !close_requested && !data.is_empty() {
+                        } else if !input_closed && !*close_requested && !data.is_empty() {
                             queue.push_back(Pending { data, written: 0, counted: true });
                         }
                     }
@@ -482,7 +488,7 @@ async fn drive(
                             let _ = pty.resize(size);
                         }
                     }
-                    Some(Control::CloseInput) => close_requested = true,
+                    Some(Control::CloseInput) => *close_requested = true,
                     Some(Control::Kill) => end(Stop::Kill),
                     Some(Control::GatewayGone) | None => gone(&guard, &mut stop, &mut grace),
                 }
@@ -524,29 +530,45 @@ async fn drive(
             outputs_queued = 0;
         }
     }
-    spec_writer.abort();
+    if let Some(writer) = spec_writer {
+        writer.abort();
+    }
+    if let Some(pool) = replenish {
+        pool.replenish();
+    }
     let code = exited.unwrap_or(CANNOT_START);
+
     let tell_gateway = stop != Some(Stop::GatewayGone);
     if let Some((code, error)) = failure {
-        return Ending {
+        return Ok(Ending {
             code,
             error,
             tell_gateway,
-        };
+        });
     }
     let error = match stop {
         Some(Stop::Protocol(error)) => error,
         Some(Stop::Kill) if !announced => "killed before the program started".to_owned(),
+        None if !announced => {
+            // Not a word from the supervisor: killed (or crashed) before it took the session.
+            return Err(Lost(Ending {
+                code,
+                error: format!(
+                    "the session's supervisor ended before starting the program (exit code {code})"
+                ),
+                tell_gateway,
+            }));
+        }
         _ if !announced => {
             format!("the session's supervisor ended before starting the program (exit code {code})")
         }
         _ => String::new(),
     };
-    Ending {
+    Ok(Ending {
         code,
         error,
         tell_gateway,
-    }
+    })
 }
 
 /// Asks the supervisor to end the session (once), for `why`.
@@ -615,15 +637,17 @@ mod tests {
     #[test]
     fn directory_names_are_tame() {
         let n = AtomicU64::new(1);
-        assert_eq!(dir_name("3f2a-77_b", &n), "3f2a-77_b");
-        assert_eq!(dir_name("../../etc", &n), "etc-1");
-        assert_eq!(dir_name("../..", &n), "session-2");
-        assert_eq!(dir_name("a.b", &n), "ab-3");
-        assert_eq!(dir_name("ab", &n), "ab");
+        assert_eq!(dir_name("3f2a-77_b", &n, false), "3f2a-77_b");
+        assert_eq!(dir_name("../../etc", &n, false), "etc-1");
+        assert_eq!(dir_name("../..", &n, false), "session-2");
+        assert_eq!(dir_name("a.b", &n, false), "ab-3");
+        assert_eq!(dir_name("ab", &n, false), "ab");
         assert_eq!(
-            dir_name(&"x".repeat(100), &n),
+            dir_name(&"x".repeat(100), &n, false),
             format!("{}-4", "x".repeat(64))
         );
+        // A second start of a session never reuses the first one's directory.
+        assert_eq!(dir_name("ab", &n, true), "ab-5");
     }
 
     #[test]

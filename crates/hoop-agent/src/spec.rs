@@ -1,9 +1,10 @@
 //! What the agent tells a session's supervisor, what the supervisor tells the exec helper,
 //! and what they answer. JSON over pipes (never argv nor environment: the spec holds the
-//! connection's secrets).
+//! connection's secrets). A spec is the whole content of its pipe: the writer closes it
+//! after the spec, and a pipe closed without one dismisses the helper that waited on it.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,10 @@ pub(crate) enum Report {
     Failed { code: i32, message: String },
     /// Something the agent should log.
     Warning(String),
+    /// The session is over, with this status: every process of it is gone and its fresh
+    /// directory removed. The last report; the supervisor exits with this code right after
+    /// (the agent need not wait for that).
+    Exited(i32),
 }
 
 /// Why the program could not start, from the exec helper to the supervisor (the helper
@@ -74,15 +79,6 @@ pub(crate) enum Report {
 pub(crate) struct ExecFailure {
     pub(crate) code: i32,
     pub(crate) message: String,
-}
-
-/// Reads a whole JSON value from `reader` (to its end).
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(mut reader: impl Read) -> Result<T, String> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the spec: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("invalid spec: {e}"))
 }
 
 /// Writes `value` as one line of JSON.

@@ -4,12 +4,20 @@
 //!
 //! It makes itself a child subreaper, so that every process the program leaves behind
 //! (`setsid -f`, double forks, shell job control) reparents to it rather than to init. It
-//! starts the program through the exec helper ([`EXEC_MODE`](crate::EXEC_MODE)) and reports
-//! its pid to the agent. When the program exits, when the agent asks it to end (SIGTERM,
-//! SIGINT, SIGHUP or SIGQUIT) or when the agent dies (its parent-death signal, SIGUSR1, with
-//! the parent checked again: a thread of the agent ending sends it too), it SIGKILLs every
-//! descendant, again until none is left, reaps them, removes the session's fresh working
-//! directory, and exits with the program's status (its code, or 128+N for signal N).
+//! starts the exec helper ([`EXEC_MODE`](crate::EXEC_MODE)) at once, *before* it knows its
+//! session, and then waits for the session's spec: the agent keeps a few supervisors ready
+//! that way (its *slots*), so that neither execution of the agent's binary is on the path of
+//! a session's start. Both stay root while they wait; only the exec helper, once it got the
+//! program's spec, becomes the session's user. An end of file instead of a spec (the agent
+//! dropped the slot, or died) ends both without a word. Once the spec is there, the
+//! supervisor hands the program's spec to its helper (or to a new one, if that helper died
+//! in the meantime) and reports the program's pid to the agent.
+//!
+//! When the program exits, when the agent asks it to end (SIGTERM, SIGINT, SIGHUP or
+//! SIGQUIT) or when the agent dies (its parent-death signal, SIGUSR1, with the parent
+//! checked again: a thread of the agent ending sends it too), it SIGKILLs every descendant,
+//! again until none is left, reaps them, removes the session's fresh working directory, and
+//! exits with the program's status (its code, or 128+N for signal N).
 //!
 //! The supervisor handles signals without handlers: it blocks them and waits for them with
 //! `sigwait` in its one thread, SIGCHLD included, so reaping and killing never race. It
@@ -17,7 +25,8 @@
 //! signal it, so the session cannot escape the cleanup.
 //!
 //! Arguments: `<spec fd> <status fd>`, two inherited pipes: the agent writes the
-//! [`SupervisorSpec`] to the first, the supervisor writes [`Report`] lines to the second.
+//! [`SupervisorSpec`] to the first (and closes it), the supervisor writes [`Report`] lines
+//! to the second.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -39,7 +48,7 @@ use crate::fds::{self, End};
 use crate::login::{self, Account};
 use crate::procs;
 use crate::spec::{
-    ExecFailure, ExecSpec, Identity, Report, SupervisorSpec, WorkDir, read_json, write_json_line,
+    ExecFailure, ExecSpec, Identity, Report, SupervisorSpec, WorkDir, write_json_line,
 };
 
 /// Exit code when the agent is gone before the session started.
@@ -93,12 +102,27 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
             format!("cannot set up the session's supervisor: {err}"),
         );
     }
-    let spec: SupervisorSpec = match read_json(spec) {
-        Ok(spec) => spec,
-        Err(message) => return report.failed(CANNOT_START, message),
+    // The exec helper starts now, and waits (as root) for the program's spec. If it cannot
+    // start, a new one is tried once the session is known, and that error reported.
+    let helper = Helper::start().ok();
+    // While it waits: the first look-up of a user loads the name service's configuration,
+    // which the session's look-up then need not.
+    let _ = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0));
+    let spec: SupervisorSpec = match read_spec(spec) {
+        Ok(Some(spec)) => spec,
+        // The agent dropped this slot, or died: the helper goes too.
+        Ok(None) => {
+            dismiss(helper);
+            return AGENT_GONE;
+        }
+        Err(message) => {
+            dismiss(helper);
+            return report.failed(CANNOT_START, message);
+        }
     };
     // The agent may have died before the parent-death signal was set: nothing runs yet.
     if getppid().as_raw() != spec.agent_pid {
+        dismiss(helper);
         return AGENT_GONE;
     }
     Supervisor {
@@ -107,7 +131,30 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
         agent: spec.agent_pid,
         me: getpid(),
     }
-    .supervise(spec)
+    .supervise(spec, helper)
+}
+
+/// Waits for the session's spec: `None` when the pipe ends without one (the slot was
+/// dropped, or the agent died).
+fn read_spec(mut pipe: File) -> Result<Option<SupervisorSpec>, String> {
+    let mut bytes = Vec::with_capacity(4096);
+    pipe.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the spec: {e}"))?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("invalid spec: {e}"))
+}
+
+/// Ends a helper that will get no program: its spec pipe closes, it exits, it is reaped.
+fn dismiss(helper: Option<Helper>) {
+    if let Some(helper) = helper {
+        let pid = helper.pid;
+        drop(helper);
+        while let Err(Errno::EINTR) = waitpid(pid, None) {}
+    }
 }
 
 /// Writes [`Report`]s to the agent (best effort: the agent may be gone).
@@ -136,17 +183,21 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn supervise(self, spec: SupervisorSpec) -> i32 {
+    fn supervise(self, spec: SupervisorSpec, helper: Option<Helper>) -> i32 {
         let account = match &spec.run_as {
             Some(name) => match Account::by_name(name) {
                 Ok(Some(account)) => account,
                 Ok(None) => {
+                    dismiss(helper);
                     return self.report.failed(
                         CANNOT_START,
                         format!("cannot run the session as user `{name}`: no such user"),
                     );
                 }
-                Err(message) => return self.report.failed(CANNOT_START, message),
+                Err(message) => {
+                    dismiss(helper);
+                    return self.report.failed(CANNOT_START, message);
+                }
             },
             None => Account::current(),
         };
@@ -160,6 +211,7 @@ impl Supervisor {
             WorkDir::Fresh { base, name } => {
                 let dir = base.join(name);
                 if let Err(err) = make_session_dir(&dir, become_user.as_ref()) {
+                    dismiss(helper);
                     return self.report.failed(
                         CANNOT_START,
                         format!(
@@ -186,7 +238,7 @@ impl Supervisor {
             become_user,
             terminal: spec.terminal,
         };
-        let code = match start_program(&exec) {
+        let code = match start_program(&exec, helper) {
             Ok(program) => {
                 self.report
                     .send(&Report::Spawned(program.as_raw().unsigned_abs()));
@@ -208,7 +260,9 @@ impl Supervisor {
                 failure.code
             }
         };
+        // Most sessions leave their directory empty: one call removes it.
         if let Some(dir) = fresh
+            && std::fs::remove_dir(&dir).is_err()
             && let Err(err) = std::fs::remove_dir_all(&dir)
             && err.kind() != std::io::ErrorKind::NotFound
         {
@@ -217,6 +271,7 @@ impl Supervisor {
                 dir.display()
             ));
         }
+        self.report.send(&Report::Exited(code));
         code
     }
 
@@ -300,49 +355,94 @@ fn make_session_dir(dir: &Path, owner: Option<&Identity>) -> std::io::Result<()>
     Ok(())
 }
 
-/// Starts the program through the exec helper; its pid, or why it did not start.
-fn start_program(spec: &ExecSpec) -> Result<Pid, ExecFailure> {
+/// An exec helper that runs and waits for the program's spec (as the agent's user).
+struct Helper {
+    pid: Pid,
+    /// The write end of its spec pipe: closed without a spec, it ends the helper.
+    spec: File,
+    /// The read end of its status pipe: an [`ExecFailure`], or nothing once the program runs.
+    status: File,
+}
+
+impl Helper {
+    /// Starts an exec helper (the agent's binary again, from `/proc/self/exe`: exactly this
+    /// binary, even if the file was replaced since).
+    fn start() -> std::io::Result<Self> {
+        let (spec_read, spec_write) = fds::pipe()?;
+        let (status_read, status_write) = fds::pipe()?;
+        fds::set_inheritable(&spec_read, true)?;
+        fds::set_inheritable(&status_write, true)?;
+        let name: PathBuf = std::env::args_os()
+            .next()
+            .map_or_else(|| PathBuf::from("hoop-agent"), PathBuf::from);
+        let child = Command::new("/proc/self/exe")
+            .arg0(name)
+            .arg(crate::EXEC_MODE)
+            .arg(spec_read.as_raw_fd().to_string())
+            .arg(status_write.as_raw_fd().to_string())
+            .env_clear()
+            .spawn()?;
+        Ok(Self {
+            pid: Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)),
+            spec: File::from(spec_write),
+            status: File::from(status_read),
+        })
+    }
+
+    /// Hands the program's spec over; the program's pid or why it did not start, or `None`
+    /// when this helper is gone (it died before it got the spec: a new one may take it).
+    fn hand(self, spec: &[u8]) -> Option<Result<Pid, ExecFailure>> {
+        // A helper that died while it waited is reaped here.
+        if !matches!(
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        ) {
+            return None;
+        }
+        let Self {
+            pid,
+            spec: mut spec_pipe,
+            status,
+        } = self;
+        // The helper reads the whole spec before anything else: a write that fails means it
+        // died before it started anything.
+        spec_pipe.write_all(spec).ok()?;
+        drop(spec_pipe);
+        let mut answer = Vec::new();
+        let _ = (&status).read_to_end(&mut answer);
+        if answer.is_empty() {
+            // The pipe closed on exec: the helper is the program now.
+            return Some(Ok(pid));
+        }
+        Some(Err(serde_json::from_slice::<ExecFailure>(
+            answer.trim_ascii_end(),
+        )
+        .unwrap_or_else(|e| ExecFailure {
+            code: CANNOT_START,
+            message: format!("the session's program did not start: {e}"),
+        })))
+    }
+}
+
+/// Starts the program through `helper` (started before the session was known), or through
+/// a new exec helper if that one is missing or died; its pid, or why it did not start.
+fn start_program(spec: &ExecSpec, helper: Option<Helper>) -> Result<Pid, ExecFailure> {
     let cannot = |err: std::io::Error| ExecFailure {
         code: CANNOT_START,
         message: format!("cannot start the session's program: {err}"),
     };
-    let (spec_read, spec_write) = fds::pipe().map_err(cannot)?;
-    let (status_read, status_write) = fds::pipe().map_err(cannot)?;
-    fds::set_inheritable(&spec_read, true).map_err(cannot)?;
-    fds::set_inheritable(&status_write, true).map_err(cannot)?;
-    let name: PathBuf = std::env::args_os()
-        .next()
-        .map_or_else(|| PathBuf::from("hoop-agent"), PathBuf::from);
-    // /proc/self/exe: exactly this binary, even if the file was replaced since.
-    let child = Command::new("/proc/self/exe")
-        .arg0(name)
-        .arg(crate::EXEC_MODE)
-        .arg(spec_read.as_raw_fd().to_string())
-        .arg(status_write.as_raw_fd().to_string())
-        .env_clear()
-        .spawn();
-    drop(spec_read);
-    drop(status_write);
-    let child = child.map_err(cannot)?;
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    // The helper reads the whole spec before anything else; if it died, the write fails and
-    // the status below (or its exit) says why.
     let bytes = serde_json::to_vec(spec).map_err(|e| cannot(std::io::Error::other(e)))?;
-    let _ = File::from(spec_write).write_all(&bytes);
-    let mut answer = Vec::new();
-    let _ = File::from(status_read).read_to_end(&mut answer);
-    if answer.is_empty() {
-        // The pipe closed on exec: the helper is the program now.
-        return Ok(pid);
+    if let Some(outcome) = helper.and_then(|helper| helper.hand(&bytes)) {
+        return outcome;
     }
-    Err(
-        serde_json::from_slice::<ExecFailure>(answer.trim_ascii_end()).unwrap_or_else(|e| {
-            ExecFailure {
-                code: CANNOT_START,
-                message: format!("the session's program did not start: {e}"),
-            }
-        }),
-    )
+    Helper::start()
+        .map_err(cannot)?
+        .hand(&bytes)
+        .unwrap_or_else(|| {
+            Err(cannot(std::io::Error::other(
+                "the exec helper died before it took the program",
+            )))
+        })
 }
 
 /// Points stdin, stdout and stderr at /dev/null.

@@ -8,8 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use common::{WAIT, eventually, helper, marker, processes_with};
-use hoop_agent::{read_frame, write_frame};
+use common::{
+    WAIT, eventually, helper, helpers_under, marker, processes_with, still_runs, with_args,
+};
+use hoop_agent::{EXEC_MODE, READY_SLOTS, SUPERVISOR_MODE, read_frame, write_frame};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::agent_message::Message as Out;
 use hoop_proto::v1::gateway_message::Message as In;
@@ -19,16 +21,20 @@ struct Local {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: ChildStdout,
+    /// The agent's temp dir (`TMPDIR`): a killed agent leaves its base directory there.
+    _tmp: tempfile::TempDir,
 }
 
 impl Local {
     /// Starts a local agent whose own environment holds a secret.
     fn start(args: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(helper())
             .arg("local-agent")
             .args(args)
             .env("HOOP_SECRET_X", "must-not-leak")
             .env("LANG", "C.UTF-8")
+            .env("TMPDIR", tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -41,6 +47,7 @@ impl Local {
             child,
             stdin,
             stdout,
+            _tmp: tmp,
         }
     }
 
@@ -48,9 +55,11 @@ impl Local {
     /// terminal (as when an admin runs it, or the gateway, from a shell), its stdin and
     /// stdout are the frame pipes.
     fn start_on_terminal() -> (Self, pty_process::Pty) {
+        let tmp = tempfile::tempdir().unwrap();
         let (pty, pts) = pty_process::open().unwrap();
         let mut child = pty_process::Command::new(helper())
             .arg("local-agent")
+            .env("TMPDIR", tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -64,6 +73,7 @@ impl Local {
                 child,
                 stdin,
                 stdout,
+                _tmp: tmp,
             },
             pty,
         )
@@ -268,4 +278,53 @@ async fn a_session_on_pipes_has_no_controlling_terminal() {
     // Nothing it runs gains privileges (setuid binaries, file capabilities).
     assert_eq!(lines[3], "NoNewPrivs:\t1", "{out}");
     agent.finish().await;
+}
+
+impl Local {
+    /// The agent's ready slots, once they are all there: each supervisor and its exec
+    /// helper, with their arguments.
+    async fn slots(&self) -> Vec<(i32, Vec<String>)> {
+        let agent = i32::try_from(self.child.id().unwrap()).unwrap();
+        let mut slots = Vec::new();
+        eventually("the agent's slots are ready", || {
+            let supervisors = helpers_under(agent, SUPERVISOR_MODE);
+            let helpers: Vec<i32> = supervisors
+                .iter()
+                .flat_map(|pid| helpers_under(*pid, EXEC_MODE))
+                .collect();
+            slots = with_args(&supervisors);
+            slots.extend(with_args(&helpers));
+            supervisors.len() == READY_SLOTS && helpers.len() == READY_SLOTS
+        })
+        .await;
+        slots
+    }
+}
+
+#[tokio::test]
+async fn slots_end_with_the_agent() {
+    let mut agent = Local::start(&[]);
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    let slots = agent.slots().await;
+    agent.finish().await;
+    eventually("no slot process is left", || {
+        slots.iter().all(|(pid, args)| !still_runs(*pid, args))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slots_die_with_a_killed_agent() {
+    let mut agent = Local::start(&[]);
+    assert!(matches!(agent.recv().await, Out::Hello(_)));
+    // A session of the agent uses a slot, and others replace it.
+    let (output, code) = agent.run("one", &["echo", "one"], false).await;
+    assert_eq!((output.as_str(), code), ("one\n", 0));
+    let slots = agent.slots().await;
+    agent.child.start_kill().unwrap();
+    agent.child.wait().await.unwrap();
+    eventually("no slot process is left", || {
+        slots.iter().all(|(pid, args)| !still_runs(*pid, args))
+    })
+    .await;
 }

@@ -207,6 +207,38 @@ async fn output_waits_for_acknowledgements() {
 }
 
 #[tokio::test]
+async fn acknowledged_input_leaves_the_window() {
+    let mut gateway = Gateway::start().await;
+    gateway.start_session("wc", &["wc", "-c"], &[], None).await;
+    // Four windows' worth, never more than a window unacknowledged, as a gateway sends it.
+    let chunk = vec![b'x'; 32 * 1024];
+    let total = 4 * INPUT_WINDOW;
+    let (mut sent, mut acked) = (0u64, 0u64);
+    while sent < total {
+        while sent - acked + chunk.len() as u64 > INPUT_WINDOW {
+            match gateway.next("wc").await {
+                Out::InputAck(ack) => acked += ack.bytes,
+                Out::Spawned(_) => {}
+                other => panic!("expected an acknowledgement, got {other:?}"),
+            }
+        }
+        gateway.input("wc", &chunk).await;
+        sent += chunk.len() as u64;
+    }
+    gateway.close_input("wc").await;
+    let outcome = gateway.finish("wc").await;
+    assert_eq!(
+        (
+            outcome.stdout().trim(),
+            outcome.exit_code,
+            outcome.error.as_str()
+        ),
+        (total.to_string().as_str(), 0, "")
+    );
+    assert_eq!(acked + outcome.input_acked, total);
+}
+
+#[tokio::test]
 async fn input_beyond_the_window_ends_the_session() {
     let mut gateway = Gateway::start().await;
     gateway

@@ -61,6 +61,81 @@ pub fn processes_with(marker: &str) -> Vec<i32> {
         .collect()
 }
 
+/// A name of its own for the helper binary (a symbolic link to it in `dir`): the agent's
+/// helpers then show it as their argv\[0\], so a test finds its own agent's supervisors
+/// and exec helpers among those of the tests running beside it.
+pub fn named_helper(dir: &std::path::Path) -> (PathBuf, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let name = format!(
+        "hoop-agent-t{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = dir.join(&name);
+    std::os::unix::fs::symlink(helper(), &path).expect("a link to the helper binary");
+    (path, name)
+}
+
+/// The arguments of a process (empty once it exited, even as a zombie).
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+/// The running processes whose argv\[0\] is `name` and argv\[1\] `mode` (a helper mode).
+pub fn helpers_named(name: &str, mode: &str) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| {
+            let args = cmdline(*pid);
+            args.first().is_some_and(|a| a == name) && args.get(1).is_some_and(|a| a == mode)
+        })
+        .collect()
+}
+
+/// The running children of `parent` in helper mode `mode`.
+pub fn helpers_under(parent_pid: i32, mode: &str) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| {
+            parent(*pid) == Some(parent_pid) && cmdline(*pid).get(1).is_some_and(|a| a == mode)
+        })
+        .collect()
+}
+
+/// Whether `pid` still runs (a zombie does not) with the arguments it had (`args`): a
+/// reused pid is not it.
+pub fn still_runs(pid: i32, args: &[String]) -> bool {
+    let now = cmdline(pid);
+    !now.is_empty() && now == args
+}
+
+/// The arguments of each of `pids`, to ask [`still_runs`] about them later.
+pub fn with_args(pids: &[i32]) -> Vec<(i32, Vec<String>)> {
+    pids.iter().map(|pid| (*pid, cmdline(*pid))).collect()
+}
+
 /// Polls until `check` holds, at most [`WAIT`].
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -100,6 +175,8 @@ pub struct Gateway {
     spawned: HashSet<String>,
     pub serve: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
     pub hello: pb::AgentHello,
+    /// The agent being served (its stats).
+    pub agent: Agent,
 }
 
 impl Gateway {
@@ -111,8 +188,11 @@ impl Gateway {
         let agent = Agent::new(&options).expect("agent");
         let (tx, incoming) = mpsc::channel(64);
         let (outgoing, mut rx) = mpsc::channel(64);
+        let served = agent.clone();
         let serve =
-            tokio::spawn(async move { agent.serve(ReceiverStream::new(incoming), outgoing).await });
+            tokio::spawn(
+                async move { served.serve(ReceiverStream::new(incoming), outgoing).await },
+            );
         let hello = match tokio::time::timeout(WAIT, rx.recv()).await {
             Ok(Some(pb::AgentMessage {
                 message: Some(Out::Hello(hello)),
@@ -126,6 +206,7 @@ impl Gateway {
             spawned: HashSet::new(),
             serve: Some(serve),
             hello,
+            agent,
         }
     }
 
