@@ -15,6 +15,7 @@ e2e!(
     a_remote_agent_serves_is_interrupted_and_serves_again,
     agent_tokens_and_agent_management_are_guarded,
     an_oversized_start_fails_alone,
+    input_larger_than_the_window_crosses_the_agent_whole,
 );
 
 async fn create(gw: &Gateway, conn: pb::Connection) {
@@ -463,4 +464,38 @@ async fn an_oversized_start_fails_alone(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(ok.stdout, b"still served\n");
+}
+
+/// Input and output far larger than the agent's 256 KiB flow-control windows go through
+/// whole, in order, both ways.
+async fn input_larger_than_the_window_crosses_the_agent_whole(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    create(&gw, command_connection("count", &["wc", "-c"])).await;
+    create(&gw, command_connection("echo-back", &["cat"])).await;
+    let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let counted = exec(
+        &gw,
+        hoop_rs::ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: "count".into(),
+            input: input.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "3000000");
+    let echoed = exec(
+        &gw,
+        hoop_rs::ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: "echo-back".into(),
+            input: input.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(echoed.exit_code, Some(0));
+    assert!(echoed.stdout == input, "3 MB through cat came back altered");
 }
