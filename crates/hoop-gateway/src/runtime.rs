@@ -200,6 +200,15 @@ pub(crate) async fn run_session(job: SessionJob) {
     let user = info.user.name.clone();
     let mut session = chain.start(info);
     let mut counters = Counters::default();
+    let mut stops = Stops {
+        shutdown: &mut shutdown,
+        kill: &mut kill,
+        deadline,
+        agents: &app.agents,
+        session_id: id.clone(),
+        store: &store,
+        started_event: None,
+    };
     let ending = drive(
         &mut session,
         &mut Waiting {
@@ -212,17 +221,14 @@ pub(crate) async fn run_session(job: SessionJob) {
         input,
         &args,
         &events,
-        &mut Stops {
-            shutdown: &mut shutdown,
-            kill: &mut kill,
-            deadline,
-            agents: &app.agents,
-            session_id: id.clone(),
-            store: &store,
-        },
+        &mut stops,
         &mut counters,
     )
     .await;
+    // `session.started` is in the log before `session.closed`.
+    if let Some(appending) = stops.started_event.take() {
+        let _ = appending.await;
+    }
     let reason_text = ending.reason.to_string();
     let (metrics, attributes) = match session.close(ending.reason).await {
         Some(cx) => (
@@ -485,13 +491,14 @@ async fn drive(
     }
     // The connection as it is now (a hold may have lasted while its settings changed).
     let connection: &Connection = waiting.connection;
-    session_event(
+    // Appended while the program starts, not before: the session's end waits for it, so
+    // the log still has `session.started` before `session.closed`.
+    stops.started_event = session_event(
         stops.store,
         session,
         hoop_core::events::types::SESSION_STARTED,
         serde_json::json!({ "session_id": session.info().map(|i| i.id.to_string()) }),
-    )
-    .await;
+    );
     stops.deadline = connection
         .session_timeout
         .and_then(|t| tokio::time::Instant::now().checked_add(t));
@@ -825,19 +832,30 @@ struct Stops<'a> {
     session_id: String,
     /// Where the session's events (`session.held`, `session.started`) go.
     store: &'a Store,
+    /// The append of `session.started`, under way.
+    started_event: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Appends an event about the session that has no stored state of its own (it is held, it
 /// started). Best effort: the session's record and its `session.opened` / `session.closed`
 /// events are durable either way, so a failure here is logged and the session goes on.
-async fn session_event(store: &Store, session: &ChainSession, kind: &str, data: serde_json::Value) {
-    let Some(info) = session.info() else {
-        return;
-    };
+///
+/// Runs on a task of its own; the caller awaits it before the session's record is settled.
+fn session_event(
+    store: &Store,
+    session: &ChainSession,
+    kind: &'static str,
+    data: serde_json::Value,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let info = session.info()?;
     let event = hoop_store::NewEvent::new(kind, data)
         .connection(&info.connection.name)
         .user(&info.user.name);
-    if let Err(err) = store.append_events(vec![event]).await {
-        tracing::warn!(session = %info.id, event = kind, error = %err, "cannot append a session event");
-    }
+    let store = store.clone();
+    let id = info.id.to_string();
+    Some(tokio::spawn(async move {
+        if let Err(err) = store.append_events(vec![event]).await {
+            tracing::warn!(session = %id, event = kind, error = %err, "cannot append a session event");
+        }
+    }))
 }
