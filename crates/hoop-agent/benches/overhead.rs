@@ -1,7 +1,7 @@
 //! How much a session's start costs through the agent (supervisor, exec helper) compared
 //! with spawning the program directly, with the agent's ready slots and without them.
-//! Ignored by default; run with
-//! `cargo test --release -p hoop-agent --test overhead -- --ignored --nocapture`.
+//! A bench binary (not part of `cargo test`); run with
+//! `cargo bench -p hoop-agent --bench overhead`.
 //!
 //! The configurations take turns, one run each, so that a change of the machine's load
 //! weighs on all of them alike. `HOOP_OVERHEAD_RUNS` sets the runs of each (100 by
@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -122,8 +123,15 @@ impl Configuration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test"]
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(spawn_overhead());
+}
+
 async fn spawn_overhead() {
     let runs = usize::try_from(env_number("HOOP_OVERHEAD_RUNS", 100)).unwrap();
     let pause = Duration::from_millis(env_number("HOOP_OVERHEAD_PAUSE_MS", 0));
