@@ -323,3 +323,33 @@ async fn slots_end_with_their_connection() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_spec_larger_than_a_pipe_reaches_a_slot() {
+    let mut agent = agent(false).await;
+    agent.slots_ready().await;
+    // More than a pipe holds (64 KiB): the agent writes the rest as the supervisor reads.
+    // (Four variables: the kernel takes at most 128 KiB in one.)
+    let big = "v".repeat(50 * 1024);
+    let env: Vec<(String, String)> = (1..=4).map(|i| (format!("BIG{i}"), big.clone())).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    agent
+        .gateway
+        .start_session(
+            "big",
+            &["sh", "-c", "printf %s \"$BIG1$BIG2$BIG3$BIG4\" | wc -c"],
+            &env,
+            None,
+        )
+        .await;
+    let outcome = agent.gateway.finish("big").await;
+    assert_eq!(
+        (
+            outcome.stdout().trim(),
+            outcome.exit_code,
+            outcome.error.as_str()
+        ),
+        ((4 * big.len()).to_string().as_str(), 0, "")
+    );
+    assert_eq!(agent.gateway.agent.stats().slot_starts, 1);
+}
