@@ -17,21 +17,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use hoop_agent::{Agent, LocalAgentArgs};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::agent_service_client::AgentServiceClient;
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::{self, PemObject};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Runs sessions' programs for a hoop-rs gateway: dials out to it and runs what it is sent.
 #[derive(Debug, Parser)]
@@ -144,8 +141,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The wait after the gateway refused the token.
 const REFUSED_RETRY: Duration = Duration::from_secs(60);
-/// How long connecting (TCP and the TLS handshake) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one connection ended.
 enum Served {
@@ -164,7 +159,7 @@ async fn remote(cli: Cli) -> Result<()> {
     let token = cli
         .token
         .ok_or_else(|| anyhow!("no token: pass --token or set HOOP_AGENT_TOKEN"))?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hoop_proto::client::install_crypto_provider();
     let endpoint = gateway_endpoint(&gateway, cli.ca.as_deref())?;
     if nix::unistd::Uid::effective().is_root() && cli.sessions.user.is_none() {
         bail!(
@@ -352,74 +347,11 @@ impl Interceptor for Auth {
 }
 
 /// The endpoint of the gateway at `url` (as the CLI builds it: `http://`, or `https://`
-/// trusting the CA in the PEM file `ca`, or the webpki roots without it).
+/// trusting the CA in the PEM file `ca`, or the webpki roots without it), with keep-alives:
+/// a gateway that vanishes without closing the connection is noticed.
 fn gateway_endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint> {
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    let tls = match scheme.as_deref() {
-        Some("http") => {
-            if ca.is_some() {
-                bail!(
-                    "--ca (HOOP_CA) is for https:// gateways, but the gateway URL `{url}` is http://: use https://, or leave out --ca"
-                );
-            }
-            None
-        }
-        Some("https") => Some(client_tls(ca)?),
-        _ => bail!("invalid gateway URL `{url}`: expected http://HOST:PORT or https://HOST:PORT"),
-    };
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|err| anyhow!("invalid gateway URL `{url}`: {err}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        // A gateway that vanishes without closing the connection is noticed.
+    Ok(hoop_proto::client::gateway_endpoint(url, ca)?
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|err| anyhow!("invalid gateway URL `{url}` for TLS: {err}"))?;
-    }
-    Ok(endpoint)
-}
-
-/// The TLS settings: trust `ca` only, or the webpki roots without it.
-fn client_tls(ca: Option<&Path>) -> Result<ClientTlsConfig> {
-    let config = ClientTlsConfig::new();
-    let Some(path) = ca else {
-        return Ok(config.with_webpki_roots());
-    };
-    let what_to_do = "pass the PEM file of the CA that signed the gateway's certificate";
-    let pem = std::fs::read(path).with_context(|| {
-        format!(
-            "cannot read the CA file {} (--ca, HOOP_CA); {what_to_do}",
-            path.display()
-        )
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, pem::Error>>()
-        .map_err(|_| {
-            anyhow!(
-                "the CA file {} (--ca, HOOP_CA) is not a valid PEM file; {what_to_do}",
-                path.display()
-            )
-        })?;
-    if certs.is_empty() {
-        bail!(
-            "the CA file {} (--ca, HOOP_CA) holds no certificate (no -----BEGIN CERTIFICATE----- block); {what_to_do}",
-            path.display()
-        );
-    }
-    // tonic skips certificates it cannot parse; check them here so a bad file is an error.
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|err| {
-            anyhow!(
-                "the CA file {} (--ca, HOOP_CA) holds a certificate that cannot be used: {err}; {what_to_do}",
-                path.display()
-            )
-        })?;
-    }
-    Ok(config.ca_certificate(Certificate::from_pem(pem)))
+        .keep_alive_while_idle(true))
 }

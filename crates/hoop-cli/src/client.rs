@@ -17,7 +17,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::endpoint::gateway_endpoint;
+use hoop_proto::client::gateway_endpoint;
 
 /// Name of the file, in the gateway's data dir, holding the admin token.
 const ADMIN_TOKEN_FILE: &str = "admin-token";

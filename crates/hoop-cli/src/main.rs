@@ -12,7 +12,6 @@ mod cli;
 mod client;
 mod commands;
 mod convert;
-mod endpoint;
 mod output;
 mod spinner;
 mod terminal;
@@ -30,7 +29,7 @@ use crate::commands::Outcome;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    endpoint::install_crypto_provider();
+    hoop_proto::client::install_crypto_provider();
     let cli = Cli::parse();
     let gateway = cli.gateway.clone();
     match run(cli).await {

@@ -4,12 +4,14 @@
 //! truth; this crate compiles them at build time with protox, so no system `protoc` is
 //! needed.
 
-#![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
-
 /// The `hoop.v1` package: messages, clients (`*_client`) and servers (`*_server`).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("hoop.v1");
 }
+
+#[cfg(feature = "client")]
+pub mod client;
 
 /// Encoded `FileDescriptorSet` of every hoop proto file (with its imports), for gRPC server
 /// reflection and for rendering messages as canonical protobuf JSON.

@@ -1,12 +1,10 @@
-//! The gRPC endpoint of a gateway URL: plain `http://`, or `https://` with rustls (ring).
-//!
-//! Kept free of the CLI's own types so that another client of the gateway (such as an
-//! agent) can share it.
+//! The gRPC endpoint of a gateway URL, for the gateway's clients (the `hoop` CLI, the
+//! `hoop-agent` binary): plain `http://`, or `https://` with rustls and the ring provider.
+//! Behind the `client` feature.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::{self, PemObject};
@@ -15,9 +13,56 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 /// How long connecting (TCP and the TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What to do about a bad CA file, as every such error ends.
+const WHAT_TO_DO: &str = "pass the PEM file of the CA that signed the gateway's certificate";
+
+/// Why a gateway URL or CA file cannot be used. The messages are one line that says what to
+/// do; they name `--ca` and `HOOP_CA`, as the clients call them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Neither `http://` nor `https://`, or not a URL.
+    #[error("invalid gateway URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL cannot be used for TLS.
+    #[error("invalid gateway URL `{url}` for TLS: {reason}")]
+    Tls {
+        /// The URL given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// `--ca` with an `http://` URL.
+    #[error(
+        "--ca (HOOP_CA) is for https:// gateways, but the gateway URL `{0}` is http://: use https://, or leave out --ca"
+    )]
+    CaWithoutTls(String),
+    /// The CA file cannot be read.
+    #[error("cannot read the CA file {} (--ca, HOOP_CA): {source}; {WHAT_TO_DO}", path.display())]
+    ReadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CA file is not PEM, holds no certificate, or one that cannot be used.
+    #[error("the CA file {} (--ca, HOOP_CA) {problem}; {WHAT_TO_DO}", path.display())]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
 /// Installs ring as rustls' process-wide crypto provider. Call once, early; calling it
 /// again does nothing.
-pub(crate) fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     // It fails only when a provider is installed already, which is just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -26,77 +71,80 @@ pub(crate) fn install_crypto_provider() {
 ///
 /// With `https://`, the gateway's certificate must chain to the CA in the PEM file `ca`,
 /// or, without `ca`, to one of the webpki roots (Mozilla's list, built in; the system's
-/// store is not read). `ca` is refused with `http://`. Errors are one line that says what
-/// to do; they name `--ca` and `HOOP_CA`, as the CLI calls them.
-pub(crate) fn gateway_endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint> {
+/// store is not read). `ca` is refused with `http://`.
+///
+/// # Errors
+/// [`EndpointError`], saying what to do.
+pub fn gateway_endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, EndpointError> {
+    let invalid = |reason: String| EndpointError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
     let scheme = url
         .split_once("://")
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     let tls = match scheme.as_deref() {
         Some("http") => {
             if ca.is_some() {
-                bail!(
-                    "--ca (HOOP_CA) is for https:// gateways, but the gateway URL `{url}` is http://: use https://, or leave out --ca"
-                );
+                return Err(EndpointError::CaWithoutTls(url.to_owned()));
             }
             None
         }
         Some("https") => Some(client_tls(ca)?),
-        _ => bail!("invalid gateway URL `{url}`: expected http://HOST:PORT or https://HOST:PORT"),
+        _ => {
+            return Err(invalid(
+                "expected http://HOST:PORT or https://HOST:PORT".to_owned(),
+            ));
+        }
     };
     let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|err| anyhow!("invalid gateway URL `{url}`: {err}"))?
+        .map_err(|err| invalid(err.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT);
     if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|err| anyhow!("invalid gateway URL `{url}` for TLS: {err}"))?;
+        endpoint = endpoint.tls_config(tls).map_err(|err| EndpointError::Tls {
+            url: url.to_owned(),
+            reason: err.to_string(),
+        })?;
     }
     Ok(endpoint)
 }
 
 /// The TLS settings: trust `ca` only, or the webpki roots without it.
-fn client_tls(ca: Option<&Path>) -> Result<ClientTlsConfig> {
+fn client_tls(ca: Option<&Path>) -> Result<ClientTlsConfig, EndpointError> {
     let config = ClientTlsConfig::new();
     let Some(path) = ca else {
         return Ok(config.with_webpki_roots());
     };
-    let what_to_do = "pass the PEM file of the CA that signed the gateway's certificate";
-    let pem = std::fs::read(path).map_err(|err| {
-        anyhow!(
-            "cannot read the CA file {} (--ca, HOOP_CA): {err}; {what_to_do}",
-            path.display()
-        )
+    let bad = |problem: String| EndpointError::BadCa {
+        path: path.to_owned(),
+        problem,
+    };
+    let pem = std::fs::read(path).map_err(|source| EndpointError::ReadCa {
+        path: path.to_owned(),
+        source,
     })?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, pem::Error>>()
-        .map_err(|_| {
-            anyhow!(
-                "the CA file {} (--ca, HOOP_CA) is not a valid PEM file; {what_to_do}",
-                path.display()
-            )
-        })?;
+        .map_err(|_| bad("is not a valid PEM file".to_owned()))?;
     if certs.is_empty() {
-        bail!(
-            "the CA file {} (--ca, HOOP_CA) holds no certificate (no -----BEGIN CERTIFICATE----- block); {what_to_do}",
-            path.display()
-        );
+        return Err(bad(
+            "holds no certificate (no -----BEGIN CERTIFICATE----- block)".to_owned(),
+        ));
     }
     // tonic skips certificates it cannot parse; check them here so a bad file is an error.
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        roots.add(cert).map_err(|err| {
-            anyhow!(
-                "the CA file {} (--ca, HOOP_CA) holds a certificate that cannot be used: {err}; {what_to_do}",
-                path.display()
-            )
-        })?;
+        roots
+            .add(cert)
+            .map_err(|err| bad(format!("holds a certificate that cannot be used: {err}")))?;
     }
     Ok(config.ca_certificate(Certificate::from_pem(pem)))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
 
     fn err(url: &str, ca: Option<&Path>) -> String {
