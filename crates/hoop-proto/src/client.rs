@@ -43,12 +43,12 @@ pub enum EndpointError {
     )]
     CaWithoutTls(String),
     /// The CA file cannot be read.
-    #[error("cannot read the CA file {} (--ca, HOOP_CA): {source}; {WHAT_TO_DO}", path.display())]
+    #[error("cannot read the CA file {} (--ca, HOOP_CA): {error}; {WHAT_TO_DO}", path.display())]
     ReadCa {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, whole: not a separate cause to print again).
+        error: std::io::Error,
     },
     /// The CA file is not PEM, holds no certificate, or one that cannot be used.
     #[error("the CA file {} (--ca, HOOP_CA) {problem}; {WHAT_TO_DO}", path.display())]
@@ -119,9 +119,9 @@ fn client_tls(ca: Option<&Path>) -> Result<ClientTlsConfig, EndpointError> {
         path: path.to_owned(),
         problem,
     };
-    let pem = std::fs::read(path).map_err(|source| EndpointError::ReadCa {
+    let pem = std::fs::read(path).map_err(|error| EndpointError::ReadCa {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, pem::Error>>()
