@@ -18,6 +18,19 @@ e2e!(
     input_larger_than_the_window_crosses_the_agent_whole,
 );
 
+/// Runs an `exec` of the admin on `connection`, with no input.
+async fn run(gw: &Gateway, connection: &str) -> Result<hoop_rs::ExecResult, tonic::Status> {
+    exec(
+        gw,
+        hoop_rs::ADMIN_TOKEN,
+        pb::ExecRequest {
+            connection: connection.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 async fn create(gw: &Gateway, conn: pb::Connection) {
     gw.connections()
         .await
@@ -90,16 +103,7 @@ echo done"#,
     conn.env
         .insert("CONN_VAR".into(), "from-the-connection".into());
     create(&gw, conn).await;
-    let result = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "isolated".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let result = run(&gw, "isolated").await.unwrap();
     let out = String::from_utf8_lossy(&result.stdout).to_string();
     assert_eq!(
         result.exit_code,
@@ -201,15 +205,7 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
     create(&gw, quick).await;
 
     // Not connected yet: the session fails at once, naming the agent.
-    let offline = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "far-quick".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let offline = run(&gw, "far-quick").await;
     assert_status(offline, Code::FailedPrecondition, "agent `edge`");
 
     let agent = AgentProcess::start(&gw, &token);
@@ -222,16 +218,7 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
         .await;
     assert!(listed.ok().contains("edge"), "{}", listed.ok());
     assert!(listed.ok().contains("local"), "{}", listed.ok());
-    let result = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "far-quick".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let result = run(&gw, "far-quick").await.unwrap();
     assert_eq!(result.stdout, b"hello from the edge\n");
     assert_eq!(result.exit_code, Some(0));
 
@@ -296,16 +283,7 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
         || async { online(&gw, "edge").await.then_some(()) },
     )
     .await;
-    let again = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "far-quick".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let again = run(&gw, "far-quick").await.unwrap();
     assert_eq!(again.stdout, b"hello from the edge\n");
 
     // Deleted, it is cut off and its token no longer serves.
@@ -437,32 +415,14 @@ async fn an_oversized_start_fails_alone(backend: Backend) {
     }
     create(&gw, big).await;
     create(&gw, command_connection("small", &["echo", "still served"])).await;
-    let failed = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "big".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let failed = run(&gw, "big").await.unwrap();
     assert_eq!(failed.exit_code, Some(126), "{failed:?}");
     assert!(
         failed.reason.contains("more than the 1048576"),
         "{failed:?}"
     );
     // The agent link is not harmed: the next session runs.
-    let ok = exec(
-        &gw,
-        hoop_rs::ADMIN_TOKEN,
-        pb::ExecRequest {
-            connection: "small".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ok = run(&gw, "small").await.unwrap();
     assert_eq!(ok.stdout, b"still served\n");
 }
 
