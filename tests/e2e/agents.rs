@@ -373,6 +373,31 @@ async fn agent_tokens_and_agent_management_are_guarded(backend: Backend) {
             .await;
         assert_status(refused, Code::PermissionDenied, "agent token");
     }
+    // A stream that does not start with a hello, or announces too much, is refused.
+    let no_hello = agents
+        .serve(authed(
+            &token,
+            tokio_stream::iter(vec![pb::AgentMessage {
+                message: Some(pb::agent_message::Message::Spawned(pb::AgentSpawned {
+                    session_id: "x".into(),
+                    pid: 1,
+                })),
+            }]),
+        ))
+        .await;
+    assert_status(no_hello, Code::InvalidArgument, "hello");
+    let bloated = agents
+        .serve(authed(
+            &token,
+            tokio_stream::iter(vec![pb::AgentMessage {
+                message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
+                    version: "v".repeat(10_000),
+                    hostname: String::new(),
+                })),
+            }]),
+        ))
+        .await;
+    assert_status(bloated, Code::InvalidArgument, "at most 256 bytes");
     // An agent's token is good for Serve only.
     assert_status(
         gw.connections()
