@@ -305,6 +305,24 @@ impl Deployment {
             .ok_or_else(|| StartError::missing_port("starter"))
     }
 
+    /// The host's database as a `T` (for the gateway, `sea_orm::DatabaseConnection`).
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none, or one of another kind.
+    pub fn database<T: std::any::Any + Send + Sync + Clone>(&self) -> Result<T, StartError> {
+        let database = self
+            .ports
+            .database
+            .as_ref()
+            .ok_or_else(|| StartError::missing_port("database"))?;
+        database.get::<T>().cloned().ok_or_else(|| {
+            StartError::new(format!(
+                "the host's database is not a {}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
     /// The stop signal.
     pub fn cancellation(&self) -> Cancellation {
         self.cancel.clone()
@@ -368,6 +386,7 @@ impl Deployment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Database;
 
     #[tokio::test]
     async fn shutdown_cancels_and_waits_for_tasks() {
@@ -407,6 +426,31 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("`events`"), "{err}");
+    }
+
+    #[test]
+    fn the_database_is_handed_out_as_the_kind_the_host_offers() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Handle(&'static str);
+        let none = PluginHost::new(Arc::new(Resources::new()), Ports::default());
+        let err = none
+            .deployment("tables", PluginConfig::empty())
+            .database::<Handle>()
+            .unwrap_err();
+        assert_eq!(err, StartError::missing_port("database"));
+        let ports = Ports {
+            database: Some(Database::new(Handle("db"))),
+            ..Ports::default()
+        };
+        let host = PluginHost::new(Arc::new(Resources::new()), ports);
+        let deployment = host.deployment("tables", PluginConfig::empty());
+        assert_eq!(deployment.database::<Handle>().unwrap(), Handle("db"));
+        let err = deployment.database::<String>().unwrap_err();
+        assert!(err.message().contains("not a"), "{err}");
+        assert_eq!(
+            format!("{:?}", deployment.ports().database),
+            "Some(Database(..))"
+        );
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub use plugin::{
     Activation, Admission, AttachPolicy, Implementation, ManagedField, Plugin, PluginDescriptor,
     PluginFactory, PluginMigration,
 };
-pub use ports::{PortError, Ports};
+pub use ports::{Database, PortError, Ports};
 pub use registry::Registry;
 pub use session::{
     Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, SessionRequest, Stream, UserInfo,

@@ -177,6 +177,37 @@ pub struct Ports {
     pub recordings: Option<Arc<dyn RecordingReader>>,
     /// Starting sessions on a user's behalf.
     pub starter: Option<Arc<dyn SessionStarter>>,
+    /// The host's database, for plugins that ship tables (see
+    /// [`PluginMigration`](crate::PluginMigration)).
+    pub database: Option<Database>,
+}
+
+/// The host's database handle, type-erased: hoop-core knows no database.
+///
+/// The gateway offers its `sea_orm::DatabaseConnection` here, with every plugin's
+/// [`PluginMigration`](crate::PluginMigration)s applied; a plugin that ships tables asks for
+/// it with [`Deployment::database`](crate::Deployment::database) and uses only its own
+/// tables (the host's tables and their meaning are not an API).
+#[derive(Clone)]
+pub struct Database(Arc<dyn std::any::Any + Send + Sync>);
+
+impl Database {
+    /// Wraps `handle` (for the gateway, a `sea_orm::DatabaseConnection`).
+    pub fn new<T: std::any::Any + Send + Sync>(handle: T) -> Self {
+        Self(Arc::new(handle))
+    }
+
+    /// The handle, if it is a `T`.
+    pub fn get<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A handle may hold a connection string with a password: never printed.
+        f.write_str("Database(..)")
+    }
 }
 
 /// A session a plugin asks the host to run on a user's behalf (e.g. a runbook).

@@ -379,6 +379,7 @@ pub(crate) fn ports(
             std::sync::Arc::clone(recordings),
         ))),
         starter: Some(std::sync::Arc::new(starter.clone())),
+        database: Some(hoop_core::Database::new(store.db().clone())),
     }
 }
 
