@@ -45,7 +45,9 @@ use tokio::task::JoinSet;
 use crate::config::PluginConfig;
 use crate::context::Resources;
 use crate::events::{CursorStore, EventFilter, EventSource, Subscription};
-use crate::ports::{Directory, PortError, Ports, RecordingReader, SessionControl, SessionStarter};
+use crate::ports::{
+    Directory, PortError, Ports, RecordingReader, Redactor, SessionControl, SessionStarter,
+};
 
 /// A plugin could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -303,6 +305,17 @@ impl Deployment {
             .starter
             .clone()
             .ok_or_else(|| StartError::missing_port("starter"))
+    }
+
+    /// Masking text with a connection's `redact_types`.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none.
+    pub fn redactor(&self) -> Result<Arc<dyn Redactor>, StartError> {
+        self.ports
+            .redactor
+            .clone()
+            .ok_or_else(|| StartError::missing_port("redactor"))
     }
 
     /// The host's database as a `T` (for the gateway, `sea_orm::DatabaseConnection`).

@@ -161,6 +161,20 @@ pub trait RecordingReader: Send + Sync + fmt::Debug + 'static {
     async fn read(&self, session_id: &str, max_bytes: usize) -> Result<RecordedChunks, PortError>;
 }
 
+/// Masks text as a connection masks its sessions' output, for plugins that send text out
+/// of the gateway (a review's input to Slack, an event to a webhook).
+#[async_trait]
+pub trait Redactor: Send + Sync + fmt::Debug + 'static {
+    /// `text` with every value of the connection's masked info types (its `redact_types`)
+    /// replaced as the dlp plugin replaces them in output; unchanged when the connection
+    /// masks nothing.
+    ///
+    /// # Errors
+    /// [`PortError::NotFound`] when there is no such connection (nothing may leave then),
+    /// [`PortError::Unavailable`] when the host cannot read it now.
+    async fn redact(&self, connection: &str, text: &str) -> Result<String, PortError>;
+}
+
 /// The ports a host offers. Each is optional: an embedder offers what it has, and a plugin
 /// that needs a missing one fails to start with an error naming it.
 #[derive(Clone, Default)]
@@ -177,6 +191,8 @@ pub struct Ports {
     pub recordings: Option<Arc<dyn RecordingReader>>,
     /// Starting sessions on a user's behalf.
     pub starter: Option<Arc<dyn SessionStarter>>,
+    /// Masking text with a connection's `redact_types`.
+    pub redactor: Option<Arc<dyn Redactor>>,
     /// The host's database, for plugins that ship tables (see
     /// [`PluginMigration`](crate::PluginMigration)).
     pub database: Option<Database>,

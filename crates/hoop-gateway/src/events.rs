@@ -161,6 +161,43 @@ impl hoop_core::ports::Directory for StoreDirectory {
     }
 }
 
+/// Masks text with a connection's `redact_types`, for plugins that send text out (the same
+/// engines as the dlp plugin, from the same settings and key).
+#[derive(Debug)]
+pub(crate) struct StoreRedactor {
+    store: Store,
+    dlp: hoop_plugin_dlp::Dlp,
+}
+
+impl StoreRedactor {
+    pub(crate) fn new(store: Store, dlp: hoop_plugin_dlp::Dlp) -> Self {
+        Self { store, dlp }
+    }
+}
+
+#[async_trait]
+impl hoop_core::ports::Redactor for StoreRedactor {
+    async fn redact(&self, connection: &str, text: &str) -> Result<String, PortError> {
+        let conn = self
+            .store
+            .get_connection(connection, false)
+            .await
+            .map_err(port_error)?;
+        if conn.redact_types.is_empty() {
+            return Ok(text.to_owned());
+        }
+        let engine = self.dlp.engine(&conn.redact_types).map_err(|err| {
+            // The types were checked when the connection was saved; a type dropped from the
+            // settings since then must not let the text out unmasked.
+            tracing::warn!(connection, error = %err, "cannot build the connection's masking");
+            PortError::Unavailable(format!(
+                "connection `{connection}` masks a type the gateway no longer knows"
+            ))
+        })?;
+        Ok(String::from_utf8_lossy(&engine.redact(text.as_bytes()).output).into_owned())
+    }
+}
+
 /// Ends sessions running on this gateway, for plugins.
 #[derive(Debug, Clone)]
 pub(crate) struct RunningControl {
@@ -365,6 +402,7 @@ pub(crate) fn ports(
     running: &std::sync::Arc<crate::runtime::Running>,
     recordings: &std::sync::Arc<dyn RecordingStore>,
     starter: &GatewaySessions,
+    dlp: hoop_plugin_dlp::Dlp,
 ) -> hoop_core::Ports {
     let events = std::sync::Arc::new(StoreEvents::new(store.clone()));
     hoop_core::Ports {
@@ -379,6 +417,7 @@ pub(crate) fn ports(
             std::sync::Arc::clone(recordings),
         ))),
         starter: Some(std::sync::Arc::new(starter.clone())),
+        redactor: Some(std::sync::Arc::new(StoreRedactor::new(store.clone(), dlp))),
         database: Some(hoop_core::Database::new(store.db().clone())),
     }
 }
@@ -422,6 +461,7 @@ mod tests {
             &Arc::default(),
             &recordings,
             &GatewaySessions::default(),
+            test_dlp(),
         );
         Fixture {
             _dir: dir,
@@ -613,6 +653,37 @@ mod tests {
         assert!(reader.read(id, usize::MAX).await.unwrap().complete);
     }
 
+    fn test_dlp() -> hoop_plugin_dlp::Dlp {
+        hoop_plugin_dlp::Dlp::new(hoop_plugin_dlp::DlpSettings {
+            hash_key: hoop_plugin_dlp::hash_key_from_secret(KEY.as_bytes()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_redactor_masks_as_the_connection_does() {
+        let fx = fixture().await;
+        let mut conn = hoop_store::Connection::new("masked", "command");
+        conn.redact_types = vec!["EMAIL_ADDRESS".into()];
+        fx.store.create_connection(&conn, &[]).await.unwrap();
+        let plain = hoop_store::Connection::new("plain", "command");
+        fx.store.create_connection(&plain, &[]).await.unwrap();
+        let redactor = fx.ports.redactor.clone().unwrap();
+        let text = "mail ana@example.com now";
+        let masked = redactor.redact("masked", text).await.unwrap();
+        assert!(!masked.contains("ana@example.com"), "{masked}");
+        assert!(
+            masked.starts_with("mail ") && masked.ends_with(" now"),
+            "{masked}"
+        );
+        assert_eq!(redactor.redact("plain", text).await.unwrap(), text);
+        assert!(matches!(
+            redactor.redact("missing", text).await,
+            Err(PortError::NotFound(_))
+        ));
+    }
+
     /// A gateway's shared state on a temporary SQLite store, with every plugin of this
     /// build, as `serve` wires it (no gRPC server, no agent).
     async fn app(dir: &tempfile::TempDir) -> (Arc<crate::grpc::App>, GatewaySessions) {
@@ -626,14 +697,10 @@ mod tests {
             Arc::new(FsRecordingStore::new(dir.path().join("recordings")));
         let running: Arc<crate::runtime::Running> = Arc::default();
         let starter = GatewaySessions::default();
-        let ports = ports(&store, &running, &recordings, &starter);
-        let dlp = hoop_plugin_dlp::DlpSettings {
-            hash_key: hoop_plugin_dlp::hash_key_from_secret(KEY.as_bytes()),
-            ..Default::default()
-        };
+        let ports = ports(&store, &running, &recordings, &starter, test_dlp());
         let resources = Resources::new()
             .with(hoop_plugin_audit::Recordings(Arc::clone(&recordings)))
-            .with(hoop_plugin_dlp::Dlp::new(dlp).unwrap())
+            .with(test_dlp())
             .with(hoop_plugin_review::Reviews(Arc::new(
                 crate::reviews::StoreDesk::new(store.clone()),
             )))

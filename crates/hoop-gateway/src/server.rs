@@ -104,7 +104,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let mut dlp_settings = config.dlp.clone();
     let secret_key = bootstrap::secret_key(&config, &dir)?;
     dlp_settings.hash_key = hoop_plugin_dlp::hash_key_from_secret(secret_key.as_bytes());
-    let dlp = Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?;
+    let dlp = Dlp::new(dlp_settings.clone()).map_err(|e| anyhow::anyhow!("dlp: {e}"))?;
     // Reviews live in the store; every change of one appends its event to the log, which
     // the review plugin reads (held sessions, ended grants, expiry).
     let desk = StoreDesk::new(store.clone());
@@ -112,7 +112,13 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     // The ports plugins reach the gateway through: at deployment start and, for the ones
     // sessions need (the event log), as a resource when they are built.
     let starter = crate::events::GatewaySessions::default();
-    let ports = crate::events::ports(&store, &running, &recordings, &starter);
+    let ports = crate::events::ports(
+        &store,
+        &running,
+        &recordings,
+        &starter,
+        Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?,
+    );
     let resources = Resources::new()
         .with(Recordings(Arc::clone(&recordings)))
         .with(dlp)

@@ -433,6 +433,7 @@ impl FakePorts {
             sessions: Some(self.sessions.clone()),
             recordings: Some(self.recordings.clone()),
             starter: None,
+            redactor: None,
             // A plugin with tables is tested against a database of its own (e.g. SQLite in
             // memory), offered with `Ports { database: Some(Database::new(db)), .. }`.
             database: None,
