@@ -14,6 +14,7 @@ use tonic::Code;
 e2e!(
     a_click_by_a_member_releases_the_held_exec_and_others_are_refused,
     a_rejection_from_the_modal_ends_the_exec_with_its_reason,
+    partial_approvals_and_revocations_show_and_each_button_is_its_groups,
     api_decisions_update_messages_inputs_are_masked_and_429s_are_honoured,
     a_gateway_killed_before_posting_posts_once_per_channel_after_restart,
     the_http_endpoint_refuses_bad_signatures_and_takes_signed_clicks,
@@ -368,6 +369,65 @@ async fn a_rejection_from_the_modal_ends_the_exec_with_its_reason(backend: Backe
     assert_eq!(
         review_status(&gw, &id).await,
         pb::ReviewStatus::Rejected as i32
+    );
+}
+
+async fn partial_approvals_and_revocations_show_and_each_button_is_its_groups(backend: Backend) {
+    let fake = FakeSlack::start().await;
+    let gw = start(backend, &fake, "").await;
+    let alice = person(&gw, "alice", &["dev"], None).await;
+    person(&gw, "bob", &["dba"], Some("U0BOB")).await;
+    person(&gw, "erin", &["sre"], Some("U0ERIN")).await;
+    reviewed(&gw, "pg", &["dba", "sre"], &[CHANNEL], &["reviews"]).await;
+    let held = exec_until_held(&gw, &alice, "pg", INPUT).await;
+    let id = held.review_id.clone();
+    let message = posted(&fake, CHANNEL, &id).await;
+    assert_eq!(actions(&message.body), 2, "one pair per group");
+    let ts = message.ts.clone().unwrap();
+    fake.wait_socket(STEP).await;
+
+    // erin is a reviewer, but of sre: the dba button is not hers to press.
+    let dba = slack::button(&message.body, "hoop_review_approve", "dba");
+    fake.send_interactive(slack::block_actions("U0ERIN", CHANNEL, &ts, &dba))
+        .await;
+    let said = ephemeral(&fake, "U0ERIN", 0).await;
+    assert!(said.contains("not a member of group `dba`"), "{said}");
+
+    // bob approves for dba: 1 of 2, buttons stay for the rest.
+    fake.send_interactive(slack::block_actions("U0BOB", CHANNEL, &ts, &dba))
+        .await;
+    let partial = updated(&fake, &ts, "approved by 1 of 2 (dba: bob)").await;
+    assert_eq!(actions(&partial.body), 2);
+    assert_eq!(
+        review_status(&gw, &id).await,
+        pb::ReviewStatus::Pending as i32
+    );
+
+    // The requester withdraws it: the message says so and its buttons go.
+    drop(held);
+    gw.reviews()
+        .await
+        .revoke_review(authed(
+            &alice,
+            pb::RevokeReviewRequest {
+                id: id.clone(),
+                reason: "wrong query".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let revoked = updated(&fake, &ts, "Revoked").await;
+    assert!(revoked.body.to_string().contains("wrong query"));
+    assert_eq!(actions(&revoked.body), 0);
+    // A click on a stale button changes nothing and says why.
+    let sre = slack::button(&message.body, "hoop_review_approve", "sre");
+    fake.send_interactive(slack::block_actions("U0ERIN", CHANNEL, &ts, &sre))
+        .await;
+    let said = ephemeral(&fake, "U0ERIN", 1).await;
+    assert!(said.contains("REVOKED"), "{said}");
+    assert_eq!(
+        review_status(&gw, &id).await,
+        pb::ReviewStatus::Revoked as i32
     );
 }
 

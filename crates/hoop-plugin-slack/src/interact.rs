@@ -98,7 +98,7 @@ async fn tell(ctx: &Ctx, channel: Option<&str>, slack_user: &str, message: &str)
 /// Updates the review's messages after a decision made here (partial approvals append no
 /// event, so the click itself refreshes them).
 async fn refresh(ctx: &Ctx, review: &hoop_core::ports::ReviewView) {
-    if let Err(e) = ctx.refresh(review).await {
+    if let Err(e) = ctx.refresh(&review.id).await {
         tracing::warn!(review = %review.id, error = ?e, "slack: cannot update the review's messages now");
     }
 }

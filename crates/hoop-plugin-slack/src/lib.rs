@@ -248,6 +248,7 @@ impl PluginFactory for SlackFactory {
             redactor: deployment.redactor()?,
             health: Arc::clone(&health),
             settings: settings.clone(),
+            rewriting: tokio::sync::Mutex::new(()),
         });
         deployment.spawn(worker::run(Arc::clone(&ctx), deployment.clone()));
         if settings.app_token.is_some() {

@@ -110,6 +110,9 @@ pub(crate) struct Ctx {
     pub(crate) reviews: Arc<dyn ReviewDecisions>,
     pub(crate) redactor: Arc<dyn Redactor>,
     pub(crate) health: Arc<Health>,
+    /// Held while a review's messages are rewritten, so that the last rewrite always shows
+    /// the newest state (each reads the review once it holds this).
+    pub(crate) rewriting: tokio::sync::Mutex<()>,
 }
 
 /// Why handling something failed: worth retrying (after how long, if the failure says), or
@@ -202,12 +205,21 @@ impl Ctx {
         Ok(messages::review_message(review, &requester, &masked))
     }
 
-    /// Rewrites every message posted about `review` to show it as it now is.
-    pub(crate) async fn refresh(&self, review: &ReviewView) -> Result<(), Failure> {
-        let rows = crate::table::messages_of(&self.db, &review_subject(&review.id)).await?;
+    /// Rewrites every message posted about review `id` to show it as it now is.
+    ///
+    /// Rewrites are serialized and each reads the review only once it is its turn: a click
+    /// and the event log may both rewrite a review's messages, and whichever goes last shows
+    /// the newest state.
+    pub(crate) async fn refresh(&self, id: &str) -> Result<(), Failure> {
+        let _turn = self.rewriting.lock().await;
+        let rows = crate::table::messages_of(&self.db, &review_subject(id)).await?;
         if rows.is_empty() {
             return Ok(());
         }
+        let Some(review) = self.reviews.review(id).await? else {
+            return Ok(());
+        };
+        let review = &review;
         let message = self.review_message(review).await?;
         for row in rows {
             match self

@@ -114,7 +114,7 @@ async fn handle(ctx: &Ctx, event: &Event) -> Result<(), Failure> {
             if kind == types::REVIEW_CREATED {
                 post_review(ctx, &review, &channels, event.time).await?;
             } else {
-                ctx.refresh(&review).await?;
+                ctx.refresh(&review.id).await?;
             }
             if !channels.is_empty()
                 && (kind == types::REVIEW_APPROVED || kind == types::REVIEW_REJECTED)
