@@ -5,12 +5,12 @@
 //! `{"channels": ["C…"], "notify": ["reviews", "sessions"]}` (`notify` defaults to both).
 //! The deployment settings (`[plugins.slack]`, see [`settings`]) hold the tokens.
 //!
-//! Everything happens outside sessions, from the durable event log ([`worker`]): a
+//! Everything happens outside sessions, from the durable event log (the `worker` module): a
 //! `review.created` posts one Block Kit message per channel, every later review event
 //! rewrites them (and tells the requester in a direct message once decided), and sessions
-//! that open and close get a thread. Clicks arrive over Socket Mode ([`socket`]) or the
+//! that open and close get a thread. Clicks arrive over Socket Mode (the `socket` module) or the
 //! signed HTTP endpoint ([`http`]) and are decided through the host's reviews port with the
-//! API's very rules ([`interact`]). What was posted is kept in the plugin's own table
+//! API's very rules (the `interact` module). What was posted is kept in the plugin's own table
 //! ([`table`]).
 
 use std::sync::{Arc, RwLock};
