@@ -322,6 +322,45 @@ mod tests {
     }
 
     #[test]
+    fn time_based_reviews_say_how_long_and_every_end_is_named() {
+        let mut r = review();
+        r.kind = "JIT".into();
+        r.verb = "connect".into();
+        r.input = None;
+        r.access_duration = Some(Duration::from_secs(1800));
+        let m = review_message(&r, &UserInfo::new("alice"), &MaskedText::default());
+        let text = m.to_string();
+        assert!(
+            text.contains("Time-based access (connect) for 30m"),
+            "{text}"
+        );
+        assert!(!text.contains("*Input*"), "no input block for connect");
+        for (status, reason, expected) in [
+            (
+                "EXPIRED",
+                Some("pending longer than the review TTL"),
+                ":alarm_clock: *Expired*: pending longer than the review TTL",
+            ),
+            (
+                "REVOKED",
+                Some("revoked by alice"),
+                ":no_entry: *Revoked*: revoked by alice",
+            ),
+            ("APPROVED", None, ":white_check_mark: *Approved* by 0 of 2"),
+        ] {
+            r.status = status.into();
+            r.reason = reason.map(str::to_owned);
+            assert_eq!(status_line(&r), expected);
+        }
+        r.status = "EXECUTED".into();
+        r.session_id = Some("s-1".into());
+        assert_eq!(
+            status_line(&r),
+            ":checkered_flag: *Executed* (approved) in session `s-1`"
+        );
+    }
+
+    #[test]
     fn long_input_is_cut_with_a_note() {
         let r = review();
         let masked = MaskedText {

@@ -101,7 +101,6 @@ impl Health {
 }
 
 /// Everything the deployment's tasks share.
-#[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) settings: SlackSettings,
     pub(crate) api: SlackApi,
@@ -113,6 +112,16 @@ pub(crate) struct Ctx {
     /// Held while a review's messages are rewritten, so that the last rewrite always shows
     /// the newest state (each reads the review once it holds this).
     pub(crate) rewriting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database handle may print its connection string (with a password): left out.
+        f.debug_struct("Ctx")
+            .field("settings", &self.settings)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why handling something failed: worth retrying (after how long, if the failure says), or
