@@ -26,7 +26,11 @@ config = { channels = ["C0123456789"] }
 "#;
 
 async fn declared_connections_are_created_then_updated(backend: Backend) {
-    let setup = Setup::new(backend).with_toml(DECLARED);
+    // slack is active with a channel and a bot token (posting to nothing that listens).
+    let setup = Setup::new(backend)
+        .with_toml(DECLARED)
+        .with_env("HOOP_PLUGINS_SLACK_BOT_TOKEN", "xoxb-unused")
+        .with_env("HOOP_PLUGINS_SLACK_API_URL", "http://127.0.0.1:9/api");
     let gw = setup.start().await;
     let conn = gw
         .connections()
@@ -115,6 +119,26 @@ async fn bad_config_stops_start_up(backend: Backend) {
     assert_eq!(code, Some(78), "{stderr}");
     assert!(
         stderr.contains("limits.pending_reviews_per_user: must be at least 1, got -1"),
+        "{stderr}"
+    );
+
+    // Plugin settings from the environment are checked like the file's; secrets are not
+    // echoed.
+    let (code, stderr) = failed_start(
+        &setup,
+        &[("HOOP_PLUGINS_SLACK_BOT_TOKEN", "xoxp-secret-user-token")],
+    )
+    .await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("plugins.slack.bot_token: must be a bot token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-user-token"), "{stderr}");
+    let (code, stderr) = failed_start(&setup, &[("HOOP_PLUGINS_NOPE_KEY", "x")]).await;
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("HOOP_PLUGINS_NOPE_KEY") && stderr.contains("names no plugin setting"),
         "{stderr}"
     );
 

@@ -20,4 +20,5 @@ mod recordings;
 mod reflection;
 mod reviews;
 mod sessions;
+mod slack;
 mod tls;

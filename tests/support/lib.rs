@@ -25,6 +25,8 @@ use tonic::transport::Channel;
 
 pub use hoop_proto::v1 as pb;
 
+pub mod slack;
+
 /// Admin token the tests configure.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

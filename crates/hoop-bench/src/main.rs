@@ -10,6 +10,7 @@ mod dlp;
 mod gateway;
 mod report;
 mod scenarios;
+mod slack;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,10 @@ pub(crate) struct Options {
     /// dlp: measured runs of each side (dlp off, dlp on), alternating; the best is reported.
     #[arg(long, default_value_t = 2)]
     dlp_runs: usize,
+
+    /// slack: reviews to post and approve by a click, one after the other.
+    #[arg(long, default_value_t = 200)]
+    slack_reviews: usize,
 }
 
 impl Options {
@@ -90,6 +95,9 @@ enum Scenario {
     Idle,
     /// MB/s of output through a session with the dlp plugin on vs off.
     Dlp,
+    /// Slack plugin against a fake Slack: review.created → chat.postMessage, and a Socket
+    /// Mode click → the held exec's release.
+    Slack,
 }
 
 impl Scenario {
@@ -100,6 +108,7 @@ impl Scenario {
             Scenario::Streaming => "streaming",
             Scenario::Idle => "idle",
             Scenario::Dlp => "dlp",
+            Scenario::Slack => "slack",
         }
     }
 }
@@ -147,6 +156,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Streaming,
             Scenario::Idle,
             Scenario::Dlp,
+            Scenario::Slack,
         ]
     } else {
         options.scenarios.clone()
@@ -169,6 +179,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Streaming => scenarios::streaming(&gw, &options, &mut report).await,
             Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
             Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
+            Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

@@ -696,6 +696,11 @@ pub(crate) struct UserFields {
     /// On update, the list replaces the old one ('' removes every group).
     #[arg(long, value_name = "G1,G2")]
     pub(crate) groups: Option<String>,
+
+    /// Slack member ID (like U0123ABCD: Slack profile → ⋮ → Copy member ID), so your clicks
+    /// on review buttons in Slack act as this user ('' clears it). Anyone may set their own.
+    #[arg(long, value_name = "ID")]
+    pub(crate) slack_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

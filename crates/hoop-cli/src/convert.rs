@@ -241,6 +241,10 @@ pub(crate) fn user_from_flags(name: &str, fields: &UserFields) -> (User, FieldMa
         user.groups = split_list(groups);
         paths.push("groups".to_owned());
     }
+    if let Some(slack_id) = &fields.slack_id {
+        user.slack_id = slack_id.trim().to_owned();
+        paths.push("slack_id".to_owned());
+    }
     (user, FieldMask { paths })
 }
 
@@ -248,7 +252,7 @@ pub(crate) fn user_from_flags(name: &str, fields: &UserFields) -> (User, FieldMa
 pub(crate) fn user_update(name: &str, fields: &UserFields) -> Result<(User, FieldMask)> {
     let (user, mask) = user_from_flags(name, fields);
     if mask.paths.is_empty() {
-        bail!("nothing to update: pass at least one of --email, --groups");
+        bail!("nothing to update: pass at least one of --email, --groups, --slack-id");
     }
     Ok((user, mask))
 }
@@ -586,7 +590,7 @@ mod tests {
         let err = user_update("ann", &UserFields::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "nothing to update: pass at least one of --email, --groups"
+            "nothing to update: pass at least one of --email, --groups, --slack-id"
         );
     }
 
@@ -612,6 +616,7 @@ mod tests {
         let fields = UserFields {
             email: None,
             groups: Some("admin, auditor".to_owned()),
+            slack_id: None,
         };
         let (user, mask) = user_update("ann", &fields).unwrap();
         assert_eq!(mask.paths, ["groups"]);
@@ -619,10 +624,18 @@ mod tests {
         let fields = UserFields {
             email: Some("a@b.c".to_owned()),
             groups: Some(String::new()),
+            slack_id: None,
         };
         let (user, mask) = user_update("ann", &fields).unwrap();
         assert_eq!(mask.paths, ["email", "groups"]);
         assert!(user.groups.is_empty());
+        let fields = UserFields {
+            slack_id: Some(" U0123ABCD ".to_owned()),
+            ..UserFields::default()
+        };
+        let (user, mask) = user_update("ann", &fields).unwrap();
+        assert_eq!(mask.paths, ["slack_id"]);
+        assert_eq!(user.slack_id, "U0123ABCD");
     }
 
     #[test]

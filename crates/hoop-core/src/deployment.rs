@@ -46,7 +46,8 @@ use crate::config::PluginConfig;
 use crate::context::Resources;
 use crate::events::{CursorStore, EventFilter, EventSource, Subscription};
 use crate::ports::{
-    Directory, PortError, Ports, RecordingReader, Redactor, SessionControl, SessionStarter,
+    Directory, PortError, Ports, RecordingReader, Redactor, ReviewDecisions, SessionControl,
+    SessionStarter,
 };
 
 /// A plugin could not start.
@@ -318,6 +319,17 @@ impl Deployment {
             .ok_or_else(|| StartError::missing_port("redactor"))
     }
 
+    /// Reading and deciding reviews on a user's behalf.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none.
+    pub fn reviews(&self) -> Result<Arc<dyn ReviewDecisions>, StartError> {
+        self.ports
+            .reviews
+            .clone()
+            .ok_or_else(|| StartError::missing_port("reviews"))
+    }
+
     /// The host's database as a `T` (for the gateway, `sea_orm::DatabaseConnection`).
     ///
     /// # Errors
@@ -433,6 +445,10 @@ mod tests {
         assert!(err.message().contains("`events`"), "{err}");
         let err = deployment.recordings().unwrap_err();
         assert_eq!(err, StartError::missing_port("recordings"));
+        assert_eq!(
+            deployment.reviews().unwrap_err(),
+            StartError::missing_port("reviews")
+        );
         assert!(err.message().contains("`recordings`"), "{err}");
         let err = deployment
             .subscribe("needy", EventFilter::all())

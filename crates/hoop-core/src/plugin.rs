@@ -371,6 +371,13 @@ pub trait PluginFactory: Send + Sync + Debug + 'static {
         Ok(())
     }
 
+    /// How the plugin's deployment-wide work is doing now (e.g. a connection to an outside
+    /// service: connected, last error), in words, for the host's plugin listing; `None`
+    /// (the default) when it has nothing to say. Never includes secrets.
+    fn deployment_status(&self) -> Option<String> {
+        None
+    }
+
     /// The schema migrations of the plugin's own tables, in order; the host's migrator
     /// runs them after its own. The default: none.
     fn migrations(&self) -> &'static [PluginMigration] {

@@ -40,6 +40,160 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
     async fn user(&self, name: &str) -> Result<Option<UserInfo>, PortError>;
     /// The connection named `name`, if it exists.
     async fn connection(&self, name: &str) -> Result<Option<ConnectionInfo>, PortError>;
+
+    /// The user whose Slack member ID is `slack_id`, if one set it (IDs are unique among
+    /// users). The default: none.
+    async fn user_by_slack_id(&self, slack_id: &str) -> Result<Option<UserInfo>, PortError> {
+        let _ = slack_id;
+        Ok(None)
+    }
+
+    /// The one user whose e-mail is `email` (compared without regard to case), if exactly
+    /// one has it: an e-mail several users share names nobody. The default: none.
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserInfo>, PortError> {
+        let _ = email;
+        Ok(None)
+    }
+
+    /// The config of plugin `plugin` on connection `connection`, if it is attached there
+    /// (whether or not it is active). The default: not attached anywhere.
+    async fn attachment(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        let _ = (connection, plugin);
+        Ok(None)
+    }
+}
+
+/// One reviewer's decision on a review, as [`ReviewDecisions`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewVote {
+    /// The reviewer's user name.
+    pub reviewer: String,
+    /// The reviewer group they decided for.
+    pub group: String,
+    /// Approved (`true`) or rejected.
+    pub approved: bool,
+    /// Their reason, if they gave one.
+    pub reason: Option<String>,
+}
+
+/// A review (access request) as [`ReviewDecisions`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReviewView {
+    /// Its id.
+    pub id: String,
+    /// `ONE_TIME` or `JIT`.
+    pub kind: String,
+    /// `PENDING`, `APPROVED`, `REJECTED`, `REVOKED`, `EXPIRED` or `EXECUTED`.
+    pub status: String,
+    /// The connection's name.
+    pub connection: String,
+    /// The requesting user's name.
+    pub requester: String,
+    /// `exec` or `connect`.
+    pub verb: String,
+    /// The exact input of a one-time review (unmasked: mask it before it leaves the host).
+    pub input: Option<Bytes>,
+    /// The arguments it runs with (unmasked).
+    pub args: Vec<String>,
+    /// Groups whose members may decide it.
+    pub groups: Vec<String>,
+    /// How many approvals it needs: distinct reviewers when the connection sets a
+    /// minimum, else one per group.
+    pub approvals_needed: u32,
+    /// The decisions so far, oldest first.
+    pub votes: Vec<ReviewVote>,
+    /// Why it was rejected, revoked or expired, if known.
+    pub reason: Option<String>,
+    /// For a time-based review: how long the access lasts once approved.
+    pub access_duration: Option<Duration>,
+    /// The session that ran it (one-time) or the first under it (time-based).
+    pub session_id: Option<String>,
+}
+
+impl ReviewView {
+    /// A pending review with nothing decided (for hosts and tests; set the rest by field).
+    pub fn new(
+        id: impl Into<String>,
+        connection: impl Into<String>,
+        requester: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            kind: "ONE_TIME".to_owned(),
+            status: "PENDING".to_owned(),
+            connection: connection.into(),
+            requester: requester.into(),
+            verb: "exec".to_owned(),
+            input: None,
+            args: Vec::new(),
+            groups: Vec::new(),
+            approvals_needed: 1,
+            votes: Vec::new(),
+            reason: None,
+            access_duration: None,
+            session_id: None,
+        }
+    }
+
+    /// The approving votes.
+    pub fn approvals(&self) -> impl Iterator<Item = &ReviewVote> {
+        self.votes.iter().filter(|v| v.approved)
+    }
+
+    /// Whether it still waits for decisions.
+    pub fn is_pending(&self) -> bool {
+        self.status == "PENDING"
+    }
+}
+
+/// A decision a plugin makes on a user's behalf through [`ReviewDecisions::decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewVerdict {
+    /// Approve for the group.
+    Approve,
+    /// Reject for the group, saying why.
+    Reject {
+        /// The reason (required by the host, as its API requires it).
+        reason: String,
+    },
+}
+
+/// Reads reviews and decides them on a user's behalf, for plugins that let reviewers decide
+/// outside the host's API (e.g. buttons in a chat).
+///
+/// A host implements it with exactly the rules of its own API: who sees a review, who may
+/// decide it for which group (the requester never), what a reason may be. A refusal is
+/// [`PortError::Refused`] with the message the API gives; a review the user may not see,
+/// or that does not exist, is [`PortError::NotFound`].
+#[async_trait]
+pub trait ReviewDecisions: Send + Sync + fmt::Debug + 'static {
+    /// The review `id`, if it exists (read as the host, not as a user).
+    async fn review(&self, id: &str) -> Result<Option<ReviewView>, PortError>;
+
+    /// Whether `user` may decide review `id` for `group` as `verdict` says, without deciding
+    /// it: `Ok(())`, or the refusal [`decide`](Self::decide) would answer.
+    async fn check(
+        &self,
+        id: &str,
+        user: &str,
+        group: &str,
+        verdict: &ReviewVerdict,
+    ) -> Result<(), PortError>;
+
+    /// Records `user`'s decision on review `id` for `group`, as the host's API would for
+    /// them, and returns the review as it now is.
+    async fn decide(
+        &self,
+        id: &str,
+        user: &str,
+        group: &str,
+        verdict: ReviewVerdict,
+    ) -> Result<ReviewView, PortError>;
 }
 
 /// Ends running sessions from outside their hooks (a revoked grant, an expiry, a kill from
@@ -196,6 +350,8 @@ pub struct Ports {
     /// The host's database, for plugins that ship tables (see
     /// [`PluginMigration`](crate::PluginMigration)).
     pub database: Option<Database>,
+    /// Reading and deciding reviews on a user's behalf.
+    pub reviews: Option<Arc<dyn ReviewDecisions>>,
 }
 
 /// The host's database handle, type-erased: hoop-core knows no database.
@@ -320,6 +476,9 @@ impl fmt::Debug for Ports {
             .field("sessions", &self.sessions.is_some())
             .field("recordings", &self.recordings.is_some())
             .field("starter", &self.starter.is_some())
+            .field("redactor", &self.redactor.is_some())
+            .field("database", &self.database.is_some())
+            .field("reviews", &self.reviews.is_some())
             .finish()
     }
 }
@@ -327,6 +486,60 @@ impl fmt::Debug for Ports {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Names;
+
+    #[async_trait]
+    impl Directory for Names {
+        async fn user(&self, name: &str) -> Result<Option<UserInfo>, PortError> {
+            Ok(Some(UserInfo::new(name)))
+        }
+        async fn connection(&self, _: &str) -> Result<Option<ConnectionInfo>, PortError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn directory_lookups_beyond_names_find_nobody_by_default() {
+        let d = Names;
+        assert_eq!(d.user_by_slack_id("U1").await.unwrap(), None);
+        assert_eq!(d.user_by_email("a@b.c").await.unwrap(), None);
+        assert_eq!(d.attachment("pg", "slack").await.unwrap(), None);
+        let alice = d.user("alice").await.unwrap().unwrap();
+        assert_eq!(alice.slack_id, None);
+        assert_eq!(
+            alice.with_slack_id(Some("U1".into())).slack_id.as_deref(),
+            Some("U1")
+        );
+    }
+
+    #[test]
+    fn a_review_view_counts_its_approvals() {
+        let mut r = ReviewView::new("r1", "pg", "alice");
+        assert!(r.is_pending());
+        assert_eq!((r.kind.as_str(), r.approvals_needed), ("ONE_TIME", 1));
+        r.votes = vec![
+            ReviewVote {
+                reviewer: "bob".into(),
+                group: "dba".into(),
+                approved: true,
+                reason: None,
+            },
+            ReviewVote {
+                reviewer: "erin".into(),
+                group: "sre".into(),
+                approved: false,
+                reason: Some("no".into()),
+            },
+        ];
+        let approvers: Vec<&str> = r.approvals().map(|v| v.reviewer.as_str()).collect();
+        assert_eq!(approvers, ["bob"]);
+        r.status = "REJECTED".into();
+        assert!(!r.is_pending());
+        let ports = Ports::default();
+        assert!(format!("{ports:?}").contains("reviews: false"));
+    }
 
     fn chunk(stream: Stream, ms: u64, data: &'static str) -> RecordedChunk {
         RecordedChunk {

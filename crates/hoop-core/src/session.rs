@@ -76,6 +76,8 @@ pub struct UserInfo {
     pub email: String,
     /// Groups the user belongs to.
     pub groups: Vec<String>,
+    /// The user's Slack member ID (`U…`), if they set one.
+    pub slack_id: Option<String>,
 }
 
 impl UserInfo {
@@ -85,7 +87,14 @@ impl UserInfo {
             name: name.into(),
             email: String::new(),
             groups: Vec::new(),
+            slack_id: None,
         }
+    }
+
+    /// Sets the Slack member ID.
+    pub fn with_slack_id(mut self, slack_id: Option<String>) -> Self {
+        self.slack_id = slack_id;
+        self
     }
 
     /// Sets the email address.

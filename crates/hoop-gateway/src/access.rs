@@ -168,6 +168,7 @@ mod tests {
             user: User {
                 name: "u".into(),
                 email: String::new(),
+                slack_id: None,
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 created_at: Utc::now(),
                 updated_at: Utc::now(),

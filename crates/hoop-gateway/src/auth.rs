@@ -65,6 +65,7 @@ impl Caller {
         hoop_core::UserInfo::new(self.user.name.clone())
             .with_email(self.user.email.clone())
             .with_groups(self.user.groups.clone())
+            .with_slack_id(self.user.slack_id.clone())
     }
 
     /// Fails with PERMISSION_DENIED unless the caller is an admin.

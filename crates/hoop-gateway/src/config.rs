@@ -364,8 +364,15 @@ impl Config {
             .limits
             .pending_reviews_per_user
             .map(|v| (file_name.clone(), v.to_string()));
+        // `HOOP_PLUGINS_<PLUGIN>_<KEY>`: a plugin setting (e.g. HOOP_PLUGINS_SLACK_BOT_TOKEN),
+        // matched to the plugin once the registry is known.
+        let mut plugin_env: Vec<(String, String)> = Vec::new();
         for (name, value) in env {
             let source = name.clone();
+            if name.starts_with("HOOP_PLUGINS_") {
+                plugin_env.push((name, value));
+                continue;
+            }
             match name.as_str() {
                 "HOOP_LISTEN" => listen = Some((source, value)),
                 "HOOP_DATA_DIR" => data_dir = Some((source, PathBuf::from(value))),
@@ -466,7 +473,7 @@ impl Config {
                 retention
             }
         };
-        let plugins = file
+        let mut plugins = file
             .plugins
             .into_iter()
             .map(|(name, table)| {
@@ -477,6 +484,7 @@ impl Config {
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
         let registry = crate::plugins::registry()
             .map_err(|e| invalid(&file_name, "plugins", format!("plugin registry: {e}")))?;
+        apply_plugin_env(&mut plugins, &registry, plugin_env)?;
         let plugins = plugin_settings(&plugins, &registry, &file_name)?;
         let tls = match (tls_cert, tls_key) {
             (None, None) => None,
@@ -606,6 +614,44 @@ impl Config {
             agent,
         })
     }
+}
+
+/// Applies `HOOP_PLUGINS_<PLUGIN>_<KEY>=value` overrides: `<PLUGIN>` is a registered
+/// plugin's name in upper case, `<KEY>` one of its settings in upper case; the value is a
+/// string (it replaces the file's). An override naming no plugin is an error naming it.
+fn apply_plugin_env(
+    tables: &mut BTreeMap<String, serde_json::Value>,
+    registry: &hoop_core::Registry,
+    overrides: Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    let mut names = registry.names();
+    // Longest first, so `ACCESS_CONTROL_…` is not read as a plugin `access`.
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    for (var, value) in overrides {
+        let rest = var.trim_start_matches("HOOP_PLUGINS_");
+        let found = names.iter().find_map(|name| {
+            let upper = name.to_uppercase().replace('-', "_");
+            let key = rest.strip_prefix(&upper)?.strip_prefix('_')?;
+            (!key.is_empty()).then(|| (name.to_string(), key.to_lowercase()))
+        });
+        let Some((plugin, key)) = found else {
+            return Err(ConfigError::Invalid {
+                source_name: var.clone(),
+                key: "plugins".to_owned(),
+                message: format!(
+                    "names no plugin setting: expected HOOP_PLUGINS_<PLUGIN>_<KEY> with a plugin of this build ({})",
+                    registry.names().join(", ")
+                ),
+            });
+        };
+        let table = tables
+            .entry(plugin)
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(map) = table {
+            map.insert(key, serde_json::Value::String(value));
+        }
+    }
+    Ok(())
 }
 
 /// Checks every `[plugins.<name>]` table against the plugin's factory: an unknown plugin, an

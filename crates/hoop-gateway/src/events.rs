@@ -144,11 +144,41 @@ impl StoreDirectory {
 impl hoop_core::ports::Directory for StoreDirectory {
     async fn user(&self, name: &str) -> Result<Option<hoop_core::UserInfo>, PortError> {
         match self.store.get_user(name).await {
-            Ok(user) => Ok(Some(
-                hoop_core::UserInfo::new(user.name)
-                    .with_email(user.email)
-                    .with_groups(user.groups),
-            )),
+            Ok(user) => Ok(Some(user_info(user))),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(port_error(other)),
+        }
+    }
+
+    async fn user_by_slack_id(
+        &self,
+        slack_id: &str,
+    ) -> Result<Option<hoop_core::UserInfo>, PortError> {
+        self.store
+            .find_user_by_slack_id(slack_id)
+            .await
+            .map(|u| u.map(user_info))
+            .map_err(port_error)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<hoop_core::UserInfo>, PortError> {
+        self.store
+            .find_user_by_email(email)
+            .await
+            .map(|u| u.map(user_info))
+            .map_err(port_error)
+    }
+
+    async fn attachment(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        match self.store.list_attachments(connection).await {
+            Ok(attachments) => Ok(attachments
+                .into_iter()
+                .find(|a| a.plugin == plugin)
+                .map(|a| a.config)),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(other) => Err(port_error(other)),
         }
@@ -163,6 +193,14 @@ impl hoop_core::ports::Directory for StoreDirectory {
             Err(other) => Err(port_error(other)),
         }
     }
+}
+
+/// A stored user as plugins see them.
+fn user_info(user: hoop_store::User) -> hoop_core::UserInfo {
+    hoop_core::UserInfo::new(user.name)
+        .with_email(user.email)
+        .with_groups(user.groups)
+        .with_slack_id(user.slack_id)
 }
 
 /// Masks text with a connection's `redact_types`, for plugins that send text out (the same
@@ -423,6 +461,10 @@ pub(crate) fn ports(
         starter: Some(std::sync::Arc::new(starter.clone())),
         redactor: Some(std::sync::Arc::new(StoreRedactor::new(store.clone(), dlp))),
         database: Some(hoop_core::Database::new(store.db().clone())),
+        reviews: crate::plugins::registry().ok().map(|registry| {
+            std::sync::Arc::new(crate::reviews::GatewayReviews::new(store.clone(), registry))
+                as std::sync::Arc<dyn hoop_core::ports::ReviewDecisions>
+        }),
     }
 }
 
@@ -847,6 +889,7 @@ mod tests {
         hoop_store::User {
             name: name.to_owned(),
             email: format!("{name}@example.com"),
+            slack_id: None,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -260,6 +260,159 @@ pub(crate) fn record(review: &Review) -> ReviewRecord {
     }
 }
 
+/// Reviews for plugins that let reviewers decide outside the API (the slack plugin's
+/// buttons): [`hoop_core::ports::ReviewDecisions`] over exactly the code ApproveReview and
+/// RejectReview run ([`crate::grpc::reviews::decide_as`]), acting as the hoop user the
+/// plugin names, so the rules cannot diverge.
+#[derive(Debug)]
+pub(crate) struct GatewayReviews {
+    store: Store,
+    registry: hoop_core::Registry,
+}
+
+impl GatewayReviews {
+    pub(crate) fn new(store: Store, registry: hoop_core::Registry) -> Self {
+        Self { store, registry }
+    }
+
+    /// `user` as an API caller (a plugin acting for them).
+    async fn caller(&self, user: &str) -> Result<crate::auth::Caller, hoop_core::PortError> {
+        match self.store.get_user(user).await {
+            Ok(user) => Ok(crate::auth::Caller {
+                user,
+                credential: crate::auth::Credential::Plugin {
+                    name: "reviews".to_owned(),
+                },
+            }),
+            Err(StoreError::NotFound { .. }) => Err(hoop_core::PortError::NotFound(format!(
+                "user `{user}` not found"
+            ))),
+            Err(other) => Err(unavailable(&other)),
+        }
+    }
+
+    async fn run(
+        &self,
+        id: &str,
+        user: &str,
+        group: &str,
+        verdict: &hoop_core::ports::ReviewVerdict,
+        dry_run: bool,
+    ) -> Result<Review, hoop_core::PortError> {
+        use hoop_core::ports::ReviewVerdict;
+        use hoop_plugin_review::rules::{self, DecisionKind};
+        let caller = self.caller(user).await?;
+        let (kind, reason) = match verdict {
+            ReviewVerdict::Approve => (DecisionKind::Approve, ""),
+            ReviewVerdict::Reject { reason } => (DecisionKind::Reject, reason.as_str()),
+        };
+        let reason = rules::check_reason(reason, kind == DecisionKind::Reject)
+            .map_err(crate::grpc::reviews::rule_error)
+            .map_err(|e| api_port_error(&e))?;
+        crate::grpc::reviews::decide_as(
+            &self.store,
+            &self.registry,
+            &caller,
+            id,
+            group,
+            kind,
+            reason,
+            dry_run,
+        )
+        .await
+        .map(crate::grpc::reviews::Decided::review)
+        .map_err(|e| api_port_error(&e))
+    }
+}
+
+fn unavailable(err: &StoreError) -> hoop_core::PortError {
+    tracing::warn!(error = %err, "reviews port: store failure");
+    hoop_core::PortError::Unavailable("the gateway's store failed (see the gateway log)".to_owned())
+}
+
+/// An API refusal as the port reports it: the API's very message.
+fn api_port_error(err: &crate::error::Error) -> hoop_core::PortError {
+    use crate::error::Error;
+    match err {
+        Error::NotFound(m) => hoop_core::PortError::NotFound(m.clone()),
+        Error::InvalidArgument { .. }
+        | Error::FailedPrecondition(_)
+        | Error::PermissionDenied(_)
+        | Error::AlreadyExists(_)
+        | Error::ResourceExhausted(_)
+        | Error::Unauthenticated(_) => hoop_core::PortError::Refused(err.to_string()),
+        Error::Internal(m) => hoop_core::PortError::Unavailable(m.clone()),
+    }
+}
+
+/// A stored review as the port shows it.
+pub(crate) fn review_view(review: Review) -> hoop_core::ports::ReviewView {
+    let mut view = hoop_core::ports::ReviewView::new(
+        review.id.clone(),
+        review.connection.clone(),
+        review.requester.clone(),
+    );
+    view.kind = review.kind.as_str().to_owned();
+    view.status = review.status.as_str().to_owned();
+    view.verb = review.verb.clone();
+    view.input = review.input.map(bytes::Bytes::from);
+    view.args = review.args.clone();
+    view.approvals_needed = review
+        .min_approvals
+        .unwrap_or_else(|| u32::try_from(review.groups.len()).unwrap_or(u32::MAX));
+    view.groups = review.groups.clone();
+    view.votes = review
+        .decisions
+        .iter()
+        .map(|d| hoop_core::ports::ReviewVote {
+            reviewer: d.reviewer.clone(),
+            group: d.group.clone(),
+            approved: d.approved,
+            reason: d.reason.clone(),
+        })
+        .collect();
+    view.reason = review.reason.clone();
+    view.access_duration = review.access_duration;
+    view.session_id = review.session_id.clone();
+    view
+}
+
+#[async_trait::async_trait]
+impl hoop_core::ports::ReviewDecisions for GatewayReviews {
+    async fn review(
+        &self,
+        id: &str,
+    ) -> Result<Option<hoop_core::ports::ReviewView>, hoop_core::PortError> {
+        match self.store.get_review(id).await {
+            Ok(review) => Ok(Some(review_view(review))),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(unavailable(&other)),
+        }
+    }
+
+    async fn check(
+        &self,
+        id: &str,
+        user: &str,
+        group: &str,
+        verdict: &hoop_core::ports::ReviewVerdict,
+    ) -> Result<(), hoop_core::PortError> {
+        self.run(id, user, group, verdict, true).await.map(drop)
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        user: &str,
+        group: &str,
+        verdict: hoop_core::ports::ReviewVerdict,
+    ) -> Result<hoop_core::ports::ReviewView, hoop_core::PortError> {
+        self.run(id, user, group, &verdict, false)
+            .await
+            .map(review_view)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

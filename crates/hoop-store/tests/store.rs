@@ -33,6 +33,7 @@ fn user(name: &str, groups: &[&str]) -> User {
     User {
         name: name.into(),
         email: format!("{name}@example.com"),
+        slack_id: None,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         created_at: now,
         updated_at: now,
@@ -52,7 +53,34 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
             store.applied_migrations().await.unwrap(),
             ["m20261124_000001_create_users"]
         );
-        store.create_user(&user("alice", &["dba"])).await.unwrap();
+        // Written as that version wrote it (today's code knows columns it did not have).
+        let db = store.db();
+        let backend = db.get_database_backend();
+        let (user_sql, group_sql) = match backend {
+            sea_orm::DatabaseBackend::Postgres => (
+                "INSERT INTO users (name, email, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+                "INSERT INTO user_groups (user_name, group_name) VALUES ($1, $2)",
+            ),
+            _ => (
+                "INSERT INTO users (name, email, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO user_groups (user_name, group_name) VALUES (?, ?)",
+            ),
+        };
+        let now = chrono::Utc::now();
+        let mut values: Vec<sea_orm::Value> = vec!["alice".into(), "a@x.io".into(), now.into()];
+        if backend != sea_orm::DatabaseBackend::Postgres {
+            values.push(now.into());
+        }
+        db.execute(Statement::from_sql_and_values(backend, user_sql, values))
+            .await
+            .unwrap();
+        db.execute(Statement::from_sql_and_values(
+            backend,
+            group_sql,
+            vec!["alice".into(), "dba".into()],
+        ))
+        .await
+        .unwrap();
 
         store.migrate().await.unwrap();
         assert_eq!(
@@ -65,11 +93,16 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261124_000005_reviews",
                 "m20261203_000006_events",
                 "m20261203_000007_args_and_agent",
-                "m20261203_000008_agents"
+                "m20261203_000008_agents",
+                "m20261203_000009_user_slack_id"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
         assert_eq!(alice.groups, ["dba"]);
+        assert_eq!(
+            alice.slack_id, None,
+            "users from before Slack IDs have none"
+        );
         // The new tables work.
         let mut conn = Connection::new("pg", "command");
         conn.session_timeout = Some(std::time::Duration::from_millis(90_500));
@@ -129,7 +162,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261203_000008_agents"
+            "m20261203_000009_user_slack_id"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);
@@ -316,6 +349,62 @@ async fn connections_and_attachments_round_trip() {
             store.get_connection("a", false).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+}
+
+#[tokio::test]
+async fn users_are_found_by_slack_id_and_by_an_email_only_they_have() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let store = Store::connect(&url, SecretBox::new(KEY).unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for name in ["bob", "carol", "dave"] {
+            store.create_user(&user(name, &["dba"])).await.unwrap();
+        }
+        assert_eq!(store.find_user_by_slack_id("U0BOB").await.unwrap(), None);
+        let bob = store.set_user_slack_id("bob", Some("U0BOB")).await.unwrap();
+        assert_eq!(bob.slack_id.as_deref(), Some("U0BOB"));
+        let found = store.find_user_by_slack_id("U0BOB").await.unwrap().unwrap();
+        assert_eq!(
+            (found.name.as_str(), found.groups.as_slice()),
+            ("bob", &["dba".to_owned()][..])
+        );
+        // One Slack account, one user.
+        assert!(matches!(
+            store.set_user_slack_id("carol", Some("U0BOB")).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        assert_eq!(store.get_user("carol").await.unwrap().slack_id, None);
+        // Setting one's own again is fine; clearing frees it.
+        store.set_user_slack_id("bob", Some("U0BOB")).await.unwrap();
+        store.set_user_slack_id("bob", None).await.unwrap();
+        store
+            .set_user_slack_id("carol", Some("U0BOB"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.set_user_slack_id("nobody", Some("U0X")).await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        // By e-mail, ignoring case; an e-mail two users share names nobody.
+        let carol = store
+            .find_user_by_email("CAROL@Example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(carol.name, "carol");
+        assert_eq!(store.find_user_by_email("").await.unwrap(), None);
+        store
+            .update_user("dave", Some("carol@example.com"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.find_user_by_email("carol@example.com").await.unwrap(),
+            None
+        );
     }
 }
 

@@ -437,6 +437,8 @@ impl FakePorts {
             // A plugin with tables is tested against a database of its own (e.g. SQLite in
             // memory), offered with `Ports { database: Some(Database::new(db)), .. }`.
             database: None,
+            // Reviews are decided by the host's rules: tested against the gateway.
+            reviews: None,
         }
     }
 

@@ -169,6 +169,7 @@ fn user_details(user: &User) -> String {
         ("name", user.name.clone()),
         ("email", or_dash(&user.email)),
         ("groups", list(&user.groups)),
+        ("slack_id", or_dash(&user.slack_id)),
         ("created", timestamp(user.create_time.as_ref())),
         ("updated", timestamp(user.update_time.as_ref())),
     ])
@@ -176,10 +177,17 @@ fn user_details(user: &User) -> String {
 
 fn users_table(users: &[User]) -> String {
     table(
-        &["name", "email", "groups"],
+        &["name", "email", "groups", "slack_id"],
         users
             .iter()
-            .map(|u| vec![u.name.clone(), or_dash(&u.email), list(&u.groups)])
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    or_dash(&u.email),
+                    list(&u.groups),
+                    or_dash(&u.slack_id),
+                ]
+            })
             .collect(),
     )
 }
@@ -218,7 +226,7 @@ mod tests {
         }]);
         assert_eq!(
             text,
-            "NAME   EMAIL             GROUPS\nann    ann@example.com   admin,auditor"
+            "NAME   EMAIL             GROUPS          SLACK_ID\nann    ann@example.com   admin,auditor   -"
         );
         let text = keys_table(&[ApiKey {
             id: "k1".to_owned(),

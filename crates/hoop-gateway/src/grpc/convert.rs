@@ -111,6 +111,7 @@ pub(crate) fn user_to_proto(user: User) -> pb::User {
         groups: user.groups,
         create_time: Some(timestamp(user.created_at)),
         update_time: Some(timestamp(user.updated_at)),
+        slack_id: user.slack_id.unwrap_or_default(),
     }
 }
 

@@ -67,6 +67,11 @@ impl PluginService for PluginApi {
                     }
                     _ => (true, "implemented".to_owned()),
                 };
+                // What its deployment says now (e.g. slack: Socket Mode connected).
+                let status = match f.deployment_status() {
+                    Some(now) => format!("{status}; {now}"),
+                    None => status,
+                };
                 pb::Plugin {
                     name: d.name.to_owned(),
                     description: d.description.to_owned(),

@@ -93,42 +93,104 @@ impl ReviewApi {
         kind: DecisionKind,
         reason: &str,
     ) -> Result<pb::Review, Error> {
-        // Hidden by access_control first: then the review does not exist for the caller.
-        let review = self.accessible_review(caller, id).await?;
-        let me = &caller.user.name;
-        let group = rules::decision_group(&caller.user_info(), subject(&review), group, kind)
-            .map_err(rule_error)?;
-        let approved = kind == DecisionKind::Approve;
-        let decision = NewDecision {
-            reviewer: me.clone(),
-            group: group.clone(),
-            approved,
-            reason: (!reason.is_empty()).then(|| reason.to_owned()),
-            at: Utc::now(),
-        };
-        let rule = ApprovalRule {
-            groups: review.groups.clone(),
-            min_approvals: review.min_approvals,
-        };
-        let decided = self
-            .app
-            .store
-            .acting_as(me)
-            .decide_review(id, &decision, rule)
-            .await?;
-        tracing::info!(
-            review = %id,
-            reviewer = %me,
-            group = %group,
-            approved,
-            status = %decided.status,
-            "review decided"
-        );
-        Ok(review_to_proto(decided))
+        let decided = decide_as(
+            &self.app.store,
+            &self.app.registry,
+            caller,
+            id,
+            group,
+            kind,
+            reason,
+            false,
+        )
+        .await?;
+        Ok(review_to_proto(decided.review()))
     }
 }
 
-fn not_found(id: &str) -> Error {
+/// What [`decide_as`] returns: the decided review, or (for a dry run) the review as it was.
+pub(crate) struct Decided(Review);
+
+impl Decided {
+    /// The review.
+    pub(crate) fn review(self) -> Review {
+        self.0
+    }
+}
+
+/// Records `caller`'s decision on review `id` for `group` (empty: the one reviewer group of
+/// the review the caller is in): the one code path behind ApproveReview, RejectReview and
+/// the reviews port plugins decide through (e.g. Slack buttons), so their rules cannot
+/// diverge. `reason` must have passed [`rules::check_reason`]. With `dry_run`, checks
+/// everything a decision checks before it is stored, and stores nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn decide_as(
+    store: &hoop_store::Store,
+    registry: &hoop_core::Registry,
+    caller: &Caller,
+    id: &str,
+    group: &str,
+    kind: DecisionKind,
+    reason: &str,
+    dry_run: bool,
+) -> Result<Decided, Error> {
+    if id.is_empty() {
+        return Err(Error::invalid("id", "required"));
+    }
+    // Hidden by access_control first: then the review does not exist for the caller.
+    let review = match store.get_review(id).await {
+        Ok(review) => review,
+        Err(StoreError::NotFound { .. }) => return Err(not_found(id)),
+        Err(e) => return Err(e.into()),
+    };
+    if !access::allows_name(store, registry, caller, &review.connection).await? {
+        return Err(not_found(id));
+    }
+    let me = &caller.user.name;
+    let group = rules::decision_group(&caller.user_info(), subject(&review), group, kind)
+        .map_err(rule_error)?;
+    if dry_run {
+        if review.status != ReviewStatus::Pending {
+            return Err(Error::FailedPrecondition(format!(
+                "review `{id}` is {}, not PENDING",
+                review.status
+            )));
+        }
+        if review.decisions.iter().any(|d| &d.reviewer == me) {
+            return Err(Error::FailedPrecondition(format!(
+                "you already decided review `{id}`"
+            )));
+        }
+        return Ok(Decided(review));
+    }
+    let approved = kind == DecisionKind::Approve;
+    let decision = NewDecision {
+        reviewer: me.clone(),
+        group: group.clone(),
+        approved,
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        at: Utc::now(),
+    };
+    let rule = ApprovalRule {
+        groups: review.groups.clone(),
+        min_approvals: review.min_approvals,
+    };
+    let decided = store
+        .acting_as(me)
+        .decide_review(id, &decision, rule)
+        .await?;
+    tracing::info!(
+        review = %id,
+        reviewer = %me,
+        group = %group,
+        approved,
+        status = %decided.status,
+        "review decided"
+    );
+    Ok(Decided(decided))
+}
+
+pub(crate) fn not_found(id: &str) -> Error {
     Error::NotFound(format!("review `{id}` not found"))
 }
 
@@ -139,7 +201,7 @@ fn subject(review: &Review) -> ReviewSubject<'_> {
 
 /// A refusal of the review rules as the API answers it: a review the caller may not see is
 /// NOT_FOUND with the very message of a missing one.
-fn rule_error(err: RuleError) -> Error {
+pub(crate) fn rule_error(err: RuleError) -> Error {
     match err {
         RuleError::NotVisible { id } => not_found(&id),
         RuleError::PermissionDenied(message) => Error::PermissionDenied(message),

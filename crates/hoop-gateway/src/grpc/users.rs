@@ -45,6 +45,24 @@ fn check_email(email: &str, field: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks a Slack member ID: `U` or `W` then 2 to 30 upper-case letters or digits (empty
+/// clears it).
+fn check_slack_id(id: &str, field: &str) -> Result<(), Error> {
+    let mut chars = id.chars();
+    let valid = id.is_empty()
+        || (matches!(chars.next(), Some('U' | 'W'))
+            && (3..=31).contains(&id.len())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be a Slack member ID like U0123ABCD (Slack: profile → ⋮ → Copy member ID)",
+        ))
+    }
+}
+
 fn check_groups(groups: &[String], field: &str) -> Result<(), Error> {
     if groups.len() > MAX_GROUPS {
         return Err(Error::invalid(
@@ -96,6 +114,22 @@ impl UserService for UserApi {
         check_user_name(&user.name).map_err(|e| Error::invalid("user.name", e.to_string()))?;
         check_email(&user.email, "user.email")?;
         check_groups(&user.groups, "user.groups")?;
+        check_slack_id(&user.slack_id, "user.slack_id")?;
+        if !user.slack_id.is_empty()
+            && self
+                .app
+                .store
+                .find_user_by_slack_id(&user.slack_id)
+                .await
+                .map_err(Error::from)?
+                .is_some()
+        {
+            return Err(Error::AlreadyExists(format!(
+                "slack_id `{}` is set for another user",
+                user.slack_id
+            ))
+            .into());
+        }
         let now = chrono::Utc::now();
         let created = self
             .app
@@ -104,6 +138,7 @@ impl UserService for UserApi {
                 name: user.name,
                 email: user.email,
                 groups: user.groups,
+                slack_id: (!user.slack_id.is_empty()).then_some(user.slack_id),
                 created_at: now,
                 updated_at: now,
             })
@@ -155,16 +190,20 @@ impl UserService for UserApi {
         req: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("updating a user")?;
         let req = req.into_inner();
         let user = req.user.ok_or_else(|| Error::invalid("user", "required"))?;
         if user.name.is_empty() {
             return Err(Error::invalid("user.name", "required").into());
         }
         let mut paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        // Anyone may set their own Slack ID (and only that); everything else is for admins.
+        let own_slack_id = user.name == caller.user.name && paths == ["slack_id"];
+        if !own_slack_id {
+            caller.require_admin("updating a user")?;
+        }
         for (i, path) in paths.iter().enumerate() {
             match path.as_str() {
-                "email" | "groups" => {}
+                "email" | "groups" | "slack_id" => {}
                 "name" => {
                     return Err(Error::invalid(
                         format!("update_mask.paths[{i}]"),
@@ -175,7 +214,7 @@ impl UserService for UserApi {
                 other => {
                     return Err(Error::invalid(
                         format!("update_mask.paths[{i}]"),
-                        format!("unknown field `{other}`; updatable: email, groups"),
+                        format!("unknown field `{other}`; updatable: email, groups, slack_id"),
                     )
                     .into());
                 }
@@ -195,6 +234,13 @@ impl UserService for UserApi {
         if let Some(email) = email {
             check_email(email, "user.email")?;
         }
+        let slack_id = paths
+            .iter()
+            .any(|p| p == "slack_id")
+            .then_some(user.slack_id.as_str());
+        if let Some(id) = slack_id {
+            check_slack_id(id, "user.slack_id")?;
+        }
         if let Some(groups) = groups {
             check_groups(groups, "user.groups")?;
             if user.name == ADMIN_USER && !groups.iter().any(|g| g == ADMIN_GROUP) {
@@ -204,12 +250,34 @@ impl UserService for UserApi {
                 .into());
             }
         }
-        let updated = self
-            .app
-            .store
-            .update_user(&user.name, email, groups)
-            .await
-            .map_err(Error::from)?;
+        let mut updated = if email.is_some() || groups.is_some() {
+            Some(
+                self.app
+                    .store
+                    .update_user(&user.name, email, groups)
+                    .await
+                    .map_err(Error::from)?,
+            )
+        } else {
+            None
+        };
+        if let Some(id) = slack_id {
+            updated = Some(
+                self.app
+                    .store
+                    .set_user_slack_id(&user.name, (!id.is_empty()).then_some(id))
+                    .await
+                    .map_err(|e| match e {
+                        hoop_store::StoreError::AlreadyExists { .. } => {
+                            Error::AlreadyExists(format!("slack_id `{id}` is set for another user"))
+                        }
+                        other => Error::from(other),
+                    })?,
+            );
+        }
+        let Some(updated) = updated else {
+            return Err(Error::invalid("update_mask", "names no field").into());
+        };
         tracing::info!(user = %caller.user.name, updated = %updated.name, fields = ?paths, "user updated");
         Ok(Response::new(user_to_proto(updated)))
     }

@@ -14,6 +14,7 @@ mod m20261124_000005_reviews;
 mod m20261203_000006_events;
 mod m20261203_000007_args_and_agent;
 mod m20261203_000008_agents;
+mod m20261203_000009_user_slack_id;
 
 use std::sync::Mutex;
 
@@ -37,6 +38,7 @@ fn own() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261203_000006_events::Migration),
         Box::new(m20261203_000007_args_and_agent::Migration),
         Box::new(m20261203_000008_agents::Migration),
+        Box::new(m20261203_000009_user_slack_id::Migration),
     ]
 }
 

@@ -11,6 +11,8 @@ pub struct User {
     pub email: String,
     /// Group names, sorted.
     pub groups: Vec<String>,
+    /// Slack member ID (`U…`), unique among users, if set.
+    pub slack_id: Option<String>,
     /// When the user was created.
     pub created_at: DateTime<Utc>,
     /// When the user last changed.

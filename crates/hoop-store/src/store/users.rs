@@ -34,6 +34,7 @@ impl Store {
         user::ActiveModel {
             name: Set(new.name.clone()),
             email: Set(new.email.clone()),
+            slack_id: Set(new.slack_id.clone()),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -104,6 +105,82 @@ impl Store {
         self.get_user(name).await
     }
 
+    /// Sets (or, with `None`, clears) a user's Slack member ID.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such user; [`StoreError::AlreadyExists`] if
+    /// another user has this Slack ID.
+    pub async fn set_user_slack_id(&self, name: &str, slack_id: Option<&str>) -> Result<User> {
+        let txn = self.begin_write().await?;
+        let row = user::Entity::find_by_id(name)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", name))?;
+        if let Some(id) = slack_id {
+            let taken = user::Entity::find()
+                .filter(user::Column::SlackId.eq(id))
+                .filter(user::Column::Name.ne(name))
+                .one(&txn)
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::exists("slack_id", id));
+            }
+        }
+        let mut active: user::ActiveModel = row.into();
+        active.slack_id = Set(slack_id.map(str::to_owned));
+        active.updated_at = Set(Utc::now());
+        active
+            .update(&txn)
+            .await
+            .map_err(|e| StoreError::from_insert(e, "slack_id", slack_id.unwrap_or_default()))?;
+        txn.commit().await?;
+        self.get_user(name).await
+    }
+
+    /// The user whose Slack member ID is `slack_id`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn find_user_by_slack_id(&self, slack_id: &str) -> Result<Option<User>> {
+        let Some(row) = user::Entity::find()
+            .filter(user::Column::SlackId.eq(slack_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut groups = groups_of(&self.db, std::slice::from_ref(&row.name)).await?;
+        Ok(Some(user_from(row, &mut groups)))
+    }
+
+    /// The one user whose e-mail is `email` (ignoring case); `None` when no user, or more
+    /// than one, has it.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let email = email.trim();
+        if email.is_empty() {
+            return Ok(None);
+        }
+        let rows = user::Entity::find()
+            .filter(
+                sea_orm::sea_query::Expr::expr(sea_orm::sea_query::Func::lower(
+                    sea_orm::sea_query::Expr::col(user::Column::Email),
+                ))
+                .eq(email.to_lowercase()),
+            )
+            .limit(2)
+            .all(&self.db)
+            .await?;
+        let mut rows = rows;
+        let (Some(row), None) = (rows.pop(), rows.pop()) else {
+            return Ok(None);
+        };
+        let mut groups = groups_of(&self.db, std::slice::from_ref(&row.name)).await?;
+        Ok(Some(user_from(row, &mut groups)))
+    }
+
     /// Deletes a user, their group memberships and their API keys.
     ///
     /// # Errors
@@ -136,6 +213,7 @@ impl Store {
         user::Entity::insert(user::ActiveModel {
             name: Set(name.to_owned()),
             email: Set(String::new()),
+            slack_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -313,6 +391,7 @@ fn user_from(row: user::Model, groups: &mut BTreeMap<String, Vec<String>>) -> Us
         groups: groups.remove(&row.name).unwrap_or_default(),
         name: row.name,
         email: row.email,
+        slack_id: row.slack_id,
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
