@@ -232,6 +232,15 @@ pub trait EventSource: Send + Sync + fmt::Debug + 'static {
     /// delivery. Events appended by other processes on a shared database may not wake it,
     /// so consumers also read again after a while ([`Subscription`] does).
     fn notifications(&self) -> watch::Receiver<u64>;
+
+    /// How many events that pass `filter` this process has appended so far, if the source
+    /// counts them: a hint that lets a woken consumer skip reading when none of the types it
+    /// waits for was appended. The count must grow *before* the wake-up it goes with, and
+    /// only after the events are readable. `None` (the default) makes every wake-up a read.
+    fn appended_matching(&self, filter: &EventFilter) -> Option<u64> {
+        let _ = filter;
+        None
+    }
 }
 
 /// How many events a subscription reads at a time.
@@ -251,6 +260,8 @@ pub struct Subscription {
     scanned: u64,
     buffer: VecDeque<Event>,
     wake: watch::Receiver<u64>,
+    /// The source's count of appended events passing the filter when it was last read.
+    seen: Option<u64>,
     poll: Duration,
 }
 
@@ -275,6 +286,7 @@ impl Subscription {
             scanned: after,
             buffer: VecDeque::new(),
             wake,
+            seen: None,
             poll: DEFAULT_POLL,
         }
     }
@@ -303,8 +315,29 @@ impl Subscription {
             if let Some(event) = self.try_next().await? {
                 return Ok(event);
             }
-            // Caught up: wait for a wake-up, or read again after a while anyway.
-            let _ = tokio::time::timeout(self.poll, self.wake.changed()).await;
+            // Caught up: wait for a wake-up about an event this subscription wants, or read
+            // again after a while anyway (for appends the wake-ups do not tell of).
+            let deadline = tokio::time::Instant::now() + self.poll;
+            loop {
+                match tokio::time::timeout_at(deadline, self.wake.changed()).await {
+                    Ok(Ok(())) if !self.wanted_appended() => {}
+                    Ok(Ok(())) | Err(_) => break,
+                    Ok(Err(_)) => {
+                        // Nobody will wake it again: only the polls are left.
+                        tokio::time::sleep_until(deadline).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the source appended an event passing the filter since the last read (true
+    /// when it cannot tell).
+    fn wanted_appended(&self) -> bool {
+        match (self.seen, self.source.appended_matching(&self.filter)) {
+            (Some(seen), Some(now)) => now != seen,
+            _ => true,
         }
     }
 
@@ -317,9 +350,10 @@ impl Subscription {
             return Ok(Some(event));
         }
         loop {
-            // Mark the current notification seen before reading, so an append that lands
-            // after the read wakes the wait that follows.
+            // Mark the current notification and count seen before reading, so an append
+            // that lands after the read wakes the wait that follows.
             self.wake.borrow_and_update();
+            self.seen = self.source.appended_matching(&self.filter);
             let page = self
                 .source
                 .read(self.scanned, &self.filter, READ_BATCH)
@@ -356,6 +390,12 @@ impl Subscription {
 pub struct MemoryEventLog {
     events: Mutex<Vec<Event>>,
     notify: watch::Sender<u64>,
+}
+
+impl MemoryEventLog {
+    fn count_matching(events: &[Event], filter: &EventFilter) -> u64 {
+        u64::try_from(events.iter().filter(|e| filter.matches(&e.kind)).count()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Default for MemoryEventLog {
@@ -427,6 +467,11 @@ impl EventSource for MemoryEventLog {
 
     fn notifications(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()
+    }
+
+    fn appended_matching(&self, filter: &EventFilter) -> Option<u64> {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        Some(Self::count_matching(&events, filter))
     }
 }
 
@@ -511,6 +556,81 @@ impl CursorStore for MemoryCursors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log that counts its reads.
+    #[derive(Debug, Default)]
+    struct CountingLog {
+        log: MemoryEventLog,
+        reads: std::sync::atomic::AtomicUsize,
+        read_done: tokio::sync::Notify,
+        hint: bool,
+    }
+
+    #[async_trait]
+    impl EventSource for CountingLog {
+        async fn read(
+            &self,
+            after: u64,
+            filter: &EventFilter,
+            limit: usize,
+        ) -> Result<EventPage, PortError> {
+            let page = self.log.read(after, filter, limit).await;
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.read_done.notify_one();
+            page
+        }
+        async fn last_id(&self) -> Result<u64, PortError> {
+            self.log.last_id().await
+        }
+        fn notifications(&self) -> watch::Receiver<u64> {
+            self.log.notifications()
+        }
+        fn appended_matching(&self, filter: &EventFilter) -> Option<u64> {
+            if self.hint {
+                self.log.appended_matching(filter)
+            } else {
+                None
+            }
+        }
+    }
+
+    /// Appends 50 `session.opened` events, letting the waiting subscription run after each,
+    /// then one `review.created`; returns how many reads the subscription made.
+    async fn reads_while_waiting_for_reviews(hint: bool) -> usize {
+        let log = Arc::new(CountingLog {
+            hint,
+            ..CountingLog::default()
+        });
+        let mut sub = Subscription::new(log.clone(), 0, EventFilter::parse(["review.*"]).unwrap())
+            .with_poll_interval(Duration::from_secs(3600));
+        let waiting = tokio::spawn(async move { sub.next().await });
+        // The subscription read the empty log and waits.
+        log.read_done.notified().await;
+        for i in 0..50 {
+            log.log.append(
+                types::SESSION_OPENED,
+                None,
+                None,
+                serde_json::json!({ "i": i }),
+            );
+            tokio::task::yield_now().await;
+        }
+        log.log
+            .append(types::REVIEW_CREATED, None, None, serde_json::json!({}));
+        let event = waiting.await.unwrap().unwrap();
+        assert_eq!(event.kind, types::REVIEW_CREATED);
+        assert_eq!(event.id, 51);
+        log.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_subscription_reads_again_only_for_the_types_it_wants() {
+        // Without the source's count every wake-up is a read; with it, only the append of
+        // a wanted type is.
+        let blind = reads_while_waiting_for_reviews(false).await;
+        assert!(blind > 10, "{blind} reads without the hint");
+        assert_eq!(reads_while_waiting_for_reviews(true).await, 2);
+    }
 
     fn log_with(n: u64) -> Arc<MemoryEventLog> {
         let log = Arc::new(MemoryEventLog::new());

@@ -85,6 +85,10 @@ impl EventSource for StoreEvents {
     fn notifications(&self) -> watch::Receiver<u64> {
         self.store.event_notifications()
     }
+
+    fn appended_matching(&self, filter: &EventFilter) -> Option<u64> {
+        Some(self.store.appended_count(|kind| filter.matches(kind)))
+    }
 }
 
 #[async_trait]

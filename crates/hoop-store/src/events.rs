@@ -11,8 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::entity::{event, event_cursor};
@@ -110,18 +109,18 @@ pub(crate) async fn append<C: ConnectionTrait>(
             .await?;
     }
     let now = Utc::now();
-    for new in events {
-        event::ActiveModel {
-            kind: Set(new.kind),
-            time: Set(now),
-            connection: Set(new.connection),
-            user_name: Set(new.user),
-            data: Set(new.data),
-            ..Default::default()
-        }
-        .insert(txn)
+    // One statement for all of them: a session's end appends two.
+    let rows = events.into_iter().map(|new| event::ActiveModel {
+        kind: Set(new.kind),
+        time: Set(now),
+        connection: Set(new.connection),
+        user_name: Set(new.user),
+        data: Set(new.data),
+        ..Default::default()
+    });
+    event::Entity::insert_many(rows)
+        .exec_without_returning(txn)
         .await?;
-    }
     Ok(())
 }
 
@@ -132,11 +131,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
     pub async fn append_events(&self, events: Vec<NewEvent>) -> Result<()> {
-        let txn = self.begin_write().await?;
-        append(self.backend(), &txn, events).await?;
-        txn.commit().await?;
-        self.events_appended();
-        Ok(())
+        // The insert is the first statement: it takes SQLite's write lock itself.
+        let txn = self.begin_with_write().await?;
+        self.commit_with_events(txn, events).await
     }
 
     /// Up to `limit` events with an id greater than `after`, oldest first.

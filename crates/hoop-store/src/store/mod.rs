@@ -78,6 +78,10 @@ pub struct Store {
     backend: Backend,
     /// Bumped after every commit that appended events: wakes the log's readers.
     appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// How many events of each type were appended through this store (any handle on it),
+    /// counted before the wake-up: a reader waiting for some types reads again only when
+    /// one of them was appended.
+    appended_kinds: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     /// Who makes the changes made through this handle (see [`Store::acting_as`]).
     actor: Option<std::sync::Arc<str>>,
     /// Per-user limits (see [`Store::with_limits`]).
@@ -132,6 +136,7 @@ impl Store {
             secrets,
             backend,
             appended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            appended_kinds: std::sync::Arc::default(),
             actor: None,
             limits: Limits::default(),
         })
@@ -186,16 +191,16 @@ impl Store {
     }
 
     /// Appends `events` as the last statements of `txn`, commits it and wakes the readers.
-    async fn commit_with_events(
+    pub(crate) async fn commit_with_events(
         &self,
         txn: sea_orm::DatabaseTransaction,
         events: Vec<NewEvent>,
     ) -> Result<()> {
-        let any = !events.is_empty();
+        let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
         crate::events::append(self.backend, &txn, events).await?;
         txn.commit().await?;
-        if any {
-            self.events_appended();
+        if !kinds.is_empty() {
+            self.events_appended(&kinds);
         }
         Ok(())
     }
@@ -207,8 +212,34 @@ impl Store {
         self.appended.subscribe()
     }
 
-    /// Wakes the log's readers; called after a commit that appended events.
-    pub(crate) fn events_appended(&self) {
+    /// How many events whose type passes `matches` were appended through this store since
+    /// it was opened (by any handle on it; other processes' appends are not counted). A
+    /// reader takes it before reading the log, and after a wake-up reads again only if it
+    /// changed.
+    pub fn appended_count(&self, matches: impl Fn(&str) -> bool) -> u64 {
+        let counts = self
+            .appended_kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts
+            .iter()
+            .filter(|(kind, _)| matches(kind))
+            .fold(0u64, |sum, (_, n)| sum.wrapping_add(*n))
+    }
+
+    /// Counts the appended `kinds` and wakes the log's readers; called after a commit that
+    /// appended events.
+    pub(crate) fn events_appended(&self, kinds: &[String]) {
+        {
+            let mut counts = self
+                .appended_kinds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for kind in kinds {
+                let n = counts.entry(kind.clone()).or_default();
+                *n = n.wrapping_add(1);
+            }
+        }
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -225,6 +256,13 @@ impl Store {
                 .await?;
         }
         Ok(txn)
+    }
+
+    /// Begins a transaction whose first statement writes (an `INSERT`, an `UPDATE`): that
+    /// statement takes SQLite's write lock itself, waiting its turn, so the extra statement
+    /// of [`begin_write`](Self::begin_write) is not needed.
+    pub(crate) async fn begin_with_write(&self) -> Result<sea_orm::DatabaseTransaction> {
+        Ok(self.db.begin().await?)
     }
 
     /// The database backend.

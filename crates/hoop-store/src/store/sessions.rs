@@ -25,28 +25,14 @@ impl Store {
     /// [`Limits::running_sessions_per_user`](crate::Limits) open sessions (checked and
     /// recorded atomically: concurrent calls never both take the last place).
     pub async fn create_session(&self, record: &SessionRecord) -> Result<()> {
-        let txn = self.begin_write().await?;
-        if let Some(max) = self.limits.running_sessions_per_user
-            && record.status == OPEN
-        {
-            self.lock_user(&txn, UserLock::RunningSessions, &record.user)
-                .await?;
-            let running = session::Entity::find()
-                .filter(session::Column::UserName.eq(record.user.as_str()))
-                .filter(session::Column::Status.eq(OPEN))
-                .count(&txn)
-                .await?;
-            if running >= u64::from(max) {
-                return Err(StoreError::LimitReached {
-                    limit: "running_sessions_per_user",
-                    max,
-                    message: format!(
-                        "limit running_sessions_per_user reached: user `{}` already has \
-                         {running} running sessions (at most {max}); end one before starting \
-                         another",
-                        record.user
-                    ),
-                });
+        // The insert is the first statement, so it takes SQLite's write lock itself (see
+        // `begin_write`); the limit is checked after it, counting this session too.
+        let txn = self.begin_with_write().await?;
+        if self.backend() == crate::store::Backend::Postgres {
+            // Serializes the limit check per user before anything is written.
+            if self.limits.running_sessions_per_user.is_some() && record.status == OPEN {
+                self.lock_user(&txn, UserLock::RunningSessions, &record.user)
+                    .await?;
             }
         }
         session::ActiveModel {
@@ -69,6 +55,30 @@ impl Store {
         .insert(&txn)
         .await
         .map_err(|e| StoreError::from_insert(e, "session", &record.id))?;
+        if let Some(max) = self.limits.running_sessions_per_user
+            && record.status == OPEN
+        {
+            let running = session::Entity::find()
+                .filter(session::Column::UserName.eq(record.user.as_str()))
+                .filter(session::Column::Status.eq(OPEN))
+                .count(&txn)
+                .await?;
+            // `running` counts this session: the others are one fewer. Returning drops the
+            // transaction, which rolls the insert back.
+            let others = running.saturating_sub(1);
+            if others >= u64::from(max) {
+                return Err(StoreError::LimitReached {
+                    limit: "running_sessions_per_user",
+                    max,
+                    message: format!(
+                        "limit running_sessions_per_user reached: user `{}` already has \
+                         {others} running sessions (at most {max}); end one before starting \
+                         another",
+                        record.user
+                    ),
+                });
+            }
+        }
         let event = NewEvent::new(
             "session.opened",
             serde_json::json!({
@@ -101,21 +111,32 @@ impl Store {
         end: &SessionEnd,
         extra: Vec<NewEvent>,
     ) -> Result<SessionRecord> {
-        let txn = self.begin_write().await?;
-        let row = session::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
+        // One statement that updates and returns the row; being a write, it takes SQLite's
+        // write lock itself (see `begin_write`).
+        let txn = self.begin_with_write().await?;
+        let updated = session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value(end.status.clone()))
+            .col_expr(session::Column::ExitCode, Expr::value(Some(end.exit_code)))
+            .col_expr(session::Column::Reason, Expr::value(end.reason.clone()))
+            .col_expr(session::Column::EndedAt, Expr::value(Some(Utc::now())))
+            .col_expr(session::Column::BytesIn, Expr::value(end.bytes_in))
+            .col_expr(session::Column::BytesOut, Expr::value(end.bytes_out))
+            .col_expr(
+                session::Column::Metrics,
+                Expr::value(to_json(&end.metrics)?),
+            )
+            .col_expr(
+                session::Column::Attributes,
+                Expr::value(to_json(&end.attributes)?),
+            )
+            .filter(session::Column::Id.eq(id))
+            .exec_with_returning(&txn)
+            .await?;
+        let row = updated
+            .into_iter()
+            .next()
             .ok_or_else(|| StoreError::not_found("session", id))?;
-        let mut active: session::ActiveModel = row.into();
-        active.status = Set(end.status.clone());
-        active.exit_code = Set(Some(end.exit_code));
-        active.reason = Set(end.reason.clone());
-        active.ended_at = Set(Some(Utc::now()));
-        active.bytes_in = Set(end.bytes_in);
-        active.bytes_out = Set(end.bytes_out);
-        active.metrics = Set(to_json(&end.metrics)?);
-        active.attributes = Set(to_json(&end.attributes)?);
-        let record = session_from(active.update(&txn).await?)?;
+        let record = session_from(row)?;
         let mut events = vec![
             NewEvent::new(
                 "session.closed",
