@@ -117,6 +117,37 @@ async fn round_trip_every_kind_in_memory() {
     assert_eq!(offset, bytes.len() as u64);
 }
 
+/// A sealed recording is complete on disk when `seal` returns (the fsync comes later), with
+/// a digest that verifies it.
+#[tokio::test]
+async fn a_sealed_recording_is_whole_when_seal_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsRecordingStore::new(dir.path().join("recordings"));
+    let events = sample_events();
+    let finished = record(&store, &sid("finished"), &events).await;
+    let id = sid("sealed");
+    let mut writer = store.create(&id).await.unwrap();
+    for event in &events {
+        writer.append(event.clone()).await.unwrap();
+    }
+    let sealed = writer.seal().await.unwrap();
+    let verification = verify(store.open(&id).await.unwrap(), Some(&sealed))
+        .await
+        .unwrap();
+    assert!(verification.closed && !verification.truncated);
+    assert_eq!(verification.events, 7);
+    assert_eq!(
+        verification.bytes,
+        std::fs::metadata(store.path_for(&id)).unwrap().len()
+    );
+    // The same events under another session id: the same shape, another chain.
+    let other = verify(store.open(&sid("finished")).await.unwrap(), Some(&finished))
+        .await
+        .unwrap();
+    assert_eq!(other.events, verification.events);
+    assert_ne!(sealed, finished);
+}
+
 #[tokio::test]
 async fn round_trip_through_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,8 +125,12 @@ pub(crate) async fn session_chain(
     verb: Verb,
     args: &[String],
 ) -> Result<(Connection, Chain), Error> {
-    let attachments = access::visible_attachments(&app.store, &app.registry, caller, name).await?;
-    let connection = app.store.get_connection(name, true).await?;
+    // Both reads at once (they use two of the pool's connections): a session's start waits
+    // for them. Either failing fails the session, a hidden connection as not found.
+    let (attachments, connection) = tokio::try_join!(
+        access::visible_attachments(&app.store, &app.registry, caller, name),
+        async { Ok(app.store.get_connection(name, true).await?) },
+    )?;
     let (enabled, mode) = match verb {
         Verb::Connect => (connection.access.connect, "connect"),
         _ => (connection.access.exec, "exec"),

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 
 use super::error::RecordingError;
 use super::format::SessionId;
@@ -75,23 +76,30 @@ impl FsRecordingStore {
 impl RecordingStore for FsRecordingStore {
     async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError> {
         // Recordings hold what users typed and saw: readable by the gateway's user only.
-        tokio::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .await?;
-        let file = tokio::fs::OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(self.path_for(session_id))
-            .await
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    RecordingError::AlreadyExists(session_id.to_string())
-                }
-                _ => RecordingError::Io(err),
-            })?;
+        // The directory and the file in one trip to the blocking pool: a session's start
+        // waits for it.
+        let dir = self.dir.clone();
+        let path = self.path_for(session_id);
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        })
+        .await
+        .map_err(blocking_gone)?;
+        let file = opened.map_err(|err| match err.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                RecordingError::AlreadyExists(session_id.to_string())
+            }
+            _ => RecordingError::Io(err),
+        })?;
+        let file = Arc::new(file);
         RecordingWriter::new(
             session_id.clone(),
             Box::new(FileSink { file }),
@@ -111,24 +119,37 @@ impl RecordingStore for FsRecordingStore {
     }
 }
 
-/// A file opened for appending.
+/// A file opened for appending. Each write (or sync) is one trip to tokio's blocking pool
+/// and has returned from `write(2)` (or `fsync(2)`) when it resolves.
 struct FileSink {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
 }
 
 #[async_trait]
 impl RecordingSink for FileSink {
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes).await?;
-        // tokio's File finishes writes in the background: flushing waits until `write(2)`
-        // has returned for all of them.
-        self.file.flush().await
+        let file = Arc::clone(&self.file);
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || (&*file).write_all(&bytes))
+            .await
+            .map_err(join_error)?
     }
 
     async fn sync(&mut self) -> std::io::Result<()> {
-        self.file.flush().await?;
-        self.file.sync_all().await
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(join_error)?
     }
+}
+
+/// A blocking task that did not finish (the runtime is shutting down) as an I/O error.
+fn join_error(err: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(format!("the blocking file task did not finish: {err}"))
+}
+
+fn blocking_gone(err: tokio::task::JoinError) -> RecordingError {
+    RecordingError::Io(join_error(err))
 }
 
 type Recordings = Arc<Mutex<HashMap<SessionId, Arc<Mutex<Vec<u8>>>>>>;

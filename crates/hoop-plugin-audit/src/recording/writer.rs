@@ -363,6 +363,37 @@ impl RecordingWriter {
         Ok(link)
     }
 
+    /// Ends the recording like [`finish`](Self::finish), but returns once everything has
+    /// reached the storage (for a file: `write(2)` returned, so it survives a crash of this
+    /// process) and leaves the `fsync` that makes it survive a power cut to a background
+    /// task: a session's end is not held up by the disk. Returns the final digest.
+    ///
+    /// Must be called within a tokio runtime (it always is: the writer needs one).
+    ///
+    /// # Errors
+    /// [`RecordingError::Io`] / [`RecordingError::Failed`] if writing fails or failed before.
+    pub async fn seal(mut self) -> Result<Digest, RecordingError> {
+        self.flush().await?;
+        let Self {
+            session_id,
+            shared,
+            wake,
+            flusher,
+            link,
+            ..
+        } = self;
+        drop(wake);
+        tokio::spawn(async move {
+            // The flusher has only an empty buffer left to flush.
+            let _ = flusher.await;
+            let mut shared = shared.lock().await;
+            if let Err(err) = shared.sink.sync().await {
+                tracing::warn!(session = %session_id, error = %err, "cannot fsync a finished recording");
+            }
+        });
+        Ok(link)
+    }
+
     /// The chain's current last link: the final digest if no more events are appended.
     pub fn digest(&self) -> Digest {
         self.link
