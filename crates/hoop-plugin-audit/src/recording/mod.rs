@@ -74,7 +74,9 @@
 //! * on any `append` that finds the oldest buffered byte that old already (in case the
 //!   background task is starved);
 //! * on [`RecordingWriter::flush`], [`RecordingWriter::sync`] and
-//!   [`RecordingWriter::finish`] (which also `fsync`s), and when the writer is dropped.
+//!   [`RecordingWriter::finish`] (which also `fsync`s), on [`RecordingWriter::seal`] (which
+//!   leaves the `fsync` to a background task: the audit plugin seals, so a session's end
+//!   does not wait for the disk), and when the writer is dropped.
 //!
 //! So appended events reach the kernel within 50 ms plus the time of the write itself and
 //! any scheduling delay: within the promised [`DURABILITY_BOUND`] of 100 ms, with no help
