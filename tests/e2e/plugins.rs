@@ -47,20 +47,31 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
         .into_inner()
         .plugins;
     let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["access_control", "review", "dlp", "slack", "audit"]);
+    assert_eq!(
+        names,
+        [
+            "access_control",
+            "review",
+            "dlp",
+            "runbooks",
+            "slack",
+            "audit"
+        ]
+    );
     let by_name = |n: &str| plugins.iter().find(|p| p.name == n).unwrap();
     for default in ["audit", "dlp", "review", "slack"] {
         assert!(by_name(default).default_attached, "{default}");
     }
     assert!(!by_name("access_control").default_attached);
+    assert!(!by_name("runbooks").default_attached);
     assert_eq!(by_name("dlp").managed_by_field, "redact_types");
     assert_eq!(by_name("review").managed_by_field, "reviewers");
     assert_eq!(by_name("slack").managed_by_field, "");
-    // audit records, dlp masks, review holds sessions and access_control hides
-    // connections; the others say honestly that their session behaviour is to come.
+    // audit records, dlp masks, review holds sessions, access_control hides connections
+    // and runbooks runs scripts from git; the others say honestly that their session behaviour is to come.
     for p in &plugins {
         assert!(!p.description.is_empty() && !p.configuration.is_empty());
-        if ["audit", "dlp", "review", "access_control"].contains(&p.name.as_str()) {
+        if ["audit", "dlp", "review", "access_control", "runbooks"].contains(&p.name.as_str()) {
             assert!(p.implemented, "{p:?}");
             assert!(!p.status.contains("not implemented"), "{p:?}");
             continue;

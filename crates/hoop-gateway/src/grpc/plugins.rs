@@ -61,12 +61,16 @@ impl PluginService for PluginApi {
             .into_iter()
             .map(|f| {
                 let d = f.descriptor();
-                let (implemented, status) = match d.implementation {
+                let (implemented, mut status) = match d.implementation {
                     Implementation::Pending(note) => {
                         (false, format!("not implemented yet: {note}"))
                     }
                     _ => (true, "implemented".to_owned()),
                 };
+                if let Some(deployment) = plugins::deployment_status(&self.app.resources, d.name) {
+                    status.push_str("; ");
+                    status.push_str(&deployment);
+                }
                 pb::Plugin {
                     name: d.name.to_owned(),
                     description: d.description.to_owned(),
@@ -111,8 +115,9 @@ impl PluginService for PluginApi {
         caller.require_admin("attaching a plugin")?;
         let req = req.into_inner();
         required(&req.connection, "connection")?;
-        let attachment = plugins::checked_attachment(
+        let attachment = plugins::checked_attachment_with(
             &self.app.registry,
+            &self.app.resources,
             &req.plugin,
             struct_to_json(req.config),
             AttachAction::Attach,
@@ -144,8 +149,9 @@ impl PluginService for PluginApi {
         caller.require_admin("configuring a plugin")?;
         let req = req.into_inner();
         required(&req.connection, "connection")?;
-        let attachment = plugins::checked_attachment(
+        let attachment = plugins::checked_attachment_with(
             &self.app.registry,
+            &self.app.resources,
             &req.plugin,
             struct_to_json(req.config),
             AttachAction::Configure,
