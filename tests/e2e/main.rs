@@ -19,5 +19,6 @@ mod plugins;
 mod recordings;
 mod reflection;
 mod reviews;
+mod runbooks;
 mod sessions;
 mod tls;
