@@ -290,6 +290,13 @@ async fn plugin_config_is_validated(backend: Backend) {
             "config.groups[0]",
         ),
         ("audit", json!({"path": "/tmp"}), "unknown field `path`"),
+        ("runbooks", json!({"paths": ["a//b"]}), "config.paths[0]"),
+        (
+            "runbooks",
+            json!({"repositories": ["Bad"]}),
+            "config.repositories[0]",
+        ),
+        ("runbooks", json!({"path": []}), "unknown field `path`"),
     ];
     for (plugin, cfg, needle) in cases {
         let result = plugins
@@ -323,7 +330,7 @@ async fn plugin_config_is_validated(backend: Backend) {
             }))
             .await,
         Code::InvalidArgument,
-        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, slack, audit",
+        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, runbooks, slack, audit",
     );
     // No partial write: slack is still unconfigured, access_control still not attached.
     let names: Vec<(String, bool)> = attachments(&gw, "pg")

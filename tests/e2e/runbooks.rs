@@ -779,6 +779,37 @@ async fn a_run_is_held_by_review_with_its_rendered_script(backend: Backend) {
         ),
         ("hello it's me\n", Some(0))
     );
+
+    // A client that leaves a held run ends its session, as leaving a held Exec does.
+    let mut stream = gw_runbooks(&gw)
+        .await
+        .run_runbook(authed(
+            &alice,
+            run_request("sh", "greet.runbook.sh", &[("name", "later")]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut left = Ran::default();
+    events_of_until_held(&mut stream, &mut left).await;
+    drop(stream);
+    let session = eventually(STEP, "the left session to end", || async {
+        let s = gw
+            .sessions()
+            .await
+            .get_session(admin(pb::GetSessionRequest {
+                id: left.session_id.clone(),
+            }))
+            .await
+            .ok()?
+            .into_inner();
+        (s.status != "open").then_some(s)
+    })
+    .await;
+    assert_eq!(
+        (session.status.as_str(), session.reason.as_str()),
+        ("killed", "client went away")
+    );
 }
 
 async fn events_of_until_held(stream: &mut tonic::Streaming<pb::SessionEvent>, ran: &mut Ran) {

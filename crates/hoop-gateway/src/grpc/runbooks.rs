@@ -328,12 +328,18 @@ impl RunbookService for RunbookApi {
         let (tx, rx) = mpsc::channel(16);
         let mut updates = run.updates;
         tokio::spawn(async move {
-            while let Some(update) = updates.recv().await {
+            loop {
+                // A client that leaves ends the session (dropping `updates`), also while
+                // nothing comes (a run held by review).
+                let update = tokio::select! {
+                    update = updates.recv() => update,
+                    () = tx.closed() => break,
+                };
+                let Some(update) = update else { break };
                 let Some(e) = update_to_proto(update) else {
                     continue;
                 };
                 if tx.send(event(e)).await.is_err() {
-                    // The client left: dropping `updates` ends the session.
                     break;
                 }
             }
