@@ -41,8 +41,9 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `binary` on a fresh temporary data dir and waits until it listens.
-    pub(crate) async fn start(binary: &Path) -> Result<Gateway> {
+    /// Starts `binary` on a fresh temporary data dir, with `extra_toml` at the end of its
+    /// config, and waits until it listens.
+    pub(crate) async fn start(binary: &Path, extra_toml: &str) -> Result<Gateway> {
         let dir = tempfile::Builder::new()
             .prefix("hoop-bench-")
             .tempdir()
@@ -53,7 +54,7 @@ impl Gateway {
         // at once, far past the default per-user limit.
         let toml = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-             [limits]\nrunning_sessions_per_user = 1000000\n",
+             [limits]\nrunning_sessions_per_user = 1000000\n{extra_toml}",
             data_dir.display()
         );
         std::fs::write(&config, toml)
