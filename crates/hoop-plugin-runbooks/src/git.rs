@@ -387,6 +387,77 @@ fn clean_error(stderr: &str, secret: Option<&str>, command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Secret;
+
+    fn repo(credentials: Credentials) -> Repository {
+        Repository {
+            name: "ops".into(),
+            url: "https://git.example.com/ops.git".into(),
+            branch: "main".into(),
+            path: String::new(),
+            refresh: std::time::Duration::from_secs(60),
+            credentials,
+        }
+    }
+
+    /// git itself asks the credential helper defined in its environment and gets the
+    /// token, which is on no command line.
+    #[tokio::test]
+    async fn git_gets_the_token_from_the_helper_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Git::new(
+            dir.path().join("ops.git"),
+            repo(Credentials::Token {
+                username: "x-access-token".into(),
+                token: TokenSource::Value(Secret::new("s3cr3t-token")),
+            }),
+        );
+        let token = git.token().await.unwrap().unwrap();
+        let mut cmd = git.command(Some(&token));
+        cmd.args(["credential", "fill"]);
+        let argv: Vec<String> = std::iter::once(cmd.as_std().get_program())
+            .chain(cmd.as_std().get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!argv.join(" ").contains("s3cr3t"), "{argv:?}");
+        let out = git
+            .run(
+                &["credential", "fill"],
+                Some(b"protocol=https\nhost=git.example.com\n\n".to_vec()),
+                Some(&token),
+                LOCAL_TIMEOUT,
+            )
+            .await
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("username=x-access-token\n"), "{out}");
+        assert!(out.contains("password=s3cr3t-token\n"), "{out}");
+    }
+
+    #[test]
+    fn an_ssh_key_goes_into_git_ssh_command_quoted() {
+        let git = Git::new(
+            "/nonexistent".into(),
+            repo(Credentials::SshKey {
+                key: "/etc/hoop/deploy key".into(),
+                known_hosts: Some("/etc/hoop/known_hosts".into()),
+            }),
+        );
+        let cmd = git.command(None);
+        let ssh = cmd
+            .as_std()
+            .get_envs()
+            .find(|(k, _)| *k == "GIT_SSH_COMMAND")
+            .and_then(|(_, v)| v)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            ssh,
+            "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i '/etc/hoop/deploy key' \
+             -o StrictHostKeyChecking=yes -o UserKnownHostsFile='/etc/hoop/known_hosts'"
+        );
+    }
 
     #[test]
     fn errors_never_carry_the_token() {
