@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hoop/v1/event.proto",
         "hoop/v1/plugin.proto",
         "hoop/v1/review.proto",
+        "hoop/v1/runbook.proto",
         "hoop/v1/session.proto",
         "hoop/v1/user.proto",
     ];

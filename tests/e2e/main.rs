@@ -19,6 +19,7 @@ mod plugins;
 mod recordings;
 mod reflection;
 mod reviews;
+mod runbooks;
 mod sessions;
 mod slack;
 mod tls;

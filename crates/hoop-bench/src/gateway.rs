@@ -41,12 +41,8 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `binary` on a fresh temporary data dir and waits until it listens.
-    pub(crate) async fn start(binary: &Path) -> Result<Gateway> {
-        Self::start_with(binary, "").await
-    }
-
-    /// Like [`Gateway::start`], with `extra_toml` (tables) appended to the config.
+    /// Starts `binary` on a fresh temporary data dir, with `extra_toml` (tables) at the end
+    /// of its config, and waits until it listens.
     pub(crate) async fn start_with(binary: &Path, extra_toml: &str) -> Result<Gateway> {
         let dir = tempfile::Builder::new()
             .prefix("hoop-bench-")

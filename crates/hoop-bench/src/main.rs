@@ -2,13 +2,14 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle` and `dlp`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp`, `slack` and `runbooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
 mod dlp;
 mod gateway;
 mod report;
+mod runbooks;
 mod scenarios;
 mod slack;
 
@@ -98,6 +99,9 @@ enum Scenario {
     /// Slack plugin against a fake Slack: review.created → chat.postMessage, and a Socket
     /// Mode click → the held exec's release.
     Slack,
+    /// A runbook run (render + start through the plugin) vs a plain Exec of the same
+    /// script.
+    Runbooks,
 }
 
 impl Scenario {
@@ -109,6 +113,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Dlp => "dlp",
             Scenario::Slack => "slack",
+            Scenario::Runbooks => "runbooks",
         }
     }
 }
@@ -157,13 +162,23 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Idle,
             Scenario::Dlp,
             Scenario::Slack,
+            Scenario::Runbooks,
         ]
     } else {
         options.scenarios.clone()
     };
 
+    // The runbooks scenario needs a repository in the gateway's config from the start.
+    let repository = tempfile::Builder::new()
+        .prefix("hoop-bench-runbooks-")
+        .tempdir()?;
+    let extra_toml = if scenarios.contains(&Scenario::Runbooks) {
+        runbooks::make_repository(repository.path())?
+    } else {
+        String::new()
+    };
     eprintln!("starting {} ...", binary.display());
-    let mut gw = Gateway::start(&binary).await?;
+    let mut gw = Gateway::start_with(&binary, &extra_toml).await?;
     eprintln!("gateway pid {} listening on {}", gw.pid(), gw.addr);
 
     let mut report = Report::default();
@@ -180,6 +195,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
             Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
             Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
+            Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

@@ -194,6 +194,54 @@ pub(crate) enum Command {
     /// try masking on local data.
     #[command(subcommand)]
     Dlp(DlpCommand),
+    /// Runbooks: vetted scripts with typed parameters, kept in git repositories, run on a
+    /// connection that has the `runbooks` plugin attached.
+    #[command(subcommand)]
+    Runbooks(RunbooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunbooksCommand {
+    /// List the runbooks you may run: on CONN, or on any connection you can see. Files
+    /// that do not parse are listed with their error.
+    ///
+    /// Example: hoop runbooks list pg-prod
+    List {
+        /// Only runbooks offered on this connection.
+        connection: Option<String>,
+        /// Only this repository's runbooks.
+        #[arg(long, value_name = "NAME")]
+        repository: Option<String>,
+    },
+    /// Show a runbook: its description, parameters and template.
+    ///
+    /// Example: hoop runbooks show ops billing/refund.runbook.sql
+    Show {
+        /// The repository's name.
+        repository: String,
+        /// The runbook's path in the repository.
+        path: String,
+    },
+    /// Run a runbook on a connection with parameters, as your own session (reviews, masking
+    /// and recording apply), and stream its output like `hoop exec`; hoop exits with the
+    /// session's exit status.
+    ///
+    /// Example: hoop runbooks run pg-prod ops billing/refund.runbook.sql --param order_id=42
+    Run {
+        /// Connection to run it on.
+        connection: String,
+        /// The repository's name.
+        repository: String,
+        /// The runbook's path in the repository.
+        path: String,
+        /// A parameter value, NAME=VALUE; repeat for each parameter.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Take the runbook at this commit of the repository's branch (7 to 40 hex digits)
+        /// instead of the last fetched one.
+        #[arg(long = "ref", value_name = "SHA")]
+        git_ref: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

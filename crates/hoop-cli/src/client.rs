@@ -10,6 +10,7 @@ use hoop_proto::v1::dlp_service_client::DlpServiceClient;
 use hoop_proto::v1::event_service_client::EventServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
 use hoop_proto::v1::review_service_client::ReviewServiceClient;
+use hoop_proto::v1::runbook_service_client::RunbookServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::AsciiMetadataValue;
@@ -85,6 +86,7 @@ pub(crate) struct Api {
     pub(crate) events: EventServiceClient<Service>,
     pub(crate) plugins: PluginServiceClient<Service>,
     pub(crate) reviews: ReviewServiceClient<Service>,
+    pub(crate) runbooks: RunbookServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
 }
@@ -104,6 +106,7 @@ impl Api {
             events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            runbooks: RunbookServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             users: UserServiceClient::with_interceptor(channel, auth),
         })

@@ -93,6 +93,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let status = commands::exec::run(&mut api, format, exec).await?;
             return Ok(ExitCode::from(status));
         }
+        Command::Runbooks(command) => {
+            match commands::runbooks::run(&mut api, format, command).await? {
+                Outcome::Print(text, status) => {
+                    print(&text)?;
+                    return Ok(ExitCode::from(status));
+                }
+                Outcome::Exit(status) => return Ok(ExitCode::from(status)),
+            }
+        }
         Command::Connect {
             connection,
             args,

@@ -85,6 +85,8 @@ proto_messages! {
     v1::Event => "hoop.v1.Event",
     v1::CreateAgentResponse => "hoop.v1.CreateAgentResponse",
     v1::ListAgentsResponse => "hoop.v1.ListAgentsResponse",
+    v1::ListRunbooksResponse => "hoop.v1.ListRunbooksResponse",
+    v1::Runbook => "hoop.v1.Runbook",
     () => "google.protobuf.Empty",
 }
 

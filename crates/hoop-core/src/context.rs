@@ -25,13 +25,20 @@ pub struct SessionCtx {
 }
 
 impl SessionCtx {
-    /// A fresh context for a session.
+    /// A fresh context for a session. A runbook run's attributes start with the runbook's
+    /// ([`RunbookRef::attributes`](crate::RunbookRef::attributes)).
     pub fn new(info: SessionInfo) -> Self {
+        let mut attributes = Attributes::default();
+        if let Some(runbook) = &info.request.runbook {
+            for (name, value) in runbook.attributes() {
+                attributes.set(name, value);
+            }
+        }
         Self {
             info: Arc::new(info),
             extensions: Extensions::default(),
             metrics: Metrics::default(),
-            attributes: Attributes::default(),
+            attributes,
         }
     }
 
@@ -213,6 +220,30 @@ mod tests {
         assert_eq!(ext.get::<Count>(), Some(&Count(3)));
         assert_eq!(ext.remove::<Count>(), Some(Count(3)));
         assert!(ext.is_empty());
+    }
+
+    #[test]
+    fn a_runbook_run_starts_with_the_runbooks_attributes() {
+        use crate::session::{ConnectionInfo, RunbookRef, SessionRequest, UserInfo, Verb};
+        let plain = SessionInfo::new(
+            "s",
+            UserInfo::new("u"),
+            ConnectionInfo::new("c", "command"),
+            Verb::Exec,
+        );
+        assert!(SessionCtx::new(plain.clone()).attributes.is_empty());
+        let run = plain.with_request(SessionRequest::new().with_runbook(RunbookRef::new(
+            "ops",
+            "refund.runbook.sql",
+            "abc",
+        )));
+        let cx = SessionCtx::new(run);
+        assert_eq!(cx.attributes.get("runbooks.repository"), Some("ops"));
+        assert_eq!(
+            cx.attributes.get("runbooks.path"),
+            Some("refund.runbook.sql")
+        );
+        assert_eq!(cx.attributes.get("runbooks.commit"), Some("abc"));
     }
 
     #[test]

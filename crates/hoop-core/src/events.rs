@@ -40,7 +40,7 @@ use crate::ports::PortError;
 /// "Events" section for JSON examples).
 pub mod types {
     /// A session was asked for and its record created (`session_id`, `verb`,
-    /// `connection_type`).
+    /// `connection_type`; for a runbook run also `runbook`: `repository`, `path`, `commit`).
     pub const SESSION_OPENED: &str = "session.opened";
     /// A plugin held the session until someone decides (`session_id`, `plugin`,
     /// `request_id`, `groups`, `reason`).

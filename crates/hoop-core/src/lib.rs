@@ -86,8 +86,8 @@ pub use plugin::{
 pub use ports::{Database, PortError, Ports};
 pub use registry::Registry;
 pub use session::{
-    Chunk, CloseReason, ConnectionInfo, SessionId, SessionInfo, SessionRequest, Stream, UserInfo,
-    Verb,
+    Chunk, CloseReason, ConnectionInfo, RunbookRef, SessionId, SessionInfo, SessionRequest, Stream,
+    UserInfo, Verb,
 };
 pub use verdict::{DenyReason, HoldRequest, HoldWatch, Verdict};
 

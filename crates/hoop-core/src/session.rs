@@ -180,6 +180,56 @@ pub struct SessionRequest {
     pub ticket: Option<String>,
     /// How long the access asked for should last, for time-based approvals.
     pub access_duration: Option<Duration>,
+    /// The runbook this session runs, when a plugin (runbooks) started it to run one: its
+    /// `input` is then the rendered runbook. Hosts check the connection's `runbooks` access
+    /// mode instead of `exec` for such a session, and its attributes start with the
+    /// runbook's ([`RunbookRef::attributes`]), so they are stored with the session and in its
+    /// recording's header.
+    pub runbook: Option<RunbookRef>,
+}
+
+/// Which runbook a session runs: the repository, the file and the commit it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunbookRef {
+    /// The repository's name (as the runbooks plugin's settings name it).
+    pub repository: String,
+    /// The runbook file's path within the repository's runbook directory.
+    pub path: String,
+    /// The full commit id the runbook was read at.
+    pub commit: String,
+}
+
+impl RunbookRef {
+    /// Attribute naming the runbook's repository.
+    pub const REPOSITORY_ATTRIBUTE: &'static str = "runbooks.repository";
+    /// Attribute naming the runbook's path.
+    pub const PATH_ATTRIBUTE: &'static str = "runbooks.path";
+    /// Attribute naming the commit the runbook was read at.
+    pub const COMMIT_ATTRIBUTE: &'static str = "runbooks.commit";
+
+    /// The runbook at `path` in `repository`, read at `commit`.
+    pub fn new(
+        repository: impl Into<String>,
+        path: impl Into<String>,
+        commit: impl Into<String>,
+    ) -> Self {
+        Self {
+            repository: repository.into(),
+            path: path.into(),
+            commit: commit.into(),
+        }
+    }
+
+    /// The session attributes that name it: `runbooks.repository`, `runbooks.path` and
+    /// `runbooks.commit`.
+    pub fn attributes(&self) -> [(&'static str, &str); 3] {
+        [
+            (Self::REPOSITORY_ATTRIBUTE, self.repository.as_str()),
+            (Self::PATH_ATTRIBUTE, self.path.as_str()),
+            (Self::COMMIT_ATTRIBUTE, self.commit.as_str()),
+        ]
+    }
 }
 
 impl SessionRequest {
@@ -213,6 +263,12 @@ impl SessionRequest {
     /// Sets the access duration asked for.
     pub fn with_access_duration(mut self, duration: Duration) -> Self {
         self.access_duration = Some(duration);
+        self
+    }
+
+    /// Marks the session as a run of `runbook` (see [`SessionRequest::runbook`]).
+    pub fn with_runbook(mut self, runbook: RunbookRef) -> Self {
+        self.runbook = Some(runbook);
         self
     }
 }

@@ -23,6 +23,10 @@ pub(crate) enum Error {
     /// A limit is reached: the message says which, and its value.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Something the gateway depends on failed (e.g. a git repository): trying later may
+    /// work. The message says what.
+    #[error("{0}")]
+    Unavailable(String),
     /// Our fault, not the caller's. The message is safe to show; details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -67,6 +71,7 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
+            Error::Unavailable(_) => Status::unavailable(message),
             Error::Internal(_) => Status::internal(message),
         }
     }

@@ -424,8 +424,14 @@ impl hoop_core::ports::SessionStarter for GatewaySessions {
             .map_err(|status| status_error(&status))?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                let Ok(event) = event else { break };
+            loop {
+                // The plugin dropping its receiver ends the session at once, also while the
+                // session sends nothing (held for review).
+                let event = tokio::select! {
+                    event = events.next() => event,
+                    () = tx.closed() => break,
+                };
+                let Some(Ok(event)) = event else { break };
                 if let Some(update) = update(event)
                     && tx.send(update).await.is_err()
                 {

@@ -21,7 +21,23 @@ pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
     std::hint::black_box(&hoop_plugin_slack::REGISTRATION);
     #[cfg(feature = "plugin-access-control")]
     std::hint::black_box(&hoop_plugin_access_control::REGISTRATION);
+    #[cfg(feature = "plugin-runbooks")]
+    std::hint::black_box(&hoop_plugin_runbooks::REGISTRATION);
     Registry::builtin()
+}
+
+/// What a started plugin says of its deployment-wide work, for `ListPlugins` (runbooks: each
+/// repository's commit, and the error of a failed refresh).
+pub(crate) fn deployment_status(resources: &Resources, plugin: &str) -> Option<String> {
+    #[cfg(feature = "plugin-runbooks")]
+    if plugin == hoop_plugin_runbooks::NAME {
+        return resources
+            .get::<hoop_plugin_runbooks::RunbooksHost>()
+            .and_then(hoop_plugin_runbooks::RunbooksHost::runbooks)
+            .map(|r| format!("repositories: {}", r.status_line()));
+    }
+    let _ = (resources, plugin);
+    None
 }
 
 /// A plugin attached to a connection, as the API shows it.
@@ -222,9 +238,23 @@ pub(crate) fn checked_attachment(
     config: serde_json::Value,
     action: AttachAction,
 ) -> Result<Attachment, Error> {
+    checked_attachment_with(registry, &Resources::default(), plugin, config, action)
+}
+
+/// [`checked_attachment`] with what the gateway shares with plugins, which some plugins
+/// check configs against (e.g. runbooks: the configured repositories' names).
+pub(crate) fn checked_attachment_with(
+    registry: &Registry,
+    resources: &Resources,
+    plugin: &str,
+    config: serde_json::Value,
+    action: AttachAction,
+) -> Result<Attachment, Error> {
     let factory = check_action(registry, plugin, action)?;
     let parsed = PluginConfig::from_value(config.clone()).map_err(|e| config_error(&e))?;
-    factory.validate(&parsed).map_err(|e| config_error(&e))?;
+    factory
+        .validate_with(&parsed, resources)
+        .map_err(|e| config_error(&e))?;
     Ok(attachment(registry, plugin, config))
 }
 
@@ -273,7 +303,11 @@ pub(crate) fn check_managed_fields(
 
 // These tests expect every plugin of the default build.
 #[cfg(test)]
-#[cfg(all(feature = "plugin-slack", feature = "plugin-access-control"))]
+#[cfg(all(
+    feature = "plugin-slack",
+    feature = "plugin-access-control",
+    feature = "plugin-runbooks"
+))]
 mod tests {
     use super::*;
 
@@ -281,14 +315,31 @@ mod tests {
     fn the_registry_holds_every_plugin_of_this_build() {
         let registry = registry().unwrap();
         let names = registry.names();
-        for expected in ["audit", "dlp", "review", "slack", "access_control"] {
+        for expected in [
+            "audit",
+            "dlp",
+            "review",
+            "slack",
+            "access_control",
+            "runbooks",
+        ] {
             assert!(
                 names.contains(&expected),
                 "{expected} missing from {names:?}"
             );
         }
         // Chain order: access_control, review, dlp, then the rest, audit last.
-        assert_eq!(names, ["access_control", "review", "dlp", "slack", "audit"]);
+        assert_eq!(
+            names,
+            [
+                "access_control",
+                "review",
+                "dlp",
+                "runbooks",
+                "slack",
+                "audit"
+            ]
+        );
     }
 
     #[test]

@@ -341,7 +341,7 @@ fn api_port_error(err: &crate::error::Error) -> hoop_core::PortError {
         | Error::AlreadyExists(_)
         | Error::ResourceExhausted(_)
         | Error::Unauthenticated(_) => hoop_core::PortError::Refused(err.to_string()),
-        Error::Internal(m) => hoop_core::PortError::Unavailable(m.clone()),
+        Error::Internal(m) | Error::Unavailable(m) => hoop_core::PortError::Unavailable(m.clone()),
     }
 }
 

@@ -432,7 +432,7 @@ impl HoldHost for Waiting<'_> {
             &self.caller,
             &info.connection.name,
             verb,
-            &info.request.args,
+            &info.request,
         )
         .await
         .map_err(|err| err.to_string())?;

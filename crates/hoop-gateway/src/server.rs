@@ -36,6 +36,9 @@ use crate::{bootstrap, connections, plugins};
 
 /// Sub-directory of the data dir holding session recordings (`<session id>.hrec`).
 pub(crate) const RECORDINGS_DIR: &str = "recordings";
+/// Sub-directory of the data dir holding the runbook repositories' clones (`<name>.git`).
+#[cfg(feature = "plugin-runbooks")]
+pub(crate) const RUNBOOKS_DIR: &str = "runbooks";
 
 /// Opens and migrates the store named by the config.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -119,7 +122,14 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         &starter,
         Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?,
     );
-    let resources = Resources::new()
+    let resources = Resources::new();
+    // Runbook repositories are cloned under the data dir; the started plugin leaves its
+    // runbooks here for RunbookService.
+    #[cfg(feature = "plugin-runbooks")]
+    let resources = resources.with(hoop_plugin_runbooks::RunbooksHost::new(
+        dir.join(RUNBOOKS_DIR),
+    ));
+    let resources = resources
         .with(Recordings(Arc::clone(&recordings)))
         .with(dlp)
         .with(hoop_plugin_review::Reviews(Arc::new(desk)))
@@ -171,6 +181,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
     health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    #[cfg(feature = "plugin-runbooks")]
+    health
+        .set_serving::<hoop_proto::v1::runbook_service_server::RunbookServiceServer<
+            crate::grpc::runbooks::RunbookApi,
+        >>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -210,7 +226,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
 
     // Small request/response frames must not wait for Nagle's algorithm.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    server
+    let router = server
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -224,7 +240,14 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
         .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
         .add_service(EventServiceServer::new(EventApi::new(Arc::clone(&app))))
-        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))))
+        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))));
+    #[cfg(feature = "plugin-runbooks")]
+    let router = router.add_service(
+        hoop_proto::v1::runbook_service_server::RunbookServiceServer::new(
+            crate::grpc::runbooks::RunbookApi::new(Arc::clone(&app)),
+        ),
+    );
+    router
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;
             // End running sessions, so their streams finish and the server can stop.

@@ -8,6 +8,8 @@ pub(crate) mod dlp;
 pub(crate) mod events;
 pub(crate) mod plugins;
 pub(crate) mod reviews;
+#[cfg(feature = "plugin-runbooks")]
+pub(crate) mod runbooks;
 pub(crate) mod sessions;
 pub(crate) mod users;
 

@@ -61,17 +61,21 @@ impl PluginService for PluginApi {
             .into_iter()
             .map(|f| {
                 let d = f.descriptor();
-                let (implemented, status) = match d.implementation {
+                let (implemented, mut status) = match d.implementation {
                     Implementation::Pending(note) => {
                         (false, format!("not implemented yet: {note}"))
                     }
                     _ => (true, "implemented".to_owned()),
                 };
                 // What its deployment says now (e.g. slack: Socket Mode connected).
-                let status = match f.deployment_status() {
-                    Some(now) => format!("{status}; {now}"),
-                    None => status,
-                };
+                if let Some(now) = f.deployment_status() {
+                    status.push_str("; ");
+                    status.push_str(&now);
+                }
+                if let Some(deployment) = plugins::deployment_status(&self.app.resources, d.name) {
+                    status.push_str("; ");
+                    status.push_str(&deployment);
+                }
                 pb::Plugin {
                     name: d.name.to_owned(),
                     description: d.description.to_owned(),
@@ -116,8 +120,9 @@ impl PluginService for PluginApi {
         caller.require_admin("attaching a plugin")?;
         let req = req.into_inner();
         required(&req.connection, "connection")?;
-        let attachment = plugins::checked_attachment(
+        let attachment = plugins::checked_attachment_with(
             &self.app.registry,
+            &self.app.resources,
             &req.plugin,
             struct_to_json(req.config),
             AttachAction::Attach,
@@ -149,8 +154,9 @@ impl PluginService for PluginApi {
         caller.require_admin("configuring a plugin")?;
         let req = req.into_inner();
         required(&req.connection, "connection")?;
-        let attachment = plugins::checked_attachment(
+        let attachment = plugins::checked_attachment_with(
             &self.app.registry,
+            &self.app.resources,
             &req.plugin,
             struct_to_json(req.config),
             AttachAction::Configure,

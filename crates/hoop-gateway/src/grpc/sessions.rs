@@ -25,6 +25,8 @@ use crate::runtime::{self, KillError, SessionJob};
 /// is their job. They still cannot see such a connection nor open sessions on it.
 const READ_ALL_GROUPS: &[&str] = &["admin", "auditor"];
 const MAX_ARGS: usize = 256;
+/// The plugin runbook runs need on their connection.
+pub(crate) const RUNBOOKS_PLUGIN: &str = "runbooks";
 const MAX_ARG_BYTES: usize = 4096;
 /// Events buffered towards a client before the child is slowed down.
 const EVENT_BUFFER: usize = 16;
@@ -118,13 +120,18 @@ struct Prepared {
 /// before anything else about it is read or said. The same attachments build the chain,
 /// whose access_control plugin checks again. A disabled access mode, arguments on a
 /// connection without `allow_args`, or an invalid stored config is FAILED_PRECONDITION.
+///
+/// A runbook run ([`SessionRequest::runbook`]) uses access mode `runbooks` instead of
+/// `exec`, and needs the `runbooks` plugin attached (it checks the connection still offers
+/// the runbook).
 pub(crate) async fn session_chain(
     app: &App,
     caller: &Caller,
     name: &str,
     verb: Verb,
-    args: &[String],
+    request: &SessionRequest,
 ) -> Result<(Connection, Chain), Error> {
+    let args = &request.args;
     // Both reads at once (they use two of the pool's connections): a session's start waits
     // for them. Either failing fails the session, a hidden connection as not found.
     let (attachments, connection) = tokio::try_join!(
@@ -133,6 +140,7 @@ pub(crate) async fn session_chain(
     )?;
     let (enabled, mode) = match verb {
         Verb::Connect => (connection.access.connect, "connect"),
+        _ if request.runbook.is_some() => (connection.access.runbooks, "runbooks"),
         _ => (connection.access.exec, "exec"),
     };
     if !enabled {
@@ -149,6 +157,13 @@ pub(crate) async fn session_chain(
              allow_args)",
             connection.name,
             plural(args.len(), "argument"),
+        )));
+    }
+    if request.runbook.is_some() && !attachments.iter().any(|a| a.plugin == RUNBOOKS_PLUGIN) {
+        return Err(Error::FailedPrecondition(format!(
+            "plugin `{RUNBOOKS_PLUGIN}` is not attached to connection `{}`: an admin can \
+             attach it (hoop plugins attach {} {RUNBOOKS_PLUGIN})",
+            connection.name, connection.name
         )));
     }
     let configs: Vec<(String, PluginConfig)> = attachments
@@ -200,7 +215,8 @@ impl SessionApi {
                 .into());
             }
         }
-        let (connection, chain) = session_chain(&self.app, caller, connection, verb, args).await?;
+        let (connection, chain) =
+            session_chain(&self.app, caller, connection, verb, &request).await?;
         // A session whose agent is not there fails at once, before anything is recorded or
         // anyone is asked to review it.
         self.app
@@ -216,6 +232,14 @@ impl SessionApi {
                 .map_err(Error::from)?;
         }
         let args = request.args.clone();
+        // A runbook run's attributes are there from the start (`session.opened` says which
+        // runbook it is); the chain's context starts with the same ones.
+        let attributes = request
+            .runbook
+            .iter()
+            .flat_map(|r| r.attributes())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let id = uuid::Uuid::new_v4().to_string();
         let user = caller.user_info();
         let info = SessionInfo::new(
@@ -243,7 +267,7 @@ impl SessionApi {
                 bytes_in: 0,
                 bytes_out: 0,
                 metrics: Default::default(),
-                attributes: Default::default(),
+                attributes,
             })
             .await
             .map_err(Error::from)?;

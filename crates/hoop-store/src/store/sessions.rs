@@ -11,13 +11,20 @@ use super::{Result, Store, UserLock, from_json, to_json};
 
 /// The status of a session that has not ended.
 const OPEN: &str = "open";
+/// The attributes a runbook run starts with (see `hoop_core::RunbookRef`), which its
+/// `session.opened` event carries as `runbook: {repository, path, commit}`.
+const RUNBOOK_REPOSITORY: &str = "runbooks.repository";
+const RUNBOOK_PATH: &str = "runbooks.path";
+const RUNBOOK_COMMIT: &str = "runbooks.commit";
 use crate::entity::session;
 use crate::error::StoreError;
 use crate::events::NewEvent;
 use crate::model::{SessionEnd, SessionFilter, SessionRecord};
 
 impl Store {
-    /// Records a session that starts now.
+    /// Records a session that starts now, and appends its `session.opened` event (with
+    /// `runbook: {repository, path, commit}` when the record's attributes name a runbook:
+    /// `runbooks.repository`, `runbooks.path`, `runbooks.commit`).
     ///
     /// # Errors
     /// [`StoreError::AlreadyExists`] if the id is taken;
@@ -79,16 +86,23 @@ impl Store {
                 });
             }
         }
-        let event = NewEvent::new(
-            "session.opened",
-            serde_json::json!({
-                "session_id": record.id,
-                "verb": record.verb,
-                "connection_type": record.connection_type,
-            }),
-        )
-        .connection(&record.connection)
-        .user(&record.user);
+        let mut data = serde_json::json!({
+            "session_id": record.id,
+            "verb": record.verb,
+            "connection_type": record.connection_type,
+        });
+        // A runbook run says which runbook (its attributes are set from the start).
+        if let Some(path) = record.attributes.get(RUNBOOK_PATH) {
+            let get = |key: &str| record.attributes.get(key).cloned().unwrap_or_default();
+            data["runbook"] = serde_json::json!({
+                "repository": get(RUNBOOK_REPOSITORY),
+                "path": path,
+                "commit": get(RUNBOOK_COMMIT),
+            });
+        }
+        let event = NewEvent::new("session.opened", data)
+            .connection(&record.connection)
+            .user(&record.user);
         self.commit_with_events(txn, vec![event]).await
     }
 
