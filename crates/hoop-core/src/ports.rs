@@ -40,6 +40,24 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
     async fn user(&self, name: &str) -> Result<Option<UserInfo>, PortError>;
     /// The connection named `name`, if it exists.
     async fn connection(&self, name: &str) -> Result<Option<ConnectionInfo>, PortError>;
+
+    /// The config of plugin `plugin` on connection `connection`, if it is attached there
+    /// (`None` when it is not, or when there is no such connection): for plugins whose work
+    /// outside sessions follows their attachments (e.g. `webhooks` sends a connection's
+    /// events only while it is attached to it).
+    ///
+    /// The default answers [`PortError::Unavailable`]: a host that does not say which
+    /// plugins are attached where makes such plugins wait rather than guess.
+    async fn plugin_config(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<crate::PluginConfig>, PortError> {
+        let _ = (connection, plugin);
+        Err(PortError::Unavailable(
+            "this host does not say which plugins are attached to which connections".to_owned(),
+        ))
+    }
 }
 
 /// Ends running sessions from outside their hooks (a revoked grant, an expiry, a kill from

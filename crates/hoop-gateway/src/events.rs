@@ -159,6 +159,22 @@ impl hoop_core::ports::Directory for StoreDirectory {
             Err(other) => Err(port_error(other)),
         }
     }
+
+    async fn plugin_config(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<hoop_core::PluginConfig>, PortError> {
+        let attachments = match self.store.list_attachments(connection).await {
+            Ok(attachments) => attachments,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(port_error(other)),
+        };
+        Ok(attachments
+            .into_iter()
+            .find(|a| a.plugin == plugin)
+            .and_then(|a| hoop_core::PluginConfig::from_value(a.config).ok()))
+    }
 }
 
 /// Masks text with a connection's `redact_types`, for plugins that send text out (the same
