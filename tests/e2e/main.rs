@@ -21,3 +21,4 @@ mod reflection;
 mod reviews;
 mod sessions;
 mod tls;
+mod webhooks;

@@ -47,20 +47,31 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
         .into_inner()
         .plugins;
     let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["access_control", "review", "dlp", "slack", "audit"]);
+    assert_eq!(
+        names,
+        [
+            "access_control",
+            "review",
+            "dlp",
+            "slack",
+            "webhooks",
+            "audit"
+        ]
+    );
     let by_name = |n: &str| plugins.iter().find(|p| p.name == n).unwrap();
     for default in ["audit", "dlp", "review", "slack"] {
         assert!(by_name(default).default_attached, "{default}");
     }
     assert!(!by_name("access_control").default_attached);
+    assert!(!by_name("webhooks").default_attached);
     assert_eq!(by_name("dlp").managed_by_field, "redact_types");
     assert_eq!(by_name("review").managed_by_field, "reviewers");
     assert_eq!(by_name("slack").managed_by_field, "");
-    // audit records, dlp masks, review holds sessions and access_control hides
-    // connections; the others say honestly that their session behaviour is to come.
+    // audit records, dlp masks, review holds sessions, access_control hides connections and
+    // webhooks delivers events; the others say honestly that their behaviour is to come.
     for p in &plugins {
         assert!(!p.description.is_empty() && !p.configuration.is_empty());
-        if ["audit", "dlp", "review", "access_control"].contains(&p.name.as_str()) {
+        if ["audit", "dlp", "review", "access_control", "webhooks"].contains(&p.name.as_str()) {
             assert!(p.implemented, "{p:?}");
             assert!(!p.status.contains("not implemented"), "{p:?}");
             continue;
@@ -312,7 +323,7 @@ async fn plugin_config_is_validated(backend: Backend) {
             }))
             .await,
         Code::InvalidArgument,
-        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, slack, audit",
+        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, slack, webhooks, audit",
     );
     // No partial write: slack is still unconfigured, access_control still not attached.
     let names: Vec<(String, bool)> = attachments(&gw, "pg")

@@ -12,6 +12,7 @@ use hoop_proto::v1::plugin_service_client::PluginServiceClient;
 use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
+use hoop_proto::v1::webhook_service_client::WebhookServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -87,6 +88,7 @@ pub(crate) struct Api {
     pub(crate) reviews: ReviewServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
+    pub(crate) webhooks: WebhookServiceClient<Service>,
 }
 
 impl Api {
@@ -105,7 +107,8 @@ impl Api {
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            users: UserServiceClient::with_interceptor(channel, auth),
+            users: UserServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            webhooks: WebhookServiceClient::with_interceptor(channel, auth),
         })
     }
 }

@@ -84,6 +84,12 @@ proto_messages! {
     v1::Review => "hoop.v1.Review",
     v1::Event => "hoop.v1.Event",
     v1::CreateAgentResponse => "hoop.v1.CreateAgentResponse",
+    v1::CreateEndpointResponse => "hoop.v1.CreateEndpointResponse",
+    v1::ListEndpointsResponse => "hoop.v1.ListEndpointsResponse",
+    v1::Endpoint => "hoop.v1.Endpoint",
+    v1::RotateEndpointSecretResponse => "hoop.v1.RotateEndpointSecretResponse",
+    v1::ListDeliveriesResponse => "hoop.v1.ListDeliveriesResponse",
+    v1::Delivery => "hoop.v1.Delivery",
     v1::ListAgentsResponse => "hoop.v1.ListAgentsResponse",
     () => "google.protobuf.Empty",
 }

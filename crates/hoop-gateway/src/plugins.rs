@@ -21,6 +21,8 @@ pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
     std::hint::black_box(&hoop_plugin_slack::REGISTRATION);
     #[cfg(feature = "plugin-access-control")]
     std::hint::black_box(&hoop_plugin_access_control::REGISTRATION);
+    #[cfg(feature = "plugin-webhooks")]
+    std::hint::black_box(&hoop_plugin_webhooks::REGISTRATION);
     Registry::builtin()
 }
 
@@ -273,7 +275,11 @@ pub(crate) fn check_managed_fields(
 
 // These tests expect every plugin of the default build.
 #[cfg(test)]
-#[cfg(all(feature = "plugin-slack", feature = "plugin-access-control"))]
+#[cfg(all(
+    feature = "plugin-slack",
+    feature = "plugin-access-control",
+    feature = "plugin-webhooks"
+))]
 mod tests {
     use super::*;
 
@@ -281,14 +287,31 @@ mod tests {
     fn the_registry_holds_every_plugin_of_this_build() {
         let registry = registry().unwrap();
         let names = registry.names();
-        for expected in ["audit", "dlp", "review", "slack", "access_control"] {
+        for expected in [
+            "audit",
+            "dlp",
+            "review",
+            "slack",
+            "access_control",
+            "webhooks",
+        ] {
             assert!(
                 names.contains(&expected),
                 "{expected} missing from {names:?}"
             );
         }
         // Chain order: access_control, review, dlp, then the rest, audit last.
-        assert_eq!(names, ["access_control", "review", "dlp", "slack", "audit"]);
+        assert_eq!(
+            names,
+            [
+                "access_control",
+                "review",
+                "dlp",
+                "slack",
+                "webhooks",
+                "audit"
+            ]
+        );
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .with(dlp)
         .with(hoop_plugin_review::Reviews(Arc::new(desk)))
         .with(ports.clone());
+    // The key that encrypts webhook endpoint secrets, derived from `secret_key` (the plugin
+    // gets it as a resource; it never sees the gateway's own key).
+    #[cfg(feature = "plugin-webhooks")]
+    let webhook_key = hoop_plugin_webhooks::SecretKey::derive(secret_key.as_bytes());
+    #[cfg(feature = "plugin-webhooks")]
+    let resources = resources.with(webhook_key.clone());
     connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
@@ -147,6 +153,11 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
             .start(factory, settings)
             .with_context(|| format!("plugin `{name}` cannot start"))?;
     }
+    #[cfg(feature = "plugin-webhooks")]
+    let webhooks = crate::grpc::webhooks::WebhookApi::new(hoop_plugin_webhooks::WebhookStore::new(
+        store.db().clone(),
+        webhook_key,
+    ));
     let app = Arc::new(App {
         store,
         registry,
@@ -171,6 +182,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
     health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    #[cfg(feature = "plugin-webhooks")]
+    health
+        .set_serving::<hoop_proto::v1::webhook_service_server::WebhookServiceServer<
+            crate::grpc::webhooks::WebhookApi,
+        >>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hoop_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -210,7 +227,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
 
     // Small request/response frames must not wait for Nagle's algorithm.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    server
+    let router = server
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -224,7 +241,11 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
         .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
         .add_service(EventServiceServer::new(EventApi::new(Arc::clone(&app))))
-        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))))
+        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))));
+    #[cfg(feature = "plugin-webhooks")]
+    let router = router
+        .add_service(hoop_proto::v1::webhook_service_server::WebhookServiceServer::new(webhooks));
+    router
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;
             // End running sessions, so their streams finish and the server can stop.

@@ -15,6 +15,7 @@ pub(crate) mod reviews;
 pub(crate) mod sessions;
 pub(crate) mod stream;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 /// What is left to do once a command succeeded.
 #[derive(Debug, PartialEq, Eq)]

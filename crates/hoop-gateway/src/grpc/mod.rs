@@ -10,6 +10,8 @@ pub(crate) mod plugins;
 pub(crate) mod reviews;
 pub(crate) mod sessions;
 pub(crate) mod users;
+#[cfg(feature = "plugin-webhooks")]
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
