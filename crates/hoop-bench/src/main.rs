@@ -2,7 +2,7 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle` and `dlp`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp` and `webhooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
@@ -10,6 +10,7 @@ mod dlp;
 mod gateway;
 mod report;
 mod scenarios;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,14 @@ pub(crate) struct Options {
     /// dlp: measured runs of each side (dlp off, dlp on), alternating; the best is reported.
     #[arg(long, default_value_t = 2)]
     dlp_runs: usize,
+
+    /// webhooks: events queued before the receiver answers (deliveries/s).
+    #[arg(long, default_value_t = 5000)]
+    webhook_events: usize,
+
+    /// webhooks: events sent one at a time (event-to-delivery latency).
+    #[arg(long, default_value_t = 200)]
+    webhook_latency_runs: usize,
 }
 
 impl Options {
@@ -90,6 +99,8 @@ enum Scenario {
     Idle,
     /// MB/s of output through a session with the dlp plugin on vs off.
     Dlp,
+    /// Webhook deliveries/s to a local receiver and event-to-delivery latency.
+    Webhooks,
 }
 
 impl Scenario {
@@ -100,6 +111,7 @@ impl Scenario {
             Scenario::Streaming => "streaming",
             Scenario::Idle => "idle",
             Scenario::Dlp => "dlp",
+            Scenario::Webhooks => "webhooks",
         }
     }
 }
@@ -147,6 +159,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Streaming,
             Scenario::Idle,
             Scenario::Dlp,
+            Scenario::Webhooks,
         ]
     } else {
         options.scenarios.clone()
@@ -169,6 +182,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Streaming => scenarios::streaming(&gw, &options, &mut report).await,
             Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
             Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
+            Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),
