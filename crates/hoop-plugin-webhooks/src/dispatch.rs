@@ -23,6 +23,9 @@ const CLAIM_BATCH: usize = 256;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long it waits after its database failed.
 const RETRY_DB: Duration = Duration::from_secs(1);
+/// How much longer than an attempt's timeout a claim lasts: an attempt cut short by a crash
+/// is sent again once its lease has run out.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 3600);
 
@@ -93,7 +96,7 @@ pub(crate) async fn run(
         done_rx,
         cancel.clone(),
     ));
-    let lease = settings.timeout + Duration::from_secs(30);
+    let lease = settings.timeout + LEASE_MARGIN;
     loop {
         if cancel.is_cancelled() {
             break;
