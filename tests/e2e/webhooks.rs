@@ -28,6 +28,7 @@ e2e!(
     a_rotated_secret_signs_twice,
     redeliver_sends_again_with_the_same_id,
     two_gateways_on_one_database_send_each_delivery_once,
+    an_endpoint_that_does_not_answer_times_out,
 );
 
 /// How long any single wait may take.
@@ -1240,4 +1241,45 @@ async fn two_gateways_on_one_database_send_each_delivery_once(backend: Backend) 
     for d in deliveries(&first, "siem").await {
         assert_eq!(d.attempt_log.len(), 1, "{d:?}");
     }
+}
+
+async fn an_endpoint_that_does_not_answer_times_out(backend: Backend) {
+    // Accepts connections, reads, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let gw = Setup::new(backend)
+        .with_toml(
+            "[plugins.webhooks]\nallow_private_networks = true\ntimeout = \"500ms\"\n\
+             retry_schedule = [\"0s\"]\n",
+        )
+        .start()
+        .await;
+    create_endpoint(
+        &gw,
+        pb::Endpoint {
+            events: vec!["session.closed".into()],
+            ..endpoint("silent", &format!("http://127.0.0.1:{port}/hook"))
+        },
+    )
+    .await;
+    watched(&gw, "sh").await;
+    run(&gw, "sh", "x").await;
+    let delivery = eventually(STEP, "the delivery failed", || async {
+        deliveries(&gw, "silent")
+            .await
+            .into_iter()
+            .find(|d| d.status == "failed")
+    })
+    .await;
+    let attempt = &delivery.attempt_log[0];
+    assert_eq!(attempt.status_code, 0);
+    assert_eq!(attempt.error, "timed out after 500ms");
+    assert!((500..5000).contains(&attempt.latency_ms), "{attempt:?}");
+    silent.abort();
 }
