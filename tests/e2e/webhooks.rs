@@ -29,6 +29,7 @@ e2e!(
     redeliver_sends_again_with_the_same_id,
     two_gateways_on_one_database_send_each_delivery_once,
     an_endpoint_that_does_not_answer_times_out,
+    bad_settings_stop_start_up_naming_the_key,
 );
 
 /// How long any single wait may take.
@@ -1282,4 +1283,32 @@ async fn an_endpoint_that_does_not_answer_times_out(backend: Backend) {
     assert_eq!(attempt.error, "timed out after 500ms");
     assert!((500..5000).contains(&attempt.latency_ms), "{attempt:?}");
     silent.abort();
+}
+
+async fn bad_settings_stop_start_up_naming_the_key(backend: Backend) {
+    for (toml, needle) in [
+        (
+            "[plugins.webhooks]\ntimeout = \"soon\"",
+            "plugins.webhooks.timeout: `soon` is not a duration",
+        ),
+        (
+            "[plugins.webhooks]\ntimeout = \"1h\"",
+            "plugins.webhooks.timeout: `1h`: must be between 100ms and 5m",
+        ),
+        (
+            "[plugins.webhooks]\nretry_schedule = [\"0s\", \"later\"]",
+            "plugins.webhooks.retry_schedule[1]",
+        ),
+        (
+            "[plugins.webhooks]\nallow_private_network = true",
+            "unknown field `allow_private_network`",
+        ),
+    ] {
+        let (code, stderr) = Setup::new(backend.clone())
+            .with_toml(toml)
+            .failed_start(&[])
+            .await;
+        assert_eq!(code, Some(78), "{toml}: {stderr}");
+        assert!(stderr.contains(needle), "{toml}: {stderr}");
+    }
 }

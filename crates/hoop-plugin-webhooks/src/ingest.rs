@@ -20,6 +20,8 @@ use crate::{ConnectionConfig, NAME};
 pub(crate) const CONSUMER: &str = "plugin.webhooks";
 /// Most events ingested in one transaction.
 const BATCH: usize = 256;
+/// How often the cursor is saved at most.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long it waits after a failure before trying the same events again.
 const RETRY: Duration = Duration::from_secs(1);
 /// The event types whose payload carries the session's input.
@@ -53,10 +55,29 @@ pub(crate) async fn run(
     let mut last_prune = std::time::Instant::now()
         .checked_sub(Duration::from_secs(3600))
         .unwrap_or_else(std::time::Instant::now);
+    // The cursor is saved at most once per `SAVE_EVERY` (reading a few events again after a
+    // restart adds nothing), so a busy log does not cost a write per event.
+    let mut saved = sub.cursor();
+    let mut last_save = std::time::Instant::now();
+    let mut tick = tokio::time::interval(SAVE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             next = sub.next() => next,
-            () = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                if sub.cursor() != saved {
+                    save(&deployment, sub.cursor()).await;
+                    saved = sub.cursor();
+                    last_save = std::time::Instant::now();
+                }
+                continue;
+            }
+            () = cancel.cancelled() => {
+                if sub.cursor() != saved {
+                    save(&deployment, sub.cursor()).await;
+                }
+                return;
+            }
         };
         let first = match first {
             Ok(event) => event,
@@ -94,9 +115,10 @@ pub(crate) async fn run(
                 }
             }
         }
-        if let Err(err) = deployment.save_cursor(CONSUMER, sub.cursor()).await {
-            // The events are queued; reading them again after a restart adds nothing.
-            tracing::warn!(error = %err, "webhooks: cannot save the event cursor");
+        if last_save.elapsed() >= SAVE_EVERY {
+            save(&deployment, sub.cursor()).await;
+            saved = sub.cursor();
+            last_save = std::time::Instant::now();
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
@@ -105,6 +127,14 @@ pub(crate) async fn run(
                 tracing::warn!(error = %err, "webhooks: cannot prune stored inputs");
             }
         }
+    }
+}
+
+/// Saves the ingest's cursor.
+async fn save(deployment: &Deployment, cursor: u64) {
+    if let Err(err) = deployment.save_cursor(CONSUMER, cursor).await {
+        // The events are queued; reading them again after a restart adds nothing.
+        tracing::warn!(error = %err, "webhooks: cannot save the event cursor");
     }
 }
 

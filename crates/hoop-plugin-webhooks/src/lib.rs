@@ -128,10 +128,19 @@ pub struct WebhooksPlugin {
 }
 
 /// Where captured inputs go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Capture {
     db: DatabaseConnection,
     redactor: Arc<dyn Redactor>,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database handle may print its connection options (a password among them).
+        f.debug_struct("Capture")
+            .field("redactor", &self.redactor)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Marks a session whose input was captured (its `on_open` may be called again).
@@ -291,5 +300,17 @@ mod tests {
         );
         let unknown = PluginConfig::from_value(serde_json::json!({"channels": []})).unwrap();
         assert!(WebhooksFactory.validate(&unknown).is_err());
+    }
+
+    #[test]
+    fn settings_errors_name_the_key() {
+        let bad = PluginConfig::from_value(serde_json::json!({"timeout": "forever"})).unwrap();
+        let err = WebhooksFactory.validate_settings(&bad).unwrap_err();
+        assert_eq!(err.field_path(), Some("timeout"));
+        assert!(
+            WebhooksFactory
+                .validate_settings(&PluginConfig::empty())
+                .is_ok()
+        );
     }
 }
