@@ -21,6 +21,8 @@ const CLAIM_BATCH: usize = 256;
 /// How long the dispatcher sleeps at most without a wake-up (other gateways' deliveries,
 /// retries coming due).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The shortest pause between looks at the outbox.
+const MIN_PAUSE: Duration = Duration::from_millis(5);
 /// How long it waits after its database failed.
 const RETRY_DB: Duration = Duration::from_secs(1);
 /// How much longer than an attempt's timeout a claim lasts: an attempt cut short by a crash
@@ -113,10 +115,12 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let claimed = match claim(&store, &owner, lease, free).await {
-            Ok(claimed) => claimed,
+        // Look (a read) before claiming (a write): an idle dispatcher never takes the
+        // database's write lock.
+        let due = match store.next_due().await {
+            Ok(due) => due,
             Err(err) => {
-                tracing::warn!(error = %err, "webhooks: cannot claim deliveries; retrying");
+                tracing::warn!(error = %err, "webhooks: cannot read the next due delivery");
                 tokio::select! {
                     () = tokio::time::sleep(RETRY_DB) => {}
                     () = cancel.cancelled() => break,
@@ -124,32 +128,48 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        let full = claimed.len() == free;
-        for (delivery, target) in claimed {
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                break;
-            };
-            let sender = Arc::clone(&sender);
-            let settings = Arc::clone(&settings);
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                let recorded = attempt(&sender, &settings, &delivery, &target).await;
-                let _ = done.send(recorded);
-                drop(permit);
-            });
-        }
-        if full {
-            continue;
-        }
-        let pause = match store.next_due().await {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
-                .clamp(Duration::from_millis(5), IDLE_POLL),
-            Ok(None) => IDLE_POLL,
-            Err(err) => {
-                tracing::warn!(error = %err, "webhooks: cannot read the next due delivery");
-                RETRY_DB
-            }
+        let now = now_ms();
+        let mut pause = match due {
+            Some(at) if at > now => Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+                .clamp(MIN_PAUSE, IDLE_POLL),
+            Some(_) => Duration::ZERO,
+            None => IDLE_POLL,
         };
+        if pause.is_zero() {
+            let claimed = match claim(&store, &owner, lease, free).await {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhooks: cannot claim deliveries; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY_DB) => {}
+                        () = cancel.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            // Nothing claimable after all (another gateway was faster): do not spin.
+            pause = if claimed.is_empty() {
+                MIN_PAUSE
+            } else {
+                Duration::ZERO
+            };
+            for (delivery, target) in claimed {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let sender = Arc::clone(&sender);
+                let settings = Arc::clone(&settings);
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    let recorded = attempt(&sender, &settings, &delivery, &target).await;
+                    let _ = done.send(recorded);
+                    drop(permit);
+                });
+            }
+            if pause.is_zero() {
+                continue;
+            }
+        }
         tokio::select! {
             () = &mut woken => {}
             () = tokio::time::sleep(pause) => {}

@@ -801,27 +801,23 @@ impl WebhookStore {
             .map_err(Into::into)
     }
 
-    /// When the next pending delivery of an enabled endpoint is due, if any.
+    /// When the next pending delivery of an enabled endpoint can be claimed, if any: when
+    /// its next attempt is due, or its lease runs out if that is later.
     pub(crate) async fn next_due(&self) -> Result<Option<i64>, WebhookError> {
-        let enabled: Vec<String> = endpoint::Entity::find()
-            .select_only()
-            .column(endpoint::Column::Name)
-            .filter(endpoint::Column::Enabled.eq(true))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        if enabled.is_empty() {
-            return Ok(None);
-        }
-        let next: Option<Option<i64>> = delivery::Entity::find()
-            .select_only()
-            .column_as(delivery::Column::NextAttemptMs.min(), "next")
-            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(delivery::Column::Endpoint.is_in(enabled))
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok(next.flatten())
+        let backend = self.db.get_database_backend();
+        let statement = Statement::from_string(
+            backend,
+            r#"SELECT MIN(CASE WHEN d.lease_until_ms IS NOT NULL
+                                AND d.lease_until_ms >= d.next_attempt_ms
+                               THEN d.lease_until_ms + 1 ELSE d.next_attempt_ms END) AS next
+               FROM webhook_deliveries d JOIN webhook_endpoints e ON e.name = d.endpoint
+               WHERE d.status = 'pending' AND e.enabled"#,
+        );
+        let row = self.db.query_one(statement).await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<i64>>("", "next")?,
+            None => None,
+        })
     }
 
     /// Records the outcomes of attempts, in one transaction.
