@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hoop/v1/runbook.proto",
         "hoop/v1/session.proto",
         "hoop/v1/user.proto",
+        "hoop/v1/webhook.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

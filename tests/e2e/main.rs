@@ -23,3 +23,4 @@ mod runbooks;
 mod sessions;
 mod slack;
 mod tls;
+mod webhooks;

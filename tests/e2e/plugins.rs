@@ -55,6 +55,7 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
             "dlp",
             "runbooks",
             "slack",
+            "webhooks",
             "audit"
         ]
     );
@@ -64,12 +65,13 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
     }
     assert!(!by_name("access_control").default_attached);
     assert!(!by_name("runbooks").default_attached);
+    assert!(!by_name("webhooks").default_attached);
     assert_eq!(by_name("dlp").managed_by_field, "redact_types");
     assert_eq!(by_name("review").managed_by_field, "reviewers");
     assert_eq!(by_name("slack").managed_by_field, "");
-    // audit records, dlp masks, review holds sessions, access_control hides connections
-    // slack posts reviews and runbooks runs scripts from git; the others say honestly that
-    // their behaviour is to come.
+    // audit records, dlp masks, review holds sessions, access_control hides connections,
+    // slack posts reviews, runbooks runs scripts from git and webhooks delivers events; the
+    // others say honestly that their behaviour is to come.
     for p in &plugins {
         assert!(!p.description.is_empty() && !p.configuration.is_empty());
         if [
@@ -79,6 +81,7 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
             "access_control",
             "slack",
             "runbooks",
+            "webhooks",
         ]
         .contains(&p.name.as_str())
         {
@@ -346,7 +349,7 @@ async fn plugin_config_is_validated(backend: Backend) {
             }))
             .await,
         Code::InvalidArgument,
-        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, runbooks, slack, audit",
+        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, runbooks, slack, webhooks, audit",
     );
     // No partial write: slack is still unconfigured, access_control still not attached.
     let names: Vec<(String, bool)> = attachments(&gw, "pg")

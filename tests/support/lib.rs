@@ -394,6 +394,10 @@ impl Gateway {
         pb::agent_service_client::AgentServiceClient::new(self.channel().await)
     }
 
+    pub async fn webhooks(&self) -> pb::webhook_service_client::WebhookServiceClient<Channel> {
+        pb::webhook_service_client::WebhookServiceClient::new(self.channel().await)
+    }
+
     pub async fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
         pb::user_service_client::UserServiceClient::new(self.channel().await)
     }

@@ -51,10 +51,12 @@ impl Gateway {
         let data_dir = dir.path().join("hoop-data");
         let config = dir.path().join("hoop.toml");
         // Every session of the bench is the admin's: the idle scenario holds a thousand open
-        // at once, far past the default per-user limit.
+        // at once, far past the default per-user limit. The webhooks scenario's receiver is
+        // on 127.0.0.1 and holds its answers for a while.
         let toml = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-             [limits]\nrunning_sessions_per_user = 1000000\n{extra_toml}",
+             [limits]\nrunning_sessions_per_user = 1000000\n\
+             [plugins.webhooks]\nallow_private_networks = true\ntimeout = \"5m\"\n{extra_toml}",
             data_dir.display()
         );
         std::fs::write(&config, toml)

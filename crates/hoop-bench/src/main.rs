@@ -2,7 +2,7 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle`, `dlp`, `slack` and `runbooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
@@ -12,6 +12,7 @@ mod report;
 mod runbooks;
 mod scenarios;
 mod slack;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,14 @@ pub(crate) struct Options {
     /// slack: reviews to post and approve by a click, one after the other.
     #[arg(long, default_value_t = 200)]
     slack_reviews: usize,
+
+    /// webhooks: events queued before the receiver answers (deliveries/s).
+    #[arg(long, default_value_t = 5000)]
+    webhook_events: usize,
+
+    /// webhooks: events sent one at a time (event-to-delivery latency).
+    #[arg(long, default_value_t = 200)]
+    webhook_latency_runs: usize,
 }
 
 impl Options {
@@ -102,6 +111,8 @@ enum Scenario {
     /// A runbook run (render + start through the plugin) vs a plain Exec of the same
     /// script.
     Runbooks,
+    /// Webhook deliveries/s to a local receiver and event-to-delivery latency.
+    Webhooks,
 }
 
 impl Scenario {
@@ -114,6 +125,7 @@ impl Scenario {
             Scenario::Dlp => "dlp",
             Scenario::Slack => "slack",
             Scenario::Runbooks => "runbooks",
+            Scenario::Webhooks => "webhooks",
         }
     }
 }
@@ -163,6 +175,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Dlp,
             Scenario::Slack,
             Scenario::Runbooks,
+            Scenario::Webhooks,
         ]
     } else {
         options.scenarios.clone()
@@ -196,6 +209,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
             Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
             Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,
+            Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

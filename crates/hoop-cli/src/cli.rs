@@ -190,6 +190,11 @@ pub(crate) enum Command {
     /// auditors only.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Manage webhook endpoints (the `webhooks` plugin): HTTP URLs the gateway sends its
+    /// events to, signed to the Standard Webhooks spec, with retries. A connection's events
+    /// go out only while `webhooks` is attached to it (`hoop plugins attach CONN webhooks`).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Live data masking (the `dlp` plugin): list the info types the gateway detects, or
     /// try masking on local data.
     #[command(subcommand)]
@@ -242,6 +247,88 @@ pub(crate) enum RunbooksCommand {
         #[arg(long = "ref", value_name = "SHA")]
         git_ref: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksCommand {
+    /// Create an endpoint. Its `whsec_…` secret is printed once: give it to the receiver,
+    /// which verifies every delivery's `webhook-signature` with it.
+    ///
+    /// Example: hoop webhooks create siem --url https://siem.example.com/hoop --events 'session.*,review.*'
+    Create {
+        /// Endpoint name: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+        name: String,
+        #[command(flatten)]
+        fields: WebhookFields,
+    },
+    /// List endpoints.
+    List,
+    /// Show an endpoint (never its secret).
+    Show {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Change an endpoint: only the flags given change.
+    Update {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        fields: WebhookFields,
+    },
+    /// Delete an endpoint and its deliveries.
+    Delete {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Give an endpoint a new secret, printed once. For 24 hours deliveries are signed with
+    /// both the new and the old secret, so the receiver can switch without losing any.
+    RotateSecret {
+        /// Endpoint name.
+        name: String,
+    },
+    /// List an endpoint's deliveries, newest event first, with their attempts.
+    Deliveries {
+        /// Endpoint name.
+        name: String,
+        /// Only deliveries in this status: pending, succeeded or failed.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many deliveries (default 50, at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: u32,
+    },
+    /// Send an event to an endpoint again, with the same `webhook-id` (receivers that
+    /// deduplicate by it see one event).
+    Redeliver {
+        /// Endpoint name.
+        name: String,
+        /// The event's id (as `hoop webhooks deliveries` or `hoop events list` shows it).
+        event_id: u64,
+    },
+}
+
+/// The fields of an endpoint, for `create` and `update`.
+#[derive(Debug, Args)]
+pub(crate) struct WebhookFields {
+    /// The http(s) URL events are POSTed to (required on create).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// Free text.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) description: Option<String>,
+    /// Comma-separated event types (`session.closed`) or families (`review.*`); none or ''
+    /// means every type.
+    #[arg(long, value_name = "T1,T2")]
+    pub(crate) events: Option<String>,
+    /// Comma-separated connections whose events it gets; none or '' means every connection
+    /// with `webhooks` attached.
+    #[arg(long, value_name = "C1,C2")]
+    pub(crate) connections: Option<String>,
+    /// Whether events are sent to it (default on create: true). `--enabled=false` pauses
+    /// it; `--enabled` turns it back on (also after the gateway disabled it on a 410).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub(crate) enabled: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::runbook_service_client::RunbookServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
+use hoop_proto::v1::webhook_service_client::WebhookServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -89,6 +90,7 @@ pub(crate) struct Api {
     pub(crate) runbooks: RunbookServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
+    pub(crate) webhooks: WebhookServiceClient<Service>,
 }
 
 impl Api {
@@ -108,7 +110,8 @@ impl Api {
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             runbooks: RunbookServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            users: UserServiceClient::with_interceptor(channel, auth),
+            users: UserServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            webhooks: WebhookServiceClient::with_interceptor(channel, auth),
         })
     }
 }

@@ -56,14 +56,21 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
     }
 
     /// The config of plugin `plugin` on connection `connection`, if it is attached there
-    /// (whether or not it is active). The default: not attached anywhere.
-    async fn attachment(
+    /// (`None` when it is not, or when there is no such connection): for plugins whose work
+    /// outside sessions follows their attachments (e.g. `webhooks` sends a connection's
+    /// events only while it is attached to it).
+    ///
+    /// The default answers [`PortError::Unavailable`]: a host that does not say which
+    /// plugins are attached where makes such plugins wait rather than guess.
+    async fn plugin_config(
         &self,
         connection: &str,
         plugin: &str,
-    ) -> Result<Option<serde_json::Value>, PortError> {
+    ) -> Result<Option<crate::PluginConfig>, PortError> {
         let _ = (connection, plugin);
-        Ok(None)
+        Err(PortError::Unavailable(
+            "this host does not say which plugins are attached to which connections".to_owned(),
+        ))
     }
 }
 
@@ -505,7 +512,11 @@ mod tests {
         let d = Names;
         assert_eq!(d.user_by_slack_id("U1").await.unwrap(), None);
         assert_eq!(d.user_by_email("a@b.c").await.unwrap(), None);
-        assert_eq!(d.attachment("pg", "slack").await.unwrap(), None);
+        // Which plugins are attached where is not guessed: a host must say.
+        assert!(matches!(
+            d.plugin_config("pg", "slack").await,
+            Err(PortError::Unavailable(_))
+        ));
         let alice = d.user("alice").await.unwrap().unwrap();
         assert_eq!(alice.slack_id, None);
         assert_eq!(

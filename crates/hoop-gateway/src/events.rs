@@ -169,21 +169,6 @@ impl hoop_core::ports::Directory for StoreDirectory {
             .map_err(port_error)
     }
 
-    async fn attachment(
-        &self,
-        connection: &str,
-        plugin: &str,
-    ) -> Result<Option<serde_json::Value>, PortError> {
-        match self.store.list_attachments(connection).await {
-            Ok(attachments) => Ok(attachments
-                .into_iter()
-                .find(|a| a.plugin == plugin)
-                .map(|a| a.config)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(other) => Err(port_error(other)),
-        }
-    }
-
     async fn connection(&self, name: &str) -> Result<Option<hoop_core::ConnectionInfo>, PortError> {
         match self.store.get_connection(name, false).await {
             Ok(conn) => Ok(Some(
@@ -192,6 +177,22 @@ impl hoop_core::ports::Directory for StoreDirectory {
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(other) => Err(port_error(other)),
         }
+    }
+
+    async fn plugin_config(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<hoop_core::PluginConfig>, PortError> {
+        let attachments = match self.store.list_attachments(connection).await {
+            Ok(attachments) => attachments,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(port_error(other)),
+        };
+        Ok(attachments
+            .into_iter()
+            .find(|a| a.plugin == plugin)
+            .and_then(|a| hoop_core::PluginConfig::from_value(a.config).ok()))
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
     std::hint::black_box(&hoop_plugin_access_control::REGISTRATION);
     #[cfg(feature = "plugin-runbooks")]
     std::hint::black_box(&hoop_plugin_runbooks::REGISTRATION);
+    #[cfg(feature = "plugin-webhooks")]
+    std::hint::black_box(&hoop_plugin_webhooks::REGISTRATION);
     Registry::builtin()
 }
 
@@ -306,7 +308,8 @@ pub(crate) fn check_managed_fields(
 #[cfg(all(
     feature = "plugin-slack",
     feature = "plugin-access-control",
-    feature = "plugin-runbooks"
+    feature = "plugin-runbooks",
+    feature = "plugin-webhooks"
 ))]
 mod tests {
     use super::*;
@@ -322,6 +325,7 @@ mod tests {
             "slack",
             "access_control",
             "runbooks",
+            "webhooks",
         ] {
             assert!(
                 names.contains(&expected),
@@ -337,6 +341,7 @@ mod tests {
                 "dlp",
                 "runbooks",
                 "slack",
+                "webhooks",
                 "audit"
             ]
         );

@@ -134,6 +134,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .with(dlp)
         .with(hoop_plugin_review::Reviews(Arc::new(desk)))
         .with(ports.clone());
+    // The key that encrypts webhook endpoint secrets, derived from `secret_key` (the plugin
+    // gets it as a resource; it never sees the gateway's own key).
+    #[cfg(feature = "plugin-webhooks")]
+    let webhook_key = hoop_plugin_webhooks::SecretKey::derive(secret_key.as_bytes());
+    #[cfg(feature = "plugin-webhooks")]
+    let resources = resources.with(webhook_key.clone());
     connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
@@ -157,6 +163,11 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
             .start(factory, settings)
             .with_context(|| format!("plugin `{name}` cannot start"))?;
     }
+    #[cfg(feature = "plugin-webhooks")]
+    let webhooks = crate::grpc::webhooks::WebhookApi::new(hoop_plugin_webhooks::WebhookStore::new(
+        store.db().clone(),
+        webhook_key,
+    ));
     let app = Arc::new(App {
         store,
         registry,
@@ -185,6 +196,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health
         .set_serving::<hoop_proto::v1::runbook_service_server::RunbookServiceServer<
             crate::grpc::runbooks::RunbookApi,
+        >>()
+        .await;
+    #[cfg(feature = "plugin-webhooks")]
+    health
+        .set_serving::<hoop_proto::v1::webhook_service_server::WebhookServiceServer<
+            crate::grpc::webhooks::WebhookApi,
         >>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -247,6 +264,9 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
             crate::grpc::runbooks::RunbookApi::new(Arc::clone(&app)),
         ),
     );
+    #[cfg(feature = "plugin-webhooks")]
+    let router = router
+        .add_service(hoop_proto::v1::webhook_service_server::WebhookServiceServer::new(webhooks));
     router
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;

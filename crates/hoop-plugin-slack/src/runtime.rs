@@ -167,10 +167,10 @@ impl Ctx {
         connection: &str,
         what: Notify,
     ) -> Result<Vec<String>, Failure> {
-        let Some(config) = self.directory.attachment(connection, NAME).await? else {
+        let Some(config) = self.directory.plugin_config(connection, NAME).await? else {
             return Ok(Vec::new());
         };
-        let Ok(config) = SlackConfig::from_value(config) else {
+        let Ok(config) = SlackConfig::from_value(config.to_value()) else {
             return Ok(Vec::new());
         };
         if !config.notifies(what) {

@@ -62,6 +62,8 @@ pub struct FakeDirectory {
 struct DirectoryState {
     users: BTreeMap<String, UserInfo>,
     connections: BTreeMap<String, ConnectionInfo>,
+    /// Plugin configs by (connection, plugin).
+    attachments: BTreeMap<(String, String), hoop_core::PluginConfig>,
     unavailable: Option<String>,
 }
 
@@ -107,6 +109,23 @@ impl FakeDirectory {
         self.lock().connections.remove(name).is_some()
     }
 
+    /// Attaches `plugin` to the connection named `connection` with `config`, replacing an
+    /// earlier attachment ([`Directory::plugin_config`] answers it while the connection is
+    /// registered).
+    pub fn attach(&self, connection: &str, plugin: &str, config: hoop_core::PluginConfig) {
+        self.lock()
+            .attachments
+            .insert((connection.to_owned(), plugin.to_owned()), config);
+    }
+
+    /// Detaches `plugin` from `connection`; returns whether it was attached.
+    pub fn detach(&self, connection: &str, plugin: &str) -> bool {
+        self.lock()
+            .attachments
+            .remove(&(connection.to_owned(), plugin.to_owned()))
+            .is_some()
+    }
+
     /// Makes every lookup fail with [`PortError::Unavailable`] and `reason` (`Some`), or
     /// answer again (`None`).
     pub fn set_unavailable(&self, reason: Option<&str>) {
@@ -137,6 +156,22 @@ impl Directory for FakeDirectory {
         let state = self.lock();
         Self::check_up(&state)?;
         Ok(state.connections.get(name).cloned())
+    }
+
+    async fn plugin_config(
+        &self,
+        connection: &str,
+        plugin: &str,
+    ) -> Result<Option<hoop_core::PluginConfig>, PortError> {
+        let state = self.lock();
+        Self::check_up(&state)?;
+        if !state.connections.contains_key(connection) {
+            return Ok(None);
+        }
+        Ok(state
+            .attachments
+            .get(&(connection.to_owned(), plugin.to_owned()))
+            .cloned())
     }
 }
 
@@ -480,6 +515,35 @@ mod tests {
         directory.set_unavailable(None);
         assert!(directory.remove_connection("pg"));
         assert_eq!(directory.connection("pg").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_directory_says_which_plugins_are_attached() {
+        let directory = FakeDirectory::new().with_connection(ConnectionInfo::new("pg", "command"));
+        let config =
+            hoop_core::PluginConfig::from_value(serde_json::json!({"endpoints": ["siem"]}))
+                .unwrap();
+        assert_eq!(
+            directory.plugin_config("pg", "webhooks").await.unwrap(),
+            None
+        );
+        directory.attach("pg", "webhooks", config.clone());
+        assert_eq!(
+            directory.plugin_config("pg", "webhooks").await.unwrap(),
+            Some(config.clone())
+        );
+        assert_eq!(directory.plugin_config("pg", "slack").await.unwrap(), None);
+        // Not for a connection that is gone.
+        directory.attach("gone", "webhooks", config);
+        assert_eq!(
+            directory.plugin_config("gone", "webhooks").await.unwrap(),
+            None
+        );
+        assert!(directory.detach("pg", "webhooks"));
+        assert_eq!(
+            directory.plugin_config("pg", "webhooks").await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub(crate) mod runbooks;
 pub(crate) mod sessions;
 pub(crate) mod stream;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 /// What is left to do once a command succeeded.
 #[derive(Debug, PartialEq, Eq)]

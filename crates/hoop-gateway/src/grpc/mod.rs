@@ -12,6 +12,8 @@ pub(crate) mod reviews;
 pub(crate) mod runbooks;
 pub(crate) mod sessions;
 pub(crate) mod users;
+#[cfg(feature = "plugin-webhooks")]
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
