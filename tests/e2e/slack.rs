@@ -310,7 +310,9 @@ async fn a_click_by_a_member_releases_the_held_exec_and_others_are_refused(backe
 async fn a_rejection_from_the_modal_ends_the_exec_with_its_reason(backend: Backend) {
     let fake = FakeSlack::start().await;
     let gw = start(backend, &fake, "").await;
-    let alice = person(&gw, "alice", &["dev"], Some("U0ALICE")).await;
+    // alice set no Slack ID: Slack knows her by her e-mail.
+    let alice = person(&gw, "alice", &["dev"], None).await;
+    fake.add_user("U0ALICEM", "alice@example.com");
     person(&gw, "bob", &["dba"], Some("U0BOB")).await;
     person(&gw, "mallory", &["sre"], Some("U0MALLORY")).await;
     reviewed(&gw, "pg", &["dba"], &[CHANNEL], &["reviews"]).await;
@@ -369,6 +371,19 @@ async fn a_rejection_from_the_modal_ends_the_exec_with_its_reason(backend: Backe
     assert_eq!(
         review_status(&gw, &id).await,
         pb::ReviewStatus::Rejected as i32
+    );
+    // alice hears of it in a direct message, found by her e-mail.
+    fake.wait(STEP, "DM to alice by e-mail", |f| {
+        f.ok_calls("chat.postMessage").into_iter().find(|c| {
+            c.body["channel"] == "DU0ALICEM"
+                && c.body["text"].as_str().unwrap_or("").contains("Rejected")
+        })
+    })
+    .await;
+    assert!(
+        fake.ok_calls("users.lookupByEmail")
+            .iter()
+            .any(|c| c.body["email"] == "alice@example.com")
     );
 }
 

@@ -1,5 +1,6 @@
 //! A fake Slack for the slack plugin's tests, on 127.0.0.1: the Web API methods the plugin
 //! calls (`chat.postMessage`, `chat.update`, `chat.postEphemeral`, `users.info`,
+//! `users.lookupByEmail`,
 //! `conversations.open`, `views.open`, `apps.connections.open`) answering Slack's JSON,
 //! checking the bearer token, with scripted failures (429 with `Retry-After`, 503); and a
 //! Socket Mode WebSocket that greets with `hello`, sends `interactive` envelopes and checks
@@ -116,7 +117,7 @@ impl FakeSlack {
         out
     }
 
-    /// A Slack user with this e-mail (what `users.info` answers).
+    /// A Slack user with this e-mail (what `users.info` and `users.lookupByEmail` answer).
     pub fn add_user(&self, id: &str, email: &str) {
         self.with(|i| i.users.insert(id.to_owned(), email.to_owned()));
     }
@@ -307,6 +308,13 @@ impl FakeSlack {
                             Some(email) => json!({"ok": true, "user": {"id": body["user"], "team_id": "T0TEST", "name": "someone",
                                 "deleted": false, "is_bot": false, "profile": {"email": email, "real_name": "Someone"}}}),
                             None => json!({"ok": false, "error": "user_not_found"}),
+                        },
+                        "users.lookupByEmail" => match body["email"].as_str().and_then(|e| {
+                            i.users.iter().find(|(_, email)| email.eq_ignore_ascii_case(e)).map(|(id, _)| id.clone())
+                        }) {
+                            Some(id) => json!({"ok": true, "user": {"id": id, "team_id": "T0TEST", "name": "someone",
+                                "deleted": false, "is_bot": false, "profile": {"email": body["email"], "real_name": "Someone"}}}),
+                            None => json!({"ok": false, "error": "users_not_found"}),
                         },
                         "conversations.open" => json!({"ok": true, "channel": {"id": format!("D{}", body["users"].as_str().unwrap_or("X"))}}),
                         "views.open" => json!({"ok": true, "view": {"id": "V0TESTVIEW", "type": "modal"}}),

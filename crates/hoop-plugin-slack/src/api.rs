@@ -199,6 +199,32 @@ impl SlackApi {
             .map(str::to_owned))
     }
 
+    /// `users.lookupByEmail`: the Slack user whose e-mail is `email`, if there is one
+    /// (`users_not_found` is `None`).
+    ///
+    /// # Errors
+    /// What the call failed with.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        let token = self
+            .bot
+            .as_ref()
+            .ok_or_else(|| SlackError::Refused("no token configured".into()))?;
+        let session = self.client.open_session(token);
+        let answer: Result<Value, _> = session
+            .http_session_api
+            .http_get("users.lookupByEmail", &vec![("email", Some(email))], None)
+            .await;
+        match answer.map_err(SlackError::from_client) {
+            Ok(answer) => Ok(answer
+                .pointer("/user/id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)),
+            Err(SlackError::Refused(code)) if code == "users_not_found" => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     /// `conversations.open` then `chat.postMessage`: a direct message to `user`.
     ///
     /// # Errors

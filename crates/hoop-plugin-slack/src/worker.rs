@@ -153,14 +153,20 @@ async fn post_review(
     Ok(())
 }
 
-/// A direct message to the requester once their review is approved or rejected (when they
-/// set their Slack ID).
+/// A direct message to the requester once their review is approved or rejected: to the
+/// Slack ID they set, else to the Slack user with their e-mail (`users.lookupByEmail`), if
+/// Slack has one.
 async fn tell_requester(ctx: &Ctx, review: &hoop_core::ports::ReviewView) -> Result<(), Failure> {
     let Some(requester) = ctx.directory.user(&review.requester).await? else {
         return Ok(());
     };
-    let Some(slack_id) = requester.slack_id.as_deref() else {
-        return Ok(());
+    let slack_id = match requester.slack_id.clone() {
+        Some(id) => id,
+        None if requester.email.is_empty() => return Ok(()),
+        None => match ctx.api.user_by_email(&requester.email).await? {
+            Some(id) => id,
+            None => return Ok(()),
+        },
     };
     let status = messages::status_line(review);
     let next = if review.status == "APPROVED" {
@@ -176,7 +182,7 @@ async fn tell_requester(ctx: &Ctx, review: &hoop_core::ports::ReviewView) -> Res
         "Your access review `{}` on `{}`: {status}. {next}",
         review.id, review.connection
     );
-    ctx.api.direct_message(slack_id, text.trim_end()).await?;
+    ctx.api.direct_message(&slack_id, text.trim_end()).await?;
     Ok(())
 }
 
