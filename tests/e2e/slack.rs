@@ -391,7 +391,7 @@ async fn partial_approvals_and_revocations_show_and_each_button_is_its_groups(ba
     let fake = FakeSlack::start().await;
     let gw = start(backend, &fake, "").await;
     let alice = person(&gw, "alice", &["dev"], None).await;
-    person(&gw, "bob", &["dba"], Some("U0BOB")).await;
+    let bob = person(&gw, "bob", &["dba"], Some("U0BOB")).await;
     person(&gw, "erin", &["sre"], Some("U0ERIN")).await;
     reviewed(&gw, "pg", &["dba", "sre"], &[CHANNEL], &["reviews"]).await;
     let held = exec_until_held(&gw, &alice, "pg", INPUT).await;
@@ -444,6 +444,25 @@ async fn partial_approvals_and_revocations_show_and_each_button_is_its_groups(ba
         review_status(&gw, &id).await,
         pb::ReviewStatus::Revoked as i32
     );
+
+    // A partial approval made through the API shows at once too (`review.voted`).
+    let held = exec_until_held(&gw, &alice, "pg", INPUT).await;
+    let message = posted(&fake, CHANNEL, &held.review_id).await;
+    let ts = message.ts.clone().unwrap();
+    gw.reviews()
+        .await
+        .approve_review(authed(
+            &bob,
+            pb::ApproveReviewRequest {
+                id: held.review_id.clone(),
+                group: "dba".into(),
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let partial = updated(&fake, &ts, "approved by 1 of 2 (dba: bob)").await;
+    assert_eq!(actions(&partial.body), 2, "the rest may still decide");
 }
 
 async fn api_decisions_update_messages_inputs_are_masked_and_429s_are_honoured(backend: Backend) {

@@ -57,6 +57,9 @@ pub mod types {
     pub const REVIEW_CREATED: &str = "review.created";
     /// A review got all the approvals it needs (`approved_by`: `user (group)` each).
     pub const REVIEW_APPROVED: &str = "review.approved";
+    /// A reviewer approved a review that still needs more approvals: it stays pending
+    /// (`approved_by` so far; the event's user is the reviewer).
+    pub const REVIEW_VOTED: &str = "review.voted";
     /// A reviewer rejected a review (`reason`).
     pub const REVIEW_REJECTED: &str = "review.rejected";
     /// A review was revoked; the event's user revoked it (`reason`).
@@ -90,6 +93,7 @@ pub mod types {
         RECORDING_FINISHED,
         REVIEW_CREATED,
         REVIEW_APPROVED,
+        REVIEW_VOTED,
         REVIEW_REJECTED,
         REVIEW_REVOKED,
         REVIEW_EXPIRED,

@@ -340,7 +340,9 @@ impl Store {
         } else if settle.is_some() {
             Some("review.approved")
         } else {
-            None
+            // An approval that leaves it pending: said too, so what shows the review (a
+            // Slack message, a webhook) can show where it stands.
+            Some("review.voted")
         };
         let review = match settle {
             None => review,
