@@ -330,6 +330,17 @@ impl Deployment {
             .ok_or_else(|| StartError::missing_port("reviews"))
     }
 
+    /// Encrypting secrets the plugin keeps at rest with the host's key.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the port when the host offers none.
+    pub fn sealer(&self) -> Result<Arc<dyn crate::ports::Sealer>, StartError> {
+        self.ports
+            .sealer
+            .clone()
+            .ok_or_else(|| StartError::missing_port("sealer"))
+    }
+
     /// The host's database as a `T` (for the gateway, `sea_orm::DatabaseConnection`).
     ///
     /// # Errors

@@ -336,6 +336,47 @@ pub trait Redactor: Send + Sync + fmt::Debug + 'static {
     async fn redact(&self, connection: &str, text: &str) -> Result<String, PortError>;
 }
 
+/// Encrypts small secrets a plugin keeps at rest (e.g. in its own tables) with the host's
+/// key, so a plugin never holds or derives key material of its own.
+///
+/// A host derives one key per `purpose` from its own secret (the gateway: from its
+/// `secret_key`), so values sealed for one purpose never open under another, and binds each
+/// value to its `context` (e.g. the name of the record it belongs to): a ciphertext copied
+/// onto another record does not open. Each seal uses a fresh nonce.
+///
+/// `purpose` names what the values are, scoped by the plugin (`"webhooks endpoint
+/// secrets"`): lower-case ASCII letters, digits, spaces, `.`, `_` and `-`, 1 to 64 of them.
+/// A host may reserve purposes of its own and refuses them.
+pub trait Sealer: Send + Sync + fmt::Debug + 'static {
+    /// `plaintext` encrypted for `purpose`, bound to `context`, as printable text.
+    ///
+    /// # Errors
+    /// [`PortError::Refused`] for a malformed or reserved `purpose`;
+    /// [`PortError::Unavailable`] when encryption fails.
+    fn seal(&self, purpose: &str, context: &str, plaintext: &[u8]) -> Result<String, PortError>;
+
+    /// The plaintext of what [`seal`](Self::seal) made for the same `purpose` and `context`
+    /// with the same host key.
+    ///
+    /// # Errors
+    /// [`PortError::Refused`] for a malformed or reserved `purpose`;
+    /// [`PortError::Corrupt`] when `sealed` is malformed, altered, or sealed under another
+    /// key, purpose or context.
+    fn open(&self, purpose: &str, context: &str, sealed: &str) -> Result<Vec<u8>, PortError>;
+}
+
+/// Whether `purpose` is one a [`Sealer`] accepts by its documented shape (lower-case ASCII
+/// letters, digits, spaces, `.`, `_`, `-`; 1 to 64 bytes; not starting or ending with a
+/// space). Hosts may refuse more (their reserved purposes).
+pub fn valid_seal_purpose(purpose: &str) -> bool {
+    (1..=64).contains(&purpose.len())
+        && !purpose.starts_with(' ')
+        && !purpose.ends_with(' ')
+        && purpose
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b" ._-".contains(&b))
+}
+
 /// The ports a host offers. Each is optional: an embedder offers what it has, and a plugin
 /// that needs a missing one fails to start with an error naming it.
 #[derive(Clone, Default)]
@@ -359,6 +400,8 @@ pub struct Ports {
     pub database: Option<Database>,
     /// Reading and deciding reviews on a user's behalf.
     pub reviews: Option<Arc<dyn ReviewDecisions>>,
+    /// Encrypting secrets a plugin keeps at rest with the host's key.
+    pub sealer: Option<Arc<dyn Sealer>>,
 }
 
 /// The host's database handle, type-erased: hoop-core knows no database.
@@ -486,6 +529,7 @@ impl fmt::Debug for Ports {
             .field("redactor", &self.redactor.is_some())
             .field("database", &self.database.is_some())
             .field("reviews", &self.reviews.is_some())
+            .field("sealer", &self.sealer.is_some())
             .finish()
     }
 }

@@ -445,6 +445,62 @@ impl hoop_core::ports::SessionStarter for GatewaySessions {
     }
 }
 
+/// The [`Sealer`](hoop_core::ports::Sealer) port: one [`SecretBox`](hoop_store::SecretBox)
+/// per purpose, each keyed by the gateway's `secret_key` under a label of its own; the
+/// purpose of connection secrets is reserved for the gateway.
+pub(crate) struct HostSealer {
+    secret_key: String,
+    boxes: std::sync::Mutex<std::collections::HashMap<String, hoop_store::SecretBox>>,
+}
+
+impl std::fmt::Debug for HostSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostSealer(..)")
+    }
+}
+
+impl HostSealer {
+    pub(crate) fn new(secret_key: &str) -> Self {
+        Self {
+            secret_key: secret_key.to_owned(),
+            boxes: std::sync::Mutex::default(),
+        }
+    }
+
+    fn sealing_box(&self, purpose: &str) -> Result<hoop_store::SecretBox, PortError> {
+        if !hoop_core::ports::valid_seal_purpose(purpose)
+            || purpose == hoop_store::CONNECTION_SECRETS
+        {
+            return Err(PortError::Refused(format!(
+                "`{}` is not a purpose plugins may seal for",
+                purpose.escape_debug()
+            )));
+        }
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = boxes.get(purpose) {
+            return Ok(found.clone());
+        }
+        let made = hoop_store::SecretBox::for_purpose(&self.secret_key, purpose)
+            .map_err(|e| PortError::Unavailable(e.to_string()))?;
+        boxes.insert(purpose.to_owned(), made.clone());
+        Ok(made)
+    }
+}
+
+impl hoop_core::ports::Sealer for HostSealer {
+    fn seal(&self, purpose: &str, context: &str, plaintext: &[u8]) -> Result<String, PortError> {
+        self.sealing_box(purpose)?
+            .seal(context, plaintext)
+            .map_err(|e| PortError::Unavailable(e.to_string()))
+    }
+
+    fn open(&self, purpose: &str, context: &str, sealed: &str) -> Result<Vec<u8>, PortError> {
+        self.sealing_box(purpose)?
+            .open(context, sealed)
+            .map_err(|e| PortError::Corrupt(e.to_string()))
+    }
+}
+
 /// The ports this gateway offers plugins.
 pub(crate) fn ports(
     store: &Store,
@@ -452,6 +508,7 @@ pub(crate) fn ports(
     recordings: &std::sync::Arc<dyn RecordingStore>,
     starter: &GatewaySessions,
     dlp: hoop_plugin_dlp::Dlp,
+    sealer: std::sync::Arc<HostSealer>,
 ) -> hoop_core::Ports {
     let events = std::sync::Arc::new(StoreEvents::new(store.clone()));
     hoop_core::Ports {
@@ -472,6 +529,7 @@ pub(crate) fn ports(
             std::sync::Arc::new(crate::reviews::GatewayReviews::new(store.clone(), registry))
                 as std::sync::Arc<dyn hoop_core::ports::ReviewDecisions>
         }),
+        sealer: Some(sealer),
     }
 }
 
@@ -515,6 +573,7 @@ mod tests {
             &recordings,
             &GatewaySessions::default(),
             test_dlp(),
+            Arc::new(HostSealer::new(KEY)),
         );
         Fixture {
             _dir: dir,
@@ -750,7 +809,14 @@ mod tests {
             Arc::new(FsRecordingStore::new(dir.path().join("recordings")));
         let running: Arc<crate::runtime::Running> = Arc::default();
         let starter = GatewaySessions::default();
-        let ports = ports(&store, &running, &recordings, &starter, test_dlp());
+        let ports = ports(
+            &store,
+            &running,
+            &recordings,
+            &starter,
+            test_dlp(),
+            Arc::new(HostSealer::new(KEY)),
+        );
         let resources = Resources::new()
             .with(hoop_plugin_audit::Recordings(Arc::clone(&recordings)))
             .with(test_dlp())
@@ -1138,5 +1204,77 @@ mod tests {
         assert_eq!(review.requester, "alice");
         // The plugin leaves: the session ends, the review stays.
         drop(rx);
+    }
+
+    #[test]
+    fn the_sealer_keeps_purposes_apart_and_refuses_the_gateways_own() {
+        use hoop_core::ports::Sealer as _;
+        let sealer = HostSealer::new(KEY);
+        let sealed = sealer
+            .seal("webhooks endpoint secrets", "ops", b"v")
+            .unwrap();
+        assert!(sealed.starts_with("v1:"), "{sealed}");
+        assert_eq!(
+            sealer
+                .open("webhooks endpoint secrets", "ops", &sealed)
+                .unwrap(),
+            b"v"
+        );
+        // Another purpose, context or key does not open it.
+        assert!(matches!(
+            sealer.open("slack tokens", "ops", &sealed),
+            Err(PortError::Corrupt(_))
+        ));
+        assert!(
+            sealer
+                .open("webhooks endpoint secrets", "dev", &sealed)
+                .is_err()
+        );
+        let other = HostSealer::new("another-secret-key-of-at-least-32-characters");
+        assert!(
+            other
+                .open("webhooks endpoint secrets", "ops", &sealed)
+                .is_err()
+        );
+        // Connection secrets' purpose is the gateway's: a plugin can neither seal for it nor
+        // open a connection secret with it.
+        let conn = SecretBox::new(KEY).unwrap().seal("pg", b"pw").unwrap();
+        for purpose in [
+            "secret key",
+            "",
+            "Secret Key",
+            "a\0b",
+            " x",
+            &"p".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    sealer.open(purpose, "pg", &conn),
+                    Err(PortError::Refused(_))
+                ),
+                "{purpose:?}"
+            );
+            assert!(matches!(
+                sealer.seal(purpose, "pg", b"x"),
+                Err(PortError::Refused(_))
+            ));
+        }
+        assert_eq!(format!("{sealer:?}"), "HostSealer(..)");
+    }
+
+    #[test]
+    fn an_endpoint_secret_sealed_before_the_port_existed_still_opens() {
+        use hoop_core::ports::Sealer as _;
+        // Made with Python's `cryptography` (AES-256-GCM, key = SHA-256 of the label the
+        // webhooks plugin used to derive itself, then the secret key), not by this code.
+        let sealer = HostSealer::new("test-secret-key-0123456789abcdefghijklmnop");
+        let sealed = "v1:AAECAwQFBgcICQoLhhJwQHxe0hlj5uVfb38kG9ebJHyYbOCcS7HNAlklMq/eeMBhbohBqqX9\
+                      JVobyndh+KrV07Yk/FT3YoRoyaVltPEb";
+        assert_eq!(
+            sealer
+                .open("webhooks endpoint secrets", "ops", sealed)
+                .unwrap(),
+            b"whsec_c2VjcmV0LWVuZHBvaW50LWtleS1mb3ItdGVzdHMhIQ=="
+        );
     }
 }

@@ -115,12 +115,16 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     // The ports plugins reach the gateway through: at deployment start and, for the ones
     // sessions need (the event log), as a resource when they are built.
     let starter = crate::events::GatewaySessions::default();
+    // Plugins seal the secrets they keep with keys the gateway derives from `secret_key`;
+    // they never see the key itself.
+    let sealer = Arc::new(crate::events::HostSealer::new(&secret_key));
     let ports = crate::events::ports(
         &store,
         &running,
         &recordings,
         &starter,
         Dlp::new(dlp_settings).map_err(|e| anyhow::anyhow!("dlp: {e}"))?,
+        Arc::clone(&sealer),
     );
     let resources = Resources::new();
     // Runbook repositories are cloned under the data dir; the started plugin leaves its
@@ -134,12 +138,6 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .with(dlp)
         .with(hoop_plugin_review::Reviews(Arc::new(desk)))
         .with(ports.clone());
-    // The key that encrypts webhook endpoint secrets, derived from `secret_key` (the plugin
-    // gets it as a resource; it never sees the gateway's own key).
-    #[cfg(feature = "plugin-webhooks")]
-    let webhook_key = hoop_plugin_webhooks::SecretKey::derive(secret_key.as_bytes());
-    #[cfg(feature = "plugin-webhooks")]
-    let resources = resources.with(webhook_key.clone());
     connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
@@ -166,7 +164,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     #[cfg(feature = "plugin-webhooks")]
     let webhooks = crate::grpc::webhooks::WebhookApi::new(hoop_plugin_webhooks::WebhookStore::new(
         store.db().clone(),
-        webhook_key,
+        hoop_plugin_webhooks::EndpointSecrets::new(sealer),
     ));
     let app = Arc::new(App {
         store,

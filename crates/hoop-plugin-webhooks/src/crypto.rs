@@ -1,102 +1,72 @@
 //! Endpoint secrets: generated as `whsec_` + base64 of 32 random bytes (what Standard Webhooks
-//! libraries take), encrypted at rest with AES-256-GCM under the [`SecretKey`] the host hands
-//! the plugin, and the Standard Webhooks signature (`v1,` + base64 HMAC-SHA256).
+//! libraries take), sealed at rest through the host's [`Sealer`] port (the gateway encrypts
+//! them with AES-256-GCM under a key it derives from its `secret_key`; the plugin never holds
+//! key material), and the Standard Webhooks signature (`v1,` + base64 HMAC-SHA256).
 
-use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use hoop_core::ports::Sealer;
+use sha2::Sha256;
 
 use crate::error::WebhookError;
 
 /// Prefix of endpoint secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
-const SEALED_VERSION: &str = "v1:";
-const NONCE_LEN: usize = 12;
+/// What endpoint secrets are to the host's [`Sealer`]: the key it seals them with is its own
+/// for this purpose.
+pub const SEAL_PURPOSE: &str = "webhooks endpoint secrets";
 
-/// The key that encrypts endpoint secrets at rest: a resource the host puts into
-/// [`Resources`](hoop_core::Resources) (the gateway derives it from its `secret_key`, so the
-/// plugin never needs the gateway's own key or crate).
+/// Seals and opens endpoint secrets through the host's [`Sealer`], each bound to its
+/// endpoint's name (a sealed secret copied onto another endpoint does not open).
 ///
-/// Its `Debug` form never shows the key.
+/// Its `Debug` form shows nothing of the sealer.
 #[derive(Clone)]
-pub struct SecretKey {
-    cipher: Aes256Gcm,
+pub struct EndpointSecrets {
+    sealer: Arc<dyn Sealer>,
 }
 
-impl std::fmt::Debug for SecretKey {
+impl std::fmt::Debug for EndpointSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(..)")
+        f.write_str("EndpointSecrets(..)")
     }
 }
 
-impl SecretKey {
-    /// A key derived from `secret` (e.g. the gateway's `secret_key`) with SHA-256 under a
-    /// label of its own, so it differs from every other key derived from the same secret.
-    pub fn derive(secret: &[u8]) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"hoop-rs webhooks endpoint secrets v1\0");
-        hasher.update(secret);
-        let key: [u8; 32] = hasher.finalize().into();
-        Self {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
-        }
+impl EndpointSecrets {
+    /// Endpoint secrets sealed by `sealer` (the host's port).
+    pub fn new(sealer: Arc<dyn Sealer>) -> Self {
+        Self { sealer }
     }
 
     /// Encrypts `plaintext` bound to `context` (the endpoint name).
     pub(crate) fn seal(&self, context: &str, plaintext: &[u8]) -> Result<String, WebhookError> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| WebhookError::Crypto("encryption failed".to_owned()))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        Ok(format!("{SEALED_VERSION}{}", STANDARD.encode(out)))
+        self.sealer
+            .seal(SEAL_PURPOSE, context, plaintext)
+            .map_err(|_| WebhookError::Crypto("cannot encrypt an endpoint secret".to_owned()))
     }
 
-    /// Decrypts what [`seal`](Self::seal) made with the same key and context.
+    /// Decrypts what [`seal`](Self::seal) made with the same host key and context.
     pub(crate) fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, WebhookError> {
-        let wrong = || {
-            WebhookError::Crypto(
-                "cannot decrypt an endpoint secret: the gateway's secret_key differs from the \
+        self.sealer
+            .open(SEAL_PURPOSE, context, sealed)
+            .map_err(|_| {
+                WebhookError::Crypto(
+                    "cannot decrypt an endpoint secret: the gateway's secret_key differs from the \
                  one it was written with, or the value is corrupt"
-                    .to_owned(),
-            )
-        };
-        let body = sealed.strip_prefix(SEALED_VERSION).ok_or_else(wrong)?;
-        let bytes = STANDARD.decode(body).map_err(|_| wrong())?;
-        if bytes.len() < NONCE_LEN {
-            return Err(wrong());
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| wrong())
+                        .to_owned(),
+                )
+            })
     }
 }
 
 /// A fresh endpoint secret: `whsec_` + base64 of 32 random bytes.
-pub(crate) fn generate_secret() -> String {
+pub(crate) fn generate_secret() -> Result<String, WebhookError> {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+    getrandom::getrandom(&mut bytes)
+        .map_err(|_| WebhookError::Crypto("the system's random source failed".to_owned()))?;
+    Ok(format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes)))
 }
 
 /// The key bytes of a `whsec_…` secret.
@@ -128,32 +98,77 @@ pub(crate) fn random_below(bound: u64) -> u64 {
     if bound == 0 {
         return 0;
     }
-    OsRng.next_u64() % bound
+    let mut bytes = [0u8; 8];
+    // Jitter only spreads retries: without randomness it is none, never an error.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return 0;
+    }
+    u64::from_le_bytes(bytes) % bound
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A sealer that records what it was asked for, and "seals" reversibly.
+    #[derive(Debug, Default)]
+    struct Recorder(std::sync::Mutex<Vec<(String, String)>>);
+
+    impl Sealer for Recorder {
+        fn seal(
+            &self,
+            purpose: &str,
+            context: &str,
+            plaintext: &[u8],
+        ) -> Result<String, hoop_core::PortError> {
+            let mut asked = self.0.lock().unwrap();
+            asked.push((purpose.to_owned(), context.to_owned()));
+            Ok(format!("{context}:{}", STANDARD.encode(plaintext)))
+        }
+
+        fn open(
+            &self,
+            purpose: &str,
+            context: &str,
+            sealed: &str,
+        ) -> Result<Vec<u8>, hoop_core::PortError> {
+            let mut asked = self.0.lock().unwrap();
+            asked.push((purpose.to_owned(), context.to_owned()));
+            let body = sealed
+                .strip_prefix(&format!("{context}:"))
+                .ok_or_else(|| hoop_core::PortError::Corrupt("other context".to_owned()))?;
+            Ok(STANDARD.decode(body).unwrap())
+        }
+    }
+
     #[test]
-    fn secrets_round_trip_and_are_bound_to_their_endpoint() {
-        let key = SecretKey::derive(b"k");
-        let secret = generate_secret();
+    fn secrets_are_sealed_for_their_purpose_and_endpoint() {
+        let recorder = Arc::new(Recorder::default());
+        let secrets = EndpointSecrets::new(recorder.clone());
+        let secret = generate_secret().unwrap();
         assert!(
             secret.starts_with("whsec_") && secret.len() == 6 + 44,
             "{secret}"
         );
-        let sealed = key.seal("ops", secret.as_bytes()).unwrap();
-        assert!(!sealed.contains(&secret[6..]));
-        assert_eq!(key.open("ops", &sealed).unwrap(), secret.as_bytes());
-        assert!(key.open("other", &sealed).is_err());
-        assert!(SecretKey::derive(b"j").open("ops", &sealed).is_err());
-        assert_eq!(format!("{key:?}"), "SecretKey(..)");
+        assert_ne!(secret, generate_secret().unwrap());
+        let sealed = secrets.seal("ops", secret.as_bytes()).unwrap();
+        assert_eq!(secrets.open("ops", &sealed).unwrap(), secret.as_bytes());
+        let err = secrets.open("other", &sealed).unwrap_err().to_string();
+        assert!(err.contains("secret_key differs"), "{err}");
+        assert!(
+            recorder
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(purpose, _)| purpose == SEAL_PURPOSE)
+        );
+        assert_eq!(format!("{secrets:?}"), "EndpointSecrets(..)");
     }
 
     #[test]
     fn signatures_verify_with_the_standardwebhooks_crate() {
-        let secret = generate_secret();
+        let secret = generate_secret().unwrap();
         let key = secret_bytes(&secret).unwrap();
         let body = br#"{"type":"session.closed","timestamp":"2026-12-03T14:05:09.120Z","data":{}}"#;
         let now = chrono::Utc::now().timestamp();
@@ -167,7 +182,7 @@ mod tests {
         let verifier = standardwebhooks::Webhook::new(&secret).unwrap();
         verifier.verify(body, &headers).unwrap();
         // Another secret does not verify.
-        let other = standardwebhooks::Webhook::new(&generate_secret()).unwrap();
+        let other = standardwebhooks::Webhook::new(&generate_secret().unwrap()).unwrap();
         assert!(other.verify(body, &headers).is_err());
     }
 }

@@ -9,9 +9,9 @@
 //! an `http(s)` URL, a description, `enabled`, an `events` filter (exact types or `family.*`;
 //! empty: all), a `connections` filter (empty: every connection, plus the events that
 //! concern no connection) and a `whsec_…` secret, generated, shown once, and encrypted at
-//! rest with AES-256-GCM under the [`SecretKey`] the host hands the plugin as a
-//! [`Resources`] entry (the gateway derives it from its `secret_key`: the plugin needs
-//! neither the gateway's key nor its crate). Rotating the secret keeps the old one signing
+//! rest through the host's [`Sealer`](hoop_core::ports::Sealer) port ([`EndpointSecrets`]:
+//! the gateway encrypts with AES-256-GCM under a key it derives from its `secret_key` for
+//! this purpose alone, so the plugin holds no key material). Rotating the secret keeps the old one signing
 //! too (a second `v1,` signature) for 24 hours.
 //!
 //! # Which events go where
@@ -65,7 +65,7 @@ use hoop_core::{
 use sea_orm::{DatabaseConnection, Set};
 use serde::Deserialize;
 
-pub use crate::crypto::{SECRET_PREFIX, SecretKey, sign};
+pub use crate::crypto::{EndpointSecrets, SEAL_PURPOSE, SECRET_PREFIX, sign};
 pub use crate::error::WebhookError;
 pub use crate::settings::{DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, Settings};
 pub use crate::store::{
@@ -243,16 +243,7 @@ impl PluginFactory for WebhooksFactory {
         let settings =
             Settings::parse(deployment.settings()).map_err(|e| StartError::new(e.to_string()))?;
         let db = deployment.database::<DatabaseConnection>()?;
-        let key = deployment
-            .resources()
-            .get::<SecretKey>()
-            .cloned()
-            .ok_or_else(|| {
-                StartError::new(
-                    "the host offers no webhooks SecretKey resource (the key that encrypts \
-                     endpoint secrets)",
-                )
-            })?;
+        let key = EndpointSecrets::new(deployment.sealer()?);
         let directory = deployment.directory()?;
         deployment.events()?;
         deployment.cursors()?;

@@ -3,7 +3,7 @@
 //! that comparisons and ordering are the same on SQLite and PostgreSQL.
 //!
 //! - `webhook_endpoints`: one row per endpoint; `secret` (and `previous_secret` during a
-//!   rotation) sealed with the [`SecretKey`](crate::SecretKey).
+//!   rotation) sealed through the host's sealer ([`EndpointSecrets`](crate::EndpointSecrets)).
 //! - `webhook_deliveries`: the durable outbox, one row per (endpoint, event): its payload as
 //!   sent, status, attempts, when the next attempt is due, and the lease of the gateway
 //!   sending it.

@@ -11,7 +11,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement, TransactionTrait,
 };
 
-use crate::crypto::{SecretKey, generate_secret};
+use crate::crypto::{EndpointSecrets, generate_secret};
 use crate::error::WebhookError;
 use crate::schema::{attempt, delivery, endpoint, input};
 
@@ -210,7 +210,7 @@ pub struct Delivery {
 #[derive(Clone)]
 pub struct WebhookStore {
     db: DatabaseConnection,
-    key: SecretKey,
+    key: EndpointSecrets,
 }
 
 impl std::fmt::Debug for WebhookStore {
@@ -396,11 +396,11 @@ fn is_unique_violation(err: &DbErr) -> bool {
 
 impl WebhookStore {
     /// A store over `db` (with the plugin's migrations applied), sealing secrets with `key`.
-    pub fn new(db: DatabaseConnection, key: SecretKey) -> Self {
+    pub fn new(db: DatabaseConnection, key: EndpointSecrets) -> Self {
         Self { db, key }
     }
 
-    pub(crate) fn key(&self) -> &SecretKey {
+    pub(crate) fn key(&self) -> &EndpointSecrets {
         &self.key
     }
 
@@ -435,7 +435,7 @@ impl WebhookStore {
         {
             return Err(exists());
         }
-        let secret = generate_secret();
+        let secret = generate_secret()?;
         let now = now_ms();
         let row = endpoint::ActiveModel {
             name: Set(spec.name.clone()),
@@ -579,7 +579,7 @@ impl WebhookStore {
     pub async fn rotate_secret(&self, name: &str) -> Result<WithSecret, WebhookError> {
         check_name(name, "name")?;
         let row = self.find(name).await?;
-        let secret = generate_secret();
+        let secret = generate_secret()?;
         let now = now_ms();
         let old = row.secret.clone();
         let mut active: endpoint::ActiveModel = row.into();

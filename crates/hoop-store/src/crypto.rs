@@ -13,6 +13,10 @@ use crate::error::StoreError;
 const VERSION: &str = "v1:";
 const NONCE_LEN: usize = 12;
 
+/// The purpose of the box of connection secrets (see [`SecretBox::for_purpose`]): no other
+/// box may be made for it.
+pub const CONNECTION_SECRETS: &str = "secret key";
+
 /// Minimum length of a `secret_key`, in characters.
 pub const MIN_SECRET_KEY_LEN: usize = 32;
 
@@ -35,13 +39,26 @@ impl SecretBox {
     /// # Errors
     /// [`StoreError::InvalidSecretKey`] if the key is too short.
     pub fn new(secret_key: &str) -> Result<Self, StoreError> {
+        Self::for_purpose(secret_key, CONNECTION_SECRETS)
+    }
+
+    /// A box keyed for `purpose` by `secret_key`: its key is the SHA-256 of
+    /// `hoop-rs {purpose} v1\0` followed by `secret_key`, so boxes of different purposes
+    /// never open each other's values. [`new`](Self::new) is the box of connection secrets
+    /// (purpose `secret key`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidSecretKey`] if the key is too short.
+    pub fn for_purpose(secret_key: &str, purpose: &str) -> Result<Self, StoreError> {
         if secret_key.chars().count() < MIN_SECRET_KEY_LEN {
             return Err(StoreError::InvalidSecretKey(format!(
                 "must be at least {MIN_SECRET_KEY_LEN} characters"
             )));
         }
         let mut hasher = Sha256::new();
-        hasher.update(b"hoop-rs secret key v1\0");
+        hasher.update(b"hoop-rs ");
+        hasher.update(purpose.as_bytes());
+        hasher.update(b" v1\0");
         hasher.update(secret_key.as_bytes());
         let key: [u8; 32] = hasher.finalize().into();
         Ok(Self {
@@ -142,6 +159,21 @@ mod tests {
         assert_ne!(a, b, "each seal uses a new nonce");
         assert!(!a.contains("hunter2"));
         assert_eq!(sb.open("pg", &a).unwrap(), b"hunter2");
+    }
+
+    #[test]
+    fn purposes_keep_their_values_apart() {
+        let secret = SecretBox::generate_key();
+        let a = SecretBox::for_purpose(&secret, "a").unwrap();
+        let b = SecretBox::for_purpose(&secret, "b").unwrap();
+        let sealed = a.seal("x", b"v").unwrap();
+        assert_eq!(a.open("x", &sealed).unwrap(), b"v");
+        assert!(b.open("x", &sealed).is_err());
+        // `new` is the connection-secrets purpose.
+        let conn = SecretBox::new(&secret).unwrap().seal("pg", b"pw").unwrap();
+        let same = SecretBox::for_purpose(&secret, CONNECTION_SECRETS).unwrap();
+        assert_eq!(same.open("pg", &conn).unwrap(), b"pw");
+        assert!(a.open("pg", &conn).is_err());
     }
 
     #[test]

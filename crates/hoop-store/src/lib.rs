@@ -19,7 +19,7 @@ mod store;
 #[doc(hidden)]
 pub mod testing;
 
-pub use crypto::{MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
+pub use crypto::{CONNECTION_SECRETS, MIN_SECRET_KEY_LEN, SecretBox, hash_token, random_token};
 pub use error::StoreError;
 pub use events::{EventRecord, NewEvent};
 pub use model::{

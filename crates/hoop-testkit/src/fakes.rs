@@ -474,6 +474,8 @@ impl FakePorts {
             database: None,
             // Reviews are decided by the host's rules: tested against the gateway.
             reviews: None,
+            // Sealing is the host's cryptography: tested against the gateway.
+            sealer: None,
         }
     }
 
