@@ -950,6 +950,30 @@ async fn paths_and_access_control_limit_what_is_offered(backend: Backend) {
         Code::InvalidArgument,
         "config.repositories[0]: no repository `nope`",
     );
+    // Once billing offers nothing, alice can run runbooks nowhere: she is told of no
+    // runbook and no repository (not even its name), while bob still sees both.
+    gw.plugins()
+        .await
+        .detach_plugin(admin(pb::DetachPluginRequest {
+            connection: "billing".into(),
+            plugin: "runbooks".into(),
+        }))
+        .await
+        .unwrap();
+    let listed = list(&gw, &alice, "").await.unwrap();
+    assert!(
+        listed.runbooks.is_empty() && listed.repositories.is_empty(),
+        "{listed:?}"
+    );
+    let listed = list(&gw, &bob, "").await.unwrap();
+    assert_eq!(
+        listed
+            .repositories
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ops"]
+    );
 }
 
 async fn broken_files_and_an_unreachable_repository(backend: Backend) {
@@ -1019,12 +1043,25 @@ async fn broken_files_and_an_unreachable_repository(backend: Backend) {
         )),
         "{status}"
     );
+    // git's own words (which may name hosts, paths, accounts) are for admins; a user learns
+    // only that the refresh failed.
     let listed = list(&gw, &alice, "sh").await.unwrap();
+    let error = &listed.repositories[0].error;
     assert!(
-        listed.repositories[0].error.contains("git fetch"),
+        error.contains("last refresh failed (an admin can see why)"),
+        "{listed:?}"
+    );
+    assert!(!error.contains("git"), "{listed:?}");
+    assert!(
+        !error.contains(&*origin.path().to_string_lossy()),
         "{listed:?}"
     );
     assert_eq!(listed.repositories[0].commit, first);
+    let as_admin = list(&gw, hoop_rs::ADMIN_TOKEN, "sh").await.unwrap();
+    assert!(
+        as_admin.repositories[0].error.contains("git fetch"),
+        "{as_admin:?}"
+    );
     let ran = run(
         &gw,
         &alice,

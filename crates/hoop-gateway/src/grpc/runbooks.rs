@@ -76,27 +76,22 @@ impl RunbookApi {
         if caller.is_admin() {
             return Ok(None);
         }
+        // Only the connections runbooks is attached to can offer any: read those, not every
+        // connection (a caller must not make each call cost the whole table).
+        let attached = self
+            .app
+            .store
+            .attachments_where_attached(RUNBOOKS_PLUGIN)
+            .await?;
         let mut offered = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .app
-                .store
-                .list_connections(after.as_deref(), 500)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.clone());
-            let names: Vec<String> = page.iter().map(|c| c.name.clone()).collect();
-            let attachments = self.app.store.attachments_of(&names).await?;
-            for mine in attachments.values() {
-                if !access::allows(&self.app.registry, caller, mine) {
-                    continue;
-                }
-                if let Some(a) = mine.iter().find(|a| a.plugin == RUNBOOKS_PLUGIN)
-                    && let Ok(config) = connection_config(&a.config)
-                {
-                    offered.push(config);
-                }
+        for mine in attached.values() {
+            if !access::allows(&self.app.registry, caller, mine) {
+                continue;
+            }
+            if let Some(a) = mine.iter().find(|a| a.plugin == RUNBOOKS_PLUGIN)
+                && let Ok(config) = connection_config(&a.config)
+            {
+                offered.push(config);
             }
         }
         Ok(Some(offered))
@@ -231,32 +226,52 @@ impl RunbookService for RunbookApi {
         let req = req.into_inner();
         let runbooks = self.runbooks()?;
         let repository = (!req.repository.is_empty()).then_some(req.repository.as_str());
-        let entries = if req.connection.is_empty() {
-            match self.offered_anywhere(&caller).await? {
-                None => runbooks.list(repository, &|_, _| true),
-                Some(offered) => {
-                    runbooks.list(repository, &|r, p| offered.iter().any(|c| c.allows(r, p)))
-                }
-            }
+        // What the caller may run: `None` for an admin listing everything.
+        let offered: Option<Vec<ConnectionConfig>> = if req.connection.is_empty() {
+            self.offered_anywhere(&caller).await?
         } else {
-            let offered = self.offered_on(&caller, &req.connection).await?;
-            runbooks.list(repository, &|r, p| offered.allows(r, p))
+            Some(vec![self.offered_on(&caller, &req.connection).await?])
+        };
+        let entries = match &offered {
+            None => runbooks.list(repository, &|_, _| true),
+            Some(offered) => {
+                runbooks.list(repository, &|r, p| offered.iter().any(|c| c.allows(r, p)))
+            }
         }
         .map_err(|e| match e {
             hoop_plugin_runbooks::Error::NotFound(m) => Error::invalid("repository", m),
             other => runbooks_error(other),
         })?;
+        // Admins see every repository and git's own words when a refresh fails (they may name
+        // hosts, paths and accounts); others see the repositories offered to them, and only
+        // that a refresh failed.
+        let admin = caller.is_admin();
         let repositories = runbooks
             .status()
             .into_iter()
             .filter(|s| repository.is_none_or(|r| r == s.name))
+            .filter(|s| {
+                offered.as_ref().is_none_or(|offered| {
+                    offered.iter().any(|c| {
+                        c.repositories
+                            .as_ref()
+                            .is_none_or(|names| names.contains(&s.name))
+                    })
+                })
+            })
             .map(|s| pb::RunbookRepository {
                 name: s.name,
                 commit: s.commit.unwrap_or_default(),
                 fetch_time: s
                     .fetched_at
                     .map(|t| timestamp(chrono::DateTime::<chrono::Utc>::from(t))),
-                error: s.error.unwrap_or_default(),
+                error: match s.error {
+                    Some(error) if admin => error,
+                    Some(_) => "the last refresh failed (an admin can see why); the last good \
+                                commit stays in use"
+                        .to_owned(),
+                    None => String::new(),
+                },
             })
             .collect();
         Ok(Response::new(pb::ListRunbooksResponse {

@@ -188,6 +188,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The attachments of every connection that has plugin `plugin` attached, keyed by
+    /// connection name: two indexed reads, however many connections exist without it.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn attachments_where_attached(
+        &self,
+        plugin: &str,
+    ) -> Result<BTreeMap<String, Vec<Attachment>>> {
+        let names: Vec<String> = plugin_attachment::Entity::find()
+            .filter(plugin_attachment::Column::Plugin.eq(plugin))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| row.connection_name)
+            .collect();
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        self.attachments_of(&names).await
+    }
+
     /// Attaches a plugin to a connection.
     ///
     /// # Errors
