@@ -54,7 +54,21 @@ pub(crate) async fn run(
         }
     }
     let mut sub = loop {
-        match deployment.subscribe(CONSUMER, filter.clone()).await {
+        // A first start reads the log from its beginning (what retention kept): sessions
+        // that ended before, on connections with the indexer attached, are indexed too.
+        let first = match deployment.cursors() {
+            Ok(cursors) => match cursors.load(CONSUMER).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => cursors.save(CONSUMER, 0).await,
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(PortError::Unavailable(err.to_string())),
+        };
+        let subscribed = match first {
+            Ok(()) => deployment.subscribe(CONSUMER, filter.clone()).await,
+            Err(err) => Err(err),
+        };
+        match subscribed {
             Ok(sub) => break sub,
             Err(err) => tracing::warn!(error = %err, "indexer: cannot read the event log yet"),
         }

@@ -177,11 +177,7 @@ type Point<'a> = dyn Fn(&str) -> Result<(i64, i64), IndexerError> + 'a;
 
 /// Parses a range value: `>X`, `>=X`, `<X`, `<=X`, `A..B` (`*` for an open side) or `X`.
 /// `point` turns one value into its half-open span `[start, end)`.
-fn parse_span(
-    token: &str,
-    value: &str,
-    point: &Point<'_>,
-) -> Result<Span, IndexerError> {
+fn parse_span(token: &str, value: &str, point: &Point<'_>) -> Result<Span, IndexerError> {
     let (lower, upper) = if let Some(v) = value.strip_prefix(">=") {
         (Bound::Included(point(v)?.0), Bound::Unbounded)
     } else if let Some(v) = value.strip_prefix('>') {
