@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hoop/v1/plugin.proto",
         "hoop/v1/review.proto",
         "hoop/v1/runbook.proto",
+        "hoop/v1/search.proto",
         "hoop/v1/session.proto",
         "hoop/v1/user.proto",
         "hoop/v1/webhook.proto",

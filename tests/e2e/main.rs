@@ -20,6 +20,7 @@ mod recordings;
 mod reflection;
 mod reviews;
 mod runbooks;
+mod search;
 mod sessions;
 mod slack;
 mod tls;

@@ -53,6 +53,7 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
             "access_control",
             "review",
             "dlp",
+            "indexer",
             "runbooks",
             "slack",
             "webhooks",
@@ -66,6 +67,7 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
     assert!(!by_name("access_control").default_attached);
     assert!(!by_name("runbooks").default_attached);
     assert!(!by_name("webhooks").default_attached);
+    assert!(!by_name("indexer").default_attached);
     assert_eq!(by_name("dlp").managed_by_field, "redact_types");
     assert_eq!(by_name("review").managed_by_field, "reviewers");
     assert_eq!(by_name("slack").managed_by_field, "");
@@ -82,6 +84,7 @@ async fn the_registry_lists_every_plugin_honestly(backend: Backend) {
             "slack",
             "runbooks",
             "webhooks",
+            "indexer",
         ]
         .contains(&p.name.as_str())
         {
@@ -349,7 +352,7 @@ async fn plugin_config_is_validated(backend: Backend) {
             }))
             .await,
         Code::InvalidArgument,
-        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, runbooks, slack, webhooks, audit",
+        "plugin: unknown plugin `teleport`; available: access_control, review, dlp, indexer, runbooks, slack, webhooks, audit",
     );
     // No partial write: slack is still unconfigured, access_control still not attached.
     let names: Vec<(String, bool)> = attachments(&gw, "pg")

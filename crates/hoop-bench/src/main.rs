@@ -2,12 +2,13 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp`, `slack`, `runbooks`, `webhooks` and `index`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
 mod dlp;
 mod gateway;
+mod index;
 mod report;
 mod runbooks;
 mod scenarios;
@@ -84,6 +85,22 @@ pub(crate) struct Options {
     /// webhooks: events sent one at a time (event-to-delivery latency).
     #[arg(long, default_value_t = 200)]
     webhook_latency_runs: usize,
+
+    /// index: sessions to generate (each `--index-session-bytes` of recorded text).
+    #[arg(long, default_value_t = 10_000)]
+    index_sessions: usize,
+
+    /// index: bytes of recorded text per session (half input, half the echoed output).
+    #[arg(long, default_value_t = 100_000)]
+    index_session_bytes: usize,
+
+    /// index: runs of each query through SearchService.
+    #[arg(long, default_value_t = 50)]
+    index_query_runs: usize,
+
+    /// index: runs of each `grep -r` baseline (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    index_grep_runs: usize,
 }
 
 impl Options {
@@ -113,6 +130,9 @@ enum Scenario {
     Runbooks,
     /// Webhook deliveries/s to a local receiver and event-to-delivery latency.
     Webhooks,
+    /// The indexer: generated sessions indexed live and rebuilt, 10 queries vs `grep -r`.
+    /// Not in the default set (it writes about 1 GB): name it.
+    Index,
 }
 
 impl Scenario {
@@ -126,6 +146,7 @@ impl Scenario {
             Scenario::Slack => "slack",
             Scenario::Runbooks => "runbooks",
             Scenario::Webhooks => "webhooks",
+            Scenario::Index => "index",
         }
     }
 }
@@ -210,6 +231,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
             Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,
             Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
+            Scenario::Index => index::index(&gw, &binary, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

@@ -190,6 +190,25 @@ pub(crate) enum Command {
     /// auditors only.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Search what sessions showed (the `indexer` plugin): free words, "phrases" and
+    /// qualifiers such as user:, connection:, verb:, status:, in:input|output, is:error,
+    /// exit:N, started:>2026-12-01, started:-24h, duration:>10s; -qualifier:value negates.
+    /// Newest first; you find your own sessions (admins and auditors: all).
+    ///
+    /// Example: hoop search '"drop table" connection:pg-prod started:-7d -user:bob'
+    Search {
+        /// The query (quote it for the shell).
+        query: String,
+        /// Best match first instead of newest first.
+        #[arg(long)]
+        relevance: bool,
+        /// Results per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: i32,
+        /// The page after the one that printed this token.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
     /// Manage webhook endpoints (the `webhooks` plugin): HTTP URLs the gateway sends its
     /// events to, signed to the Standard Webhooks spec, with retries. A connection's events
     /// go out only while `webhooks` is attached to it (`hoop plugins attach CONN webhooks`).

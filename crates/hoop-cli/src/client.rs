@@ -11,6 +11,7 @@ use hoop_proto::v1::event_service_client::EventServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
 use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::runbook_service_client::RunbookServiceClient;
+use hoop_proto::v1::search_service_client::SearchServiceClient;
 use hoop_proto::v1::session_service_client::SessionServiceClient;
 use hoop_proto::v1::user_service_client::UserServiceClient;
 use hoop_proto::v1::webhook_service_client::WebhookServiceClient;
@@ -88,6 +89,7 @@ pub(crate) struct Api {
     pub(crate) plugins: PluginServiceClient<Service>,
     pub(crate) reviews: ReviewServiceClient<Service>,
     pub(crate) runbooks: RunbookServiceClient<Service>,
+    pub(crate) search: SearchServiceClient<Service>,
     pub(crate) sessions: SessionServiceClient<Service>,
     pub(crate) users: UserServiceClient<Service>,
     pub(crate) webhooks: WebhookServiceClient<Service>,
@@ -109,6 +111,7 @@ impl Api {
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             runbooks: RunbookServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            search: SearchServiceClient::with_interceptor(channel.clone(), auth.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             users: UserServiceClient::with_interceptor(channel.clone(), auth.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel, auth),

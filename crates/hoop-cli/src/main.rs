@@ -63,6 +63,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Users(command) => commands::users::run(&mut api, format, command).await?,
         Command::Agents(command) => commands::agents::run(&mut api, format, command).await?,
         Command::Webhooks(command) => commands::webhooks::run(&mut api, format, command).await?,
+        Command::Search {
+            query,
+            relevance,
+            limit,
+            page_token,
+        } => commands::search::run(&mut api, format, query, relevance, limit, page_token).await?,
         Command::Sessions(command) => {
             match commands::sessions::run(&mut api, format, command).await? {
                 Outcome::Print(text, status) => {

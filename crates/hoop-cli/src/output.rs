@@ -93,6 +93,7 @@ proto_messages! {
     v1::ListAgentsResponse => "hoop.v1.ListAgentsResponse",
     v1::ListRunbooksResponse => "hoop.v1.ListRunbooksResponse",
     v1::Runbook => "hoop.v1.Runbook",
+    v1::SearchSessionsResponse => "hoop.v1.SearchSessionsResponse",
     () => "google.protobuf.Empty",
 }
 

@@ -55,6 +55,17 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// The session `id` as the host keeps it on record, if it exists.
+    ///
+    /// The default answers [`PortError::Unavailable`]: a host that keeps no session records
+    /// makes plugins that need them wait rather than guess.
+    async fn session(&self, id: &str) -> Result<Option<SessionSummary>, PortError> {
+        let _ = id;
+        Err(PortError::Unavailable(
+            "this host does not keep session records".to_owned(),
+        ))
+    }
+
     /// The config of plugin `plugin` on connection `connection`, if it is attached there
     /// (`None` when it is not, or when there is no such connection): for plugins whose work
     /// outside sessions follows their attachments (e.g. `webhooks` sends a connection's
@@ -71,6 +82,64 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
         Err(PortError::Unavailable(
             "this host does not say which plugins are attached to which connections".to_owned(),
         ))
+    }
+}
+
+/// A session as the host keeps it on record, for plugins that work on sessions after the
+/// fact (e.g. an indexer): who ran it where, how it ended, when and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionSummary {
+    /// Its id.
+    pub id: String,
+    /// The connection's name.
+    pub connection: String,
+    /// The user's name.
+    pub user: String,
+    /// `exec` or `connect`.
+    pub verb: String,
+    /// `open`, `done`, `denied`, `killed` or `interrupted`.
+    pub status: String,
+    /// The exit code, once it ended with one.
+    pub exit_code: Option<i32>,
+    /// When it started.
+    pub started_at: std::time::SystemTime,
+    /// When it ended, if it has.
+    pub ended_at: Option<std::time::SystemTime>,
+    /// Bytes the user sent.
+    pub bytes_in: i64,
+    /// Bytes the target sent back.
+    pub bytes_out: i64,
+}
+
+impl SessionSummary {
+    /// An `exec` session of `user` on `connection` that started at `started_at` and is still
+    /// `open` (for hosts and tests; set the rest by field).
+    pub fn new(
+        id: impl Into<String>,
+        connection: impl Into<String>,
+        user: impl Into<String>,
+        started_at: std::time::SystemTime,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            connection: connection.into(),
+            user: user.into(),
+            verb: "exec".to_owned(),
+            status: "open".to_owned(),
+            exit_code: None,
+            started_at,
+            ended_at: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// How long it ran: from `started_at` to `ended_at` (zero while it runs).
+    pub fn duration(&self) -> Duration {
+        self.ended_at
+            .and_then(|end| end.duration_since(self.started_at).ok())
+            .unwrap_or_default()
     }
 }
 

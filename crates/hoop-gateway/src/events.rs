@@ -179,6 +179,17 @@ impl hoop_core::ports::Directory for StoreDirectory {
         }
     }
 
+    async fn session(
+        &self,
+        id: &str,
+    ) -> Result<Option<hoop_core::ports::SessionSummary>, PortError> {
+        match self.store.get_session(id).await {
+            Ok(record) => Ok(Some(session_summary(&record))),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(port_error(other)),
+        }
+    }
+
     async fn plugin_config(
         &self,
         connection: &str,
@@ -194,6 +205,25 @@ impl hoop_core::ports::Directory for StoreDirectory {
             .find(|a| a.plugin == plugin)
             .and_then(|a| hoop_core::PluginConfig::from_value(a.config).ok()))
     }
+}
+
+/// A session record as plugins see it.
+pub(crate) fn session_summary(
+    record: &hoop_store::SessionRecord,
+) -> hoop_core::ports::SessionSummary {
+    let mut summary = hoop_core::ports::SessionSummary::new(
+        record.id.clone(),
+        record.connection.clone(),
+        record.user.clone(),
+        record.started_at.into(),
+    );
+    summary.verb = record.verb.clone();
+    summary.status = record.status.clone();
+    summary.exit_code = record.exit_code;
+    summary.ended_at = record.ended_at.map(Into::into);
+    summary.bytes_in = record.bytes_in;
+    summary.bytes_out = record.bytes_out;
+    summary
 }
 
 /// A stored user as plugins see them.

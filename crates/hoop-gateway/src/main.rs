@@ -3,6 +3,7 @@
 //! ```text
 //! hoop-gateway [--config FILE] [serve]   # serve the gRPC API (default)
 //! hoop-gateway [--config FILE] migrate   # apply database migrations and exit
+//! hoop-gateway [--config FILE] reindex   # rebuild the search index from the recordings
 //! ```
 
 mod access;
@@ -16,6 +17,8 @@ mod events;
 mod grpc;
 mod local_agent;
 mod plugins;
+#[cfg(feature = "plugin-indexer")]
+mod reindex;
 mod reviews;
 mod runtime;
 mod server;
@@ -46,6 +49,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Rebuild the search index (`<data_dir>/index`) from the recordings of every ended
+    /// session on the connections with `indexer` attached, with a progress bar. Stop the
+    /// gateway first: it holds the index while it serves.
+    #[cfg(feature = "plugin-indexer")]
+    Reindex,
     /// Internal: the local agent, which the gateway starts itself to run sessions (it
     /// speaks on its stdin and stdout, and exits when its stdin ends).
     #[command(name = "local-agent", hide = true)]
@@ -135,7 +143,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
-        Command::Migrate | Command::LocalAgent(_) => None,
+        _ => None,
     };
     raise_open_file_limit();
     if matches!(command, Command::Serve) {
@@ -158,6 +166,8 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => server::serve(config, tls).await,
             Command::Migrate => server::migrate(config).await,
+            #[cfg(feature = "plugin-indexer")]
+            Command::Reindex => reindex::reindex(config).await,
             Command::LocalAgent(_) => Ok(()),
         }
     });

@@ -25,6 +25,8 @@ pub(crate) fn registry() -> Result<Registry, hoop_core::Error> {
     std::hint::black_box(&hoop_plugin_runbooks::REGISTRATION);
     #[cfg(feature = "plugin-webhooks")]
     std::hint::black_box(&hoop_plugin_webhooks::REGISTRATION);
+    #[cfg(feature = "plugin-indexer")]
+    std::hint::black_box(&hoop_plugin_indexer::REGISTRATION);
     Registry::builtin()
 }
 
@@ -309,7 +311,8 @@ pub(crate) fn check_managed_fields(
     feature = "plugin-slack",
     feature = "plugin-access-control",
     feature = "plugin-runbooks",
-    feature = "plugin-webhooks"
+    feature = "plugin-webhooks",
+    feature = "plugin-indexer"
 ))]
 mod tests {
     use super::*;
@@ -326,6 +329,7 @@ mod tests {
             "access_control",
             "runbooks",
             "webhooks",
+            "indexer",
         ] {
             assert!(
                 names.contains(&expected),
@@ -339,6 +343,7 @@ mod tests {
                 "access_control",
                 "review",
                 "dlp",
+                "indexer",
                 "runbooks",
                 "slack",
                 "webhooks",

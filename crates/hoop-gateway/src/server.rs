@@ -138,6 +138,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .with(dlp)
         .with(hoop_plugin_review::Reviews(Arc::new(desk)))
         .with(ports.clone());
+    // The search index lives in `<data_dir>/index`; the started indexer opens it there, and
+    // SearchService searches it.
+    #[cfg(feature = "plugin-indexer")]
+    let resources = resources.with(hoop_plugin_indexer::IndexerHost::new(
+        dir.join(crate::grpc::search::INDEX_DIR),
+    ));
     connections::reconcile_declared(&store, &registry, &resources, &config.connections)
         .await
         .context("declared connections")?;
@@ -200,6 +206,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health
         .set_serving::<hoop_proto::v1::webhook_service_server::WebhookServiceServer<
             crate::grpc::webhooks::WebhookApi,
+        >>()
+        .await;
+    #[cfg(feature = "plugin-indexer")]
+    health
+        .set_serving::<hoop_proto::v1::search_service_server::SearchServiceServer<
+            crate::grpc::search::SearchApi,
         >>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -265,6 +277,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     #[cfg(feature = "plugin-webhooks")]
     let router = router
         .add_service(hoop_proto::v1::webhook_service_server::WebhookServiceServer::new(webhooks));
+    #[cfg(feature = "plugin-indexer")]
+    let router = router.add_service(
+        hoop_proto::v1::search_service_server::SearchServiceServer::new(
+            crate::grpc::search::SearchApi::new(Arc::clone(&app)),
+        ),
+    );
     router
         .serve_with_incoming_shutdown(incoming, async move {
             signals.wait().await;

@@ -13,6 +13,7 @@ pub(crate) mod plugins;
 pub(crate) mod replay;
 pub(crate) mod reviews;
 pub(crate) mod runbooks;
+pub(crate) mod search;
 pub(crate) mod sessions;
 pub(crate) mod stream;
 pub(crate) mod users;

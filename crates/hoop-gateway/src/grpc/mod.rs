@@ -10,6 +10,8 @@ pub(crate) mod plugins;
 pub(crate) mod reviews;
 #[cfg(feature = "plugin-runbooks")]
 pub(crate) mod runbooks;
+#[cfg(feature = "plugin-indexer")]
+pub(crate) mod search;
 pub(crate) mod sessions;
 pub(crate) mod users;
 #[cfg(feature = "plugin-webhooks")]

@@ -381,7 +381,7 @@ fn terminal_size(size: &pb::TerminalSize, field: &str) -> Result<runtime::Termin
     })
 }
 
-fn reads_all(caller: &Caller) -> bool {
+pub(crate) fn reads_all(caller: &Caller) -> bool {
     caller
         .user
         .groups
@@ -423,7 +423,7 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-fn session_to_proto(s: SessionRecord) -> pb::Session {
+pub(crate) fn session_to_proto(s: SessionRecord) -> pb::Session {
     pb::Session {
         args: s.args,
         id: s.id,
