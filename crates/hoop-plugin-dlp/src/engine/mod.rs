@@ -108,9 +108,11 @@ mod custom;
 mod detect;
 mod error;
 mod ip;
+mod label;
 mod literal;
 mod mask;
 mod numeric;
+mod plan;
 mod stream;
 mod types;
 
@@ -278,6 +280,9 @@ impl Engine {
             }
         }
         let masker = Masker::new(names.clone(), styles, &config.hash_key)?;
+        if enabled & types::B::Phone.bit() != 0 {
+            plan::warm_up();
+        }
         let active = names
             .iter()
             .enumerate()
