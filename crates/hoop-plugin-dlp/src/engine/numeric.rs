@@ -521,7 +521,7 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
         }
     }
     if s[a] == b'0'
-        && (2..=6).contains(&l)
+        && l <= 6
         && matches!(next, b' ' | b'-' | b'.' | b'/')
         && sink.on(B::Phone)
         && let Some(e) = national(s, a)
@@ -717,6 +717,10 @@ fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
     let mut end = a;
     let mut first = true;
     let nanp_cc = s[a] == b'1' && !at(s, a + 1).is_ascii_digit();
+    // Past 11 digits, a space may as well start the next value (`+44 20 7946 0018 20
+    // rows`): the number ends there (`soft`) unless a longer run of groups is a valid
+    // number in its country's plan (`+229 01 20 21 12 34`).
+    let mut soft: Option<(usize, usize)> = None;
     loop {
         let (ge, glen) = if at(s, pos) == b'(' && !first {
             let d = digits(s, pos + 1);
@@ -750,8 +754,8 @@ fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
         match c {
             b'-' | b'.' if nx_ok => pos = ge + 1,
             b' ' if nx_ok => {
-                if total >= 11 {
-                    break;
+                if total >= 11 && soft.is_none() {
+                    soft = Some((end, total));
                 }
                 pos = ge + 1;
             }
@@ -759,7 +763,29 @@ fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
             _ => break,
         }
     }
+    if let Some((soft_end, soft_total)) = soft
+        && end > soft_end
+    {
+        // Longest valid run of groups, else the soft end.
+        let mut e = end;
+        while e > soft_end {
+            if right_ok(s, e) && with_digits(s, a, e, plan::valid_international) {
+                return Some((e, total_digits(s, a, e)));
+            }
+            // Back to the end of the previous group.
+            e -= 1;
+            while e > soft_end && (at(s, e).is_ascii_digit() || !s[e - 1].is_ascii_digit()) {
+                e -= 1;
+            }
+        }
+        return (at(s, soft_end) != b'(').then_some((soft_end, soft_total));
+    }
     (total >= 7 && at(s, end) != b'(').then_some((end, total))
+}
+
+/// Number of ASCII digits in `s[a..e]`.
+fn total_digits(s: &[u8], a: usize, e: usize) -> usize {
+    s[a..e].iter().filter(|b| b.is_ascii_digit()).count()
 }
 
 /// `000.000.000-00` at `a`.
@@ -988,16 +1014,16 @@ fn intl(s: &[u8], a: usize, b: usize) -> Option<usize> {
     phone_end(s, e)
 }
 
-/// A national number with its trunk prefix `0`: the area (2-6 digits with the `0`,
-/// optionally in parentheses, the `(` at `a`) and groups of at least 2 digits, separated
-/// by single spaces, dashes or dots, the same throughout (after the area also `/` or,
-/// after parentheses, nothing); 9-12 digits; the longest such prefix that is valid in the
-/// UK, Germany, France or India.
+/// A national number with its trunk prefix `0`: the area (1-6 digits with the `0`,
+/// optionally in parentheses, the `(` at `a`) and groups of digits, separated by single
+/// spaces, dashes or dots, the same throughout (after the area also `/` or, after
+/// parentheses, nothing); 9-14 digits; the longest such run of groups that is valid in
+/// the UK, Germany, France or India.
 fn national(s: &[u8], a: usize) -> Option<usize> {
     let paren = s[a] == b'(';
     let g0 = if paren { a + 1 } else { a };
     let g0e = digits(s, g0);
-    if at(s, g0) != b'0' || !(2..=6).contains(&(g0e - g0)) {
+    if at(s, g0) != b'0' || !(1..=6).contains(&(g0e - g0)) || g0e - g0 == 1 && paren {
         return None;
     }
     let mut pos = g0e;
@@ -1030,7 +1056,7 @@ fn national(s: &[u8], a: usize) -> Option<usize> {
             break;
         };
         let ge = digits(s, gs);
-        if ge - gs < 2 || total + (ge - gs) > 12 {
+        if total + (ge - gs) > 14 {
             break;
         }
         total += ge - gs;
@@ -1041,7 +1067,7 @@ fn national(s: &[u8], a: usize) -> Option<usize> {
     for k in (1..=n).rev() {
         let e = ends[k - 1];
         let ok = with_digits(s, g0, e, |d| {
-            (9..=12).contains(&d.len()) && national_ok(&d[1..])
+            (9..=14).contains(&d.len()) && national_ok(&d[1..])
         });
         if ok && let Some(end) = phone_end(s, e) {
             return Some(end);
