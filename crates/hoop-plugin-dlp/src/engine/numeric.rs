@@ -520,8 +520,9 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
             return Some(e);
         }
     }
+    // A lone `0` only as in France's `0 8XX XX XX XX`.
     if s[a] == b'0'
-        && l <= 6
+        && (2..=6).contains(&l) | (l == 1 && next == b' ' && at(s, b + 1) == b'8')
         && matches!(next, b' ' | b'-' | b'.' | b'/')
         && sink.on(B::Phone)
         && let Some(e) = national(s, a)
