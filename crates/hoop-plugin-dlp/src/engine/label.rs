@@ -98,14 +98,15 @@ pub(crate) struct Header {
 pub(crate) struct Carry {
     /// The header in effect after the last line.
     in_effect: Option<Header>,
-    /// The last line read as a header (it is one if a separator line follows).
-    last_line: Option<Header>,
 }
 
 /// Header lookups over one batch of whole lines.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
     carry: Carry,
+    /// The line before the batch if it holds a `|` (it is the header if the batch starts
+    /// with a separator line); read only then.
+    prev_line: Vec<u8>,
     /// Line start of the last lookup and its answer.
     cache: Option<(usize, Option<Header>)>,
 }
@@ -140,8 +141,13 @@ fn line_end(s: &[u8], i: usize) -> usize {
 
 impl Tables {
     /// Lookups over a batch that follows the lines summed up by `carry`.
-    pub(crate) fn new(carry: Carry) -> Self {
-        Tables { carry, cache: None }
+    /// `prev_line` is what [`Tables::finish`] returned for the previous batch.
+    pub(crate) fn new(carry: Carry, prev_line: Vec<u8>) -> Self {
+        Tables {
+            carry,
+            prev_line,
+            cache: None,
+        }
     }
 
     /// The header in effect for the line starting at `ls`.
@@ -165,7 +171,7 @@ impl Tables {
             let line = &s[ps..cur];
             if is_separator(line) {
                 break if ps == 0 {
-                    self.carry.last_line
+                    parse_header(&self.prev_line)
                 } else {
                     parse_header(&s[line_start(s, ps - 1)..ps])
                 };
@@ -193,22 +199,20 @@ impl Tables {
         pipes == h.pipes as usize && col < 64 && h.phone_cols & (1 << col) != 0
     }
 
-    /// The state after the batch `s` (whole lines, or the stream's last bytes).
-    pub(crate) fn finish(mut self, s: &[u8]) -> Carry {
+    /// The state after the batch `s` (whole lines, or the stream's last bytes), and the
+    /// buffer to hand to the next batch's [`Tables::new`].
+    pub(crate) fn finish(mut self, s: &[u8]) -> (Carry, Vec<u8>) {
         if s.is_empty() {
-            return self.carry;
+            return (self.carry, self.prev_line);
         }
         let in_effect = self.header_for(s, s.len());
         let last = &s[line_start(s, s.len() - 1)..];
-        let last_line = if is_separator(last) {
-            None
-        } else {
-            parse_header(last)
-        };
-        Carry {
-            in_effect,
-            last_line,
+        let mut prev = self.prev_line;
+        prev.clear();
+        if memchr::memchr(b'|', last).is_some() && !is_separator(last) {
+            prev.extend_from_slice(last);
         }
+        (Carry { in_effect }, prev)
     }
 }
 
@@ -262,7 +266,7 @@ mod tests {
     #[test]
     fn table_headers() {
         let t = b" id | name | phone\n----+------+-------\n  1 | Bob  | 52\n  2 | Al   | 53\n(2 rows)\n x | y | 54\n";
-        let mut tb = Tables::new(Carry::default());
+        let mut tb = Tables::default();
         let at = |needle: &[u8]| t.windows(2).position(|w| w == needle).unwrap();
         assert!(tb.phone_column(t, at(b"52")));
         assert!(tb.phone_column(t, at(b"53")));
@@ -278,8 +282,8 @@ mod tests {
         );
         for &cut in &lines {
             let (x, y) = t.split_at(cut);
-            let carry = Tables::new(Carry::default()).finish(x);
-            let mut tb = Tables::new(carry);
+            let (carry, prev) = Tables::default().finish(x);
+            let mut tb = Tables::new(carry, prev);
             for (needle, want) in [(&b"52"[..], true), (b"53", true), (b"54", false)] {
                 if let Some(p) = y.windows(2).position(|w| w == needle) {
                     assert_eq!(tb.phone_column(y, p), want, "cut {cut}");

@@ -60,7 +60,7 @@ fn load8(s: &[u8], i: usize) -> u64 {
 const LOWER: u8 = 1;
 /// Bytes that can introduce a number-based value: `+` (E.164), `;` (track 2), `(`.
 const OPENER: u8 = 2;
-/// Bytes that can continue one past a digit run: `-`, space, `.`, `/`.
+/// Bytes that can continue one past a digit run: `-`, space, `.`.
 const JOINER: u8 = 4;
 
 /// Byte classes for the digit scanner's neighbour checks.
@@ -77,7 +77,6 @@ static CLASS: [u8; 256] = {
     t[b'-' as usize] |= JOINER;
     t[b' ' as usize] |= JOINER;
     t[b'.' as usize] |= JOINER;
-    t[b'/' as usize] |= JOINER;
     t
 };
 
@@ -409,6 +408,8 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if CLASS[usize::from(prev)] & OPENER == 0
         && CLASS[usize::from(next)] & JOINER == 0
         && !matches!(l, 9..=19)
+        // `030/901820` (not `05/11/2026`).
+        && !(next == b'/' && s[a] == b'0' && digits(s, b + 1) >= b + 4)
     {
         return None;
     }

@@ -98,6 +98,8 @@ struct Core {
     findings: Option<Vec<Finding>>,
     /// Table header in effect after the last segment.
     tables: Carry,
+    /// The last line of the last segment, if it may be a table header.
+    prev_line: Vec<u8>,
 }
 
 impl Core {
@@ -176,13 +178,11 @@ impl Core {
         let base = self.offset;
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        let mut tables = Tables::new(self.tables);
+        let mut tables = Tables::new(self.tables, std::mem::take(&mut self.prev_line));
         inner.detector.detect(s, false, &mut tables, &mut cands);
-        self.tables = if inner.detector.tables_needed() {
-            tables.finish(s)
-        } else {
-            Carry::default()
-        };
+        if inner.detector.tables_needed() {
+            (self.tables, self.prev_line) = tables.finish(s);
+        }
         let mut pos = 0;
         let mut ci = 0;
         while pos < s.len() {
@@ -226,6 +226,7 @@ impl Core {
         let base = self.offset;
         // A long line is not a table row: it ends any table.
         self.tables = Carry::default();
+        self.prev_line.clear();
         let c0 = self.cont(inner, w, base, true, out);
         if self.state != State::Idle {
             self.offset += c0;
@@ -332,6 +333,7 @@ impl StreamRedactor {
                 offset: 0,
                 findings: findings.then(Vec::new),
                 tables: Carry::default(),
+                prev_line: Vec::new(),
             },
         }
     }
