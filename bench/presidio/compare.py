@@ -18,6 +18,19 @@ Usage (see BENCHMARKS.md):
     /tmp/presidio-venv/bin/pip install presidio-analyzer presidio-anonymizer
     cargo build --release -p hoop-plugin-dlp --example findings
     /tmp/presidio-venv/bin/python bench/presidio/compare.py
+
+With `--independent DIR`, it instead scores both tools' recall on the independent corpus
+of `crates/hoop-plugin-dlp/tests/independent.rs` (phone and card numbers from the `fake`
+crate, Python Faker and libphonenumber's example numbers, planted in psql tables, log lines
+and JSON), exported by
+
+    DLP_INDEPENDENT_OUT=DIR cargo test -p hoop-plugin-dlp --test independent
+
+hoop-rs runs on the whole corpus (its bare-number rule needs the table headers); Presidio,
+being slow, on a seeded sample of the labelled lines (`--sample`, per type and layout),
+and both are scored on the same sampled values: exact spans, and "overlap" (a finding of
+the type overlapping the value at all, for tools that draw the span differently, e.g.
+leaving out an extension).
 """
 
 import argparse
@@ -113,13 +126,13 @@ def table(rows: int, seed: int):
     return "".join(out), spans
 
 
-def hoop(binary: str, text: str):
+def hoop(binary: str, text: str, types=None):
     with tempfile.NamedTemporaryFile("w", delete=False, suffix=".txt") as f:
         f.write(text)
         path = f.name
     try:
         with open(path, "rb") as stdin:
-            done = subprocess.run([binary, ",".join(HOOP_TYPES)], stdin=stdin,
+            done = subprocess.run([binary, ",".join(types or HOOP_TYPES)], stdin=stdin,
                                   capture_output=True, check=True)
     finally:
         os.unlink(path)
@@ -128,7 +141,7 @@ def hoop(binary: str, text: str):
     return [(f["type"], f["start"], f["end"]) for f in findings], timing
 
 
-def presidio(text: str, block_lines: int):
+def presidio(text: str, block_lines: int, hoop_types=None):
     # Offline: tldextract (used by the email recognizer) must not fetch the suffix list.
     import tldextract
     tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())
@@ -148,7 +161,7 @@ def presidio(text: str, block_lines: int):
     engine = BlankSpacy()
     engine.load()
     analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
-    entities = [PRESIDIO_OF[t] for t in HOOP_TYPES]
+    entities = [PRESIDIO_OF[t] for t in (hoop_types or HOOP_TYPES)]
     lines = text.splitlines(keepends=True)
     spans = []
     offset = 0
@@ -160,6 +173,103 @@ def presidio(text: str, block_lines: int):
         offset += len(block)
     seconds = time.perf_counter() - started
     return spans, {"bytes": len(text), "seconds": seconds, "mb_per_s": len(text) / seconds / 1e6}
+
+
+def independent(args):
+    """Recall of both tools per type and layout on the exported independent corpus."""
+    import collections
+    text = open(os.path.join(args.independent, "corpus.txt"), encoding="utf-8").read()
+    labels = [json.loads(x) for x in open(os.path.join(args.independent, "labels.jsonl"))]
+    # Byte offsets (Rust) to str offsets (Python): the corpus is ASCII apart from rare
+    # values, so map through the encoded text.
+    raw = text.encode("utf-8")
+    if len(raw) != len(text):
+        b2c = {}
+        c = 0
+        for i, ch in enumerate(text):
+            b2c[c] = i
+            c += len(ch.encode("utf-8"))
+        b2c[c] = len(text)
+        for lab in labels:
+            lab["start"], lab["end"] = b2c[lab["start"]], b2c[lab["end"]]
+    hoop_spans, _ = hoop(args.hoop, text, ["PHONE_NUMBER", "CREDIT_CARD_NUMBER"])
+    if len(raw) != len(text):
+        hoop_spans = [(t, b2c[a], b2c[b]) for t, a, b in hoop_spans]
+
+    rng = random.Random(args.seed)
+    groups = collections.defaultdict(list)
+    for lab in labels:
+        groups[(lab["type"], lab["layout"])].append(lab)
+    sample = []
+    for key in sorted(groups):
+        g = groups[key]
+        sample += rng.sample(g, min(args.sample, len(g)))
+    # The sampled lines, one per value, for Presidio.
+    lines, offsets = [], []
+    pos = 0
+    for lab in sample:
+        ls = text.rfind("\n", 0, lab["start"]) + 1
+        le = text.find("\n", lab["end"])
+        le = len(text) if le < 0 else le + 1
+        lines.append(text[ls:le])
+        offsets.append((pos, ls))
+        pos += le - ls
+    sample_text = "".join(lines)
+    entities = {"PHONE_NUMBER": "PHONE_NUMBER", "CREDIT_CARD_NUMBER": "CREDIT_CARD_NUMBER"}
+    pres, ptime = presidio(sample_text, args.block_lines, list(entities))
+    # Presidio's spans back to corpus offsets.
+    starts = [o[0] for o in offsets]
+    import bisect
+    pres_corpus = []
+    for t, a, b in pres:
+        k = bisect.bisect_right(starts, a) - 1
+        delta = offsets[k][1] - offsets[k][0]
+        pres_corpus.append((t, a + delta, b + delta))
+
+    def recall(found, labs):
+        exact = {(t, a, b) for t, a, b in found}
+        by_type = collections.defaultdict(list)
+        for t, a, b in found:
+            by_type[t].append((a, b))
+        for v in by_type.values():
+            v.sort()
+        n_exact = n_overlap = 0
+        for lab in labs:
+            t, a, b = lab["type"], lab["start"], lab["end"]
+            if (t, a, b) in exact:
+                n_exact += 1
+            spans = by_type.get(t, [])
+            k = bisect.bisect_left(spans, (b, b))
+            if any(x < b and a < y for x, y in spans[max(0, k - 3):k + 1]):
+                n_overlap += 1
+        return n_exact / len(labs), n_overlap / len(labs)
+
+    print(f"independent corpus: {len(text)} bytes, {len(labels)} labelled values; "
+          f"sample for both tools: {len(sample)} values ({len(sample_text)} bytes); "
+          f"Presidio {version()} took {ptime['seconds']:.1f} s", file=sys.stderr)
+    print("| type | layout | values | hoop-rs recall (exact) | hoop-rs recall (overlap) | "
+          "Presidio recall (exact) | Presidio recall (overlap) |")
+    print("|---|---|---|---|---|---|---|")
+    totals = collections.defaultdict(list)
+    for key in sorted(groups):
+        labs = [x for x in sample if (x["type"], x["layout"]) == key]
+        he, ho = recall(hoop_spans, labs)
+        pe, po = recall(pres_corpus, labs)
+        totals[key[0]] += labs
+        print(f"| {key[0]} | {key[1]} | {len(labs)} | {he:.4f} | {ho:.4f} | {pe:.4f} | {po:.4f} |")
+    for t, labs in sorted(totals.items()):
+        he, ho = recall(hoop_spans, labs)
+        pe, po = recall(pres_corpus, labs)
+        print(f"| {t} | all | {len(labs)} | {he:.4f} | {ho:.4f} | {pe:.4f} | {po:.4f} |")
+    # Presidio's recall per source, to see what it misses.
+    by_source = collections.defaultdict(list)
+    for lab in sample:
+        by_source[(lab["type"], lab["source"])].append(lab)
+    print("\n| type | source | values | hoop-rs (overlap) | Presidio (overlap) |")
+    print("|---|---|---|---|---|")
+    for (t, src), labs in sorted(by_source.items()):
+        print(f"| {t} | {src} | {len(labs)} | {recall(hoop_spans, labs)[1]:.4f} | "
+              f"{recall(pres_corpus, labs)[1]:.4f} |")
 
 
 def score(found, truth):
@@ -180,7 +290,14 @@ def main():
     p.add_argument("--block-lines", type=int, default=50, help="lines per Presidio analyze() call")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--hoop", default="target/release/examples/findings")
+    p.add_argument("--independent", metavar="DIR",
+                   help="score recall on the exported independent corpus instead")
+    p.add_argument("--sample", type=int, default=300,
+                   help="values per type and layout given to Presidio (--independent)")
     args = p.parse_args()
+    if args.independent:
+        independent(args)
+        return
 
     sample, truth = table(args.rows, args.seed)
     big, _ = table(args.hoop_rows, args.seed + 1)

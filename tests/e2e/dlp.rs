@@ -10,6 +10,7 @@ use tonic::Code;
 
 e2e!(
     a_masked_session_shows_and_records_only_masked_output,
+    real_world_phone_and_card_formats_are_masked,
     styles_and_custom_types_come_from_the_gateway_config,
     quiet_output_is_released_without_waiting_for_more,
     unknown_info_types_are_refused_naming_the_valid_ones,
@@ -163,6 +164,65 @@ async fn a_masked_session_shows_and_records_only_masked_output(backend: Backend)
         "{:?}",
         s.metrics
     );
+}
+
+async fn real_world_phone_and_card_formats_are_masked(backend: Backend) {
+    let gw = Gateway::start(backend).await;
+    create(
+        &gw,
+        masked_connection(
+            "formats",
+            &["sh", "-c"],
+            &["CREDIT_CARD_NUMBER", "PHONE_NUMBER"],
+        ),
+    )
+    .await;
+    // A phone with an extension, a bare 10-digit number in a table's phone column and
+    // after a phone key, 12-digit Maestro numbers; look-alikes in other columns and keys.
+    let values = [
+        "(798)938-6756x508",
+        "2125550147",
+        "675992137454",
+        "6390 3926 1404",
+        "+1-780-563-6083 ext. 77",
+        "020 7946 0958",
+    ];
+    let [ext, bare, maestro, maestro_spaced, intl_ext, uk] = values.map(split);
+    let script = format!(
+        "printf ' id | phone             | card         | order_id\n----+-------------------+--------------+------------\n'; \
+         printf '  1 | {ext} | {maestro} | 2125550148\n'; \
+         printf '  2 | {bare}        | {maestro_spaced} | 2125550149\n'; \
+         printf '(2 rows)\n'; \
+         printf 'order_id=2125550150 phone={bare} uk={uk} at 2026-11-24T07:41:53Z v1.2.3\n'; \
+         printf 'call {intl_ext} or pay with {maestro}\n'"
+    );
+    let result = exec(&gw, ADMIN_TOKEN, run("formats", &[&script]))
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, Some(0), "{}", result.reason);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(
+        stdout,
+        " id | phone             | card         | order_id\n\
+         ----+-------------------+--------------+------------\n  \
+         1 | [PHONE_NUMBER] | [CREDIT_CARD_NUMBER] | 2125550148\n  \
+         2 | [PHONE_NUMBER]        | [CREDIT_CARD_NUMBER] | 2125550149\n\
+         (2 rows)\n\
+         order_id=2125550150 phone=[PHONE_NUMBER] uk=[PHONE_NUMBER] at 2026-11-24T07:41:53Z v1.2.3\n\
+         call [PHONE_NUMBER] or pay with [CREDIT_CARD_NUMBER]\n"
+    );
+    let raw_file = std::fs::read(gw.recording_path(&result.session_id)).unwrap();
+    for raw in values {
+        assert!(!contains(&raw_file, raw), "{raw} is in the recording file");
+    }
+    let s = session(&gw, &result.session_id).await;
+    assert_eq!(
+        s.metrics.get("dlp.PHONE_NUMBER"),
+        Some(&5),
+        "{:?}",
+        s.metrics
+    );
+    assert_eq!(s.metrics.get("dlp.CREDIT_CARD_NUMBER"), Some(&3));
 }
 
 async fn styles_and_custom_types_come_from_the_gateway_config(backend: Backend) {

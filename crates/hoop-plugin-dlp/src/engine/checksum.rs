@@ -21,27 +21,46 @@ pub(crate) fn all_same(digits: &[u8]) -> bool {
     digits.windows(2).all(|w| w[0] == w[1])
 }
 
-/// Payment card number rules: 13-19 digits, known issuer prefix, Luhn, not one repeated
-/// digit. 15-digit numbers are cards only with an American Express prefix (34, 37).
+/// Payment card number rules: 12-19 digits, a known issuer prefix for the length, Luhn,
+/// not one repeated digit.
+///
+/// * 12 digits: Maestro only (50, 56-69);
+/// * 15 digits: American Express (34, 37) and JCB (2131, 1800) only (other 15-digit
+///   Luhn numbers are IMEIs);
+/// * 13, 14 and 16-19 digits: Visa (4), Mastercard (51-55, 2221-2720), Mir (2200-2204),
+///   Diners Club (300-305, 3095, 36, 38, 39), JCB (35), Discover (6011, 644-649, 65),
+///   UnionPay (62), Maestro (50, 56-69): any number starting with 4, 5 or 6, with 30, 34-39
+///   or with 22-27.
 pub(crate) fn card_ok(d: &[u8]) -> bool {
-    if !(13..=19).contains(&d.len()) || all_same(d) {
+    if !(12..=19).contains(&d.len()) || all_same(d) {
         return false;
     }
     let (d0, d1) = (d[0], d[1]);
-    let prefix_ok = match d0 {
-        4 | 6 => true,
-        5 => true,
-        3 => matches!(d1, 0 | 4 | 5 | 6 | 7 | 8 | 9),
-        2 => (2..=7).contains(&d1),
-        _ => false,
+    let prefix_ok = match d.len() {
+        12 => maestro(d0, d1),
+        15 => jcb15(d) || d0 == 3 && (d1 == 4 || d1 == 7),
+        _ => match d0 {
+            4..=6 => true,
+            3 => matches!(d1, 0 | 4 | 5 | 6 | 7 | 8 | 9),
+            2 => (2..=7).contains(&d1),
+            _ => false,
+        },
     };
-    if !prefix_ok {
-        return false;
+    prefix_ok && luhn(d)
+}
+
+/// Maestro's range: 50 and 56-69.
+fn maestro(d0: u8, d1: u8) -> bool {
+    match d0 {
+        5 => d1 == 0 || d1 >= 6,
+        6 => true,
+        _ => false,
     }
-    if d.len() == 15 && !(d0 == 3 && (d1 == 4 || d1 == 7)) {
-        return false;
-    }
-    luhn(d)
+}
+
+/// JCB's 15-digit prefixes, 2131 and 1800.
+pub(crate) fn jcb15(d: &[u8]) -> bool {
+    d.len() >= 4 && (d[..4] == [2, 1, 3, 1] || d[..4] == [1, 8, 0, 0])
 }
 
 /// IMEI: 15 digits, Luhn-valid, not one repeated digit.
@@ -225,6 +244,15 @@ mod tests {
         assert!(card_ok(&d("378282246310005")));
         assert!(!card_ok(&d("4111111111111112")));
         assert!(!card_ok(&d("0000000000000000")));
+        // Maestro 12, JCB 15, Diners 14, Mir 16, Mastercard 2-series, UnionPay 19.
+        assert!(card_ok(&d("501800000009")));
+        assert!(!card_ok(&d("401800000002")));
+        assert!(card_ok(&d("213100000000001")));
+        assert!(card_ok(&d("180000000000002")));
+        assert!(card_ok(&d("30569309025904")));
+        assert!(card_ok(&d("2200000000000004")));
+        assert!(card_ok(&d("2221000000000009")));
+        assert!(card_ok(&d("6200000000000000000")));
         assert!(imei_ok(&d("490154203237518")));
         assert!(cpf_ok(&d("123.456.789-09")));
         assert!(!cpf_ok(&d("111.111.111-11")));

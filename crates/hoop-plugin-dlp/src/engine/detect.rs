@@ -7,6 +7,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 
 use super::custom::CustomSet;
+use super::label::Tables;
 use super::literal;
 use super::numeric;
 use super::types::B;
@@ -46,6 +47,8 @@ pub(crate) struct Sink<'a> {
     pub(crate) out: &'a mut Vec<Cand>,
     /// The slice is a window of a long line: a token reaching its end may go on.
     pub(crate) window: bool,
+    /// Table headers in effect (for bare phone numbers in a phone column).
+    pub(crate) tables: &'a mut Tables,
 }
 
 impl Sink<'_> {
@@ -206,13 +209,20 @@ impl Detector {
         }
     }
 
+    /// Whether candidates may depend on table headers (bare phone numbers).
+    pub(crate) fn tables_needed(&self) -> bool {
+        self.enabled & B::Phone.bit() != 0
+    }
+
     /// Append every candidate in `s` (whole lines, or one `window` of a long line) to `out`,
-    /// sorted by start, then longest first, then priority.
-    pub(crate) fn detect(&self, s: &[u8], window: bool, out: &mut Vec<Cand>) {
+    /// sorted by start, then longest first, then priority. `tables` knows the table
+    /// header in effect before `s`.
+    pub(crate) fn detect(&self, s: &[u8], window: bool, tables: &mut Tables, out: &mut Vec<Cand>) {
         let mut sink = Sink {
             enabled: self.enabled,
             out,
             window,
+            tables,
         };
         if sink.on(B::Email) {
             for i in memchr::memchr_iter(b'@', s) {

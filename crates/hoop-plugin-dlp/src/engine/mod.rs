@@ -25,7 +25,18 @@
 //!   inside lower-case words and hex ids, ISO dates and clock times are skipped whole;
 //!   versions, counts and the like are rejected after a few byte comparisons.
 //!
-//! Validation: Luhn (cards, IMEI, track PANs) plus issuer prefixes for cards; mod-97 and
+//! Validation: Luhn (cards, IMEI, track PANs) plus issuer prefixes per card length
+//! (12 digits: Maestro only; 15: Amex and JCB only, other 15-digit Luhn numbers are
+//! IMEIs); telephone numbering plans from libphonenumber's metadata (the `phonenumber`
+//! crate, compiled once per process) for the phone candidates whose shape is not enough:
+//! numbers after a `00`/`011` prefix, `+` numbers of 7-8 digits or of more than 11 in
+//! spaced groups, national formats with the trunk prefix `0` (UK, Germany, France, India),
+//! Brazilian and Indian numbers without it, and bare 10-11 digit numbers, which are also
+//! only phones next to a phone-like label (a key on the same line such as `phone=` or
+//! `"tel": `, or the header of the psql/MySQL/Markdown table column they are in, carried
+//! from line to line; see `label.rs`). A phone number's extension (`x123`, `ext. 12`,
+//! `#204`) is masked with it. Formatted NANP numbers (`(415) 555-0132`, `415-555-0132`)
+//! are accepted by shape (area and exchange codes starting with 2-9). mod-97 and
 //! a per-country length table for IBAN; the ISO 3779 check digit for VIN; both CPF check
 //! digits; SSN area/group/serial rules; octet ranges for IPv4 and group structure for
 //! IPv6. Context-dependent types look back on the same line only: `passport` within 40
@@ -108,9 +119,11 @@ mod custom;
 mod detect;
 mod error;
 mod ip;
+mod label;
 mod literal;
 mod mask;
 mod numeric;
+mod plan;
 mod stream;
 mod types;
 
@@ -278,6 +291,9 @@ impl Engine {
             }
         }
         let masker = Masker::new(names.clone(), styles, &config.hash_key)?;
+        if enabled & types::B::Phone.bit() != 0 {
+            plan::warm_up();
+        }
         let active = names
             .iter()
             .enumerate()

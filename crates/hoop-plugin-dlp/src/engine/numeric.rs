@@ -4,10 +4,12 @@
 //! versions, hex ids) are rejected after a couple of byte comparisons.
 
 use super::checksum::{
-    all_same, card_ok, cpf_ok, iban_len, iban_mod97, imei_ok, luhn, ssn_ok, vin_ok,
+    all_same, card_ok, cpf_ok, iban_len, iban_mod97, imei_ok, jcb15, luhn, ssn_ok, vin_ok,
 };
 use super::detect::{Sink, Tail, at, before, is_word, line_start, rfind_ci};
 use super::ip::{V6, ipv4, ipv6};
+use super::label::key_before;
+use super::plan;
 use super::types::B;
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -210,6 +212,27 @@ impl Digits {
     }
 }
 
+/// Calls `f` with the ASCII digits of `s[a..e]` (separators skipped, at most 32).
+fn with_digits<R>(s: &[u8], a: usize, e: usize, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    for &b in &s[a..e] {
+        if b.is_ascii_digit() && n < buf.len() {
+            buf[n] = b;
+            n += 1;
+        }
+    }
+    f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// A national significant number valid in one of the countries whose national formats
+/// (with the trunk prefix `0`) are recognised: the UK, Germany, France and India.
+fn national_ok(nsn: &str) -> bool {
+    ["GB", "DE", "FR", "IN"]
+        .iter()
+        .any(|r| plan::valid_region(r, nsn))
+}
+
 /// Position of the case-insensitive keyword `kw` (lower case) within `dist` bytes before
 /// `a` on the same line, not preceded by a letter; the last such occurrence.
 fn keyword_before(s: &[u8], a: usize, kw: &[u8], dist: usize) -> Option<usize> {
@@ -384,13 +407,20 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     // run of this length that is not continued by a separator or introduced by `+ ; (`.
     if CLASS[usize::from(prev)] & OPENER == 0
         && CLASS[usize::from(next)] & JOINER == 0
-        && !matches!(l, 9 | 11 | 13..=19)
+        && !matches!(l, 9..=19)
+        // `030/901820` (not `05/11/2026`).
+        && !(next == b'/' && s[a] == b'0' && digits(s, b + 1) >= b + 4)
     {
         return None;
     }
     if prev == b'+' {
         if sink.on(B::Phone) && !is_word(before(s, a - 1)) && !before(s, a - 1).is_ascii_digit() {
-            let e = e164(s, a)?;
+            let (e, total) = e164(s, a)?;
+            // Short numbers (7-8 digits, e.g. small islands) only when the plan says so.
+            if total < 9 && !with_digits(s, a, e, plan::valid_international) {
+                return None;
+            }
+            let e = phone_end(s, e)?;
             sink.push(B::Phone, a - 1, e);
             return Some(e);
         }
@@ -408,9 +438,18 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if prev == b'('
         && sink.on(B::Phone)
         && !is_word(before(s, a - 1))
-        && let Some(e) = paren_phone(s, a - 1)
+        && let Some(e) = paren_phone(s, a - 1).or_else(|| national(s, a - 1))
     {
         sink.push(B::Phone, a - 1, e);
+        return Some(e);
+    }
+    if s[a] == b'0'
+        && l >= 2
+        && (s[a + 1] == b'0' || s[a + 1] == b'1' && at(s, a + 2) == b'1')
+        && sink.on(B::Phone)
+        && let Some(e) = intl(s, a, b)
+    {
+        sink.push(B::Phone, a, e);
         return Some(e);
     }
     if matches!(next, b'-' | b' ' | b'.') {
@@ -472,6 +511,25 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
             sink.push(B::CreditCard, a, e);
             return Some(e);
         }
+        if matches!(l, 2 | 5)
+            && next == b' '
+            && s[a] != b'0'
+            && sink.on(B::Phone)
+            && let Some(e) = br_in(s, a, b)
+        {
+            sink.push(B::Phone, a, e);
+            return Some(e);
+        }
+    }
+    // A lone `0` only as in France's `0 8XX XX XX XX`.
+    if s[a] == b'0'
+        && (2..=6).contains(&l) | (l == 1 && next == b' ' && at(s, b + 1) == b'8')
+        && matches!(next, b' ' | b'-' | b'.' | b'/')
+        && sink.on(B::Phone)
+        && let Some(e) = national(s, a)
+    {
+        sink.push(B::Phone, a, e);
+        return Some(e);
     }
     if !right_ok(s, b) {
         return None;
@@ -493,20 +551,28 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
                 _ => None,
             }
         }
+        10 => bare_phone(s, a, b, sink).then(|| {
+            sink.push(B::Phone, a, b);
+            b
+        }),
         11 => {
             let d = Digits::of(s, a, b);
-            (cpf_ok(d.get()) && sink.on(B::Cpf)).then(|| {
+            if cpf_ok(d.get()) && sink.on(B::Cpf) {
                 sink.push(B::Cpf, a, b);
+                return Some(b);
+            }
+            bare_phone(s, a, b, sink).then(|| {
+                sink.push(B::Phone, a, b);
                 b
             })
         }
-        13..=19 => {
+        12..=19 => {
             let d = Digits::of(s, a, b);
             let d = d.get();
             if l == 15 && imei_ok(d) {
-                let amex = d[0] == 3 && (d[1] == 4 || d[1] == 7);
+                let card = d[0] == 3 && (d[1] == 4 || d[1] == 7) || jcb15(d);
                 let ctx = keyword_before(s, a, b"imei", 40);
-                if !amex || ctx.is_some() {
+                if !card || ctx.is_some() {
                     sink.push_full(B::Imei, a, b, ctx.unwrap_or(a), Tail::Closed);
                     return Some(b);
                 }
@@ -611,7 +677,10 @@ fn nanp(s: &[u8], a: usize, sep: u8) -> Option<usize> {
         return None;
     }
     let xe = digits(s, ee + 1);
-    (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+    if xe - ee - 1 != 4 {
+        return None;
+    }
+    phone_end(s, xe)
 }
 
 /// `(AAA) EEE-XXXX` or Brazilian `(DD) NNNNN-NNNN` with the `(` at `p`.
@@ -631,24 +700,29 @@ fn paren_phone(s: &[u8], p: usize) -> Option<usize> {
     match (ae - a, ee - i) {
         (3, 3) if (b'2'..=b'9').contains(&s[a]) && matches!(sep, b'-' | b' ' | b'.') => {
             let xe = digits(s, ee + 1);
-            (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+            (xe - ee - 1 == 4).then(|| phone_end(s, xe)).flatten()
         }
         (2, 4 | 5) if sep == b'-' && s[a] != b'0' => {
             let xe = digits(s, ee + 1);
-            (xe - ee - 1 == 4 && right_ok(s, xe)).then_some(xe)
+            (xe - ee - 1 == 4).then(|| phone_end(s, xe)).flatten()
         }
         _ => None,
     }
 }
 
-/// E.164 number after the `+` at `a - 1`: country code and groups separated by single
-/// spaces, dashes, dots or parenthesised groups; 9-15 digits.
-fn e164(s: &[u8], a: usize) -> Option<usize> {
+/// E.164 number after the `+` (or international prefix) before `a`: country code and
+/// groups separated by single spaces, dashes, dots or parenthesised groups; 7-15 digits.
+/// Returns the end of the digits (extensions not included) and their number.
+fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
     let mut pos = a;
     let mut total = 0;
     let mut end = a;
     let mut first = true;
     let nanp_cc = s[a] == b'1' && !at(s, a + 1).is_ascii_digit();
+    // Past 11 digits, a space may as well start the next value (`+44 20 7946 0018 20
+    // rows`): the number ends there (`soft`) unless a longer run of groups is a valid
+    // number in its country's plan (`+229 01 20 21 12 34`).
+    let mut soft: Option<(usize, usize)> = None;
     loop {
         let (ge, glen) = if at(s, pos) == b'(' && !first {
             let d = digits(s, pos + 1);
@@ -682,8 +756,8 @@ fn e164(s: &[u8], a: usize) -> Option<usize> {
         match c {
             b'-' | b'.' if nx_ok => pos = ge + 1,
             b' ' if nx_ok => {
-                if total >= 11 {
-                    break;
+                if total >= 11 && soft.is_none() {
+                    soft = Some((end, total));
                 }
                 pos = ge + 1;
             }
@@ -691,7 +765,29 @@ fn e164(s: &[u8], a: usize) -> Option<usize> {
             _ => break,
         }
     }
-    (total >= 9 && right_ok(s, end) && at(s, end) != b'(').then_some(end)
+    if let Some((soft_end, soft_total)) = soft
+        && end > soft_end
+    {
+        // Longest valid run of groups, else the soft end.
+        let mut e = end;
+        while e > soft_end {
+            if right_ok(s, e) && with_digits(s, a, e, plan::valid_international) {
+                return Some((e, total_digits(s, a, e)));
+            }
+            // Back to the end of the previous group.
+            e -= 1;
+            while e > soft_end && (at(s, e).is_ascii_digit() || !s[e - 1].is_ascii_digit()) {
+                e -= 1;
+            }
+        }
+        return (at(s, soft_end) != b'(').then_some((soft_end, soft_total));
+    }
+    (total >= 7 && at(s, end) != b'(').then_some((end, total))
+}
+
+/// Number of ASCII digits in `s[a..e]`.
+fn total_digits(s: &[u8], a: usize, e: usize) -> usize {
+    s[a..e].iter().filter(|b| b.is_ascii_digit()).count()
 }
 
 /// `000.000.000-00` at `a`.
@@ -768,7 +864,7 @@ fn card_grouped(s: &[u8], a: usize, sep: u8) -> Option<usize> {
         let total: usize = g.iter().map(|&(x, y)| y - x).sum();
         let end = g[k - 1].1;
         if shape
-            && (13..=19).contains(&total)
+            && (12..=19).contains(&total)
             && right_ok(s, end)
             && card_ok(Digits::of(s, a, end).get())
         {
@@ -855,4 +951,176 @@ fn iban(s: &[u8], ts: usize) -> Option<usize> {
         return None;
     }
     Some(pos)
+}
+
+/// End of a phone number whose digits end at `e`: past its extension if one follows
+/// (`x123`, ` x123`, `ext. 12`, ` ext 12`, `extension 12`, `#204`, `;ext=12`: a marker
+/// and 1-6 digits), else `e` itself if a value may end there.
+fn phone_end(s: &[u8], e: usize) -> Option<usize> {
+    extension(s, e).or_else(|| right_ok(s, e).then_some(e))
+}
+
+fn extension(s: &[u8], e: usize) -> Option<usize> {
+    let mut i = e;
+    match at(s, i) {
+        b' ' => i += 1,
+        b',' if at(s, i + 1) == b' ' => i += 2,
+        _ => {}
+    }
+    let has = |i: usize, w: &[u8]| {
+        s.get(i..i + w.len())
+            .is_some_and(|x| x.eq_ignore_ascii_case(w))
+    };
+    let marker = match at(s, i) {
+        b'x' | b'X' | b'#' => 1,
+        b'e' | b'E' if has(i, b"extension") => 9,
+        b'e' | b'E' if has(i, b"ext.") => 4,
+        b'e' | b'E' if has(i, b"ext") => 3,
+        b';' if has(i, b";ext=") => 5,
+        _ => return None,
+    };
+    i += marker;
+    if at(s, i) == b' ' || at(s, i) == b':' && at(s, i + 1) == b' ' {
+        i += if at(s, i) == b' ' { 1 } else { 2 };
+    }
+    let d = digits(s, i);
+    ((1..=6).contains(&(d - i)) && right_ok(s, d)).then_some(d)
+}
+
+/// A number after an international prefix (`00`, `011`; `001` is `00` then the NANP's
+/// country code 1) at `a`, the prefix glued to the country code (`0044 20 ...`) or
+/// followed by one separator (`00 44 ...`, `011-44-...`, `001-415-...`); valid in the
+/// numbering plan of its country.
+fn intl(s: &[u8], a: usize, b: usize) -> Option<usize> {
+    let run = &s[a..b];
+    let p = if run.starts_with(b"00") { 2 } else { 3 };
+    let start = if run.len() == p {
+        if !matches!(at(s, b), b' ' | b'-' | b'.') || !at(s, b + 1).is_ascii_digit() {
+            return None;
+        }
+        b + 1
+    } else {
+        a + p
+    };
+    // `001-415-555-0132`: like `1-415-555-0132`, the NANP's shape is enough.
+    if &s[start..start + 1] == b"1"
+        && matches!(at(s, start + 1), b'-' | b' ' | b'.')
+        && let Some(e) = nanp(s, start + 2, at(s, start + 5))
+    {
+        return Some(e);
+    }
+    let (e, _) = e164(s, start)?;
+    if !with_digits(s, start, e, plan::valid_international) {
+        return None;
+    }
+    phone_end(s, e)
+}
+
+/// A national number with its trunk prefix `0`: the area (1-6 digits with the `0`,
+/// optionally in parentheses, the `(` at `a`) and groups of digits, separated by single
+/// spaces, dashes or dots, the same throughout (after the area also `/` or, after
+/// parentheses, nothing); 9-14 digits; the longest such run of groups that is valid in
+/// the UK, Germany, France or India.
+fn national(s: &[u8], a: usize) -> Option<usize> {
+    let paren = s[a] == b'(';
+    let g0 = if paren { a + 1 } else { a };
+    let g0e = digits(s, g0);
+    if at(s, g0) != b'0' || !(1..=6).contains(&(g0e - g0)) || g0e - g0 == 1 && paren {
+        return None;
+    }
+    let mut pos = g0e;
+    if paren {
+        if at(s, pos) != b')' {
+            return None;
+        }
+        pos += 1;
+    }
+    let mut ends = [0usize; 6];
+    let mut n = 0;
+    let mut total = g0e - g0;
+    let mut sep = 0u8;
+    while n < ends.len() {
+        let c = at(s, pos);
+        let gs = if n == 0 && paren && c.is_ascii_digit() {
+            pos
+        } else if matches!(c, b' ' | b'-' | b'.' | b'/') && at(s, pos + 1).is_ascii_digit() {
+            if n == 0 {
+                if c != b'/' && !paren {
+                    sep = c;
+                }
+            } else if c == b'/' || sep != 0 && c != sep {
+                break;
+            } else {
+                sep = c;
+            }
+            pos + 1
+        } else {
+            break;
+        };
+        let ge = digits(s, gs);
+        if total + (ge - gs) > 14 {
+            break;
+        }
+        total += ge - gs;
+        ends[n] = ge;
+        n += 1;
+        pos = ge;
+    }
+    for k in (1..=n).rev() {
+        let e = ends[k - 1];
+        let ok = with_digits(s, g0, e, |d| {
+            (9..=14).contains(&d.len()) && national_ok(&d[1..])
+        });
+        if ok && let Some(end) = phone_end(s, e) {
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Brazilian `DD NNNNN-NNNN` / `DD NNNN-NNNN` or Indian `NNNNN NNNNN` (no trunk prefix)
+/// at `a`, valid in that country.
+fn br_in(s: &[u8], a: usize, b: usize) -> Option<usize> {
+    let g = b + 1;
+    let ge = digits(s, g);
+    let (region, e) = match (b - a, ge - g) {
+        (2, 4 | 5) if at(s, ge) == b'-' => {
+            let xe = digits(s, ge + 1);
+            if xe - ge - 1 != 4 {
+                return None;
+            }
+            ("BR", xe)
+        }
+        (5, 5) => ("IN", ge),
+        _ => return None,
+    };
+    if !with_digits(s, a, e, |d| plan::valid_region(region, d)) {
+        return None;
+    }
+    phone_end(s, e)
+}
+
+/// A bare run of 10 or 11 digits `s[a..b]` next to a phone-like label (a key before it on
+/// the line, or a table column header): a NANP number (`AAAEEEXXXX`, optionally with the
+/// `1` before it), a national number with the trunk prefix `0` (UK, Germany, France,
+/// India) or an Indian mobile number, valid in that plan.
+fn bare_phone(s: &[u8], a: usize, b: usize, sink: &mut Sink<'_>) -> bool {
+    if !sink.on(B::Phone) {
+        return false;
+    }
+    let d = &s[a..b];
+    let nanp_at = |i: usize| (b'2'..=b'9').contains(&d[i]) && (b'2'..=b'9').contains(&d[i + 3]);
+    let shape = match d.len() {
+        10 => nanp_at(0) || d[0] == b'0' || (b'6'..=b'9').contains(&d[0]),
+        _ => d[0] == b'0' || d[0] == b'1' && nanp_at(1),
+    };
+    if !shape || !(key_before(s, a) || sink.tables.phone_column(s, a)) {
+        return false;
+    }
+    with_digits(s, a, b, |d| match (d.len(), d.as_bytes()[0]) {
+        (10, b'0') => national_ok(&d[1..]),
+        (10, _) => plan::valid_in(1, d) || plan::valid_region("IN", d),
+        (_, b'0') => national_ok(&d[1..]),
+        _ => plan::valid_in(1, &d[1..]),
+    })
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::detect::{Cand, Tail};
+use super::label::{Carry, Tables};
 use super::literal::{ends_token, pem_end};
 use super::types::B;
 use super::{Finding, Inner};
@@ -95,6 +96,10 @@ struct Core {
     accepted: Vec<Cand>,
     offset: usize,
     findings: Option<Vec<Finding>>,
+    /// Table header in effect after the last segment.
+    tables: Carry,
+    /// The last line of the last segment, if it may be a table header.
+    prev_line: Vec<u8>,
 }
 
 impl Core {
@@ -173,7 +178,11 @@ impl Core {
         let base = self.offset;
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        inner.detector.detect(s, false, &mut cands);
+        let mut tables = Tables::new(self.tables, std::mem::take(&mut self.prev_line));
+        inner.detector.detect(s, false, &mut tables, &mut cands);
+        if inner.detector.tables_needed() {
+            (self.tables, self.prev_line) = tables.finish(s);
+        }
         let mut pos = 0;
         let mut ci = 0;
         while pos < s.len() {
@@ -215,6 +224,9 @@ impl Core {
     /// no `\n`); returns how many bytes were consumed (the rest starts the next window).
     fn window(&mut self, inner: &Inner, w: &[u8], out: &mut Vec<u8>) -> usize {
         let base = self.offset;
+        // A long line is not a table row: it ends any table.
+        self.tables = Carry::default();
+        self.prev_line.clear();
         let c0 = self.cont(inner, w, base, true, out);
         if self.state != State::Idle {
             self.offset += c0;
@@ -224,7 +236,9 @@ impl Core {
         let mut acc = std::mem::take(&mut self.accepted);
         cands.clear();
         acc.clear();
-        inner.detector.detect(w, true, &mut cands);
+        inner
+            .detector
+            .detect(w, true, &mut Tables::default(), &mut cands);
         let mut last = c0;
         for c in &cands {
             if c.start >= last {
@@ -318,6 +332,8 @@ impl StreamRedactor {
                 accepted: Vec::new(),
                 offset: 0,
                 findings: findings.then(Vec::new),
+                tables: Carry::default(),
+                prev_line: Vec::new(),
             },
         }
     }

@@ -109,7 +109,7 @@ pub(crate) static BUILTIN: [InfoTypeInfo; BUILTIN_COUNT] = [
     },
     InfoTypeInfo {
         name: "CREDIT_CARD_NUMBER",
-        description: "payment card number: 13-19 digits, Luhn-valid, known issuer prefix, optional space/dash groups",
+        description: "payment card number, Luhn-valid, with an issuer prefix for its length (Visa 13/16/19, Mastercard 2- and 5-series, Amex 15, Discover and UnionPay 16-19, JCB 15/16, Diners 14, Maestro 12-19, Mir); bare or in space/dash groups",
         example: "4111 1111 1111 1111",
     },
     InfoTypeInfo {
@@ -144,8 +144,8 @@ pub(crate) static BUILTIN: [InfoTypeInfo; BUILTIN_COUNT] = [
     },
     InfoTypeInfo {
         name: "PHONE_NUMBER",
-        description: "phone number: +E.164 with optional separators, or (415) 555-0132 / 415-555-0132 / 415.555.0132 / (11) 91234-5678",
-        example: "+1 (415) 555-0132",
+        description: "phone number with its extension (x123, ext. 12, #204): +E.164 or 00/011 prefix; US/NANP (415) 555-0132, 415.555.0132, 1-/+1-/001-415-555-0132; UK, German, French, Brazilian, Indian national formats valid in libphonenumber's plans (020 7946 0958, 030 901820, 01 23 45 67 89, (11) 91234-5678, 98765 43210); bare 10-11 digits only under a phone/tel/mobile/cell/fax key or table column",
+        example: "+1 (415) 555-0132 ext. 12",
     },
     InfoTypeInfo {
         name: "IP_ADDRESS",
