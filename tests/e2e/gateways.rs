@@ -43,6 +43,7 @@ mod tests {
         a_killed_gateways_sessions_are_interrupted_once_its_lease_expires,
         gateways_list_shows_instances_leases_and_sessions,
         a_session_recorded_on_a_replays_and_verifies_through_b,
+        slack_posts_each_review_once_and_another_gateway_takes_over,
     );
 }
 
@@ -609,5 +610,84 @@ mod a_session_recorded_on_a_replays_and_verifies_through_b {
             .into_inner();
         assert!(!verified.ok, "{verified:?}");
         assert!(verified.failed_event.is_some(), "{verified:?}");
+    }
+}
+
+mod slack_posts_each_review_once_and_another_gateway_takes_over {
+    use super::*;
+    use hoop_rs::slack::FakeSlack;
+
+    const CHANNEL: &str = "C0REVIEWS1";
+
+    /// Asks for a review through `gw` (alice's exec on `pg`, which she then leaves) and
+    /// waits until Slack has `posts` review messages in all.
+    async fn review(gw: &Gateway, alice: &str, fake: &FakeSlack, posts: usize) {
+        let mut stream = gw
+            .sessions()
+            .await
+            .exec(authed(
+                alice,
+                pb::ExecRequest {
+                    connection: "pg".into(),
+                    input: format!("select {posts};\n").into_bytes(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        loop {
+            let ev = tokio::time::timeout(STEP, stream.message())
+                .await
+                .expect("no held event")
+                .unwrap()
+                .unwrap();
+            if let Some(Event::Held(_)) = ev.event {
+                break;
+            }
+        }
+        fake.wait(STEP, "the review's message", |f| {
+            (f.ok_calls("chat.postMessage").len() >= posts).then_some(())
+        })
+        .await;
+    }
+
+    pub(crate) async fn run(backend: Backend) {
+        let fake = FakeSlack::start().await;
+        let toml = fake.settings_toml();
+        let a = gateway(&backend, "gw-a", "15s", &toml).start().await;
+        let b = gateway(&backend, "gw-b", "15s", &toml).start().await;
+        create(&a, reviewed("pg")).await;
+        a.plugins()
+            .await
+            .update_plugin_config(admin(pb::UpdatePluginConfigRequest {
+                connection: "pg".into(),
+                plugin: "slack".into(),
+                config: hoop_rs::config(
+                    serde_json::json!({"channels": [CHANNEL], "notify": ["reviews"]}),
+                ),
+            }))
+            .await
+            .unwrap();
+        let alice = a.user_with_token("alice", &["dev"]).await;
+
+        // Reviews asked for through either gateway: each posted once, in order (one
+        // gateway sends; had both sent, the first review would have two messages by the
+        // time the second has one).
+        review(&a, &alice, &fake, 1).await;
+        review(&b, &alice, &fake, 2).await;
+        let posted = fake.ok_calls("chat.postMessage");
+        assert_eq!(posted.len(), 2, "{posted:#?}");
+        assert!(posted.iter().all(|c| c.body["channel"] == CHANNEL));
+        let a_sends = a.logs().contains("this gateway sends to Slack");
+        let b_sends = b.logs().contains("this gateway sends to Slack");
+        assert!(a_sends != b_sends, "exactly one sender");
+
+        // The sender stops: the other takes over and posts what comes next, once.
+        let (sender, other) = if a_sends { (a, b) } else { (b, a) };
+        let _ = sender.stop().await;
+        review(&other, &alice, &fake, 3).await;
+        assert_eq!(fake.ok_calls("chat.postMessage").len(), 3);
+        assert!(other.logs().contains("this gateway sends to Slack"));
     }
 }
