@@ -2,12 +2,13 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`; and, when asked for, `gateways`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
 mod dlp;
 mod gateway;
+mod gateways;
 mod report;
 mod runbooks;
 mod scenarios;
@@ -81,6 +82,10 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 5000)]
     webhook_events: usize,
 
+    /// gateways: reviews held on one gateway and approved through the other.
+    #[arg(long, default_value_t = 200)]
+    gateway_reviews: usize,
+
     /// webhooks: events sent one at a time (event-to-delivery latency).
     #[arg(long, default_value_t = 200)]
     webhook_latency_runs: usize,
@@ -113,6 +118,9 @@ enum Scenario {
     Runbooks,
     /// Webhook deliveries/s to a local receiver and event-to-delivery latency.
     Webhooks,
+    /// Two gateways on one PostgreSQL database (HOOP_TEST_POSTGRES_URL): approval-to-release
+    /// latency across them, sessions/s on two vs one. Not in the default set.
+    Gateways,
 }
 
 impl Scenario {
@@ -126,6 +134,7 @@ impl Scenario {
             Scenario::Slack => "slack",
             Scenario::Runbooks => "runbooks",
             Scenario::Webhooks => "webhooks",
+            Scenario::Gateways => "gateways",
         }
     }
 }
@@ -210,6 +219,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
             Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,
             Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
+            Scenario::Gateways => gateways::gateways(&binary, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),
