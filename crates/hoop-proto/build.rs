@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hoop/v1/connection.proto",
         "hoop/v1/dlp.proto",
         "hoop/v1/event.proto",
+        "hoop/v1/instance.proto",
         "hoop/v1/plugin.proto",
         "hoop/v1/review.proto",
         "hoop/v1/runbook.proto",

@@ -13,6 +13,7 @@ mod config;
 mod connections;
 mod dlp;
 mod events;
+mod gateways;
 mod limits;
 mod platform;
 mod plugins;

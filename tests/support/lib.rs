@@ -165,6 +165,24 @@ impl Setup {
         }
     }
 
+    /// A setup of another gateway on the same database as this one, with a data dir of its
+    /// own and the same config (give both the same `secret_key` in it: they share the
+    /// database's secrets). On SQLite it names this setup's database file.
+    pub fn peer(&self) -> Self {
+        let mut peer = Self {
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            ..self.clone()
+        };
+        if let Backend::Sqlite = self.backend {
+            peer.extra_toml = format!(
+                "database_url = \"sqlite://{}\"\n{}",
+                self.data_dir().join("hoop.db").display(),
+                self.extra_toml
+            );
+        }
+        peer
+    }
+
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self

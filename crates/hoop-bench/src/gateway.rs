@@ -44,6 +44,16 @@ impl Gateway {
     /// Starts `binary` on a fresh temporary data dir, with `extra_toml` (tables) at the end
     /// of its config, and waits until it listens.
     pub(crate) async fn start_with(binary: &Path, extra_toml: &str) -> Result<Gateway> {
+        Self::start_full(binary, "", extra_toml).await
+    }
+
+    /// Starts `binary` like [`start_with`](Self::start_with), with `top_toml` (top-level
+    /// keys: `database_url`, `instance_id`, …) before the tables of its config.
+    pub(crate) async fn start_full(
+        binary: &Path,
+        top_toml: &str,
+        extra_toml: &str,
+    ) -> Result<Gateway> {
         let dir = tempfile::Builder::new()
             .prefix("hoop-bench-")
             .tempdir()
@@ -54,7 +64,7 @@ impl Gateway {
         // at once, far past the default per-user limit. The webhooks scenario's receiver is
         // on 127.0.0.1 and holds its answers for a while.
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{top_toml}\
              [limits]\nrunning_sessions_per_user = 1000000\n\
              [plugins.webhooks]\nallow_private_networks = true\ntimeout = \"5m\"\n{extra_toml}",
             data_dir.display()

@@ -2,13 +2,14 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle`, `dlp`, `slack`, `runbooks`, `webhooks` and `index`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`; and, when asked for, `index` and `gateways`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
 mod corpus;
 mod dlp;
 mod gateway;
 mod index;
+mod gateways;
 mod report;
 mod runbooks;
 mod scenarios;
@@ -82,6 +83,10 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 5000)]
     webhook_events: usize,
 
+    /// gateways: reviews held on one gateway and approved through the other.
+    #[arg(long, default_value_t = 200)]
+    gateway_reviews: usize,
+
     /// webhooks: events sent one at a time (event-to-delivery latency).
     #[arg(long, default_value_t = 200)]
     webhook_latency_runs: usize,
@@ -133,6 +138,9 @@ enum Scenario {
     /// The indexer: generated sessions indexed live and rebuilt, 10 queries vs `grep -r`.
     /// Not in the default set (it writes about 1 GB): name it.
     Index,
+    /// Two gateways on one PostgreSQL database (HOOP_TEST_POSTGRES_URL): approval-to-release
+    /// latency across them, sessions/s on two vs one. Not in the default set.
+    Gateways,
 }
 
 impl Scenario {
@@ -147,6 +155,7 @@ impl Scenario {
             Scenario::Runbooks => "runbooks",
             Scenario::Webhooks => "webhooks",
             Scenario::Index => "index",
+            Scenario::Gateways => "gateways",
         }
     }
 }
@@ -232,6 +241,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,
             Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
             Scenario::Index => index::index(&gw, &binary, &options, &mut report).await,
+            Scenario::Gateways => gateways::gateways(&binary, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

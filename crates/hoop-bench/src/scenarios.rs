@@ -20,7 +20,7 @@ use crate::gateway::{self, CpuTimes, Gateway, authed};
 use crate::report::{Report, Row, Stats, added_ms, mb, ms};
 
 /// Connection running `true`.
-const TRUE_CONNECTION: &str = "bench-true";
+pub(crate) const TRUE_CONNECTION: &str = "bench-true";
 /// Connection running `cat` (idle interactive sessions).
 const CAT_CONNECTION: &str = "bench-cat";
 /// Read buffer of the raw-pipe baseline: the gateway reads its targets' output in chunks of
@@ -95,7 +95,7 @@ pub(crate) async fn exec_with(
 }
 
 /// Runs `Exec` of `true` and checks that it succeeded.
-async fn exec_true(client: &mut SessionServiceClient<Channel>) -> Result<()> {
+pub(crate) async fn exec_true(client: &mut SessionServiceClient<Channel>) -> Result<()> {
     let outcome = tokio::time::timeout(EXEC_TIMEOUT, exec(client, TRUE_CONNECTION))
         .await
         .context("exec of `true` timed out")??;
@@ -332,7 +332,7 @@ pub(crate) async fn latency(gw: &Gateway, options: &Options, report: &mut Report
 
 /// Runs `work` on `tasks` concurrent tasks until `duration` is over; returns how many runs
 /// completed, their latencies, and the wall time until the last task finished.
-async fn run_concurrently<F, Fut, S>(
+pub(crate) async fn run_concurrently<F, Fut, S>(
     states: Vec<S>,
     duration: Duration,
     work: F,

@@ -109,6 +109,9 @@ pub(crate) enum Command {
     /// own, and `hoop-agent` processes that dial out to the gateway from other networks).
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The gateways sharing the database (several on PostgreSQL): their leases and sessions.
+    #[command(subcommand)]
+    Gateways(GatewaysCommand),
     /// Run a connection's command once, through its plugins, and stream its output.
     ///
     /// The target's stdout and stderr are copied to hoop's, byte for byte, as they arrive;
@@ -855,6 +858,13 @@ pub(crate) struct UserFields {
     /// on review buttons in Slack act as this user ('' clears it). Anyone may set their own.
     #[arg(long, value_name = "ID")]
     pub(crate) slack_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GatewaysCommand {
+    /// List the gateway instances: state (live, expired, stopped), lease age and open
+    /// sessions. Needs group `admin` or `auditor`.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

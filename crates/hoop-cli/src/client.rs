@@ -8,6 +8,7 @@ use hoop_proto::v1::agent_service_client::AgentServiceClient;
 use hoop_proto::v1::connection_service_client::ConnectionServiceClient;
 use hoop_proto::v1::dlp_service_client::DlpServiceClient;
 use hoop_proto::v1::event_service_client::EventServiceClient;
+use hoop_proto::v1::instance_service_client::InstanceServiceClient;
 use hoop_proto::v1::plugin_service_client::PluginServiceClient;
 use hoop_proto::v1::review_service_client::ReviewServiceClient;
 use hoop_proto::v1::runbook_service_client::RunbookServiceClient;
@@ -86,6 +87,7 @@ pub(crate) struct Api {
     pub(crate) connections: ConnectionServiceClient<Service>,
     pub(crate) dlp: DlpServiceClient<Service>,
     pub(crate) events: EventServiceClient<Service>,
+    pub(crate) instances: InstanceServiceClient<Service>,
     pub(crate) plugins: PluginServiceClient<Service>,
     pub(crate) reviews: ReviewServiceClient<Service>,
     pub(crate) runbooks: RunbookServiceClient<Service>,
@@ -108,6 +110,7 @@ impl Api {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), auth.clone()),
             dlp: DlpServiceClient::with_interceptor(channel.clone(), auth.clone()),
             events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            instances: InstanceServiceClient::with_interceptor(channel.clone(), auth.clone()),
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone()),
             reviews: ReviewServiceClient::with_interceptor(channel.clone(), auth.clone()),
             runbooks: RunbookServiceClient::with_interceptor(channel.clone(), auth.clone()),

@@ -62,6 +62,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dlp(DlpCommand::Redact(args)) => return redact(&args, &cli.data_dir),
         Command::Users(command) => commands::users::run(&mut api, format, command).await?,
         Command::Agents(command) => commands::agents::run(&mut api, format, command).await?,
+        Command::Gateways(command) => commands::gateways::run(&mut api, format, command).await?,
         Command::Webhooks(command) => commands::webhooks::run(&mut api, format, command).await?,
         Command::Search {
             query,

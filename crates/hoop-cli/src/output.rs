@@ -91,6 +91,7 @@ proto_messages! {
     v1::ListDeliveriesResponse => "hoop.v1.ListDeliveriesResponse",
     v1::Delivery => "hoop.v1.Delivery",
     v1::ListAgentsResponse => "hoop.v1.ListAgentsResponse",
+    v1::ListInstancesResponse => "hoop.v1.ListInstancesResponse",
     v1::ListRunbooksResponse => "hoop.v1.ListRunbooksResponse",
     v1::Runbook => "hoop.v1.Runbook",
     v1::SearchSessionsResponse => "hoop.v1.SearchSessionsResponse",

@@ -50,6 +50,9 @@ pub mod types {
     /// The session ended (`session_id`, `verb`, `status`, `exit_code`, `reason`, `bytes_in`,
     /// `bytes_out`).
     pub const SESSION_CLOSED: &str = "session.closed";
+    /// Someone asked, through a gateway that does not run the session, for it to be killed
+    /// (`session_id`, `instance`: the gateway instance that runs it); that gateway kills it.
+    pub const SESSION_KILL_REQUESTED: &str = "session.kill_requested";
     /// The session's recording is complete and sealed (`session_id`, `digest`, `events`).
     pub const RECORDING_FINISHED: &str = "recording.finished";
     /// A review was requested (`review_id`, `kind`, `status`, `requester`, `verb`, `groups`;
@@ -90,6 +93,7 @@ pub mod types {
         SESSION_HELD,
         SESSION_STARTED,
         SESSION_CLOSED,
+        SESSION_KILL_REQUESTED,
         RECORDING_FINISHED,
         REVIEW_CREATED,
         REVIEW_APPROVED,

@@ -14,6 +14,8 @@ use crate::config::Config;
 
 /// File of the generated admin token, inside the data dir.
 pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// File of the generated instance id, inside the data dir.
+pub(crate) const INSTANCE_ID_FILE: &str = "instance-id";
 /// File of the generated secret key, inside the data dir.
 pub(crate) const SECRET_KEY_FILE: &str = "secret-key";
 
@@ -167,6 +169,27 @@ pub(crate) fn admin_token(config: &Config, dir: &Path) -> anyhow::Result<String>
         "admin token",
         || random_token("hadm_"),
     )
+}
+
+/// This gateway's `instance_id`: configured, or generated once into the data dir.
+pub(crate) fn instance_id(config: &Config, dir: &Path) -> anyhow::Result<String> {
+    let id = credential(
+        config.instance_id.as_ref(),
+        dir,
+        INSTANCE_ID_FILE,
+        "instance id",
+        || {
+            let uuid = uuid::Uuid::new_v4().simple().to_string();
+            format!("gw-{}", &uuid[..12])
+        },
+    )?;
+    crate::config::check_instance_id(&id).map_err(|message| {
+        anyhow::anyhow!(
+            "instance_id: {message} (in {}: fix or delete it)",
+            dir.join(INSTANCE_ID_FILE).display()
+        )
+    })?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -65,6 +65,12 @@ struct FileConfig {
     connections: Vec<DeclaredConnection>,
     /// How long the event log keeps events (humantime, e.g. `7d`).
     events_retention: Option<String>,
+    /// This gateway's name among the gateways sharing the database.
+    instance_id: Option<String>,
+    /// How long this gateway's lease lasts unless renewed (humantime).
+    instance_lease: Option<String>,
+    /// Where session recordings are kept: `filesystem` or `database`.
+    recordings: Option<String>,
     /// Per-user limits.
     #[serde(default)]
     limits: FileLimits,
@@ -245,6 +251,41 @@ pub(crate) struct Config {
     pub(crate) plugins: BTreeMap<&'static str, hoop_core::PluginConfig>,
     /// `[agent]`: how the local agent runs sessions.
     pub(crate) agent: AgentSettings,
+    /// `instance_id`, if set (else generated into the data dir).
+    pub(crate) instance_id: Option<String>,
+    /// `instance_lease`: how long this gateway's lease lasts unless renewed.
+    pub(crate) instance_lease: std::time::Duration,
+    /// `recordings`: where session recordings are kept.
+    pub(crate) recordings: RecordingsAt,
+}
+
+/// Where session recordings are kept (`recordings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordingsAt {
+    /// `<data_dir>/recordings`, the default: for one gateway.
+    Filesystem,
+    /// The shared database: every gateway on it replays every session.
+    Database,
+}
+
+/// How long a lease lasts when `instance_lease` is not set.
+pub(crate) const DEFAULT_INSTANCE_LEASE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Checks an `instance_id`: like a connection name, with dots allowed.
+pub(crate) fn check_instance_id(id: &str) -> Result<(), String> {
+    let mut chars = id.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = id.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` must match ^[a-z0-9][a-z0-9._-]{{0,62}}$ (e.g. gw-eu-1)"
+        ))
+    }
 }
 
 impl fmt::Debug for Config {
@@ -266,6 +307,9 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("plugins", &PluginSettingNames(&self.plugins))
             .field("agent", &self.agent)
+            .field("instance_id", &self.instance_id)
+            .field("instance_lease", &self.instance_lease)
+            .field("recordings", &self.recordings)
             .finish_non_exhaustive()
     }
 }
@@ -349,6 +393,9 @@ impl Config {
         let mut admin_token = file.admin_token.map(|v| (file_name.clone(), v));
         let mut secret_key = file.secret_key.map(|v| (file_name.clone(), v));
         let mut events_retention = file.events_retention.map(|v| (file_name.clone(), v));
+        let mut instance_id = file.instance_id.map(|v| (file_name.clone(), v));
+        let mut instance_lease = file.instance_lease.map(|v| (file_name.clone(), v));
+        let mut recordings = file.recordings.map(|v| (file_name.clone(), v));
         let mut tls_cert = file.tls_cert.map(|v| (file_name.clone(), v));
         let mut tls_key = file.tls_key.map(|v| (file_name.clone(), v));
         let mut insecure_plaintext = file
@@ -380,6 +427,9 @@ impl Config {
                 "HOOP_ADMIN_TOKEN" => admin_token = Some((source, value)),
                 "HOOP_SECRET_KEY" => secret_key = Some((source, value)),
                 "HOOP_EVENTS_RETENTION" => events_retention = Some((source, value)),
+                "HOOP_INSTANCE_ID" => instance_id = Some((source, value)),
+                "HOOP_INSTANCE_LEASE" => instance_lease = Some((source, value)),
+                "HOOP_RECORDINGS" => recordings = Some((source, value)),
                 "HOOP_TLS_CERT" => tls_cert = Some((source, PathBuf::from(value))),
                 "HOOP_TLS_KEY" => tls_key = Some((source, PathBuf::from(value))),
                 "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
@@ -472,6 +522,45 @@ impl Config {
                 }
                 retention
             }
+        };
+        if let Some((src, id)) = &instance_id {
+            check_instance_id(id).map_err(|message| invalid(src, "instance_id", message))?;
+        }
+        let instance_lease = match instance_lease {
+            None => DEFAULT_INSTANCE_LEASE,
+            Some((src, text)) => {
+                let lease = humantime::parse_duration(text.trim()).map_err(|e| {
+                    invalid(
+                        &src,
+                        "instance_lease",
+                        format!("`{text}` is not a duration ({e}); e.g. `15s`"),
+                    )
+                })?;
+                if lease < std::time::Duration::from_secs(1)
+                    || lease > std::time::Duration::from_secs(3600)
+                {
+                    return Err(invalid(
+                        &src,
+                        "instance_lease",
+                        format!("`{text}`: must be between 1s and 1h"),
+                    ));
+                }
+                lease
+            }
+        };
+        let recordings = match recordings {
+            None => RecordingsAt::Filesystem,
+            Some((src, text)) => match text.trim() {
+                "filesystem" => RecordingsAt::Filesystem,
+                "database" => RecordingsAt::Database,
+                other => {
+                    return Err(invalid(
+                        &src,
+                        "recordings",
+                        format!("`{other}` is not one of filesystem, database"),
+                    ));
+                }
+            },
         };
         let mut plugins = file
             .plugins
@@ -612,6 +701,9 @@ impl Config {
             limits,
             plugins,
             agent,
+            instance_id: instance_id.map(|(_, v)| v),
+            instance_lease,
+            recordings,
         })
     }
 }

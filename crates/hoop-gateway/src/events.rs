@@ -630,6 +630,7 @@ mod tests {
             bytes_out: 0,
             metrics: Default::default(),
             attributes: Default::default(),
+            instance: None,
         }
     }
 

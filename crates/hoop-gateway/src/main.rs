@@ -12,13 +12,16 @@ mod auth;
 mod bootstrap;
 mod config;
 mod connections;
+mod control;
 mod error;
 mod events;
 mod grpc;
+mod instances;
 mod local_agent;
 mod plugins;
 #[cfg(feature = "plugin-indexer")]
 mod reindex;
+mod recordings;
 mod reviews;
 mod runtime;
 mod server;

@@ -96,6 +96,14 @@ impl Running {
         Ok(())
     }
 
+    /// The ids of the sessions running here.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.sessions
+            .lock()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn remove(&self, id: &str) {
         if let Ok(mut map) = self.sessions.lock() {
             map.remove(id);

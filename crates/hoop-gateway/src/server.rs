@@ -11,6 +11,7 @@ use hoop_proto::v1::agent_service_server::AgentServiceServer;
 use hoop_proto::v1::connection_service_server::ConnectionServiceServer;
 use hoop_proto::v1::dlp_service_server::DlpServiceServer;
 use hoop_proto::v1::event_service_server::EventServiceServer;
+use hoop_proto::v1::instance_service_server::InstanceServiceServer;
 use hoop_proto::v1::plugin_service_server::PluginServiceServer;
 use hoop_proto::v1::review_service_server::ReviewServiceServer;
 use hoop_proto::v1::session_service_server::SessionServiceServer;
@@ -27,6 +28,7 @@ use crate::grpc::agents::AgentApi;
 use crate::grpc::connections::ConnectionApi;
 use crate::grpc::dlp::DlpApi;
 use crate::grpc::events::EventApi;
+use crate::grpc::instances::InstanceApi;
 use crate::grpc::plugins::PluginApi;
 use crate::grpc::reviews::ReviewApi;
 use crate::grpc::sessions::SessionApi;
@@ -79,6 +81,9 @@ pub(crate) async fn migrate(config: Config) -> anyhow::Result<()> {
 pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow::Result<()> {
     // The per-user limits hold for every handle on the store: sessions, reviews.
     let store = open_store(&config).await?.with_limits(config.limits);
+    let instance_id = bootstrap::instance_id(&config, &config.data_dir)?;
+    // Sessions recorded through this store belong to this instance.
+    let store = store.with_instance(&instance_id);
     store.check_secret_key().await.context("secret_key")?;
     // Created and made private by `open_store`, before the database was opened. Not walked
     // again now that it is open: opening and closing one of SQLite's files here would drop
@@ -89,21 +94,19 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .ensure_user_in_group(ADMIN_USER, ADMIN_GROUP)
         .await
         .context("cannot create the built-in admin user")?;
-    let interrupted = store
-        .interrupt_open_sessions()
-        .await
-        .context("cannot settle sessions left open")?;
-    if interrupted > 0 {
-        tracing::warn!(
-            sessions = interrupted,
-            "sessions left open by a previous run marked interrupted"
-        );
-    }
     let registry = plugins::registry().context("plugin registry")?;
     tracing::info!(plugins = ?registry.names(), "plugin registry");
-    let recordings_dir = dir.join(RECORDINGS_DIR);
-    tracing::info!(dir = %recordings_dir.display(), "session recordings");
-    let recordings: Arc<dyn RecordingStore> = Arc::new(FsRecordingStore::new(recordings_dir));
+    let recordings: Arc<dyn RecordingStore> = match config.recordings {
+        crate::config::RecordingsAt::Filesystem => {
+            let recordings_dir = dir.join(RECORDINGS_DIR);
+            tracing::info!(dir = %recordings_dir.display(), "session recordings");
+            Arc::new(FsRecordingStore::new(recordings_dir))
+        }
+        crate::config::RecordingsAt::Database => {
+            tracing::info!("session recordings in the database");
+            Arc::new(crate::recordings::DbRecordingStore::new(store.clone()))
+        }
+    };
     let mut dlp_settings = config.dlp.clone();
     let secret_key = bootstrap::secret_key(&config, &dir)?;
     dlp_settings.hash_key = hoop_plugin_dlp::hash_key_from_secret(secret_key.as_bytes());
@@ -152,6 +155,8 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let pruning =
         crate::events::spawn_pruning(store.clone(), config.events_retention, shutdown.clone());
+    // Other gateways' appends wake this one's readers of the log (PostgreSQL).
+    let wakeups = store.spawn_remote_wakeups(shutdown.clone());
     // Sessions run on agents, never in this process: the local one first.
     let agents: Arc<crate::agents::Agents> = Arc::default();
     let local_agent = crate::local_agent::LocalAgent::new(config.agent.clone())?
@@ -196,6 +201,9 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     health.set_serving::<ReviewServiceServer<ReviewApi>>().await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
     health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    health
+        .set_serving::<InstanceServiceServer<InstanceApi>>()
+        .await;
     #[cfg(feature = "plugin-runbooks")]
     health
         .set_serving::<hoop_proto::v1::runbook_service_server::RunbookServiceServer<
@@ -248,8 +256,31 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
             "insecure_plaintext: serving plaintext on a non-loopback address; tokens cross the network in clear unless TLS ends in front of the gateway"
         ),
     }
+    // Before anything can start a session here: the lease, and the sessions of gateways
+    // that are gone (this one's previous run among them) settled.
+    let me = crate::instances::register(
+        &app.store,
+        &instance_id,
+        &addr.to_string(),
+        config.instance_lease,
+    )
+    .await?;
+    let lease = crate::instances::spawn_lease(
+        app.store.clone(),
+        me,
+        config.instance_lease,
+        Arc::clone(&app.running),
+        app.shutdown.clone(),
+    );
+    // Kills asked for through other gateways, of sessions running here.
+    let kill_requests = crate::control::spawn_kill_requests(
+        app.store.clone(),
+        Arc::clone(&app.running),
+        instance_id.clone(),
+        app.shutdown.clone(),
+    );
     let tls = tls.is_some();
-    tracing::info!(%addr, tls, "hoop-gateway listening");
+    tracing::info!(%addr, tls, instance = %instance_id, "hoop-gateway listening");
 
     // Small request/response frames must not wait for Nagle's algorithm.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -267,7 +298,10 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         .add_service(DlpServiceServer::new(DlpApi::new(Arc::clone(&app))))
         .add_service(ReviewServiceServer::new(ReviewApi::new(Arc::clone(&app))))
         .add_service(EventServiceServer::new(EventApi::new(Arc::clone(&app))))
-        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))));
+        .add_service(AgentServiceServer::new(AgentApi::new(Arc::clone(&app))))
+        .add_service(InstanceServiceServer::new(InstanceApi::new(Arc::clone(
+            &app,
+        ))));
     #[cfg(feature = "plugin-runbooks")]
     let router = router.add_service(
         hoop_proto::v1::runbook_service_server::RunbookServiceServer::new(
@@ -300,6 +334,11 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         tracing::warn!("plugin tasks did not stop within 5 s");
     }
     pruning.abort();
+    lease.abort();
+    kill_requests.abort();
+    if let Some(wakeups) = wakeups {
+        wakeups.abort();
+    }
     // The local agent saw the shutdown: it kills what sessions left and exits.
     if tokio::time::timeout(std::time::Duration::from_secs(10), local_agent)
         .await
@@ -307,6 +346,8 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     {
         tracing::warn!("the local agent did not stop within 10 s");
     }
+    // Every session here is settled: the lease ends now, not when it would run out.
+    crate::instances::stop(&app.store, &instance_id).await;
     app.store.db().clone().close().await.ok();
     tracing::info!("hoop-gateway stopped");
     Ok(())

@@ -25,8 +25,103 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The longest a `Retry-After` is honoured for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
-/// Runs until the host stops.
+/// Key of the PostgreSQL advisory lock the sending gateway holds ("hoop_slk").
+const SENDER_LOCK_KEY: i64 = 0x686f_6f70_5f73_6c6b;
+/// How often a gateway that does not send tries to become the sender, and how often the
+/// sender checks it still holds the lock.
+const SENDER_CHECK: Duration = Duration::from_secs(2);
+
+/// Runs until the host stops. On PostgreSQL, of the gateways sharing the database exactly
+/// one sends at a time (it holds an advisory lock for as long as its connection lives);
+/// the others wait to take over, reading nothing. Each event is then posted once, not once
+/// per gateway.
 pub(crate) async fn run(ctx: Arc<Ctx>, deployment: Deployment) {
+    let cancel = deployment.cancellation();
+    loop {
+        let Some(lock) = SenderLock::acquire(&ctx.db, &cancel).await else {
+            return;
+        };
+        tokio::select! {
+            () = send(Arc::clone(&ctx), deployment.clone()) => return,
+            () = lock.lost() => {
+                tracing::warn!("slack: lost the sender lock (database connection); another gateway may send now");
+            }
+        }
+    }
+}
+
+/// The right to send, held as a transaction-scoped advisory lock in a transaction left
+/// open (it takes no snapshot between statements, so it holds nothing else back). SQLite
+/// has one gateway: nothing to hold.
+struct SenderLock(Option<sea_orm::DatabaseTransaction>);
+
+impl SenderLock {
+    /// Waits until this gateway may send; `None` if the host stopped first.
+    async fn acquire(
+        db: &sea_orm::DatabaseConnection,
+        cancel: &hoop_core::Cancellation,
+    ) -> Option<Self> {
+        use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+        if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+            return Some(Self(None));
+        }
+        let mut waiting_logged = false;
+        loop {
+            let attempt = async {
+                let txn = db.begin().await?;
+                let row = txn
+                    .query_one(sea_orm::Statement::from_string(
+                        sea_orm::DatabaseBackend::Postgres,
+                        format!("SELECT pg_try_advisory_xact_lock({SENDER_LOCK_KEY}) AS held"),
+                    ))
+                    .await?;
+                let held = row
+                    .map(|r| r.try_get::<bool>("", "held"))
+                    .transpose()?
+                    .unwrap_or(false);
+                Ok::<_, sea_orm::DbErr>(held.then_some(txn))
+            };
+            match attempt.await {
+                Ok(Some(txn)) => {
+                    tracing::info!("slack: this gateway sends to Slack");
+                    return Some(Self(Some(txn)));
+                }
+                Ok(None) => {
+                    if !waiting_logged {
+                        tracing::info!(
+                            "slack: another gateway sends to Slack; this one takes over if it stops"
+                        );
+                        waiting_logged = true;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "slack: cannot take the sender lock; retrying")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SENDER_CHECK) => {}
+                () = cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Resolves when the lock is lost (its connection failed); never without one.
+    async fn lost(&self) {
+        use sea_orm::ConnectionTrait as _;
+        let Some(txn) = &self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(SENDER_CHECK).await;
+            if txn.execute_unprepared("SELECT 1").await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends until the host stops.
+async fn send(ctx: Arc<Ctx>, deployment: Deployment) {
     let cancel = deployment.cancellation();
     let filter = EventFilter::parse(["review.*", types::SESSION_OPENED, types::SESSION_CLOSED])
         .unwrap_or_default();

@@ -27,4 +27,4 @@ pub use model::{
     LOCAL_AGENT, NewDecision, NewReview, Review, ReviewDecision, ReviewFilter, ReviewKind,
     ReviewStatus, SessionEnd, SessionFilter, SessionRecord, User, input_preview,
 };
-pub use store::{Backend, Limits, Store};
+pub use store::{Backend, InstanceRecord, Limits, NewInstance, RESTART_REASON, Renewal, Store};

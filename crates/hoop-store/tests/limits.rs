@@ -54,6 +54,7 @@ fn session(id: &str, user: &str) -> SessionRecord {
         bytes_out: 0,
         metrics: Default::default(),
         attributes: Default::default(),
+        instance: None,
     }
 }
 

@@ -94,7 +94,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261203_000006_events",
                 "m20261203_000007_args_and_agent",
                 "m20261203_000008_agents",
-                "m20261203_000009_user_slack_id"
+                "m20261203_000009_user_slack_id",
+                "m20261210_000011_instances"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -162,7 +163,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261203_000009_user_slack_id"
+            "m20261210_000011_instances"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);

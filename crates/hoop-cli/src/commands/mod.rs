@@ -9,6 +9,7 @@ pub(crate) mod connections;
 pub(crate) mod dlp;
 pub(crate) mod events;
 pub(crate) mod exec;
+pub(crate) mod gateways;
 pub(crate) mod plugins;
 pub(crate) mod replay;
 pub(crate) mod reviews;

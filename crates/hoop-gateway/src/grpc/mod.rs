@@ -6,6 +6,7 @@ pub(crate) mod connections;
 pub(crate) mod convert;
 pub(crate) mod dlp;
 pub(crate) mod events;
+pub(crate) mod instances;
 pub(crate) mod plugins;
 pub(crate) mod reviews;
 #[cfg(feature = "plugin-runbooks")]

@@ -268,6 +268,7 @@ impl SessionApi {
                 bytes_out: 0,
                 metrics: Default::default(),
                 attributes,
+                instance: None,
             })
             .await
             .map_err(Error::from)?;
@@ -609,10 +610,27 @@ impl SessionService for SessionApi {
         match self.app.running.kill(&id, &caller.user.name).await {
             Ok(()) => {}
             Err(KillError::NotRunning) => {
-                return Err(Error::FailedPrecondition(format!(
-                    "session `{id}` is not running on this gateway"
-                ))
-                .into());
+                let store = &self.app.store;
+                match session.instance.as_deref() {
+                    // Another gateway runs it: ask it through the event log.
+                    Some(owner) if Some(owner) != store.instance() => {
+                        let settled = crate::control::kill_elsewhere(
+                            store,
+                            &session,
+                            owner,
+                            &caller.user.name,
+                        )
+                        .await?;
+                        tracing::info!(session = %id, by = %caller.user.name, instance = %owner, "session killed through its gateway");
+                        return Ok(Response::new(session_to_proto(settled)));
+                    }
+                    _ => {
+                        return Err(Error::FailedPrecondition(format!(
+                            "session `{id}` is not running on this gateway"
+                        ))
+                        .into());
+                    }
+                }
             }
         }
         tracing::info!(session = %id, by = %caller.user.name, "session killed");

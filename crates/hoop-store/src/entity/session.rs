@@ -21,6 +21,7 @@ pub struct Model {
     pub metrics: Json,
     pub attributes: Json,
     pub args: Json,
+    pub instance_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

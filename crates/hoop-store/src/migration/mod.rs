@@ -15,6 +15,7 @@ mod m20261203_000006_events;
 mod m20261203_000007_args_and_agent;
 mod m20261203_000008_agents;
 mod m20261203_000009_user_slack_id;
+mod m20261210_000011_instances;
 
 use std::sync::Mutex;
 
@@ -39,6 +40,8 @@ fn own() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261203_000007_args_and_agent::Migration),
         Box::new(m20261203_000008_agents::Migration),
         Box::new(m20261203_000009_user_slack_id::Migration),
+        // 10 is reserved for another change; it goes before this one when it lands.
+        Box::new(m20261210_000011_instances::Migration),
     ]
 }
 

@@ -37,6 +37,10 @@ pub struct SessionRecord {
     pub metrics: BTreeMap<String, i64>,
     /// Text values plugins attached (e.g. `audit.digest`).
     pub attributes: BTreeMap<String, String>,
+    /// The gateway instance that runs (or ran) it; `None` for sessions recorded before
+    /// instances existed. [`Store::create_session`](crate::Store::create_session) sets the
+    /// store's own instance when this is `None`.
+    pub instance: Option<String>,
 }
 
 /// How a session ended, to settle its record.

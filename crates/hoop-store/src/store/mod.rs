@@ -8,9 +8,12 @@
 
 mod agents;
 mod connections;
+mod instances;
+mod recordings;
 mod reviews;
 mod sessions;
 mod users;
+mod wakeups;
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ use crate::entity::meta;
 use crate::error::StoreError;
 use crate::events::NewEvent;
 use crate::migration::Migrator;
+
+pub use instances::{InstanceRecord, NewInstance, RESTART_REASON, Renewal};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -86,6 +91,15 @@ pub struct Store {
     actor: Option<std::sync::Arc<str>>,
     /// Per-user limits (see [`Store::with_limits`]).
     limits: Limits,
+    /// The gateway instance sessions created through this store belong to (see
+    /// [`Store::with_instance`]).
+    instance: Option<std::sync::Arc<str>>,
+    /// A token of this process, sent with the wake-ups of other gateways (PostgreSQL
+    /// `NOTIFY`) so that it can ignore its own.
+    origin: std::sync::Arc<str>,
+    /// Bumped when events of unknown types may have been appended (by another gateway):
+    /// counted in every [`appended_count`](Store::appended_count).
+    any_appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -139,6 +153,9 @@ impl Store {
             appended_kinds: std::sync::Arc::default(),
             actor: None,
             limits: Limits::default(),
+            instance: None,
+            origin: std::sync::Arc::from(crate::crypto::random_token("")),
+            any_appended: std::sync::Arc::default(),
         })
     }
 
@@ -150,6 +167,19 @@ impl Store {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// This store, recording the sessions it creates as run by gateway instance `id`
+    /// (handles cloned from it too).
+    #[must_use]
+    pub fn with_instance(mut self, id: &str) -> Self {
+        self.instance = Some(std::sync::Arc::from(id));
+        self
+    }
+
+    /// The instance set with [`with_instance`](Self::with_instance), if any.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// The limits this store enforces.
@@ -198,6 +228,10 @@ impl Store {
     ) -> Result<()> {
         let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
         crate::events::append(self.backend, &txn, events).await?;
+        if self.backend == Backend::Postgres && !kinds.is_empty() {
+            let names: Vec<&str> = kinds.iter().map(String::as_str).collect();
+            wakeups::notify(&txn, &self.origin, &names).await?;
+        }
         txn.commit().await?;
         if !kinds.is_empty() {
             self.events_appended(&kinds);
@@ -205,15 +239,18 @@ impl Store {
         Ok(())
     }
 
-    /// A receiver whose value changes after events were appended through this store (a
-    /// wake-up for the log's readers, not a delivery: events appended by other gateways on
-    /// the same database do not change it).
+    /// A receiver whose value changes after events were appended through this store, or by
+    /// another gateway on the same PostgreSQL database once
+    /// [`spawn_remote_wakeups`](Self::spawn_remote_wakeups) runs (a wake-up for the log's
+    /// readers, not a delivery).
     pub fn event_notifications(&self) -> tokio::sync::watch::Receiver<u64> {
         self.appended.subscribe()
     }
 
     /// How many events whose type passes `matches` were appended through this store since
-    /// it was opened (by any handle on it; other processes' appends are not counted). A
+    /// it was opened (by any handle on it), plus, on PostgreSQL once
+    /// [`spawn_remote_wakeups`](Self::spawn_remote_wakeups) runs, those other gateways
+    /// said they appended (and a count of wake-ups of unknown types). A
     /// reader takes it before reading the log, and after a wake-up reads again only if it
     /// changed.
     pub fn appended_count(&self, matches: impl Fn(&str) -> bool) -> u64 {
@@ -221,10 +258,11 @@ impl Store {
             .appended_kinds
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let any = self.any_appended.load(std::sync::atomic::Ordering::Relaxed);
         counts
             .iter()
             .filter(|(kind, _)| matches(kind))
-            .fold(0u64, |sum, (_, n)| sum.wrapping_add(*n))
+            .fold(any, |sum, (_, n)| sum.wrapping_add(*n))
     }
 
     /// Counts the appended `kinds` and wakes the log's readers; called after a commit that

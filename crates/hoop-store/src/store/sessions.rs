@@ -58,6 +58,10 @@ impl Store {
             metrics: Set(to_json(&record.metrics)?),
             attributes: Set(to_json(&record.attributes)?),
             args: Set(to_json(&record.args)?),
+            instance_id: Set(record
+                .instance
+                .clone()
+                .or_else(|| self.instance().map(str::to_owned))),
         }
         .insert(&txn)
         .await
@@ -115,7 +119,9 @@ impl Store {
     }
 
     /// Settles a session that ended now, appending `session.closed` and `extra` events (e.g.
-    /// `recording.finished`) in the same transaction.
+    /// `recording.finished`) in the same transaction. A session that is no longer `open`
+    /// (another gateway settled it as `interrupted` while this one's lease had run out)
+    /// keeps its ending: it is returned as it is, and nothing is appended.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such session.
@@ -144,12 +150,17 @@ impl Store {
                 Expr::value(to_json(&end.attributes)?),
             )
             .filter(session::Column::Id.eq(id))
+            // Settled once: a session another gateway already settled (its owner's lease
+            // ran out meanwhile) keeps that ending, and gets no second `session.closed`.
+            .filter(session::Column::Status.eq(OPEN))
             .exec_with_returning(&txn)
             .await?;
-        let row = updated
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let Some(row) = updated.into_iter().next() else {
+            drop(txn);
+            let settled = self.get_session(id).await?;
+            tracing::warn!(session = %id, status = %settled.status, "the session was already settled; its ending is kept");
+            return Ok(settled);
+        };
         let record = session_from(row)?;
         let mut events = vec![
             NewEvent::new(
@@ -225,50 +236,6 @@ impl Store {
         let rows = query.limit(limit).all(&self.db).await?;
         rows.into_iter().map(session_from).collect()
     }
-
-    /// Marks every session still `open` as `interrupted` (run at start-up, after a crash).
-    /// Returns how many were marked.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`] if the database fails.
-    pub async fn interrupt_open_sessions(&self) -> Result<u64> {
-        let txn = self.begin_write().await?;
-        let open = session::Entity::find()
-            .filter(session::Column::Status.eq("open"))
-            .order_by_asc(session::Column::StartedAt)
-            .all(&txn)
-            .await?;
-        let reason = "the gateway stopped while the session ran";
-        let result = session::Entity::update_many()
-            .col_expr(session::Column::Status, Expr::value("interrupted"))
-            .col_expr(session::Column::Reason, Expr::value(reason))
-            .col_expr(session::Column::EndedAt, Expr::value(Utc::now()))
-            .filter(session::Column::Id.is_in(open.iter().map(|s| s.id.clone())))
-            .filter(session::Column::Status.eq("open"))
-            .exec(&txn)
-            .await?;
-        let events = open
-            .into_iter()
-            .map(|s| {
-                NewEvent::new(
-                    "session.closed",
-                    serde_json::json!({
-                        "session_id": s.id,
-                        "verb": s.verb,
-                        "status": "interrupted",
-                        "exit_code": null,
-                        "reason": reason,
-                        "bytes_in": s.bytes_in,
-                        "bytes_out": s.bytes_out,
-                    }),
-                )
-                .connection(s.connection)
-                .user(s.user_name)
-            })
-            .collect();
-        self.commit_with_events(txn, events).await?;
-        Ok(result.rows_affected)
-    }
 }
 
 fn session_from(row: session::Model) -> Result<SessionRecord> {
@@ -288,5 +255,6 @@ fn session_from(row: session::Model) -> Result<SessionRecord> {
         ended_at: row.ended_at,
         bytes_in: row.bytes_in,
         bytes_out: row.bytes_out,
+        instance: row.instance_id,
     })
 }
