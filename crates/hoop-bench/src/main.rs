@@ -8,8 +8,8 @@
 mod corpus;
 mod dlp;
 mod gateway;
-mod index;
 mod gateways;
+mod index;
 mod report;
 mod runbooks;
 mod scenarios;

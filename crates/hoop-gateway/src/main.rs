@@ -19,9 +19,9 @@ mod grpc;
 mod instances;
 mod local_agent;
 mod plugins;
+mod recordings;
 #[cfg(feature = "plugin-indexer")]
 mod reindex;
-mod recordings;
 mod reviews;
 mod runtime;
 mod server;
