@@ -37,6 +37,7 @@ macro_rules! postgres_only {
 mod tests {
     postgres_only!(
         starting_a_gateway_leaves_live_gateways_sessions_alone,
+        a_second_gateway_with_a_running_gateways_instance_id_is_refused,
         kill_session_through_b_ends_a_session_running_on_a,
         held_on_a_and_approved_through_b_runs_within_a_second,
         a_grant_revoked_through_b_ends_its_session_on_a_within_a_second,
@@ -200,6 +201,43 @@ mod starting_a_gateway_leaves_live_gateways_sessions_alone {
         assert_eq!(exit.reason, "killed by admin");
         wait_for_death(pid).await;
         assert_eq!(closed_events(&c, &id).await, 1);
+    }
+}
+
+mod a_second_gateway_with_a_running_gateways_instance_id_is_refused {
+    use super::*;
+
+    pub(crate) async fn run(backend: Backend) {
+        let a = gateway(&backend, "gw-a", "15s", "").start().await;
+        create(&a, sleepy()).await;
+        let (_stream, id, pid) = start_sleepy(&a).await;
+
+        // Another gateway (its own data dir) configured with A's instance_id: refused
+        // before it touches anything, however fresh A's lease.
+        let (code, stderr) = gateway(&backend, "gw-a", "15s", "").failed_start(&[]).await;
+        assert_ne!(code, Some(0), "{stderr}");
+        assert!(
+            stderr.contains("another gateway is running with instance_id `gw-a`"),
+            "{stderr}"
+        );
+        assert_eq!(session(&a, &id).await.status, "open");
+        assert_eq!(closed_events(&a, &id).await, 0);
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+        // A crashes: its claim ended with its connection, so it starts again at once,
+        // well within its 15 s lease, and settles what its previous run left open.
+        let restarted_at = Instant::now();
+        let a = a.crash().await.start().await;
+        assert!(restarted_at.elapsed() < Duration::from_secs(15));
+        wait_for_death(pid).await;
+        let settled = session(&a, &id).await;
+        assert_eq!(settled.status, "interrupted", "{settled:?}");
+        assert!(
+            a.logs()
+                .contains("restarted within its previous run's lease"),
+            "{}",
+            a.logs()
+        );
     }
 }
 

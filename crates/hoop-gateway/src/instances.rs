@@ -7,19 +7,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hoop_core::CloseReason;
-use hoop_store::{NewInstance, Renewal, Store};
+use hoop_store::{InstanceClaim, NewInstance, Renewal, Store};
 use tokio::sync::watch;
 
 use crate::runtime::Running;
 
 /// Registers this gateway as `id` and settles the sessions left open by gateways that are
-/// gone, its own previous run among them.
+/// gone, its own previous run among them. Refuses to start while another running gateway
+/// has the same `id`: the claim returned must live as long as this gateway serves.
 pub(crate) async fn register(
     store: &Store,
     id: &str,
     listen: &str,
     lease: Duration,
-) -> anyhow::Result<NewInstance> {
+) -> anyhow::Result<(NewInstance, InstanceClaim)> {
+    let Some(claim) = store
+        .claim_instance(id)
+        .await
+        .context("cannot claim this gateway's instance_id")?
+    else {
+        anyhow::bail!(
+            "another gateway is running with instance_id `{id}` on this database: give each gateway its own `instance_id` (or HOOP_INSTANCE_ID), or stop the other one first"
+        );
+    };
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -38,7 +48,7 @@ pub(crate) async fn register(
         tracing::warn!(
             instance = %id,
             renewed_at = %before.renewed_at,
-            "instance_id was live until now: either this gateway restarted within its lease, or another gateway runs with the same instance_id (give each its own)"
+            "this gateway restarted within its previous run's lease (that run did not stop gracefully)"
         );
     }
     let interrupted = store
@@ -52,7 +62,7 @@ pub(crate) async fn register(
         );
     }
     tracing::info!(instance = %id, lease = ?lease, "gateway instance registered");
-    Ok(me)
+    Ok((me, claim))
 }
 
 /// Renews the lease until `shutdown`, settling the sessions of gateways whose lease ran out

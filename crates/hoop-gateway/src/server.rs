@@ -258,7 +258,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     }
     // Before anything can start a session here: the lease, and the sessions of gateways
     // that are gone (this one's previous run among them) settled.
-    let me = crate::instances::register(
+    let (me, claim) = crate::instances::register(
         &app.store,
         &instance_id,
         &addr.to_string(),
@@ -348,6 +348,8 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     }
     // Every session here is settled: the lease ends now, not when it would run out.
     crate::instances::stop(&app.store, &instance_id).await;
+    // Its connection goes back to the pool before the pool closes.
+    drop(claim);
     app.store.db().clone().close().await.ok();
     tracing::info!("hoop-gateway stopped");
     Ok(())

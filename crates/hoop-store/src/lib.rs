@@ -27,4 +27,6 @@ pub use model::{
     LOCAL_AGENT, NewDecision, NewReview, Review, ReviewDecision, ReviewFilter, ReviewKind,
     ReviewStatus, SessionEnd, SessionFilter, SessionRecord, User, input_preview,
 };
-pub use store::{Backend, InstanceRecord, Limits, NewInstance, RESTART_REASON, Renewal, Store};
+pub use store::{
+    Backend, InstanceClaim, InstanceRecord, Limits, NewInstance, RESTART_REASON, Renewal, Store,
+};

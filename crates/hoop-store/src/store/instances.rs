@@ -60,6 +60,18 @@ pub enum Renewal {
     Lapsed,
 }
 
+/// Two-key advisory lock class under which a running gateway holds its `instance_id`
+/// (the second key is `hashtext(instance_id)`).
+const INSTANCE_LOCK_CLASS: i32 = 0x6873_0003;
+
+/// A running gateway's exclusive hold on its `instance_id`: on PostgreSQL, a
+/// transaction-scoped advisory lock in a transaction left open for the gateway's lifetime
+/// (it takes no snapshot between statements, so it holds nothing else back). The server
+/// releases it when the transaction ends: when this is dropped, or when the gateway's
+/// connection dies with its process. SQLite has one gateway: nothing is held.
+#[derive(Debug)]
+pub struct InstanceClaim(#[allow(dead_code)] Option<sea_orm::DatabaseTransaction>);
+
 /// The reason given to sessions of this gateway left open by its previous run.
 pub const RESTART_REASON: &str = "the gateway stopped while the session ran";
 
@@ -87,6 +99,32 @@ impl Store {
             }
         }
         Ok(Utc::now())
+    }
+
+    /// Claims `id` for this process for as long as the returned claim lives; `None` if
+    /// another running gateway holds it (on PostgreSQL; on SQLite there is nothing to claim).
+    /// A gateway that crashed holds nothing: its claim ended with its connection.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Db`] if the database fails.
+    pub async fn claim_instance(&self, id: &str) -> Result<Option<InstanceClaim>> {
+        use sea_orm::TransactionTrait as _;
+        if self.backend() != Backend::Postgres {
+            return Ok(Some(InstanceClaim(None)));
+        }
+        let txn = self.db().begin().await?;
+        let row = txn
+            .query_one(Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS held",
+                [INSTANCE_LOCK_CLASS.into(), id.into()],
+            ))
+            .await?;
+        let held = row
+            .map(|r| r.try_get::<bool>("", "held"))
+            .transpose()?
+            .unwrap_or(false);
+        Ok(held.then_some(InstanceClaim(Some(txn))))
     }
 
     /// Registers (or takes again) the instance `new.id` with a lease of `lease` from now.

@@ -33,7 +33,7 @@ use crate::error::StoreError;
 use crate::events::NewEvent;
 use crate::migration::Migrator;
 
-pub use instances::{InstanceRecord, NewInstance, RESTART_REASON, Renewal};
+pub use instances::{InstanceClaim, InstanceRecord, NewInstance, RESTART_REASON, Renewal};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -73,6 +73,7 @@ pub struct Limits {
 enum UserLock {
     RunningSessions = 0x6873_0001,
     PendingReviews = 0x6873_0002,
+    // 0x6873_0003: a running gateway's instance_id (`instances::INSTANCE_LOCK_CLASS`).
 }
 
 /// The gateway's persistent state.
