@@ -289,18 +289,48 @@ struct Snippets {
 }
 
 mod aho {
-    /// Finds the query's words in text, ignoring ASCII case (the index lower-cases words).
+    use aho_corasick::AhoCorasick;
+
+    /// Finds the query's words in text as the index's tokenizer sees them: whole words
+    /// (runs of alphanumeric characters), ignoring case.
     pub(super) struct Finder {
         words: Vec<String>,
+        /// ASCII words (nearly always): one pass of an ASCII-case-insensitive automaton over
+        /// the text, lazily, so a hit's snippets cost the text up to its first matches only.
+        ascii: Option<AhoCorasick>,
     }
 
     impl Finder {
         pub(super) fn new(words: Vec<String>) -> Option<Self> {
-            (!words.is_empty()).then_some(Self { words })
+            if words.is_empty() {
+                return None;
+            }
+            let ascii = if words.iter().all(|w| w.is_ascii()) {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&words)
+                    .ok()
+            } else {
+                None
+            };
+            Some(Self { words, ascii })
         }
 
-        /// Byte offsets of the matches in `text`, in order, at most `max`.
-        pub(super) fn find(&self, text: &str, max: usize) -> Vec<usize> {
+        /// Byte offsets of the whole-word matches in `text`, in order. Lazy on the ASCII
+        /// path: stop taking when enough were found.
+        pub(super) fn find<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = usize> + 'a> {
+            match &self.ascii {
+                Some(ac) => Box::new(
+                    ac.find_iter(text)
+                        .filter(|m| whole_word(text, m.start(), m.end()))
+                        .map(|m| m.start()),
+                ),
+                None => Box::new(self.find_unicode(text).into_iter()),
+            }
+        }
+
+        /// Words outside ASCII: the whole text lower-cased, then searched word by word.
+        fn find_unicode(&self, text: &str) -> Vec<usize> {
             let lower = text.to_lowercase();
             // `to_lowercase` may change byte lengths outside ASCII; offsets are then only
             // approximate, and re-aligned to character boundaries by the caller.
@@ -310,7 +340,7 @@ mod aho {
                 while let Some(at) = lower[from..].find(word.as_str()) {
                     hits.push(from + at);
                     from += at + word.len().max(1);
-                    if hits.len() > max * 8 {
+                    if hits.len() > super::MAX_SNIPPETS * 8 {
                         break;
                     }
                 }
@@ -318,6 +348,13 @@ mod aho {
             hits.sort_unstable();
             hits
         }
+    }
+
+    /// Whether `text[start..end]` is a whole token: no alphanumeric character touches it.
+    fn whole_word(text: &str, start: usize, end: usize) -> bool {
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     }
 }
 
@@ -376,9 +413,16 @@ impl Snippets {
                 .unwrap_or_default();
             let mut found = std::collections::VecDeque::new();
             let mut covered = 0usize;
-            for at in finder.find(text, MAX_SNIPPETS) {
+            // Windows tried, bounded: a word the tokenizer splits otherwise (rare) yields no
+            // highlight and is passed over, but never makes a hit cost its whole text.
+            let mut tried = 0usize;
+            for at in finder.find(text) {
                 if at < covered {
                     continue;
+                }
+                tried += 1;
+                if tried > MAX_SNIPPETS * 8 {
+                    break;
                 }
                 let start = floor_boundary(text, at.saturating_sub(SNIPPET_WINDOW / 2));
                 let end = ceil_boundary(text, at + SNIPPET_WINDOW);
