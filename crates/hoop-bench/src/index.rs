@@ -232,15 +232,25 @@ fn grep(dir: &Path, words: &[&str]) -> Result<usize> {
     Ok(files.map_or(0, |f| f.len()))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+/// Copies `from` into `to` while the gateway runs, leaving out the top-level entries named in
+/// `skip` (the live index, whose merges delete files as they go); a file that vanishes
+/// between listing and copying is left out too.
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
+            copy_dir(&entry.path(), &target, &[])?;
         } else {
-            std::fs::copy(entry.path(), &target)?;
+            match std::fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
@@ -352,8 +362,7 @@ pub(crate) async fn index(
         .prefix("hoop-bench-reindex-")
         .tempdir()?;
     let data = scratch.path().join("hoop-data");
-    copy_dir(&gw.data_dir(), &data)?;
-    std::fs::remove_dir_all(data.join("index")).ok();
+    copy_dir(&gw.data_dir(), &data, &["index"])?;
     let config = scratch.path().join("hoop.toml");
     std::fs::write(
         &config,

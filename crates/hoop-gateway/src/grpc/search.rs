@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hoop_plugin_indexer::{IndexerError, IndexerHost, Order, SearchRequest, Visibility};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::search_service_server::SearchService;
-use hoop_store::StoreError;
 use tonic::{Request, Response, Status};
 
 use super::SharedApp;
@@ -130,12 +129,21 @@ impl SearchService for SearchApi {
         .map_err(error)?;
         let mut results = Vec::with_capacity(page.hits.len());
         let returned = page.hits.len();
+        // The hits' records in one query (a page holds at most MAX_PAGE_SIZE).
+        let ids: Vec<String> = page.hits.iter().map(|h| h.session_id.clone()).collect();
+        let mut records: std::collections::HashMap<String, _> = self
+            .app
+            .store
+            .get_sessions(&ids)
+            .await
+            .map_err(Error::from)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         for hit in page.hits {
-            let record = match self.app.store.get_session(&hit.session_id).await {
-                Ok(record) => record,
-                // Indexed, but its record is gone: nothing to show.
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(other) => return Err(Error::from(other).into()),
+            // Indexed, but its record is gone: nothing to show.
+            let Some(record) = records.remove(&hit.session_id) else {
+                continue;
             };
             // The query only found what the caller may see; checked again on the record.
             if !all && record.user != caller.user.name {

@@ -195,6 +195,23 @@ impl Store {
         session_from(row)
     }
 
+    /// The sessions with these ids that exist, in one query, in no particular order.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn get_sessions(&self, ids: &[String]) -> Result<Vec<SessionRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        session::Entity::find()
+            .filter(session::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(session_from)
+            .collect()
+    }
+
     /// Sessions matching `filter`, newest first, after the (start time, id) of the last one
     /// of the previous page, at most `limit`.
     ///
