@@ -314,6 +314,20 @@ const CONTEXTUAL: &[(&str, &str)] = &[
         "x=[IP_ADDRESS] ok",
     ),
     ("link fe80::abcd:ef01 up", "link [IP_ADDRESS] up"),
+    // After a UTC offset, a UUID chain, a date: values are still found.
+    (
+        "2026-11-24T07:41:53.123456+05:30 +1 415 555 0132",
+        "2026-11-24T07:41:53.123456+05:30 [PHONE_NUMBER]",
+    ),
+    (
+        "req=550e8400-e29b-41d4-a716-446655440000 4111111111111111",
+        "req=550e8400-e29b-41d4-a716-446655440000 [CREDIT_CARD_NUMBER]",
+    ),
+    ("host-a1b2-2001:db8::1 up", "host-a1b2-[IP_ADDRESS] up"),
+    (
+        "on 05/03/2026 tel 030/901820",
+        "on 05/03/2026 tel [PHONE_NUMBER]",
+    ),
 ];
 
 /// Strings that must come out unchanged with every built-in type on.
@@ -325,6 +339,8 @@ const TRAPS: &[&str] = &[
     "2026-11-24T07:41:53Z",
     "2026-11-24 07:41:53.123",
     "2026-11-24T07:41:53.123456+05:30",
+    "2026-11-24 07:41:53-08:00 and 07:41:53.5+00:00",
+    "abc1-0123-4567-89ab-cdef01234567",
     "24/11/2026 and 11/24/2026",
     "ORD-2026-000123",
     "order #100234",

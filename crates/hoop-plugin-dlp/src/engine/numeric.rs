@@ -34,6 +34,32 @@ fn non_alnum(w: u64) -> u64 {
     non_digits(w) & !letter
 }
 
+/// High bit set in each byte of `w` that is not a lower-case ASCII letter or a digit.
+#[inline]
+fn non_lower_alnum(w: u64) -> u64 {
+    let low = w & !HI;
+    let ge_a = low + ((0x80 - 0x61) * LO);
+    let ge_z1 = low + ((0x80 - 0x7B) * LO);
+    let lower = ge_a & !ge_z1 & !w & HI;
+    non_digits(w) & !lower
+}
+
+/// End of the run of lower-case ASCII letters and digits starting at `i`.
+#[inline]
+fn lower_alnum_end(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_lower_alnum(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && (s[i].is_ascii_lowercase() || s[i].is_ascii_digit()) {
+        i += 1;
+    }
+    i
+}
+
 /// End of the run of ASCII letters and digits starting at `i`.
 #[inline]
 fn alnum_end(s: &[u8], mut i: usize) -> usize {
@@ -80,27 +106,46 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Bit of byte `j` of a 64-byte block within its group of 8 bytes.
+static WEIGHT: [u8; 64] = {
+    let mut w = [0u8; 64];
+    let mut j = 0;
+    while j < 64 {
+        w[j] = 1 << (j & 7);
+        j += 1;
+    }
+    w
+};
+
+/// Bit `j` set iff `b[j]` is an ASCII digit. Written so that the compiler vectorises the
+/// comparisons (16 bytes per instruction with SSE2): each digit byte becomes its bit
+/// within its group of 8 bytes, and one multiplication sums each group into one byte.
+#[inline]
+fn block_mask(b: &[u8; 64]) -> u64 {
+    let mut t = [0u8; 64];
+    for ((t, &c), &w) in t.iter_mut().zip(b).zip(&WEIGHT) {
+        *t = if c.wrapping_sub(b'0') < 10 { w } else { 0 };
+    }
+    let mut m = 0u64;
+    for (g, w) in t.chunks_exact(8).enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(w);
+        m |= (u64::from_le_bytes(x).wrapping_mul(LO) >> 56) << (g * 8);
+    }
+    m
+}
+
 /// Bit `j` set iff `s[base + j]` is an ASCII digit (bytes past the end count as not).
 #[inline]
 fn digit_mask(s: &[u8], base: usize) -> u64 {
+    if let Some(b) = s.get(base..base + 64)
+        && let Ok(b) = <&[u8; 64]>::try_from(b)
+    {
+        return block_mask(b);
+    }
     let mut m = 0u64;
-    if base + 64 <= s.len() {
-        let mut d = [0u64; 8];
-        let mut any = 0;
-        for (k, dk) in d.iter_mut().enumerate() {
-            *dk = (!non_digits(load8(s, base + k * 8)) & HI) >> 7;
-            any |= *dk;
-        }
-        if any == 0 {
-            return 0;
-        }
-        for (k, dk) in d.iter().enumerate() {
-            m |= (dk.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (k * 8);
-        }
-    } else {
-        for (j, b) in s[base..].iter().enumerate() {
-            m |= u64::from(b.is_ascii_digit()) << j;
-        }
+    for (j, b) in s[base..].iter().enumerate() {
+        m |= u64::from(b.is_ascii_digit()) << j;
     }
     m
 }
@@ -145,6 +190,23 @@ impl<'a> Runs<'a> {
             i = blk + 64;
         }
         n
+    }
+
+    /// The next run of digits at or after `i`: its start and end.
+    #[inline]
+    fn next_run(&mut self, i: usize) -> Option<(usize, usize)> {
+        let a = self.next_digit(i);
+        if a >= self.s.len() {
+            return None;
+        }
+        // `next_digit` left `a`'s block loaded: the run usually ends in it.
+        let m = !self.mask & (!0u64 << (a - self.base));
+        let b = if m != 0 {
+            (self.base + m.trailing_zeros() as usize).min(self.s.len())
+        } else {
+            self.run_end(self.base + 64)
+        };
+        Some((a, b))
     }
 
     /// Index of the first non-digit at or after `i` (or `s.len()`).
@@ -266,13 +328,7 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
     let mut i = 0;
     let mut v6_until = 0;
     let mut runs = Runs::new(s);
-    loop {
-        i = runs.next_digit(i);
-        if i >= n {
-            break;
-        }
-        let a = i;
-        let b = runs.run_end(a);
+    while let Some((a, b)) = runs.next_run(i) {
         let prev = before(s, a);
         let next = at(s, b);
         if (CLASS[usize::from(prev)] | CLASS[usize::from(next)]) & LOWER != 0 {
@@ -289,6 +345,18 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
                     }
                     V6::No(e) => v6_until = e,
                 }
+            }
+            // A chain of such tokens joined by `-` (a UUID, `api-3f2a9c-x1`): a digit run
+            // after `<alphanumeric>-` starts no value (see below), nor does one inside a
+            // lower-case token. Stops before a part followed by `:` (IPv6) or holding
+            // upper-case letters.
+            let mut te = te;
+            while at(s, te) == b'-' {
+                let e = lower_alnum_end(s, te + 1);
+                if e == te + 1 || at(s, e).is_ascii_alphanumeric() || at(s, e) == b':' {
+                    break;
+                }
+                te = e;
             }
             i = te;
             continue;
@@ -357,8 +425,9 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
     }
 }
 
-/// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction`) whose hour
-/// is `s[a..b]` (followed by `:`), unless more colon groups follow (an IPv6 address).
+/// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction` and UTC
+/// offset `+HH:MM`) whose hour is `s[a..b]` (followed by `:`), unless more colon groups
+/// follow (an IPv6 address).
 #[inline]
 fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     let d = |i: usize| at(s, i).is_ascii_digit();
@@ -371,11 +440,26 @@ fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     }
     let mut e = b + 6;
     // Fraction: `.` and 1-9 digits, or `,` and exactly 3 (milliseconds).
-    let f = digits(s, e + 1);
+    let mut f = e + 1;
+    while f < s.len() && s[f].is_ascii_digit() {
+        f += 1;
+    }
     match at(s, e) {
         b'.' if (1..=9).contains(&(f - e - 1)) => e = f,
         b',' if f - e - 1 == 3 => e = f,
         _ => {}
+    }
+    // UTC offset `+HH:MM` / `-HH:MM`: part of the time (no value starts with `+00`).
+    if matches!(at(s, e), b'+' | b'-')
+        && d(e + 1)
+        && d(e + 2)
+        && at(s, e + 3) == b':'
+        && d(e + 4)
+        && d(e + 5)
+        && !d(e + 6)
+        && at(s, e + 6) != b':'
+    {
+        e += 6;
     }
     (at(s, e) != b':' && !at(s, e).is_ascii_hexdigit()).then_some(e)
 }
@@ -408,8 +492,12 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if CLASS[usize::from(prev)] & OPENER == 0
         && CLASS[usize::from(next)] & JOINER == 0
         && !matches!(l, 9..=19)
-        // `030/901820` (not `05/11/2026`).
-        && !(next == b'/' && s[a] == b'0' && digits(s, b + 1) >= b + 4)
+        // `030/901820`, `030/901 82 20` (not `05/11/2026`, `03/2026`).
+        && !(next == b'/' && s[a] == b'0' && {
+            let e = digits(s, b + 1);
+            e >= b + 4
+                && (e - a > 9 || matches!(at(s, e), b' ' | b'-' | b'.') && at(s, e + 1).is_ascii_digit())
+        })
     {
         return None;
     }
@@ -668,6 +756,9 @@ fn ssn_sep(s: &[u8], a: usize, sep: u8) -> Option<usize> {
 /// NANP `AAA-EEE-XXXX` (same separator `sep`, `-`, `.` or space) at `a`.
 #[inline]
 fn nanp(s: &[u8], a: usize, sep: u8) -> Option<usize> {
+    if at(s, a + 3) != sep || at(s, a + 7) != sep || !(b'2'..=b'9').contains(&at(s, a)) {
+        return None;
+    }
     let ae = digits(s, a);
     if ae - a != 3 || at(s, ae) != sep || !(b'2'..=b'9').contains(&s[a]) {
         return None;
@@ -1065,6 +1156,9 @@ fn national(s: &[u8], a: usize) -> Option<usize> {
         ends[n] = ge;
         n += 1;
         pos = ge;
+    }
+    if total < 9 {
+        return None;
     }
     for k in (1..=n).rev() {
         let e = ends[k - 1];
