@@ -240,6 +240,31 @@ const CONTEXTUAL: &[(&str, &str)] = &[
     ("phone=none order=2125550147", "phone=none order=2125550147"),
     ("phone=1055550147", "phone=1055550147"),
     ("hotel=2125550147", "hotel=2125550147"),
+    // Short and special-service national numbers without a trunk prefix, and `+` numbers
+    // of 5-6 digits, only next to a phone-like label and valid in the numbering plan.
+    ("phone: 1800 12 3456", "phone: [PHONE_NUMBER]"),
+    ("tel=1860 345 1234 ok", "tel=[PHONE_NUMBER] ok"),
+    (r#"{"fax": "140 930 5260"}"#, r#"{"fax": "[PHONE_NUMBER]"}"#),
+    (
+        r#"{"mobile": "4004-1234"}"#,
+        r#"{"mobile": "[PHONE_NUMBER]"}"#,
+    ),
+    ("phone=310-1234", "phone=[PHONE_NUMBER]"),
+    (r#"{"tel": "16412345"}"#, r#"{"tel": "[PHONE_NUMBER]"}"#),
+    ("phone: +98 9601", "phone: [PHONE_NUMBER]"),
+    ("tel=+989601 x", "tel=[PHONE_NUMBER] x"),
+    (
+        " id | phone        | n\n----+--------------+---\n  1 | 1800 12 3456 | 4004-1234\n",
+        " id | phone        | n\n----+--------------+---\n  1 | [PHONE_NUMBER] | 4004-1234\n",
+    ),
+    ("ref: 1800 12 3456", "ref: 1800 12 3456"),
+    ("order=4004-1234", "order=4004-1234"),
+    ("id=16412345", "id=16412345"),
+    ("code +98 9601", "code +98 9601"),
+    ("phone=1234567", "phone=1234567"),
+    ("phone: 123-4567", "phone: 123-4567"),
+    ("phone=12 34 56 78", "phone=12 34 56 78"),
+    ("phone: +1 2345", "phone: +1 2345"),
     (
         " id | name | phone      | order\n----+------+------------+------------\n  1 | Bob  | 2125550147 | 2125550148\n  2 | Al   | 4155550132 | 4155550133\n(2 rows)\n 3 | x | 4155550134 | y\n",
         " id | name | phone      | order\n----+------+------------+------------\n  1 | Bob  | [PHONE_NUMBER] | 2125550148\n  2 | Al   | [PHONE_NUMBER] | 4155550133\n(2 rows)\n 3 | x | 4155550134 | y\n",

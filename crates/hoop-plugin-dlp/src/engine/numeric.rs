@@ -500,6 +500,8 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if CLASS[usize::from(prev)] & OPENER == 0
         && CLASS[usize::from(next)] & JOINER == 0
         && !matches!(l, 9..=19)
+        // `phone=16412345`
+        && !(matches!(l, 7 | 8) && label_sep(prev))
         // `030/901820`, `030/901 82 20` (not `05/11/2026`, `03/2026`).
         && !(next == b'/' && s[a] == b'0' && {
             let e = digits(s, b + 1);
@@ -512,7 +514,11 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if prev == b'+' {
         if sink.on(B::Phone) && !is_word(before(s, a - 1)) && !before(s, a - 1).is_ascii_digit() {
             let (e, total) = e164(s, a)?;
-            // Short numbers (7-8 digits, e.g. small islands) only when the plan says so.
+            // Short numbers (7-8 digits, e.g. small islands) only when the plan says so;
+            // 5-6 digits (`+98 9601`) also only next to a phone-like label.
+            if total < 7 && !labelled(s, a - 1, sink) {
+                return None;
+            }
             if total < 9 && !with_digits(s, a, e, plan::valid_international) {
                 return None;
             }
@@ -627,10 +633,24 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
         sink.push(B::Phone, a, e);
         return Some(e);
     }
+    if matches!(next, b' ' | b'-' | b'.')
+        && at(s, b + 1).is_ascii_digit()
+        && l <= 5
+        && label_sep(prev)
+        && let Some(e) = labelled_national(s, a, sink)
+    {
+        sink.push(B::Phone, a, e);
+        return Some(e);
+    }
     if !right_ok(s, b) {
         return None;
     }
     match l {
+        7 | 8 => {
+            let e = labelled_national(s, a, sink)?;
+            sink.push(B::Phone, a, e);
+            Some(e)
+        }
         9 => {
             let d = Digits::of(s, a, b);
             let pp = keyword_before(s, a, b"passport", 40);
@@ -643,6 +663,11 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
                 (_, Some(q)) if ssn_ok(d.get()) => {
                     sink.push_full(B::Ssn, a, b, q, Tail::Closed);
                     Some(b)
+                }
+                _ if label_sep(prev) => {
+                    let e = labelled_national(s, a, sink)?;
+                    sink.push(B::Phone, a, e);
+                    Some(e)
                 }
                 _ => None,
             }
@@ -810,7 +835,8 @@ fn paren_phone(s: &[u8], p: usize) -> Option<usize> {
 }
 
 /// E.164 number after the `+` (or international prefix) before `a`: country code and
-/// groups separated by single spaces, dashes, dots or parenthesised groups; 7-15 digits.
+/// groups separated by single spaces, dashes, dots or parenthesised groups; 5-15 digits
+/// (callers want 7 or more unless a phone-like label is there).
 /// Returns the end of the digits (extensions not included) and their number.
 fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
     let mut pos = a;
@@ -881,7 +907,7 @@ fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
         }
         return (at(s, soft_end) != b'(').then_some((soft_end, soft_total));
     }
-    (total >= 7 && at(s, end) != b'(').then_some((end, total))
+    (total >= 5 && at(s, end) != b'(').then_some((end, total))
 }
 
 /// Number of ASCII digits in `s[a..e]`.
@@ -1108,8 +1134,8 @@ fn intl(s: &[u8], a: usize, b: usize) -> Option<usize> {
     {
         return Some(e);
     }
-    let (e, _) = e164(s, start)?;
-    if !with_digits(s, start, e, plan::valid_international) {
+    let (e, total) = e164(s, start)?;
+    if total < 7 || !with_digits(s, start, e, plan::valid_international) {
         return None;
     }
     phone_end(s, e)
@@ -1225,4 +1251,72 @@ fn bare_phone(s: &[u8], a: usize, b: usize, sink: &mut Sink<'_>) -> bool {
         (_, b'0') => national_ok(&d[1..]),
         _ => plan::valid_in(1, &d[1..]),
     })
+}
+
+/// A byte that may end a phone-like label before a value (see [`key_before`]; a table
+/// cell starts after a space).
+#[inline]
+fn label_sep(b: u8) -> bool {
+    matches!(b, b'"' | b'\'' | b':' | b'=' | b'>' | b' ' | b'\t')
+}
+
+/// A phone-like label before the value at `a`: a key on its line or its table column.
+fn labelled(s: &[u8], a: usize, sink: &mut Sink<'_>) -> bool {
+    key_before(s, a) || sink.tables.phone_column(s, a)
+}
+
+/// A national number without a trunk prefix at `a` next to a phone-like label: groups of
+/// digits separated by single spaces, dashes or dots (the same throughout), or one bare
+/// run; 7-13 digits; the longest such run of groups that is valid in the NANP, Brazil,
+/// India, Germany, the UK or France (short and special-service numbers such as India's
+/// `1800 12 3456`, Brazil's `4004-1234`, Canada's `310-1234`).
+fn labelled_national(s: &[u8], a: usize, sink: &mut Sink<'_>) -> Option<usize> {
+    if !sink.on(B::Phone) {
+        return None;
+    }
+    let mut ends = [0usize; 6];
+    let mut n = 0;
+    let mut total = 0;
+    let mut pos = a;
+    let mut sep = 0u8;
+    while n < ends.len() {
+        let ge = digits(s, pos);
+        if total + (ge - pos) > 13 {
+            break;
+        }
+        total += ge - pos;
+        ends[n] = ge;
+        n += 1;
+        let c = at(s, ge);
+        if !matches!(c, b' ' | b'-' | b'.')
+            || !at(s, ge + 1).is_ascii_digit()
+            || sep != 0 && c != sep
+        {
+            break;
+        }
+        sep = c;
+        pos = ge + 1;
+    }
+    if total < 7 || !labelled(s, a, sink) {
+        return None;
+    }
+    for k in (1..=n).rev() {
+        let e = ends[k - 1];
+        let ok = with_digits(s, a, e, |d| {
+            (7..=13).contains(&d.len())
+                && match d.strip_prefix('0') {
+                    Some(nsn) => national_ok(nsn),
+                    None => {
+                        plan::valid_in(1, d)
+                            || ["BR", "IN", "DE", "GB", "FR"]
+                                .iter()
+                                .any(|r| plan::valid_region(r, d))
+                    }
+                }
+        });
+        if ok && let Some(end) = phone_end(s, e) {
+            return Some(end);
+        }
+    }
+    None
 }
