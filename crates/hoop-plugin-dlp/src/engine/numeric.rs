@@ -492,7 +492,9 @@ fn date_end(s: &[u8], b: usize) -> Option<usize> {
     (!is_word(at(s, e)) || at(s, e) == b'T').then_some(e)
 }
 
-/// Checks for a digit run `s[a..b]` not attached to letters.
+/// Checks for a digit run `s[a..b]` not attached to letters. Inlined into the scanner:
+/// most runs leave it after a few comparisons.
+#[inline(always)]
 fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>) -> Option<usize> {
     let l = b - a;
     // Fast exit for plain numbers (`12`, `=5123,`, `"rows":42}`): no type starts with a
@@ -634,9 +636,13 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
         return Some(e);
     }
     if matches!(next, b' ' | b'-' | b'.')
-        && at(s, b + 1).is_ascii_digit()
-        && l <= 5
+        && (2..=5).contains(&l)
         && label_sep(prev)
+        && {
+            // At least 7 digits in groups of 2 or more: not `200 45ms`, `10.4.12`.
+            let g = digits(s, b + 1);
+            g >= b + 3 && (g - b - 1 + l >= 7 || at(s, g) == next && at(s, g + 1).is_ascii_digit())
+        }
         && let Some(e) = labelled_national(s, a, sink)
     {
         sink.push(B::Phone, a, e);
@@ -1266,10 +1272,12 @@ fn labelled(s: &[u8], a: usize, sink: &mut Sink<'_>) -> bool {
 }
 
 /// A national number without a trunk prefix at `a` next to a phone-like label: groups of
-/// digits separated by single spaces, dashes or dots (the same throughout), or one bare
-/// run; 7-13 digits; the longest such run of groups that is valid in the NANP, Brazil,
+/// 2 or more digits separated by single spaces, dashes or dots (the same throughout), or
+/// one bare run; 7-13 digits; the longest such run of groups that is valid in the NANP, Brazil,
 /// India, Germany, the UK or France (short and special-service numbers such as India's
 /// `1800 12 3456`, Brazil's `4004-1234`, Canada's `310-1234`).
+/// Out of line: rarely more than a few byte comparisons, and it keeps the scanner small.
+#[inline(never)]
 fn labelled_national(s: &[u8], a: usize, sink: &mut Sink<'_>) -> Option<usize> {
     if !sink.on(B::Phone) {
         return None;
@@ -1281,7 +1289,7 @@ fn labelled_national(s: &[u8], a: usize, sink: &mut Sink<'_>) -> Option<usize> {
     let mut sep = 0u8;
     while n < ends.len() {
         let ge = digits(s, pos);
-        if total + (ge - pos) > 13 {
+        if total + (ge - pos) > 13 || ge - pos < 2 {
             break;
         }
         total += ge - pos;
