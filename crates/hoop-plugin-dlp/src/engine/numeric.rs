@@ -439,11 +439,7 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
 #[inline]
 fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     let d = |i: usize| at(s, i).is_ascii_digit();
-    if b - a > 2
-        || at(s, b) != b':'
-        || !(d(b + 1) && d(b + 2) && at(s, b + 3) == b':' && d(b + 4) && d(b + 5))
-        || d(b + 6)
-    {
+    if b - a > 2 || !shaped(s, b, b":99:99") || d(b + 6) {
         return None;
     }
     let mut e = b + 6;
@@ -459,11 +455,7 @@ fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     }
     // UTC offset `+HH:MM` / `-HH:MM`: part of the time (no value starts with `+00`).
     if matches!(at(s, e), b'+' | b'-')
-        && d(e + 1)
-        && d(e + 2)
-        && at(s, e + 3) == b':'
-        && d(e + 4)
-        && d(e + 5)
+        && shaped(s, e + 1, b"99:99")
         && !d(e + 6)
         && at(s, e + 6) != b':'
     {
@@ -472,19 +464,31 @@ fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     (at(s, e) != b':' && !at(s, e).is_ascii_hexdigit()).then_some(e)
 }
 
+/// `s[i..]` starts with `pat`, in which `9` stands for any ASCII digit.
+#[inline]
+fn shaped(s: &[u8], i: usize, pat: &[u8]) -> bool {
+    s.get(i..i + pat.len()).is_some_and(|w| {
+        w.iter().zip(pat).all(|(&c, &p)| {
+            if p == b'9' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        })
+    })
+}
+
 /// End of `-MM-DD` at `b` (after a 4-digit year), plus an optional `T`/space and a
 /// clock time, if that is what follows.
 #[inline]
 fn date_end(s: &[u8], b: usize) -> Option<usize> {
     let d = |i: usize| at(s, i).is_ascii_digit();
-    if !(d(b + 1) && d(b + 2) && at(s, b + 3) == b'-' && d(b + 4) && d(b + 5)) || d(b + 6) {
+    if !shaped(s, b + 1, b"99-99") || d(b + 6) {
         return None;
     }
     let e = b + 6;
     if matches!(at(s, e), b'T' | b' ')
-        && d(e + 1)
-        && d(e + 2)
-        && at(s, e + 3) == b':'
+        && shaped(s, e + 1, b"99:")
         && let Some(t) = time_end(s, e + 1, e + 3)
     {
         return Some(t);
