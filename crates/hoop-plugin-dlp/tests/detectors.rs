@@ -349,6 +349,16 @@ const CONTEXTUAL: &[(&str, &str)] = &[
         "req=550e8400-e29b-41d4-a716-446655440000 [CREDIT_CARD_NUMBER]",
     ),
     ("host-a1b2-2001:db8::1 up", "host-a1b2-[IP_ADDRESS] up"),
+    // After a version or another `.`/`-` chain of numbers.
+    ("build 1.2.3-2001:db8::1 up", "build 1.2.3-[IP_ADDRESS] up"),
+    (
+        "version=2.8.5 tel +1 415 555 0132",
+        "version=2.8.5 tel [PHONE_NUMBER]",
+    ),
+    (
+        "10.0.0.300-2026-11-24T10:00:00Z 4111111111111111",
+        "10.0.0.300-2026-11-24T10:00:00Z [CREDIT_CARD_NUMBER]",
+    ),
     (
         "on 05/03/2026 tel 030/901820",
         "on 05/03/2026 tel [PHONE_NUMBER]",

@@ -426,11 +426,32 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
             }
         }
         if matches!(prev, b'.' | b'-') && before(s, a - 1).is_ascii_alphanumeric() {
-            i = b;
+            i = chain_end(s, b);
             continue;
         }
-        i = numeric(s, a, b, prev, next, sink).unwrap_or(b).max(b);
+        i = match numeric(s, a, b, prev, next, sink) {
+            Some(e) => e.max(b),
+            // `2.8.5`, `123-45-6789`: the runs joined to this one would be skipped below.
+            None => chain_end(s, b),
+        };
     }
+}
+
+/// End of the digit runs joined by `.` or `-` to the run ending at `b` (`.8.5` in
+/// `2.8.5`): each of them follows `<digit>.`/`<digit>-`, so the scanner would skip it
+/// anyway. Stops before a run followed by `:` (a clock time, IPv6) or a word character
+/// (a token the scanner looks at as a whole).
+#[inline]
+fn chain_end(s: &[u8], mut b: usize) -> usize {
+    while matches!(at(s, b), b'.' | b'-') && at(s, b + 1).is_ascii_digit() {
+        let e = digits(s, b + 1);
+        let c = at(s, e);
+        if c == b':' || is_word(c) {
+            break;
+        }
+        b = e;
+    }
+    b
 }
 
 /// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction` and UTC
