@@ -240,6 +240,31 @@ const CONTEXTUAL: &[(&str, &str)] = &[
     ("phone=none order=2125550147", "phone=none order=2125550147"),
     ("phone=1055550147", "phone=1055550147"),
     ("hotel=2125550147", "hotel=2125550147"),
+    // Short and special-service national numbers without a trunk prefix, and `+` numbers
+    // of 5-6 digits, only next to a phone-like label and valid in the numbering plan.
+    ("phone: 1800 12 3456", "phone: [PHONE_NUMBER]"),
+    ("tel=1860 345 1234 ok", "tel=[PHONE_NUMBER] ok"),
+    (r#"{"fax": "140 930 5260"}"#, r#"{"fax": "[PHONE_NUMBER]"}"#),
+    (
+        r#"{"mobile": "4004-1234"}"#,
+        r#"{"mobile": "[PHONE_NUMBER]"}"#,
+    ),
+    ("phone=310-1234", "phone=[PHONE_NUMBER]"),
+    (r#"{"tel": "16412345"}"#, r#"{"tel": "[PHONE_NUMBER]"}"#),
+    ("phone: +98 9601", "phone: [PHONE_NUMBER]"),
+    ("tel=+989601 x", "tel=[PHONE_NUMBER] x"),
+    (
+        " id | phone        | n\n----+--------------+---\n  1 | 1800 12 3456 | 4004-1234\n",
+        " id | phone        | n\n----+--------------+---\n  1 | [PHONE_NUMBER] | 4004-1234\n",
+    ),
+    ("ref: 1800 12 3456", "ref: 1800 12 3456"),
+    ("order=4004-1234", "order=4004-1234"),
+    ("id=16412345", "id=16412345"),
+    ("code +98 9601", "code +98 9601"),
+    ("phone=1234567", "phone=1234567"),
+    ("phone: 123-4567", "phone: 123-4567"),
+    ("phone=12 34 56 78", "phone=12 34 56 78"),
+    ("phone: +1 2345", "phone: +1 2345"),
     (
         " id | name | phone      | order\n----+------+------------+------------\n  1 | Bob  | 2125550147 | 2125550148\n  2 | Al   | 4155550132 | 4155550133\n(2 rows)\n 3 | x | 4155550134 | y\n",
         " id | name | phone      | order\n----+------+------------+------------\n  1 | Bob  | [PHONE_NUMBER] | 2125550148\n  2 | Al   | [PHONE_NUMBER] | 4155550133\n(2 rows)\n 3 | x | 4155550134 | y\n",
@@ -314,6 +339,30 @@ const CONTEXTUAL: &[(&str, &str)] = &[
         "x=[IP_ADDRESS] ok",
     ),
     ("link fe80::abcd:ef01 up", "link [IP_ADDRESS] up"),
+    // After a UTC offset, a UUID chain, a date: values are still found.
+    (
+        "2026-11-24T07:41:53.123456+05:30 +1 415 555 0132",
+        "2026-11-24T07:41:53.123456+05:30 [PHONE_NUMBER]",
+    ),
+    (
+        "req=550e8400-e29b-41d4-a716-446655440000 4111111111111111",
+        "req=550e8400-e29b-41d4-a716-446655440000 [CREDIT_CARD_NUMBER]",
+    ),
+    ("host-a1b2-2001:db8::1 up", "host-a1b2-[IP_ADDRESS] up"),
+    // After a version or another `.`/`-` chain of numbers.
+    ("build 1.2.3-2001:db8::1 up", "build 1.2.3-[IP_ADDRESS] up"),
+    (
+        "version=2.8.5 tel +1 415 555 0132",
+        "version=2.8.5 tel [PHONE_NUMBER]",
+    ),
+    (
+        "10.0.0.300-2026-11-24T10:00:00Z 4111111111111111",
+        "10.0.0.300-2026-11-24T10:00:00Z [CREDIT_CARD_NUMBER]",
+    ),
+    (
+        "on 05/03/2026 tel 030/901820",
+        "on 05/03/2026 tel [PHONE_NUMBER]",
+    ),
 ];
 
 /// Strings that must come out unchanged with every built-in type on.
@@ -325,6 +374,8 @@ const TRAPS: &[&str] = &[
     "2026-11-24T07:41:53Z",
     "2026-11-24 07:41:53.123",
     "2026-11-24T07:41:53.123456+05:30",
+    "2026-11-24 07:41:53-08:00 and 07:41:53.5+00:00",
+    "abc1-0123-4567-89ab-cdef01234567",
     "24/11/2026 and 11/24/2026",
     "ORD-2026-000123",
     "order #100234",

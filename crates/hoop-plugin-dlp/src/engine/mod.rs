@@ -19,11 +19,13 @@
 //!   `://`, `www.`, `-----BEGIN`, `eyJ`, `AKIA`/`ASIA`/..., `hp_` (in `ghp_`...),
 //!   `ub_pat_` (in `github_pat_`), `xox`, `kie:` (in `Cookie:`) and `ss_key`/`ws_secret`
 //!   (in AWS secret key names); each handler then checks the whole keyword around it;
-//! * a digit scanner visits each run of digits (found 64 bytes at a time with a bit mask)
-//!   and decides from its length and neighbours which number-based types could apply
-//!   (cards, phones, SSN, IPv4/IPv6, IMEI, CPF, passport, IBAN, VIN, card tracks). Runs
-//!   inside lower-case words and hex ids, ISO dates and clock times are skipped whole;
-//!   versions, counts and the like are rejected after a few byte comparisons.
+//! * a digit scanner visits each run of digits (found 64 bytes at a time with a bit mask
+//!   built from byte comparisons the compiler vectorises) and decides from its length and
+//!   neighbours which number-based types could apply (cards, phones, SSN, IPv4/IPv6, IMEI,
+//!   CPF, passport, IBAN, VIN, card tracks). Runs inside lower-case words and hex ids (and
+//!   `-`-joined chains of them: UUIDs), ISO dates and clock times (with a UTC offset) are
+//!   skipped whole; versions, counts and the like are rejected after a few byte
+//!   comparisons.
 //!
 //! Validation: Luhn (cards, IMEI, track PANs) plus issuer prefixes per card length
 //! (12 digits: Maestro only; 15: Amex and JCB only, other 15-digit Luhn numbers are
@@ -34,7 +36,10 @@
 //! Brazilian and Indian numbers without it, and bare 10-11 digit numbers, which are also
 //! only phones next to a phone-like label (a key on the same line such as `phone=` or
 //! `"tel": `, or the header of the psql/MySQL/Markdown table column they are in, carried
-//! from line to line; see `label.rs`). A phone number's extension (`x123`, `ext. 12`,
+//! from line to line; see `label.rs`). Next to such a label, national numbers without a
+//! trunk prefix (7-13 digits, bare or in groups of 2+; the NANP, Brazil, India, Germany,
+//! the UK, France: short and special-service numbers such as `1800 12 3456`) and `+`
+//! numbers of 5-6 digits are phones too when valid in the plan. A phone number's extension (`x123`, `ext. 12`,
 //! `#204`) is masked with it. Formatted NANP numbers (`(415) 555-0132`, `415-555-0132`)
 //! are accepted by shape (area and exchange codes starting with 2-9). mod-97 and
 //! a per-country length table for IBAN; the ISO 3779 check digit for VIN; both CPF check

@@ -34,6 +34,32 @@ fn non_alnum(w: u64) -> u64 {
     non_digits(w) & !letter
 }
 
+/// High bit set in each byte of `w` that is not a lower-case ASCII letter or a digit.
+#[inline]
+fn non_lower_alnum(w: u64) -> u64 {
+    let low = w & !HI;
+    let ge_a = low + ((0x80 - 0x61) * LO);
+    let ge_z1 = low + ((0x80 - 0x7B) * LO);
+    let lower = ge_a & !ge_z1 & !w & HI;
+    non_digits(w) & !lower
+}
+
+/// End of the run of lower-case ASCII letters and digits starting at `i`.
+#[inline]
+fn lower_alnum_end(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_lower_alnum(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && (s[i].is_ascii_lowercase() || s[i].is_ascii_digit()) {
+        i += 1;
+    }
+    i
+}
+
 /// End of the run of ASCII letters and digits starting at `i`.
 #[inline]
 fn alnum_end(s: &[u8], mut i: usize) -> usize {
@@ -80,27 +106,54 @@ static CLASS: [u8; 256] = {
     t
 };
 
-/// Bit `j` set iff `s[base + j]` is an ASCII digit (bytes past the end count as not).
+/// Bit of byte `j` of a 64-byte block: the number of its group of 8 bytes.
+static WEIGHT: [u8; 64] = {
+    let mut w = [0u8; 64];
+    let mut j = 0;
+    while j < 64 {
+        w[j] = 1 << (j >> 3);
+        j += 1;
+    }
+    w
+};
+
+/// Bit `j` set iff `b[j]` is an ASCII digit. Written so that the compiler vectorises it
+/// (16 bytes per instruction with SSE2): each digit byte becomes the bit of its group of 8
+/// (`WEIGHT`), the 8 groups are OR-ed into one word (bit `k` of byte `i`: byte `8k + i`),
+/// and that 8x8 bit matrix is transposed (bit `8k + i`).
 #[inline]
+fn block_mask(b: &[u8; 64]) -> u64 {
+    let mut t = [0u8; 64];
+    for ((t, &c), &w) in t.iter_mut().zip(b).zip(&WEIGHT) {
+        *t = if c.wrapping_sub(b'0') < 10 { w } else { 0 };
+    }
+    let mut x = 0u64;
+    for g in t.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(g);
+        x |= u64::from_le_bytes(w);
+    }
+    // Transpose (Hacker's Delight, `transpose8`): swap 1x1, 2x2 then 4x4 blocks.
+    let t1 = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t1 ^ (t1 << 7);
+    let t2 = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t2 ^ (t2 << 14);
+    let t3 = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t3 ^ (t3 << 28)
+}
+
+/// Bit `j` set iff `s[base + j]` is an ASCII digit (bytes past the end count as not).
+/// Called once per 64 bytes, out of line to keep the scanner's loop small.
+#[inline(never)]
 fn digit_mask(s: &[u8], base: usize) -> u64 {
+    if let Some(b) = s.get(base..base + 64)
+        && let Ok(b) = <&[u8; 64]>::try_from(b)
+    {
+        return block_mask(b);
+    }
     let mut m = 0u64;
-    if base + 64 <= s.len() {
-        let mut d = [0u64; 8];
-        let mut any = 0;
-        for (k, dk) in d.iter_mut().enumerate() {
-            *dk = (!non_digits(load8(s, base + k * 8)) & HI) >> 7;
-            any |= *dk;
-        }
-        if any == 0 {
-            return 0;
-        }
-        for (k, dk) in d.iter().enumerate() {
-            m |= (dk.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (k * 8);
-        }
-    } else {
-        for (j, b) in s[base..].iter().enumerate() {
-            m |= u64::from(b.is_ascii_digit()) << j;
-        }
+    for (j, b) in s[base..].iter().enumerate() {
+        m |= u64::from(b.is_ascii_digit()) << j;
     }
     m
 }
@@ -145,6 +198,23 @@ impl<'a> Runs<'a> {
             i = blk + 64;
         }
         n
+    }
+
+    /// The next run of digits at or after `i`: its start and end.
+    #[inline]
+    fn next_run(&mut self, i: usize) -> Option<(usize, usize)> {
+        let a = self.next_digit(i);
+        if a >= self.s.len() {
+            return None;
+        }
+        // `next_digit` left `a`'s block loaded: the run usually ends in it.
+        let m = !self.mask & (!0u64 << (a - self.base));
+        let b = if m != 0 {
+            (self.base + m.trailing_zeros() as usize).min(self.s.len())
+        } else {
+            self.run_end(self.base + 64)
+        };
+        Some((a, b))
     }
 
     /// Index of the first non-digit at or after `i` (or `s.len()`).
@@ -266,13 +336,7 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
     let mut i = 0;
     let mut v6_until = 0;
     let mut runs = Runs::new(s);
-    loop {
-        i = runs.next_digit(i);
-        if i >= n {
-            break;
-        }
-        let a = i;
-        let b = runs.run_end(a);
+    while let Some((a, b)) = runs.next_run(i) {
         let prev = before(s, a);
         let next = at(s, b);
         if (CLASS[usize::from(prev)] | CLASS[usize::from(next)]) & LOWER != 0 {
@@ -289,6 +353,18 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
                     }
                     V6::No(e) => v6_until = e,
                 }
+            }
+            // A chain of such tokens joined by `-` (a UUID, `api-3f2a9c-x1`): a digit run
+            // after `<alphanumeric>-` starts no value (see below), nor does one inside a
+            // lower-case token. Stops before a part followed by `:` (IPv6) or holding
+            // upper-case letters.
+            let mut te = te;
+            while at(s, te) == b'-' {
+                let e = lower_alnum_end(s, te + 1);
+                if e == te + 1 || at(s, e).is_ascii_alphanumeric() || at(s, e) == b':' {
+                    break;
+                }
+                te = e;
             }
             i = te;
             continue;
@@ -350,34 +426,77 @@ pub(crate) fn scan(s: &[u8], sink: &mut Sink<'_>) {
             }
         }
         if matches!(prev, b'.' | b'-') && before(s, a - 1).is_ascii_alphanumeric() {
-            i = b;
+            i = chain_end(s, b);
             continue;
         }
-        i = numeric(s, a, b, prev, next, sink).unwrap_or(b).max(b);
+        i = match numeric(s, a, b, prev, next, sink) {
+            Some(e) => e.max(b),
+            // `2.8.5`, `123-45-6789`: the runs joined to this one would be skipped below.
+            None => chain_end(s, b),
+        };
     }
 }
 
-/// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction`) whose hour
-/// is `s[a..b]` (followed by `:`), unless more colon groups follow (an IPv6 address).
+/// End of the digit runs joined by `.` or `-` to the run ending at `b` (`.8.5` in
+/// `2.8.5`): each of them follows `<digit>.`/`<digit>-`, so the scanner would skip it
+/// anyway. Stops before a run followed by `:` (a clock time, IPv6) or a word character
+/// (a token the scanner looks at as a whole).
+#[inline]
+fn chain_end(s: &[u8], mut b: usize) -> usize {
+    while matches!(at(s, b), b'.' | b'-') && at(s, b + 1).is_ascii_digit() {
+        let e = digits(s, b + 1);
+        let c = at(s, e);
+        if c == b':' || is_word(c) {
+            break;
+        }
+        b = e;
+    }
+    b
+}
+
+/// End of a clock time `H:MM:SS` / `HH:MM:SS` (with an optional `.fraction` and UTC
+/// offset `+HH:MM`) whose hour is `s[a..b]` (followed by `:`), unless more colon groups
+/// follow (an IPv6 address).
 #[inline]
 fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
     let d = |i: usize| at(s, i).is_ascii_digit();
-    if b - a > 2
-        || at(s, b) != b':'
-        || !(d(b + 1) && d(b + 2) && at(s, b + 3) == b':' && d(b + 4) && d(b + 5))
-        || d(b + 6)
-    {
+    if b - a > 2 || !shaped(s, b, b":99:99") || d(b + 6) {
         return None;
     }
     let mut e = b + 6;
     // Fraction: `.` and 1-9 digits, or `,` and exactly 3 (milliseconds).
-    let f = digits(s, e + 1);
+    let mut f = e + 1;
+    while f < s.len() && s[f].is_ascii_digit() {
+        f += 1;
+    }
     match at(s, e) {
         b'.' if (1..=9).contains(&(f - e - 1)) => e = f,
         b',' if f - e - 1 == 3 => e = f,
         _ => {}
     }
+    // UTC offset `+HH:MM` / `-HH:MM`: part of the time (no value starts with `+00`).
+    if matches!(at(s, e), b'+' | b'-')
+        && shaped(s, e + 1, b"99:99")
+        && !d(e + 6)
+        && at(s, e + 6) != b':'
+    {
+        e += 6;
+    }
     (at(s, e) != b':' && !at(s, e).is_ascii_hexdigit()).then_some(e)
+}
+
+/// `s[i..]` starts with `pat`, in which `9` stands for any ASCII digit.
+#[inline]
+fn shaped(s: &[u8], i: usize, pat: &[u8]) -> bool {
+    s.get(i..i + pat.len()).is_some_and(|w| {
+        w.iter().zip(pat).all(|(&c, &p)| {
+            if p == b'9' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        })
+    })
 }
 
 /// End of `-MM-DD` at `b` (after a 4-digit year), plus an optional `T`/space and a
@@ -385,14 +504,12 @@ fn time_end(s: &[u8], a: usize, b: usize) -> Option<usize> {
 #[inline]
 fn date_end(s: &[u8], b: usize) -> Option<usize> {
     let d = |i: usize| at(s, i).is_ascii_digit();
-    if !(d(b + 1) && d(b + 2) && at(s, b + 3) == b'-' && d(b + 4) && d(b + 5)) || d(b + 6) {
+    if !shaped(s, b + 1, b"99-99") || d(b + 6) {
         return None;
     }
     let e = b + 6;
     if matches!(at(s, e), b'T' | b' ')
-        && d(e + 1)
-        && d(e + 2)
-        && at(s, e + 3) == b':'
+        && shaped(s, e + 1, b"99:")
         && let Some(t) = time_end(s, e + 1, e + 3)
     {
         return Some(t);
@@ -400,7 +517,9 @@ fn date_end(s: &[u8], b: usize) -> Option<usize> {
     (!is_word(at(s, e)) || at(s, e) == b'T').then_some(e)
 }
 
-/// Checks for a digit run `s[a..b]` not attached to letters.
+/// Checks for a digit run `s[a..b]` not attached to letters. Inlined into the scanner:
+/// most runs leave it after a few comparisons.
+#[inline(always)]
 fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>) -> Option<usize> {
     let l = b - a;
     // Fast exit for plain numbers (`12`, `=5123,`, `"rows":42}`): no type starts with a
@@ -408,15 +527,25 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
     if CLASS[usize::from(prev)] & OPENER == 0
         && CLASS[usize::from(next)] & JOINER == 0
         && !matches!(l, 9..=19)
-        // `030/901820` (not `05/11/2026`).
-        && !(next == b'/' && s[a] == b'0' && digits(s, b + 1) >= b + 4)
+        // `phone=16412345`
+        && !(matches!(l, 7 | 8) && label_sep(prev))
+        // `030/901820`, `030/901 82 20` (not `05/11/2026`, `03/2026`).
+        && !(next == b'/' && s[a] == b'0' && {
+            let e = digits(s, b + 1);
+            e >= b + 4
+                && (e - a > 9 || matches!(at(s, e), b' ' | b'-' | b'.') && at(s, e + 1).is_ascii_digit())
+        })
     {
         return None;
     }
     if prev == b'+' {
         if sink.on(B::Phone) && !is_word(before(s, a - 1)) && !before(s, a - 1).is_ascii_digit() {
             let (e, total) = e164(s, a)?;
-            // Short numbers (7-8 digits, e.g. small islands) only when the plan says so.
+            // Short numbers (7-8 digits, e.g. small islands) only when the plan says so;
+            // 5-6 digits (`+98 9601`) also only next to a phone-like label.
+            if total < 7 && !labelled(s, a - 1, sink) {
+                return None;
+            }
             if total < 9 && !with_digits(s, a, e, plan::valid_international) {
                 return None;
             }
@@ -531,10 +660,28 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
         sink.push(B::Phone, a, e);
         return Some(e);
     }
+    if matches!(next, b' ' | b'-' | b'.')
+        && (2..=5).contains(&l)
+        && label_sep(prev)
+        && {
+            // At least 7 digits in groups of 2 or more: not `200 45ms`, `10.4.12`.
+            let g = digits(s, b + 1);
+            g >= b + 3 && (g - b - 1 + l >= 7 || at(s, g) == next && at(s, g + 1).is_ascii_digit())
+        }
+        && let Some(e) = labelled_national(s, a, sink)
+    {
+        sink.push(B::Phone, a, e);
+        return Some(e);
+    }
     if !right_ok(s, b) {
         return None;
     }
     match l {
+        7 | 8 => {
+            let e = labelled_national(s, a, sink)?;
+            sink.push(B::Phone, a, e);
+            Some(e)
+        }
         9 => {
             let d = Digits::of(s, a, b);
             let pp = keyword_before(s, a, b"passport", 40);
@@ -547,6 +694,11 @@ fn numeric(s: &[u8], a: usize, b: usize, prev: u8, next: u8, sink: &mut Sink<'_>
                 (_, Some(q)) if ssn_ok(d.get()) => {
                     sink.push_full(B::Ssn, a, b, q, Tail::Closed);
                     Some(b)
+                }
+                _ if label_sep(prev) => {
+                    let e = labelled_national(s, a, sink)?;
+                    sink.push(B::Phone, a, e);
+                    Some(e)
                 }
                 _ => None,
             }
@@ -668,6 +820,9 @@ fn ssn_sep(s: &[u8], a: usize, sep: u8) -> Option<usize> {
 /// NANP `AAA-EEE-XXXX` (same separator `sep`, `-`, `.` or space) at `a`.
 #[inline]
 fn nanp(s: &[u8], a: usize, sep: u8) -> Option<usize> {
+    if at(s, a + 3) != sep || at(s, a + 7) != sep || !(b'2'..=b'9').contains(&at(s, a)) {
+        return None;
+    }
     let ae = digits(s, a);
     if ae - a != 3 || at(s, ae) != sep || !(b'2'..=b'9').contains(&s[a]) {
         return None;
@@ -711,7 +866,8 @@ fn paren_phone(s: &[u8], p: usize) -> Option<usize> {
 }
 
 /// E.164 number after the `+` (or international prefix) before `a`: country code and
-/// groups separated by single spaces, dashes, dots or parenthesised groups; 7-15 digits.
+/// groups separated by single spaces, dashes, dots or parenthesised groups; 5-15 digits
+/// (callers want 7 or more unless a phone-like label is there).
 /// Returns the end of the digits (extensions not included) and their number.
 fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
     let mut pos = a;
@@ -782,7 +938,7 @@ fn e164(s: &[u8], a: usize) -> Option<(usize, usize)> {
         }
         return (at(s, soft_end) != b'(').then_some((soft_end, soft_total));
     }
-    (total >= 7 && at(s, end) != b'(').then_some((end, total))
+    (total >= 5 && at(s, end) != b'(').then_some((end, total))
 }
 
 /// Number of ASCII digits in `s[a..e]`.
@@ -1009,8 +1165,8 @@ fn intl(s: &[u8], a: usize, b: usize) -> Option<usize> {
     {
         return Some(e);
     }
-    let (e, _) = e164(s, start)?;
-    if !with_digits(s, start, e, plan::valid_international) {
+    let (e, total) = e164(s, start)?;
+    if total < 7 || !with_digits(s, start, e, plan::valid_international) {
         return None;
     }
     phone_end(s, e)
@@ -1065,6 +1221,9 @@ fn national(s: &[u8], a: usize) -> Option<usize> {
         ends[n] = ge;
         n += 1;
         pos = ge;
+    }
+    if total < 9 {
+        return None;
     }
     for k in (1..=n).rev() {
         let e = ends[k - 1];
@@ -1123,4 +1282,74 @@ fn bare_phone(s: &[u8], a: usize, b: usize, sink: &mut Sink<'_>) -> bool {
         (_, b'0') => national_ok(&d[1..]),
         _ => plan::valid_in(1, &d[1..]),
     })
+}
+
+/// A byte that may end a phone-like label before a value (see [`key_before`]; a table
+/// cell starts after a space).
+#[inline]
+fn label_sep(b: u8) -> bool {
+    matches!(b, b'"' | b'\'' | b':' | b'=' | b'>' | b' ' | b'\t')
+}
+
+/// A phone-like label before the value at `a`: a key on its line or its table column.
+fn labelled(s: &[u8], a: usize, sink: &mut Sink<'_>) -> bool {
+    key_before(s, a) || sink.tables.phone_column(s, a)
+}
+
+/// A national number without a trunk prefix at `a` next to a phone-like label: groups of
+/// 2 or more digits separated by single spaces, dashes or dots (the same throughout), or
+/// one bare run; 7-13 digits; the longest such run of groups that is valid in the NANP, Brazil,
+/// India, Germany, the UK or France (short and special-service numbers such as India's
+/// `1800 12 3456`, Brazil's `4004-1234`, Canada's `310-1234`).
+/// Out of line: rarely more than a few byte comparisons, and it keeps the scanner small.
+#[inline(never)]
+fn labelled_national(s: &[u8], a: usize, sink: &mut Sink<'_>) -> Option<usize> {
+    if !sink.on(B::Phone) {
+        return None;
+    }
+    let mut ends = [0usize; 6];
+    let mut n = 0;
+    let mut total = 0;
+    let mut pos = a;
+    let mut sep = 0u8;
+    while n < ends.len() {
+        let ge = digits(s, pos);
+        if total + (ge - pos) > 13 || ge - pos < 2 {
+            break;
+        }
+        total += ge - pos;
+        ends[n] = ge;
+        n += 1;
+        let c = at(s, ge);
+        if !matches!(c, b' ' | b'-' | b'.')
+            || !at(s, ge + 1).is_ascii_digit()
+            || sep != 0 && c != sep
+        {
+            break;
+        }
+        sep = c;
+        pos = ge + 1;
+    }
+    if total < 7 || !labelled(s, a, sink) {
+        return None;
+    }
+    for k in (1..=n).rev() {
+        let e = ends[k - 1];
+        let ok = with_digits(s, a, e, |d| {
+            (7..=13).contains(&d.len())
+                && match d.strip_prefix('0') {
+                    Some(nsn) => national_ok(nsn),
+                    None => {
+                        plan::valid_in(1, d)
+                            || ["BR", "IN", "DE", "GB", "FR"]
+                                .iter()
+                                .any(|r| plan::valid_region(r, d))
+                    }
+                }
+        });
+        if ok && let Some(end) = phone_end(s, e) {
+            return Some(end);
+        }
+    }
+    None
 }

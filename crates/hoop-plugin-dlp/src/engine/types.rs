@@ -144,7 +144,7 @@ pub(crate) static BUILTIN: [InfoTypeInfo; BUILTIN_COUNT] = [
     },
     InfoTypeInfo {
         name: "PHONE_NUMBER",
-        description: "phone number with its extension (x123, ext. 12, #204): +E.164 or 00/011 prefix; US/NANP (415) 555-0132, 415.555.0132, 1-/+1-/001-415-555-0132; UK, German, French, Brazilian, Indian national formats valid in libphonenumber's plans (020 7946 0958, 030 901820, 01 23 45 67 89, (11) 91234-5678, 98765 43210); bare 10-11 digits only under a phone/tel/mobile/cell/fax key or table column",
+        description: "phone number with its extension (x123, ext. 12, #204): +E.164 or 00/011 prefix; US/NANP (415) 555-0132, 415.555.0132, 1-/+1-/001-415-555-0132; UK, German, French, Brazilian, Indian national formats valid in libphonenumber's plans (020 7946 0958, 030 901820, 01 23 45 67 89, (11) 91234-5678, 98765 43210); bare 10-11 digits only under a phone/tel/mobile/cell/fax key or table column, as are trunk-less national numbers of 7-13 digits valid in those plans (1800 12 3456, 4004-1234, 310-1234) and +numbers of 5-6 digits (+98 9601)",
         example: "+1 (415) 555-0132 ext. 12",
     },
     InfoTypeInfo {
