@@ -70,9 +70,11 @@ pub(crate) async fn run(
         return id;
     };
     let host = target.host.clone();
+    // Input may arrive while connecting: it is kept for once the socket is there.
+    let mut early = Vec::new();
     let connected = tokio::select! {
         c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port))) => c,
-        () = ended(&mut controls) => return id,
+        () = ended(&mut controls, &mut early) => return id,
     };
     let stream = match connected {
         Ok(Ok(stream)) => stream,
@@ -177,7 +179,26 @@ pub(crate) async fn run(
         })
     };
     let mut read_task = read_task;
+    let mut early = early.into_iter();
     let result = loop {
+        if let Some(control) = early.next() {
+            match control {
+                Control::Input(data) => {
+                    let _ = write_tx.send(Write::Data(data));
+                }
+                Control::CloseInput => {
+                    let _ = write_tx.send(Write::Shutdown);
+                }
+                Control::OutputAck(n) => {
+                    let _ = unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                        Some(u.saturating_sub(n))
+                    });
+                    acked.notify_one();
+                }
+                _ => {}
+            }
+            continue;
+        }
         tokio::select! {
             done = &mut read_task => {
                 break match done {
@@ -212,12 +233,13 @@ pub(crate) async fn run(
     id
 }
 
-/// Resolves when the session is killed or the gateway is gone.
-async fn ended(controls: &mut mpsc::UnboundedReceiver<Control>) {
+/// Resolves when the session is killed or the gateway is gone; keeps the other controls in
+/// `early`, in order.
+async fn ended(controls: &mut mpsc::UnboundedReceiver<Control>, early: &mut Vec<Control>) {
     loop {
         match controls.recv().await {
             None | Some(Control::Kill | Control::GatewayGone) => return,
-            Some(_) => {}
+            Some(other) => early.push(other),
         }
     }
 }
