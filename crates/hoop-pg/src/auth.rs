@@ -211,6 +211,158 @@ mod tests {
         assert!(!format!("{up:?}").contains("otp-123"));
     }
 
+    /// A SCRAM-SHA-256 server, as PostgreSQL runs it, for one exchange.
+    mod scram_server {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD as B64;
+        use hmac::{Hmac, Mac};
+        use sha2::{Digest, Sha256};
+
+        fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+            let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+
+        fn hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+            let mut u = hmac(password, &[salt, &1u32.to_be_bytes()].concat());
+            let mut out = u.clone();
+            for _ in 1..iterations {
+                u = hmac(password, &u);
+                for (o, x) in out.iter_mut().zip(&u) {
+                    *o ^= x;
+                }
+            }
+            out
+        }
+
+        pub(super) struct Server {
+            pub(super) salted: Vec<u8>,
+            pub(super) client_first_bare: String,
+            pub(super) server_first: String,
+        }
+
+        impl Server {
+            /// Answers client-first; the server's password is `password`.
+            pub(super) fn first(password: &str, client_first: &str) -> Self {
+                let bare = client_first.strip_prefix("n,,").unwrap().to_owned();
+                let cnonce = bare.split(",r=").nth(1).unwrap();
+                let salt = b"0123456789abcdef";
+                let server_first = format!("r={cnonce}srvnonce,s={},i=4096", B64.encode(salt));
+                Self {
+                    salted: hi(password.as_bytes(), salt, 4096),
+                    client_first_bare: bare,
+                    server_first,
+                }
+            }
+
+            /// Checks client-final; returns server-final (`v=…`) if the proof holds.
+            pub(super) fn last(&self, client_final: &str) -> Option<String> {
+                let (without_proof, proof) = client_final.rsplit_once(",p=").unwrap();
+                let proof = B64.decode(proof).unwrap();
+                let auth = format!(
+                    "{},{},{}",
+                    self.client_first_bare, self.server_first, without_proof
+                );
+                let client_key = hmac(&self.salted, b"Client Key");
+                let stored = Sha256::digest(&client_key);
+                let signature = hmac(&stored, auth.as_bytes());
+                let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+                if Sha256::digest(&recovered) != stored {
+                    return None;
+                }
+                let server_key = hmac(&self.salted, b"Server Key");
+                Some(format!(
+                    "v={}",
+                    B64.encode(hmac(&server_key, auth.as_bytes()))
+                ))
+            }
+        }
+    }
+
+    fn scram_exchange(client_password: &str, server_password: &str) -> Result<(), String> {
+        let mut up = Upstream::new("app", client_password);
+        let mut request = BytesMut::new();
+        request.put_i32(10);
+        request.put_slice(b"SCRAM-SHA-256\0\0");
+        let Step::Send(initial) = up.respond(&request).map_err(|e| e.to_string())? else {
+            return Err("no initial response".into());
+        };
+        let mut r = Reader::new(&initial.body);
+        assert_eq!(r.cstr().unwrap(), "SCRAM-SHA-256");
+        let len = usize::try_from(r.i32().unwrap()).unwrap();
+        let client_first = std::str::from_utf8(r.bytes(len).unwrap())
+            .unwrap()
+            .to_owned();
+        let server = scram_server::Server::first(server_password, &client_first);
+        let mut cont = BytesMut::new();
+        cont.put_i32(11);
+        cont.put_slice(server.server_first.as_bytes());
+        let Step::Send(last) = up.respond(&cont).map_err(|e| e.to_string())? else {
+            return Err("no final response".into());
+        };
+        let client_final = std::str::from_utf8(&last.body).unwrap();
+        assert!(!client_final.contains(client_password));
+        let server_final = server
+            .last(client_final)
+            .ok_or_else(|| "the server refused the proof".to_owned())?;
+        let mut fin = BytesMut::new();
+        fin.put_i32(12);
+        fin.put_slice(server_final.as_bytes());
+        assert!(matches!(
+            up.respond(&fin).map_err(|e| e.to_string())?,
+            Step::Wait
+        ));
+        assert!(matches!(up.respond(&[0, 0, 0, 0]).unwrap(), Step::Done));
+        assert_eq!(up.method(), "scram-sha-256");
+        Ok(())
+    }
+
+    #[test]
+    fn scram_sha_256_logs_in_and_checks_the_server() {
+        scram_exchange("s3cret-pw", "s3cret-pw").unwrap();
+        assert_eq!(
+            scram_exchange("wrong-pw", "s3cret-pw").unwrap_err(),
+            "the server refused the proof"
+        );
+    }
+
+    #[test]
+    fn a_forged_server_signature_is_refused() {
+        let mut up = Upstream::new("app", "pw");
+        let mut request = BytesMut::new();
+        request.put_i32(10);
+        request.put_slice(b"SCRAM-SHA-256\0\0");
+        let Step::Send(initial) = up.respond(&request).unwrap() else {
+            panic!()
+        };
+        let mut r = Reader::new(&initial.body);
+        r.cstr().unwrap();
+        let len = usize::try_from(r.i32().unwrap()).unwrap();
+        let client_first = std::str::from_utf8(r.bytes(len).unwrap())
+            .unwrap()
+            .to_owned();
+        let server = scram_server::Server::first("pw", &client_first);
+        let mut cont = BytesMut::new();
+        cont.put_i32(11);
+        cont.put_slice(server.server_first.as_bytes());
+        up.respond(&cont).unwrap();
+        let mut fin = BytesMut::new();
+        fin.put_i32(12);
+        fin.put_slice(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        assert!(matches!(up.respond(&fin), Err(PgError::Auth(_))));
+    }
+
+    #[test]
+    fn other_mechanisms_are_named() {
+        let mut up = Upstream::new("app", "pw");
+        let mut request = BytesMut::new();
+        request.put_i32(10);
+        request.put_slice(b"SCRAM-SHA-256-PLUS\0\0");
+        let err = up.respond(&request).unwrap_err().to_string();
+        assert!(err.contains("SCRAM-SHA-256-PLUS"), "{err}");
+    }
+
     #[test]
     fn no_password_is_said_plainly() {
         let mut up = Upstream::new("alice", "");
