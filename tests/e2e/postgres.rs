@@ -570,6 +570,21 @@ async fn tokio_postgres_prepared_statements_with_binary_results() {
     );
     assert!(input.contains("-- params: $1 = '40'"), "{input}");
     assert!(!output.contains("erin@corp.example"), "{output}");
+    // `hoop sessions replay` shows the statements at a psql prompt, then what came back.
+    let replay = gw
+        .cli(Some(ADMIN_TOKEN), &["sessions", "replay", &list[0].id])
+        .await;
+    let text = replay.ok();
+    assert!(
+        text.contains(
+            "pg=> select id, email, age from people where id >= $1 order by id\npg-> -- params: $1 = '1'\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[MASKED]") && text.contains("(2 rows)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
