@@ -680,6 +680,74 @@ async fn review_holds_hoop_exec_sql_until_approved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_holds_hoop_connect_until_access_is_granted() {
+    let t = target_or_skip!("hoop_pg_jit");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let mut conn = connection("pg", &t, &[], &[]);
+    conn.reviewers = vec!["dba".into()];
+    create(&gw, conn).await;
+    let requester = gw.user_with_token("rita", &[]).await;
+    let reviewer = gw.user_with_token("dave", &["dba"]).await;
+    // `hoop connect` as the requester.
+    let mut child = Command::new(hoop_rs::cli_bin())
+        .args(["connect", "pg", "--port", "0", "--duration", "30m"])
+        .env("HOOP_GATEWAY", gw.url())
+        .env("HOOP_TOKEN", &requester)
+        .current_dir(gw.setup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut dsn = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("postgres://") {
+            dsn = line.clone();
+        }
+        if line.starts_with("psql '") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // psql waits while the session is held.
+    let query = tokio::spawn(async move { psql(&dsn, &["-Atc", "select 40 + 2"]).await });
+    let review = hoop_rs::eventually(STEP, "a review is asked for", || async {
+        gw.reviews()
+            .await
+            .list_reviews(admin(pb::ListReviewsRequest {
+                connection: "pg".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .reviews
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(review.verb, "connect");
+    assert!(!query.is_finished());
+    gw.reviews()
+        .await
+        .approve_review(authed(
+            &reviewer,
+            pb::ApproveReviewRequest {
+                id: review.id,
+                group: "dba".into(),
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let (ok, out, err) = query.await.unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoop_exec_prints_like_psql_and_fails_like_it() {
     let t = target_or_skip!("hoop_pg_exec");
     let gw = Gateway::start(Backend::Sqlite).await;
