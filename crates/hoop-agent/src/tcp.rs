@@ -23,6 +23,10 @@ use crate::session::Control;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Size of one read from the socket.
 const READ_CHUNK: usize = 32 * 1024;
+/// Input written is acknowledged once this much has gathered (well under the gateway's
+/// window, so the gateway never waits for an acknowledgement that is not coming), not after
+/// every write: a query/response round trip then carries no acknowledgement of its own.
+const ACK_EVERY: u64 = 32 * 1024;
 
 fn message(message: Out) -> pb::AgentMessage {
     pb::AgentMessage {
@@ -156,15 +160,20 @@ pub(crate) async fn run(
         let outgoing = outgoing.clone();
         let id = id.clone();
         tokio::spawn(async move {
+            let mut written = 0u64;
             while let Some(w) = write_rx.recv().await {
                 match w {
                     Write::Data(data) => {
                         if let Err(err) = writer.write_all(&data).await {
                             return Err(err.to_string());
                         }
+                        written += data.len() as u64;
+                        if written < ACK_EVERY {
+                            continue;
+                        }
                         let ack = message(Out::InputAck(pb::AgentInputAck {
                             session_id: id.clone(),
-                            bytes: data.len() as u64,
+                            bytes: std::mem::take(&mut written),
                         }));
                         if outgoing.send(ack).await.is_err() {
                             return Ok(());

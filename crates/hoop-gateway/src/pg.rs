@@ -39,6 +39,8 @@ use crate::runtime::{
 pub(crate) const KIND: &str = "postgres";
 /// What a column rule puts in place of a text value.
 const MASK: &[u8] = b"[MASKED]";
+/// Output taken by the client is acknowledged to the agent once this much has gathered.
+const OUTPUT_ACK_EVERY: usize = 32 * 1024;
 /// Rows handed to the chain at once.
 const BATCH_ROWS: usize = 256;
 /// How long a table's catalog entry is trusted.
@@ -1734,7 +1736,9 @@ async fn connect(
                 return ending;
             }
             // Acknowledged once the client has it: a slow client slows the database down.
-            if unacked > 0 {
+            // In batches well under the agent's window, so that a query's round trip does
+            // not carry an acknowledgement of its own.
+            if unacked >= OUTPUT_ACK_EVERY {
                 if remote.ack_output(unacked).await.is_err() {
                     return interrupted(format!("agent `{}` went away", remote.agent()));
                 }
