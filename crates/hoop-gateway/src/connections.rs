@@ -495,7 +495,7 @@ mod tests {
         c.kind = "oracle".into();
         assert_eq!(
             err_of(&c),
-            "connection.type: unknown type `oracle`; supported: command"
+            "connection.type: unknown type `oracle`; supported: command, postgres"
         );
         let mut c = conn();
         c.command.clear();
