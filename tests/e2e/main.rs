@@ -17,6 +17,7 @@ mod gateways;
 mod limits;
 mod platform;
 mod plugins;
+mod postgres;
 mod recordings;
 mod reflection;
 mod reviews;

@@ -54,6 +54,7 @@ mod serve;
 mod session;
 mod spec;
 mod supervisor;
+mod tcp;
 
 pub use error::AgentError;
 pub use frame::{MAX_FRAME, read_frame, write_frame};

@@ -376,6 +376,14 @@ impl Router<'_> {
             return;
         }
         let (control, controls) = mpsc::unbounded_channel();
+        if start.tcp.is_some() {
+            let task = self
+                .tasks
+                .spawn(crate::tcp::run(start, controls, self.outgoing.clone()));
+            self.task_ids.insert(task.id(), id.clone());
+            self.sessions.insert(id, control);
+            return;
+        }
         let task = self.tasks.spawn(session::run(
             Arc::clone(self.agent.inner()),
             self.pool.clone(),

@@ -114,6 +114,7 @@ impl Local {
             argv: argv.iter().map(|a| (*a).to_owned()).collect(),
             env: BTreeMap::from([("CONN_VAR".to_owned(), "from-connection".to_owned())]),
             terminal: terminal.then_some(pb::TerminalSize { rows: 24, cols: 80 }),
+            tcp: None,
         }))
         .await;
         let mut stdout = Vec::new();

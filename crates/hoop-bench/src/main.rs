@@ -10,6 +10,7 @@ mod dlp;
 mod gateway;
 mod gateways;
 mod index;
+mod postgres;
 mod report;
 mod runbooks;
 mod scenarios;
@@ -38,6 +39,10 @@ pub(crate) struct Options {
     /// Scenarios to run, in this order [default: all].
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
+
+    /// postgres: seconds of each pgbench run (-T).
+    #[arg(long, default_value_t = 20)]
+    pg_secs: u64,
 
     /// latency: measured runs of each side (after the warm-up runs).
     #[arg(long, default_value_t = 500)]
@@ -141,6 +146,10 @@ enum Scenario {
     /// Two gateways on one PostgreSQL database (HOOP_TEST_POSTGRES_URL): approval-to-release
     /// latency across them, sessions/s on two vs one. Not in the default set.
     Gateways,
+    /// PostgreSQL through `hoop connect` (HOOP_TEST_POSTGRES_URL): pgbench -S TPS vs direct,
+    /// added p50 latency of a simple query, and both with dlp masking three columns. Not in
+    /// the default set.
+    Postgres,
 }
 
 impl Scenario {
@@ -156,6 +165,7 @@ impl Scenario {
             Scenario::Webhooks => "webhooks",
             Scenario::Index => "index",
             Scenario::Gateways => "gateways",
+            Scenario::Postgres => "postgres",
         }
     }
 }
@@ -242,6 +252,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Webhooks => webhooks::webhooks(&gw, &options, &mut report).await,
             Scenario::Index => index::index(&gw, &binary, &options, &mut report).await,
             Scenario::Gateways => gateways::gateways(&binary, &options, &mut report).await,
+            Scenario::Postgres => postgres::postgres(&gw, &binary, &options, &mut report).await,
         };
         match result {
             Ok(()) => eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64()),

@@ -174,6 +174,10 @@ pub(crate) enum Command {
         /// 30m, 2h, 1h30m. Default: the connection's access_max_duration.
         #[arg(long, value_name = "DURATION", value_parser = parse_access_duration)]
         duration: Option<std::time::Duration>,
+        /// On a postgres connection: the local port to listen on (127.0.0.1), 0 for any free
+        /// port.
+        #[arg(long, value_name = "PORT", default_value_t = 5433)]
+        port: u16,
         /// Arguments appended to the connection's command, after `--`. They are passed as
         /// argv, never through a shell, and only to a connection created with --allow-args.
         /// Under a time-based grant, they must be those the grant was asked for.
@@ -695,8 +699,9 @@ pub(crate) enum ConnectionsCommand {
 /// The writable fields of a connection, shared by `create` and `update`.
 #[derive(Debug, Default, Args)]
 pub(crate) struct ConnectionFields {
-    /// Kind of target. Supported: `command` (the gateway runs CMD). Default on create:
-    /// command.
+    /// Kind of target. Supported: `command` (the gateway runs CMD) and `postgres` (env
+    /// HOST, PORT, USER, PASS, DB, SSLMODE; `hoop connect` then serves a local PostgreSQL
+    /// port). Default on create: command.
     #[arg(long = "type", value_name = "TYPE")]
     pub(crate) kind: Option<String>,
 
@@ -717,6 +722,12 @@ pub(crate) struct ConnectionFields {
     /// On update, '' clears them.
     #[arg(long, value_name = "T1,T2")]
     pub(crate) redact_types: Option<String>,
+
+    /// postgres connections: comma-separated columns always masked in results, each
+    /// `schema.table.column`, `table.column` or `*.column` (an alias or a join does not
+    /// bypass them). On update, '' clears them.
+    #[arg(long, value_name = "RULES")]
+    pub(crate) mask_columns: Option<String>,
 
     /// Free-form label (repeatable). On update, the given tags replace all the tags.
     #[arg(long = "tag", value_name = "KEY=VALUE")]
@@ -1133,6 +1144,7 @@ mod tests {
             connection,
             args,
             duration,
+            ..
         } = cli.command
         else {
             panic!("wrong command: {:?}", cli.command);

@@ -79,7 +79,7 @@ impl Interceptor for Auth {
     }
 }
 
-type Service = InterceptedService<Channel, Auth>;
+pub(crate) type Service = InterceptedService<Channel, Auth>;
 
 /// Clients of the services over one connection.
 pub(crate) struct Api {

@@ -164,6 +164,10 @@ pub(crate) fn connection_from_flags(
         connection.redact_types = split_list(redact_types);
         paths.push("redact_types");
     }
+    if let Some(rules) = &fields.mask_columns {
+        connection.mask_columns = split_list(rules);
+        paths.push("mask_columns");
+    }
     if let Some(modes) = &fields.access_modes {
         connection.access_modes = Some(parse_access_modes(modes)?);
         paths.push("access_modes");

@@ -114,7 +114,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             connection,
             args,
             duration,
+            port,
         } => {
+            let kind = api
+                .connections
+                .get_connection(hoop_proto::v1::GetConnectionRequest {
+                    name: connection.clone(),
+                })
+                .await?
+                .into_inner()
+                .r#type;
+            if kind == "postgres" {
+                if !args.is_empty() {
+                    return Err(cli::UsageError(
+                        "a postgres connection takes no arguments".to_owned(),
+                    )
+                    .into());
+                }
+                let access_duration = duration.and_then(convert::to_proto_duration);
+                let status = commands::pgconnect::run(
+                    api.sessions.clone(),
+                    connection,
+                    port,
+                    access_duration,
+                )
+                .await?;
+                return Ok(ExitCode::from(status));
+            }
             // Writes its own output as it streams.
             let status =
                 commands::connect::run(&mut api, format, connection, args, duration).await?;

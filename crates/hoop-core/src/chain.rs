@@ -291,6 +291,27 @@ impl ChainSession {
         self.chunk(chunk, Direction::Output).await
     }
 
+    /// Runs result rows of a database session through the chain's
+    /// [`on_rows`](crate::Plugin::on_rows), in order; the first verdict other than allow
+    /// stops it, as for chunks.
+    ///
+    /// # Errors
+    /// [`Error::SessionEnded`] if the session is not open.
+    pub async fn rows(&mut self, rows: &mut crate::ResultRows) -> Result<Outcome, Error> {
+        if self.state != State::Open {
+            return Err(self.ended());
+        }
+        let plugins = Arc::clone(&self.plugins);
+        for plugin in plugins.iter() {
+            let result = plugin.on_rows(self.live_ctx()?, rows).await;
+            match self.settle(plugin.name(), result) {
+                Outcome::Continue => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Outcome::Continue)
+    }
+
     /// The shortest [`output_holdback`](Plugin::output_holdback) of the chain's plugins:
     /// how long output may be quiet before the runtime should call
     /// [`flush_output`](Self::flush_output). `None` if no plugin holds output back.

@@ -71,6 +71,7 @@ pub mod names;
 mod plugin;
 pub mod ports;
 pub mod registry;
+mod rows;
 mod session;
 mod verdict;
 
@@ -85,6 +86,7 @@ pub use plugin::{
 };
 pub use ports::{Database, PortError, Ports};
 pub use registry::Registry;
+pub use rows::{ResultColumn, ResultRows};
 pub use session::{
     Chunk, CloseReason, ConnectionInfo, RunbookRef, SessionId, SessionInfo, SessionRequest, Stream,
     UserInfo, Verb,

@@ -11,6 +11,7 @@ use crate::config::{ConfigError, PluginConfig};
 use crate::context::{Resources, SessionCtx};
 use crate::deployment::{Deployment, StartError};
 use crate::error::PluginError;
+use crate::rows::ResultRows;
 use crate::session::{Chunk, CloseReason, UserInfo};
 use crate::verdict::Verdict;
 
@@ -57,6 +58,23 @@ pub trait Plugin: Send + Sync + Debug + 'static {
         chunk: &mut Chunk,
     ) -> Result<Verdict, PluginError> {
         let _ = (cx, chunk);
+        Ok(Verdict::Allow)
+    }
+
+    /// Result rows of a database session (values of a query's result, an error's detail,
+    /// rows of `COPY … TO STDOUT`), before the user sees them. Values may be rewritten;
+    /// [`ResultColumn::masked`](crate::ResultColumn::masked) columns were masked by the
+    /// connection's column rules already.
+    ///
+    /// Hosts that speak a database protocol call this for the values, then pass what the
+    /// user sees (the rows rendered as text) through
+    /// [`on_output`](Self::on_output) for recording; such output chunks are already masked.
+    async fn on_rows(
+        &self,
+        cx: &mut SessionCtx,
+        rows: &mut ResultRows,
+    ) -> Result<Verdict, PluginError> {
+        let _ = (cx, rows);
         Ok(Verdict::Allow)
     }
 

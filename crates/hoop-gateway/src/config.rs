@@ -150,6 +150,9 @@ pub(crate) struct DeclaredConnection {
     /// The agent that runs its sessions; unset: `local`.
     #[serde(default)]
     pub(crate) agent: Option<String>,
+    /// `postgres` connections: columns always masked (`schema.table.column`, `*.column`).
+    #[serde(default)]
+    pub(crate) mask_columns: Vec<String>,
     /// Plugins to attach (or reconfigure) beyond the defaults.
     #[serde(default)]
     pub(crate) plugins: Vec<DeclaredPlugin>,
@@ -172,6 +175,7 @@ impl fmt::Debug for DeclaredConnection {
             .field("access_max_duration", &self.access_max_duration)
             .field("allow_args", &self.allow_args)
             .field("agent", &self.agent)
+            .field("mask_columns", &self.mask_columns)
             .field("plugins", &self.plugins)
             .finish()
     }

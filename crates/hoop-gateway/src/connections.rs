@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::plugins::{self, AttachAction};
 
 /// Connection types this build can run.
-pub(crate) const SUPPORTED_TYPES: &[&str] = &["command"];
+pub(crate) const SUPPORTED_TYPES: &[&str] = &["command", "postgres"];
 
 const MAX_COMMAND_ARGS: usize = 256;
 const MAX_ARG_BYTES: usize = 4096;
@@ -69,6 +69,7 @@ pub(crate) fn fields_view(conn: &Connection) -> serde_json::Map<String, serde_js
         ),
         ("allow_args", serde_json::json!(conn.allow_args)),
         ("agent", serde_json::json!(agent_or_local(&conn.agent))),
+        ("mask_columns", serde_json::json!(conn.mask_columns)),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
@@ -105,6 +106,24 @@ pub(crate) fn validate(
         ));
     }
 
+    if conn.kind == "postgres" {
+        if !conn.command.is_empty() {
+            return Err(Error::invalid(
+                field("command"),
+                "a postgres connection runs no command: leave it empty (the database is \
+                 env HOST, PORT, USER, PASS, DB, SSLMODE)",
+            ));
+        }
+        hoop_pg::target::PgTarget::from_env(&conn.env)
+            .map_err(|e| Error::invalid(format!("{at}.{}", e.field), e.message))?;
+        hoop_pg::target::parse_rules(&conn.mask_columns)
+            .map_err(|e| Error::invalid(format!("{at}.{}", e.field), e.message))?;
+    } else if !conn.mask_columns.is_empty() {
+        return Err(Error::invalid(
+            field("mask_columns"),
+            "only postgres connections have column rules",
+        ));
+    }
     if conn.kind == "command" && conn.command.is_empty() {
         return Err(Error::invalid(
             field("command"),
@@ -367,6 +386,7 @@ pub(crate) async fn reconcile_declared(
         conn.min_approvals = d.min_approvals.filter(|n| *n > 0);
         conn.allow_args = d.allow_args;
         conn.agent = d.agent.clone().unwrap_or_default();
+        conn.mask_columns = d.mask_columns.clone();
         conn.access = AccessModes {
             exec: d.access_modes.exec.unwrap_or(true),
             connect: d.access_modes.connect.unwrap_or(true),
@@ -475,7 +495,7 @@ mod tests {
         c.kind = "oracle".into();
         assert_eq!(
             err_of(&c),
-            "connection.type: unknown type `oracle`; supported: command"
+            "connection.type: unknown type `oracle`; supported: command, postgres"
         );
         let mut c = conn();
         c.command.clear();

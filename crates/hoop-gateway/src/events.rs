@@ -866,6 +866,7 @@ mod tests {
             shutdown,
             running,
             agents: Arc::default(),
+            pg: Default::default(),
         });
         starter.bind(&app);
         stand_in_agent(&app.agents).await;

@@ -18,6 +18,7 @@ mod events;
 mod grpc;
 mod instances;
 mod local_agent;
+mod pg;
 mod plugins;
 mod recordings;
 #[cfg(feature = "plugin-indexer")]

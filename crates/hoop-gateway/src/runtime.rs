@@ -119,15 +119,15 @@ pub(crate) const NOT_RUN: i32 = -1;
 
 pub(crate) type EventSender = mpsc::Sender<Result<pb::SessionEvent, Status>>;
 
-fn event(e: pb::session_event::Event) -> Result<pb::SessionEvent, Status> {
+pub(crate) fn event(e: pb::session_event::Event) -> Result<pb::SessionEvent, Status> {
     Ok(pb::SessionEvent { event: Some(e) })
 }
 
 /// How the session ended.
-struct Ending {
-    status: &'static str,
-    exit_code: i32,
-    reason: CloseReason,
+pub(crate) struct Ending {
+    pub(crate) status: &'static str,
+    pub(crate) exit_code: i32,
+    pub(crate) reason: CloseReason,
 }
 
 /// Where a session's input comes from.
@@ -217,22 +217,36 @@ pub(crate) async fn run_session(job: SessionJob) {
         store: &store,
         started_event: None,
     };
-    let ending = drive(
-        &mut session,
-        &mut Waiting {
-            app: &app,
-            session_id: id.clone(),
-            caller,
-            connection: &mut connection,
-            events: &events,
-        },
-        input,
-        &args,
-        &events,
-        &mut stops,
-        &mut counters,
-    )
-    .await;
+    let mut waiting = Waiting {
+        app: &app,
+        session_id: id.clone(),
+        caller,
+        connection: &mut connection,
+        events: &events,
+    };
+    let ending = if waiting.connection.kind == crate::pg::KIND {
+        crate::pg::drive(
+            &app,
+            &mut session,
+            &mut waiting,
+            input,
+            &events,
+            &mut stops,
+            &mut counters,
+        )
+        .await
+    } else {
+        drive(
+            &mut session,
+            &mut waiting,
+            input,
+            &args,
+            &events,
+            &mut stops,
+            &mut counters,
+        )
+        .await
+    };
     // `session.started` is in the log before `session.closed`.
     if let Some(appending) = stops.started_event.take() {
         let _ = appending.await;
@@ -294,17 +308,17 @@ pub(crate) async fn run_session(job: SessionJob) {
 }
 
 #[derive(Default)]
-struct Counters {
-    bytes_in: i64,
-    bytes_out: i64,
+pub(crate) struct Counters {
+    pub(crate) bytes_in: i64,
+    pub(crate) bytes_out: i64,
 }
 
-fn add(counter: &mut i64, n: usize) {
+pub(crate) fn add(counter: &mut i64, n: usize) {
     *counter = counter.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 /// An ending decided by a plugin's outcome, if it was not `Continue`.
-fn plugin_ending(outcome: Outcome, opening: bool) -> Option<Ending> {
+pub(crate) fn plugin_ending(outcome: Outcome, opening: bool) -> Option<Ending> {
     let status = if opening { "denied" } else { "killed" };
     match outcome {
         Outcome::Continue => None,
@@ -345,7 +359,7 @@ fn plugin_ending(outcome: Outcome, opening: bool) -> Option<Ending> {
     }
 }
 
-fn error_ending(message: String) -> Ending {
+pub(crate) fn error_ending(message: String) -> Ending {
     Ending {
         status: "killed",
         exit_code: NOT_RUN,
@@ -353,7 +367,7 @@ fn error_ending(message: String) -> Ending {
     }
 }
 
-fn killed(reason: CloseReason) -> Ending {
+pub(crate) fn killed(reason: CloseReason) -> Ending {
     Ending {
         status: "killed",
         exit_code: NOT_RUN,
@@ -370,13 +384,13 @@ const HOLD_RECHECK: Duration = Duration::from_secs(30);
 /// the session again: the user still exists and may still use the connection, which still
 /// exists (and still takes the session's arguments, if it has any); its chain is rebuilt
 /// from its current settings.
-struct Waiting<'a> {
+pub(crate) struct Waiting<'a> {
     app: &'a App,
     session_id: String,
     caller: Caller,
     /// The connection as the session will run it: replaced by its current settings at
     /// every re-check.
-    connection: &'a mut Connection,
+    pub(crate) connection: &'a mut Connection,
     events: &'a EventSender,
 }
 
@@ -461,7 +475,7 @@ impl HoldHost for Waiting<'_> {
 /// Ends early if the client leaves, the session is killed or the gateway shuts down (the
 /// session's time limit starts only once it may run); the review itself stays as it is (a
 /// one-time review approved later can still be run with `Exec{review_id}`).
-async fn open(
+pub(crate) async fn open(
     session: &mut ChainSession,
     waiting: &mut Waiting<'_>,
     events: &EventSender,
@@ -481,7 +495,7 @@ async fn open(
 }
 
 /// Resolves when the gateway starts shutting down.
-async fn shut_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn shut_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
@@ -544,6 +558,7 @@ async fn drive(
             rows: size.rows.into(),
             cols: size.cols.into(),
         }),
+        tcp: None,
     };
     let size: usize = start.argv.iter().map(String::len).sum::<usize>()
         + start
@@ -741,7 +756,7 @@ impl PendingInput {
 }
 
 /// The session ended because its agent is gone (or never was there).
-fn interrupted(reason: String) -> Ending {
+pub(crate) fn interrupted(reason: String) -> Ending {
     Ending {
         status: "interrupted",
         exit_code: NOT_RUN,
@@ -821,7 +836,7 @@ async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -829,19 +844,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// What, besides the child and the client, can end a session.
-struct Stops<'a> {
-    shutdown: &'a mut tokio::sync::watch::Receiver<bool>,
-    kill: &'a mut tokio::sync::oneshot::Receiver<CloseReason>,
+pub(crate) struct Stops<'a> {
+    pub(crate) shutdown: &'a mut tokio::sync::watch::Receiver<bool>,
+    pub(crate) kill: &'a mut tokio::sync::oneshot::Receiver<CloseReason>,
     /// When the connection's session timeout runs out.
-    deadline: Option<tokio::time::Instant>,
+    pub(crate) deadline: Option<tokio::time::Instant>,
     /// The agents, one of which runs the session's program.
-    agents: &'a crate::agents::Agents,
+    pub(crate) agents: &'a crate::agents::Agents,
     /// The session's id.
-    session_id: String,
+    pub(crate) session_id: String,
     /// Where the session's events (`session.held`, `session.started`) go.
-    store: &'a Store,
+    pub(crate) store: &'a Store,
     /// The append of `session.started`, under way.
-    started_event: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) started_event: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Appends an event about the session that has no stored state of its own (it is held, it
@@ -849,7 +864,7 @@ struct Stops<'a> {
 /// events are durable either way, so a failure here is logged and the session goes on.
 ///
 /// Runs on a task of its own; the caller awaits it before the session's record is settled.
-fn session_event(
+pub(crate) fn session_event(
     store: &Store,
     session: &ChainSession,
     kind: &'static str,

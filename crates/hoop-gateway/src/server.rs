@@ -185,6 +185,7 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
         shutdown,
         running,
         agents,
+        pg: Default::default(),
     });
     starter.bind(&app);
 

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use hoop_core::{
     Activation, AttachPolicy, Chunk, CloseReason, ConfigError, Implementation, ManagedField,
-    Plugin, PluginConfig, PluginDescriptor, PluginError, PluginFactory, Resources, SessionCtx,
-    Stream, Verdict,
+    Plugin, PluginConfig, PluginDescriptor, PluginError, PluginFactory, Resources, ResultRows,
+    SessionCtx, Stream, Verdict,
 };
 
 use crate::engine::{Engine, StreamRedactor};
@@ -162,6 +162,17 @@ fn redactors(cx: &mut SessionCtx) -> Result<&mut Redactors, PluginError> {
         .ok_or_else(|| PluginError::new("dlp: output before the session opened"))
 }
 
+/// Per-session counts of values masked in result rows (database sessions).
+#[derive(Default)]
+struct RowCounts {
+    counts: std::collections::BTreeMap<String, u64>,
+    masked_bytes: u64,
+}
+
+/// Connection types whose output chunks a protocol-aware host renders from result rows it
+/// passed through [`Plugin::on_rows`] first: already masked, recorded as they are.
+const ROW_MASKED_TYPES: &[&str] = &["postgres"];
+
 /// Runs `f` on the redactor, turning a panic into an error: the chunk is then not passed
 /// on (fail closed) and the session ends with the reason.
 fn masked(f: impl FnOnce(&mut Vec<u8>), capacity: usize) -> Result<Vec<u8>, PluginError> {
@@ -190,6 +201,9 @@ impl Plugin for DlpPlugin {
         cx: &mut SessionCtx,
         chunk: &mut Chunk,
     ) -> Result<Verdict, PluginError> {
+        if ROW_MASKED_TYPES.contains(&cx.info().connection.kind.as_str()) {
+            return Ok(Verdict::Allow);
+        }
         // Taken out first: on any error the chunk is left empty, so nothing unmasked can
         // travel on even if a host ignored the error.
         let data = std::mem::take(&mut chunk.data);
@@ -199,6 +213,45 @@ impl Plugin for DlpPlugin {
         };
         let out = masked(|out| redactor.push(&data, out), data.len() + 64)?;
         chunk.data = out.into();
+        Ok(Verdict::Allow)
+    }
+
+    async fn on_rows(
+        &self,
+        cx: &mut SessionCtx,
+        rows: &mut ResultRows,
+    ) -> Result<Verdict, PluginError> {
+        let mut counts = cx.extensions.remove::<RowCounts>().unwrap_or_default();
+        let engine = &self.engine;
+        let columns = &rows.columns;
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut out = Vec::new();
+            for row in &mut rows.rows {
+                for (value, column) in row.iter_mut().zip(columns) {
+                    if !column.text || column.masked {
+                        continue;
+                    }
+                    let Some(v) = value.as_ref() else { continue };
+                    out.clear();
+                    let stats = engine.redact_into(v, &mut out);
+                    if stats.masked_bytes > 0 || out.as_slice() != v.as_ref() {
+                        *value = Some(bytes::Bytes::copy_from_slice(&out));
+                        for (t, n) in stats.counts {
+                            *counts.counts.entry(t).or_default() += n;
+                        }
+                        counts.masked_bytes += stats.masked_bytes;
+                    }
+                }
+            }
+        }));
+        cx.extensions.insert(counts);
+        if result.is_err() {
+            // Fail closed: nothing of these rows may travel on.
+            rows.rows.clear();
+            return Err(PluginError::new(
+                "dlp: the masking engine failed on these rows",
+            ));
+        }
         Ok(Verdict::Allow)
     }
 
@@ -227,10 +280,14 @@ impl Plugin for DlpPlugin {
 
     async fn on_close(&self, cx: &mut SessionCtx, _reason: &CloseReason) {
         // What is still held back when the session ends abruptly is dropped, not shown.
+        let rows = cx.extensions.remove::<RowCounts>().unwrap_or_default();
         let Some(redactors) = cx.extensions.remove::<Redactors>() else {
             return;
         };
-        let mut masked_bytes = 0;
+        let mut masked_bytes = rows.masked_bytes;
+        for (info_type, n) in rows.counts {
+            cx.metrics.add(format!("{METRIC_PREFIX}{info_type}"), n);
+        }
         for redactor in [&redactors.stdout, &redactors.stderr] {
             for (info_type, n) in redactor.counts() {
                 cx.metrics.add(format!("{METRIC_PREFIX}{info_type}"), n);

@@ -97,7 +97,7 @@ async fn plugin_migrations_run_after_the_stores_own_and_bad_ones_are_refused() {
         store.migrate().await.unwrap();
         let applied = store.applied_migrations().await.unwrap();
         assert_eq!(applied.last().unwrap(), "m20261203_000001_probe_items");
-        assert_eq!(applied[applied.len() - 2], "m20261210_000011_instances");
+        assert_eq!(applied[applied.len() - 2], "m20261212_000012_mask_columns");
         // The plugin's table is there.
         let db = store.db();
         db.execute(Statement::from_string(

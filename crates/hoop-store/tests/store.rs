@@ -95,7 +95,8 @@ async fn a_database_at_an_older_migration_upgrades_and_keeps_its_data() {
                 "m20261203_000007_args_and_agent",
                 "m20261203_000008_agents",
                 "m20261203_000009_user_slack_id",
-                "m20261210_000011_instances"
+                "m20261210_000011_instances",
+                "m20261212_000012_mask_columns"
             ]
         );
         let alice = store.get_user("alice").await.unwrap();
@@ -163,7 +164,7 @@ async fn a_database_from_before_reviews_upgrades_and_keeps_its_connections() {
         store.migrate().await.unwrap();
         assert_eq!(
             store.applied_migrations().await.unwrap().last().unwrap(),
-            "m20261210_000011_instances"
+            "m20261212_000012_mask_columns"
         );
         let conn = store.get_connection("pg", false).await.unwrap();
         assert_eq!(conn.command, ["psql"]);

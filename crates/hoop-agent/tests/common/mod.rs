@@ -236,6 +236,7 @@ impl Gateway {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
             terminal: terminal.map(|(rows, cols)| pb::TerminalSize { rows, cols }),
+            tcp: None,
         }))
         .await;
     }

@@ -48,6 +48,7 @@ pub(crate) async fn run(
         args,
         terminal: on_terminal.then(terminal::size),
         access_duration,
+        postgres_cancel: None,
     };
     requests
         .try_send(request(Request::Open(open)))

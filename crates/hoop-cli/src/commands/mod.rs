@@ -10,6 +10,7 @@ pub(crate) mod dlp;
 pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod gateways;
+pub(crate) mod pgconnect;
 pub(crate) mod plugins;
 pub(crate) mod replay;
 pub(crate) mod reviews;

@@ -180,6 +180,9 @@ fn cast_frame(micros: i128, code: &str, text: &str) -> String {
 struct Renderer {
     format: ReplayFormat,
     cast: Cast,
+    /// The session's statements are shown in text, as a psql prompt would (a database
+    /// session records its statements as input, which a terminal would have echoed).
+    statements: Option<String>,
 }
 
 impl Renderer {
@@ -187,6 +190,7 @@ impl Renderer {
         Self {
             format,
             cast: Cast::new(format!("hoop session {id}")),
+            statements: None,
         }
     }
 
@@ -197,6 +201,16 @@ impl Renderer {
                 let sink = match event.kind() {
                     RecordingEventKind::Stdout => Sink::Stdout,
                     RecordingEventKind::Stderr => Sink::Stderr,
+                    RecordingEventKind::Header => {
+                        self.statements = database_prompt(&event.data);
+                        return Vec::new();
+                    }
+                    RecordingEventKind::Stdin => {
+                        return match &self.statements {
+                            Some(name) => stdout(prompted(name, &event.data)),
+                            None => Vec::new(),
+                        };
+                    }
                     _ => return Vec::new(),
                 };
                 if event.data.is_empty() {
@@ -216,6 +230,31 @@ impl Renderer {
             ReplayFormat::Asciicast => stdout(self.cast.finish()),
         }
     }
+}
+
+/// Connection types whose recorded input is statements, shown in the text replay.
+const DATABASE_TYPES: &[&str] = &["postgres"];
+
+/// The connection's name, if the header says it is a database session.
+fn database_prompt(header: &[u8]) -> Option<String> {
+    let header: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let kind = header.get("connection_type")?.as_str()?;
+    DATABASE_TYPES
+        .contains(&kind)
+        .then(|| header.get("connection")?.as_str().map(str::to_owned))
+        .flatten()
+}
+
+/// Statements as psql shows them at its prompt: `name=> ` on the first line, `name-> ` on
+/// the others.
+fn prompted(name: &str, data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let mark = if i == 0 { "=>" } else { "->" };
+        out.push_str(&format!("{name}{mark} {line}\n"));
+    }
+    out
 }
 
 fn stdout(text: String) -> Vec<(Sink, Vec<u8>)> {
@@ -391,6 +430,30 @@ mod tests {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert!(write_pieces(&mut out, &mut err, &pieces).unwrap());
         (out, err)
+    }
+
+    #[test]
+    fn database_sessions_show_their_statements() {
+        let events = vec![
+            event(
+                0,
+                RecordingEventKind::Header,
+                0,
+                br#"{"session":"s","connection":"pg","connection_type":"postgres"}"#,
+            ),
+            event(
+                1,
+                RecordingEventKind::Stdin,
+                1,
+                b"select $1\n-- params: $1 = '1'\n",
+            ),
+            event(2, RecordingEventKind::Stdout, 2, b" ?column? \n(1 row)\n"),
+        ];
+        let (out, _) = render(ReplayFormat::Text, &events);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "pg=> select $1\npg-> -- params: $1 = '1'\n ?column? \n(1 row)\n"
+        );
     }
 
     #[test]

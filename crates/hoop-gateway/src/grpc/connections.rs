@@ -34,6 +34,7 @@ const UPDATABLE: &[&str] = &[
     "access_max_duration",
     "allow_args",
     "agent",
+    "mask_columns",
 ];
 const OUTPUT_ONLY: &[&str] = &["plugins", "create_time", "update_time"];
 /// Rows read per query when a listing leaves out connections hidden from the caller.
@@ -227,6 +228,7 @@ impl ConnectionService for ConnectionApi {
                 "access_max_duration",
                 "allow_args",
                 "agent",
+                "mask_columns",
             ]
             .map(String::from)
             .to_vec();
@@ -295,6 +297,9 @@ impl ConnectionService for ConnectionApi {
         }
         if has("allow_args") {
             conn.allow_args = proto.allow_args;
+        }
+        if has("mask_columns") {
+            conn.mask_columns = proto.mask_columns;
         }
         if has("agent") {
             // Empty means `local`.

@@ -41,6 +41,7 @@ pub(crate) fn connection_to_proto(
         access_max_duration: conn.access_max_duration.map(duration_to_proto),
         allow_args: conn.allow_args,
         agent: conn.agent,
+        mask_columns: conn.mask_columns,
     }
 }
 
@@ -89,6 +90,7 @@ pub(crate) fn connection_from_proto(pb: pb::Connection) -> Connection {
     conn.allow_args = pb.allow_args;
     // Empty means `local`: validation says so, and the store keeps `local`.
     conn.agent = pb.agent;
+    conn.mask_columns = pb.mask_columns;
     conn
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct App {
     pub(crate) running: Arc<crate::runtime::Running>,
     /// The connected agents, which run sessions' programs.
     pub(crate) agents: Arc<crate::agents::Agents>,
+    /// Cancel keys and the catalog cache of `postgres` sessions.
+    pub(crate) pg: crate::pg::PgState,
 }
 
 pub(crate) type SharedApp = Arc<App>;

@@ -105,6 +105,48 @@ impl SessionApi {
     }
 }
 
+impl SessionApi {
+    /// `Connect{open.postgres_cancel}`: relays a cancel request to the database of the
+    /// caller's session that handed out the key; the stream ends with an exit at once.
+    async fn postgres_cancel(
+        &self,
+        caller: &Caller,
+        connection: &str,
+        cancel: pb::PostgresCancel,
+    ) -> Result<Response<EventStream>, Status> {
+        if connection.is_empty() {
+            return Err(Error::invalid("open.connection", "required").into());
+        }
+        // A connection the caller may not see does not exist for them.
+        if !access::allows_name(&self.app.store, &self.app.registry, caller, connection).await? {
+            return Err(Error::NotFound(format!("connection `{connection}` not found")).into());
+        }
+        let sent = crate::pg::cancel(
+            &self.app,
+            &caller.user.name,
+            connection,
+            cancel.process_id,
+            cancel.secret_key,
+        )
+        .await
+        .map_err(Error::FailedPrecondition)?;
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx
+            .send(Ok(pb::SessionEvent {
+                event: Some(pb::session_event::Event::Exit(pb::SessionExit {
+                    exit_code: 0,
+                    reason: if sent {
+                        "cancel request sent".to_owned()
+                    } else {
+                        "no such query to cancel".to_owned()
+                    },
+                })),
+            }))
+            .await;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
 /// A session checked and recorded as open, ready to run.
 struct Prepared {
     chain: Chain,
@@ -503,6 +545,11 @@ impl SessionService for SessionApi {
                 );
             }
         };
+        if let Some(cancel) = open.postgres_cancel {
+            return self
+                .postgres_cancel(&caller, &open.connection, cancel)
+                .await;
+        }
         let terminal = open
             .terminal
             .map(|t| terminal_size(&t, "open.terminal"))

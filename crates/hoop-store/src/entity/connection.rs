@@ -24,6 +24,7 @@ pub struct Model {
     pub access_max_duration_ms: Option<i64>,
     pub allow_args: bool,
     pub agent: String,
+    pub mask_columns: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -16,6 +16,7 @@ mod m20261203_000007_args_and_agent;
 mod m20261203_000008_agents;
 mod m20261203_000009_user_slack_id;
 mod m20261210_000011_instances;
+mod m20261212_000012_mask_columns;
 
 use std::sync::Mutex;
 
@@ -42,6 +43,7 @@ fn own() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261203_000009_user_slack_id::Migration),
         // 10 is reserved for another change; it goes before this one when it lands.
         Box::new(m20261210_000011_instances::Migration),
+        Box::new(m20261212_000012_mask_columns::Migration),
     ]
 }
 

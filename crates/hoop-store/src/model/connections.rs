@@ -66,6 +66,9 @@ pub struct Connection {
     pub allow_args: bool,
     /// The agent that runs the connection's sessions ([`LOCAL_AGENT`] by default).
     pub agent: String,
+    /// Columns always masked in results (`postgres` connections): `schema.table.column`,
+    /// `table.column` or `*.column` patterns.
+    pub mask_columns: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -90,6 +93,7 @@ impl std::fmt::Debug for Connection {
             access_max_duration,
             allow_args,
             agent,
+            mask_columns,
             created_at,
             updated_at,
         } = self;
@@ -109,6 +113,7 @@ impl std::fmt::Debug for Connection {
             .field("access_max_duration", access_max_duration)
             .field("allow_args", allow_args)
             .field("agent", agent)
+            .field("mask_columns", mask_columns)
             .field("created_at", created_at)
             .field("updated_at", updated_at)
             .finish()
@@ -145,6 +150,7 @@ impl Connection {
             access_max_duration: None,
             allow_args: false,
             agent: LOCAL_AGENT.to_owned(),
+            mask_columns: Vec::new(),
             created_at: now,
             updated_at: now,
         }

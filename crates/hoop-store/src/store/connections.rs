@@ -322,6 +322,7 @@ impl Store {
             } else {
                 conn.agent.clone()
             }),
+            mask_columns: Set(to_json(&conn.mask_columns)?),
             ..Default::default()
         };
         if with_env {
@@ -368,6 +369,7 @@ impl Store {
             } else {
                 row.agent
             },
+            mask_columns: from_json(row.mask_columns, "mask_columns")?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

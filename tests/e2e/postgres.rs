@@ -1,0 +1,779 @@
+//! `postgres` connections end to end: the real gateway, `hoop connect` and `hoop exec`, and
+//! real clients (psql, pgbench, tokio-postgres) against the PostgreSQL server of
+//! `HOOP_TEST_POSTGRES_URL` (each test in a scratch database of its own). Skipped, saying
+//! so, when that variable is unset.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use hoop_proto::v1 as pb;
+use hoop_rs::{ADMIN_TOKEN, Backend, Gateway, admin, assert_status, authed, recording};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The upstream password the connections carry: never to be seen by a client or a log.
+const UPSTREAM_PASSWORD: &str = "upstream-Pa55-never-shown-7f3a";
+const STEP: Duration = Duration::from_secs(60);
+
+/// A scratch database on the test server: (its URL, host, port, user, name).
+struct Target {
+    url: String,
+    host: String,
+    port: String,
+    user: String,
+    db: String,
+}
+
+async fn target(prefix: &str) -> Option<Target> {
+    let server = std::env::var(hoop_store::testing::POSTGRES_URL_VAR).ok()?;
+    let url = hoop_store::testing::scratch_postgres_database(&server, prefix)
+        .await
+        .expect("create a scratch database");
+    // postgres://user@host:port/db
+    let rest = url.split_once("://").unwrap().1;
+    let (auth, rest) = rest.split_once('@').unwrap();
+    let user = auth.split(':').next().unwrap().to_owned();
+    let (hostport, db) = rest.split_once('/').unwrap();
+    let db = db.split('?').next().unwrap().to_owned();
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    Some(Target {
+        url: url.clone(),
+        host: host.to_owned(),
+        port: port.to_owned(),
+        user,
+        db,
+    })
+}
+
+async fn psql_direct(t: &Target, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([&t.url, "-X", "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .await
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn connection(name: &str, t: &Target, mask_columns: &[&str], redact: &[&str]) -> pb::Connection {
+    pb::Connection {
+        name: name.to_owned(),
+        r#type: "postgres".to_owned(),
+        env: [
+            ("HOST", t.host.as_str()),
+            ("PORT", t.port.as_str()),
+            ("USER", t.user.as_str()),
+            ("PASS", UPSTREAM_PASSWORD),
+            ("DB", t.db.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        mask_columns: mask_columns.iter().map(|s| s.to_string()).collect(),
+        redact_types: redact.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+async fn create(gw: &Gateway, conn: pb::Connection) {
+    gw.connections()
+        .await
+        .create_connection(admin(pb::CreateConnectionRequest {
+            connection: Some(conn),
+        }))
+        .await
+        .expect("create the postgres connection");
+}
+
+/// `hoop connect NAME --port 0`, serving; its DSN.
+struct Served {
+    _child: Child,
+    dsn: String,
+    stdout: String,
+}
+
+async fn serve(gw: &Gateway, name: &str) -> Served {
+    let mut child = Command::new(hoop_rs::cli_bin())
+        .args(["connect", name, "--port", "0"])
+        .env("HOOP_GATEWAY", gw.url())
+        .env("HOOP_TOKEN", ADMIN_TOKEN)
+        .current_dir(gw.setup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run hoop connect");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let dsn = tokio::time::timeout(STEP, async {
+        let mut dsn = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.starts_with("postgres://") {
+                dsn = Some(line.clone());
+            }
+            if line.starts_with("psql '") {
+                return dsn.expect("the DSN comes before the psql command");
+            }
+        }
+        panic!("hoop connect printed no DSN: {stdout}");
+    })
+    .await
+    .expect("hoop connect did not print its DSN");
+    // Keep its stdout open.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Served {
+        _child: child,
+        dsn,
+        stdout,
+    }
+}
+
+async fn psql(dsn: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        STEP,
+        Command::new("psql")
+            .arg(dsn)
+            .args(["-X", "-v", "ON_ERROR_STOP=1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("psql timed out")
+    .expect("run psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The sessions on `conn`, newest first.
+async fn sessions(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
+    gw.sessions()
+        .await
+        .list_sessions(admin(pb::ListSessionsRequest {
+            connection: conn.to_owned(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions
+}
+
+/// Everything a session's recording holds, input and output, as text.
+async fn recorded(gw: &Gateway, id: &str) -> (String, String) {
+    let (events, status) = recording(gw, ADMIN_TOKEN, id).await.unwrap();
+    assert!(status.is_none(), "{status:?}");
+    let mut input = String::new();
+    let mut output = String::new();
+    for e in events {
+        let text = String::from_utf8_lossy(&e.data);
+        if e.kind == pb::RecordingEventKind::Stdin as i32 {
+            input.push_str(&text);
+        } else if e.kind != pb::RecordingEventKind::Header as i32 {
+            output.push_str(&text);
+        }
+    }
+    (input, output)
+}
+
+/// Waits until every session on `conn` ended (recordings are sealed then).
+async fn all_ended(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
+    hoop_rs::eventually(STEP, "the sessions end", || async {
+        let list = sessions(gw, conn).await;
+        (!list.is_empty() && list.iter().all(|s| s.status != "open")).then_some(list)
+    })
+    .await
+}
+
+macro_rules! target_or_skip {
+    ($prefix:expr) => {
+        match target($prefix).await {
+            Some(t) => t,
+            None => {
+                eprintln!("skipped: HOOP_TEST_POSTGRES_URL is unset");
+                return;
+            }
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_checked_field_by_field() {
+    let t = target_or_skip!("hoop_pg_settings");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let cases: Vec<(pb::Connection, &str)> = vec![
+        (
+            {
+                let mut c = connection("pg-bad", &t, &[], &[]);
+                c.env.insert("PORT".into(), "70000".into());
+                c
+            },
+            "connection.env.PORT",
+        ),
+        (
+            {
+                let mut c = connection("pg-bad", &t, &[], &[]);
+                c.env.remove("HOST");
+                c
+            },
+            "connection.env.HOST",
+        ),
+        (
+            {
+                let mut c = connection("pg-bad", &t, &[], &[]);
+                c.env.insert("SSLMODE".into(), "verify-full".into());
+                c
+            },
+            "connection.env.SSLMODE",
+        ),
+        (
+            connection("pg-bad", &t, &["*.ssn", "email"], &[]),
+            "connection.mask_columns[1]",
+        ),
+        (
+            pb::Connection {
+                mask_columns: vec!["*.ssn".into()],
+                ..hoop_rs::command_connection("sh-bad", &["sh"])
+            },
+            "connection.mask_columns",
+        ),
+    ];
+    for (conn, field) in cases {
+        let result = gw
+            .connections()
+            .await
+            .create_connection(admin(pb::CreateConnectionRequest {
+                connection: Some(conn),
+            }))
+            .await;
+        if let Err(err) = &result {
+            assert!(!err.message().contains(UPSTREAM_PASSWORD));
+        }
+        assert_status(result, tonic::Code::InvalidArgument, field);
+    }
+    // A good one: the password is write-only.
+    create(&gw, connection("pg-good", &t, &["public.users.email"], &[])).await;
+    let read = gw
+        .connections()
+        .await
+        .get_connection(admin(pb::GetConnectionRequest {
+            name: "pg-good".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.env.get("PASS").map(String::as_str), Some(""));
+    assert_eq!(read.mask_columns, ["public.users.email"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_hoop_connect_is_masked_and_recorded() {
+    let t = target_or_skip!("hoop_pg_psql");
+    psql_direct(
+        &t,
+        "create table users (id int primary key, email text, ssn text, note text);
+         create table orders (id int, user_id int, total int);
+         insert into users values
+           (1, 'alice@corp.example', '123-45-6789', 'write to bob@mail.example soon'),
+           (2, 'carol@corp.example', '987-65-4321', 'nothing here');
+         insert into orders values (10, 1, 99), (11, 2, 5);",
+    )
+    .await;
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(
+        &gw,
+        connection(
+            "pg",
+            &t,
+            &["public.users.email", "*.ssn"],
+            &["EMAIL_ADDRESS"],
+        ),
+    )
+    .await;
+    let served = serve(&gw, "pg").await;
+    assert!(served.stdout.contains("psql '"), "{}", served.stdout);
+    assert!(!served.stdout.contains(UPSTREAM_PASSWORD));
+
+    // A wrong one-time password is refused before anything reaches the gateway.
+    let wrong = served.dsn.replacen("hoop:", "hoop:x", 1);
+    let (ok, _, err) = psql(&wrong, &["-c", "select 1"]).await;
+    assert!(
+        !ok && err.contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(sessions(&gw, "pg").await.is_empty());
+
+    let (ok, out, err) = psql(
+        &served.dsn,
+        &[
+            "-c",
+            "select id, email as e, ssn from users order by id",
+            "-c",
+            "select u.email, o.total from users u join orders o on o.user_id = u.id order by o.id",
+            "-c",
+            "select note, lower(email) as computed from users where id = 1",
+            "-c",
+            "copy users to stdout",
+            "-c",
+            "copy (select email as x, note from users where id = 1) to stdout with (format csv)",
+            "-c",
+            "\\d",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    for secret in [
+        "alice@corp.example",
+        "carol@corp.example",
+        "123-45-6789",
+        "bob@mail.example",
+        UPSTREAM_PASSWORD,
+    ] {
+        assert!(!out.contains(secret), "{secret} reached the client:\n{out}");
+    }
+    // Column rules through an alias, a join and COPY; content masking of free text and
+    // of a computed column.
+    assert!(out.contains(" 1 | [MASKED] | [MASKED]"), "{out}");
+    assert!(out.contains(" [MASKED] |    99"), "{out}");
+    assert!(out.contains("write to [EMAIL_ADDRESS] soon"), "{out}");
+    assert!(
+        out.contains("1\t[MASKED]\t[MASKED]\twrite to [EMAIL_ADDRESS] soon"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[MASKED],write to [EMAIL_ADDRESS] soon"),
+        "{out}"
+    );
+    assert!(
+        out.contains("orders") && out.contains("users"),
+        "\\d: {out}"
+    );
+
+    // \copy in and out.
+    let dir = tempfile::tempdir().unwrap();
+    let file_in = dir.path().join("in.txt");
+    std::fs::write(&file_in, "3\tdave@corp.example\t111-22-3333\tok\n").unwrap();
+    let file_out = dir.path().join("out.txt");
+    let (ok, _, err) = psql(
+        &served.dsn,
+        &[
+            "-c",
+            &format!("\\copy users from '{}'", file_in.display()),
+            "-c",
+            &format!("\\copy users to '{}'", file_out.display()),
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let copied = std::fs::read_to_string(&file_out).unwrap();
+    assert_eq!(copied.lines().count(), 3, "{copied}");
+    assert!(
+        !copied.contains("dave@corp.example") && copied.contains("[MASKED]"),
+        "{copied}"
+    );
+    assert_eq!(
+        psql_direct(&t, "select email from users where id = 3")
+            .await
+            .trim(),
+        "dave@corp.example"
+    );
+    drop(served);
+
+    // Every statement is in the recordings, and only masked rows.
+    let list = all_ended(&gw, "pg").await;
+    let mut inputs = String::new();
+    let mut outputs = String::new();
+    for s in &list {
+        let (i, o) = recorded(&gw, &s.id).await;
+        inputs.push_str(&i);
+        outputs.push_str(&o);
+    }
+    for statement in [
+        "select id, email as e, ssn from users order by id",
+        "copy users to stdout",
+        "COPY  users FROM STDIN",
+    ] {
+        assert!(
+            inputs.to_lowercase().contains(&statement.to_lowercase())
+                || inputs.contains("COPY FROM STDIN"),
+            "{statement} not recorded:\n{inputs}"
+        );
+    }
+    assert!(inputs.contains("COPY FROM STDIN"), "{inputs}");
+    assert!(
+        outputs.contains("(2 rows)") && outputs.contains("[MASKED]"),
+        "{outputs}"
+    );
+    for secret in [
+        "alice@corp.example",
+        "123-45-6789",
+        "bob@mail.example",
+        UPSTREAM_PASSWORD,
+    ] {
+        assert!(!outputs.contains(secret), "{secret} recorded:\n{outputs}");
+    }
+    assert!(!gw.logs().contains(UPSTREAM_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_psql_cancels_pg_sleep() {
+    let t = target_or_skip!("hoop_pg_cancel");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(&gw, connection("pg", &t, &[], &[])).await;
+    let served = serve(&gw, "pg").await;
+    let started = std::time::Instant::now();
+    let child = Command::new("psql")
+        .arg(&served.dsn)
+        .args(["-X", "-c", "select pg_sleep(60)"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Once the query runs on the server (seen from a direct connection), Ctrl-C.
+    hoop_rs::eventually(STEP, "pg_sleep runs", || async {
+        let n = psql_direct(
+            &t,
+            "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'",
+        )
+        .await;
+        (n.trim() == "1").then_some(())
+    })
+    .await;
+    nix_kill(pid);
+    let out = tokio::time::timeout(STEP, child.wait_with_output())
+        .await
+        .expect("psql did not end")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(50));
+}
+
+fn nix_kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_runs_in_every_query_mode_with_parameters_recorded() {
+    let t = target_or_skip!("hoop_pg_bench");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(&gw, connection("pg", &t, &[], &[])).await;
+    let served = serve(&gw, "pg").await;
+    let run = |args: Vec<String>| async move {
+        let out = tokio::time::timeout(STEP, Command::new("pgbench").args(&args).output())
+            .await
+            .expect("pgbench timed out")
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pgbench {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(vec![
+        "-i".into(),
+        "-s".into(),
+        "1".into(),
+        served.dsn.clone(),
+    ])
+    .await;
+    for mode in ["simple", "extended", "prepared"] {
+        run(vec![
+            "-M".into(),
+            mode.into(),
+            "-c".into(),
+            "2".into(),
+            "-t".into(),
+            "20".into(),
+            served.dsn.clone(),
+        ])
+        .await;
+    }
+    drop(served);
+    let list = all_ended(&gw, "pg").await;
+    let mut inputs = String::new();
+    for s in &list {
+        inputs.push_str(&recorded(&gw, &s.id).await.0);
+    }
+    // Extended and prepared statements are recorded with their bound parameters.
+    assert!(
+        inputs.contains("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;\n-- params: $1 = '"),
+        "{}",
+        &inputs[..inputs.len().min(3000)]
+    );
+    assert!(
+        inputs.contains("copy pgbench_accounts from stdin") || inputs.contains("COPY FROM STDIN")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_prepared_statements_with_binary_results() {
+    let t = target_or_skip!("hoop_pg_tokio");
+    psql_direct(
+        &t,
+        "create table people (id int, email text, age bigint);
+         insert into people values (1, 'erin@corp.example', 41), (2, 'frank@corp.example', 37);",
+    )
+    .await;
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(&gw, connection("pg", &t, &["people.email"], &[])).await;
+    let served = serve(&gw, "pg").await;
+    let (client, conn) = tokio_postgres::connect(&served.dsn, tokio_postgres::NoTls)
+        .await
+        .expect("tokio-postgres connects through hoop connect");
+    let driver = tokio::spawn(conn);
+    let stmt = client
+        .prepare("select id, email, age from people where id >= $1 order by id")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let rows = client.query(&stmt, &[&1i32]).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].get::<_, i32>(0), 1);
+        assert_eq!(rows[0].get::<_, &str>(1), "[MASKED]");
+        assert_eq!(rows[1].get::<_, i64>(2), 37);
+    }
+    let n: i64 = client
+        .query_one("select count(*) from people where age > $1", &[&40i64])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    drop(client);
+    let _ = driver.await;
+    drop(served);
+    let list = all_ended(&gw, "pg").await;
+    let (input, output) = recorded(&gw, &list[0].id).await;
+    assert!(
+        input.contains("where id >= $1 order by id\n-- params: $1 = '1'"),
+        "{input}"
+    );
+    assert!(input.contains("-- params: $1 = '40'"), "{input}");
+    assert!(!output.contains("erin@corp.example"), "{output}");
+    // `hoop sessions replay` shows the statements at a psql prompt, then what came back.
+    let replay = gw
+        .cli(Some(ADMIN_TOKEN), &["sessions", "replay", &list[0].id])
+        .await;
+    let text = replay.ok();
+    assert!(
+        text.contains(
+            "pg=> select id, email, age from people where id >= $1 order by id\npg-> -- params: $1 = '1'\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[MASKED]") && text.contains("(2 rows)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_holds_hoop_exec_sql_until_approved() {
+    let t = target_or_skip!("hoop_pg_review");
+    psql_direct(&t, "create table hits (n int)").await;
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let mut conn = connection("pg", &t, &[], &[]);
+    conn.reviewers = vec!["dba".into()];
+    create(&gw, conn).await;
+    let requester = gw.user_with_token("rita", &[]).await;
+    let reviewer = gw.user_with_token("dave", &["dba"]).await;
+    let mut stream = gw
+        .sessions()
+        .await
+        .exec(authed(
+            &requester,
+            pb::ExecRequest {
+                connection: "pg".into(),
+                input: b"insert into hits values (1); select count(*) as hits from hits".to_vec(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::session_event::Event;
+    let review_id = loop {
+        let ev = tokio::time::timeout(STEP, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("an event");
+        if let Some(Event::Held(h)) = ev.event {
+            break h.review_id;
+        }
+    };
+    // Held: nothing ran.
+    assert_eq!(
+        psql_direct(&t, "select count(*) from hits").await.trim(),
+        "0"
+    );
+    gw.reviews()
+        .await
+        .approve_review(authed(
+            &reviewer,
+            pb::ApproveReviewRequest {
+                id: review_id.clone(),
+                group: "dba".into(),
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let mut stdout = Vec::new();
+    let mut exit = None;
+    while let Some(ev) = tokio::time::timeout(STEP, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        match ev.event {
+            Some(Event::Output(o)) => stdout.extend(o.data),
+            Some(Event::Exit(e)) => exit = Some(e.exit_code),
+            _ => {}
+        }
+    }
+    assert_eq!(exit, Some(0));
+    let stdout = String::from_utf8_lossy(&stdout);
+    assert!(stdout.contains(" hits\n------\n    1\n(1 row)"), "{stdout}");
+    // Ran exactly once; running the review again is refused.
+    assert_eq!(
+        psql_direct(&t, "select count(*) from hits").await.trim(),
+        "1"
+    );
+    let again = hoop_rs::exec(
+        &gw,
+        &requester,
+        pb::ExecRequest {
+            review_id,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        again.is_err() || again.as_ref().unwrap().exit_code != Some(0),
+        "{again:?}"
+    );
+    assert_eq!(
+        psql_direct(&t, "select count(*) from hits").await.trim(),
+        "1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_holds_hoop_connect_until_access_is_granted() {
+    let t = target_or_skip!("hoop_pg_jit");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let mut conn = connection("pg", &t, &[], &[]);
+    conn.reviewers = vec!["dba".into()];
+    create(&gw, conn).await;
+    let requester = gw.user_with_token("rita", &[]).await;
+    let reviewer = gw.user_with_token("dave", &["dba"]).await;
+    // `hoop connect` as the requester.
+    let mut child = Command::new(hoop_rs::cli_bin())
+        .args(["connect", "pg", "--port", "0", "--duration", "30m"])
+        .env("HOOP_GATEWAY", gw.url())
+        .env("HOOP_TOKEN", &requester)
+        .current_dir(gw.setup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut dsn = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("postgres://") {
+            dsn = line.clone();
+        }
+        if line.starts_with("psql '") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // psql waits while the session is held.
+    let query = tokio::spawn(async move { psql(&dsn, &["-Atc", "select 40 + 2"]).await });
+    let review = hoop_rs::eventually(STEP, "a review is asked for", || async {
+        gw.reviews()
+            .await
+            .list_reviews(admin(pb::ListReviewsRequest {
+                connection: "pg".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .reviews
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(review.verb, "connect");
+    assert!(!query.is_finished());
+    gw.reviews()
+        .await
+        .approve_review(authed(
+            &reviewer,
+            pb::ApproveReviewRequest {
+                id: review.id,
+                group: "dba".into(),
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let (ok, out, err) = query.await.unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoop_exec_prints_like_psql_and_fails_like_it() {
+    let t = target_or_skip!("hoop_pg_exec");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(&gw, connection("pg", &t, &[], &["EMAIL_ADDRESS"])).await;
+    let out = gw
+        .cli(
+            Some(ADMIN_TOKEN),
+            &[
+                "exec",
+                "pg",
+                "-i",
+                "select 1 as one, 'x y@z.example' as who",
+            ],
+        )
+        .await;
+    let text = out.ok();
+    assert!(
+        text.contains(" one |") && text.contains("   1 | x [EMAIL_ADDRESS]\n(1 row)\n"),
+        "{text}"
+    );
+    let bad = gw
+        .cli(Some(ADMIN_TOKEN), &["exec", "pg", "-i", "select nope"])
+        .await;
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(
+        bad.stderr.contains("column \"nope\" does not exist"),
+        "{bad:?}"
+    );
+}
