@@ -2,9 +2,10 @@
 //!
 //! It starts a fresh `hoop-gateway` (SQLite, temporary data dir, default plugins with audit
 //! on) and runs the scenarios given (all by default): `latency`, `throughput`, `streaming`,
-//! `idle`, `dlp`, `slack`, `runbooks` and `webhooks`; and, when asked for, `index` and `gateways`. Progress goes to stderr; the results go to stdout as a markdown table. See
+//! `cli-streaming`, `idle`, `dlp`, `slack`, `runbooks` and `webhooks`; and, when asked for, `index` and `gateways`. Progress goes to stderr; the results go to stdout as a markdown table. See
 //! BENCHMARKS.md at the top of the repository for how to read them.
 
+mod cli;
 mod corpus;
 mod dlp;
 mod gateway;
@@ -62,6 +63,23 @@ pub(crate) struct Options {
     /// idle: concurrent idle interactive sessions (`cat`) to open.
     #[arg(long, default_value_t = 1000)]
     idle_sessions: usize,
+
+    /// idle-rounds: rounds of the idle scenario on the same gateway.
+    #[arg(long, default_value_t = 5)]
+    idle_rounds: usize,
+
+    /// cli-streaming: the `hoop` CLI binary [default: `hoop` next to the gateway binary].
+    #[arg(long, value_name = "PATH")]
+    cli: Option<PathBuf>,
+
+    /// cli-streaming: bytes of output (`head -c BYTES /dev/zero`).
+    #[arg(long, default_value_t = 512 << 20)]
+    cli_stream_bytes: u64,
+
+    /// cli-streaming: runs of each side (hoop exec, raw pipe), alternating; the best is
+    /// reported.
+    #[arg(long, default_value_t = 3)]
+    cli_runs: usize,
 
     /// idle: sessions per HTTP/2 connection (servers cap concurrent streams per connection).
     #[arg(long, default_value_t = 100)]
@@ -123,8 +141,12 @@ enum Scenario {
     Throughput,
     /// MB/s of output through the gateway (audit on) vs a raw pipe.
     Streaming,
+    /// MB/s of `hoop exec` (the real CLI) to /dev/null vs a raw pipe through `cat`.
+    CliStreaming,
     /// Gateway RSS with many idle interactive sessions open.
     Idle,
+    /// Gateway RSS after each of `--idle-rounds` rounds of the idle scenario.
+    IdleRounds,
     /// MB/s of output through a session with the dlp plugin on vs off.
     Dlp,
     /// Slack plugin against a fake Slack: review.created → chat.postMessage, and a Socket
@@ -149,7 +171,9 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Throughput => "throughput",
             Scenario::Streaming => "streaming",
+            Scenario::CliStreaming => "cli-streaming",
             Scenario::Idle => "idle",
+            Scenario::IdleRounds => "idle-rounds",
             Scenario::Dlp => "dlp",
             Scenario::Slack => "slack",
             Scenario::Runbooks => "runbooks",
@@ -201,6 +225,7 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Latency,
             Scenario::Throughput,
             Scenario::Streaming,
+            Scenario::CliStreaming,
             Scenario::Idle,
             Scenario::Dlp,
             Scenario::Slack,
@@ -235,7 +260,9 @@ async fn run(options: Options) -> Result<bool> {
             Scenario::Latency => scenarios::latency(&gw, &options, &mut report).await,
             Scenario::Throughput => scenarios::throughput(&gw, &options, &mut report).await,
             Scenario::Streaming => scenarios::streaming(&gw, &options, &mut report).await,
+            Scenario::CliStreaming => cli::cli_streaming(&gw, &binary, &options, &mut report).await,
             Scenario::Idle => scenarios::idle(&gw, &options, &mut report).await,
+            Scenario::IdleRounds => scenarios::idle_rounds(&gw, &options, &mut report).await,
             Scenario::Dlp => dlp::dlp(&gw, &options, &mut report).await,
             Scenario::Slack => slack::slack(&binary, &options, &mut report).await,
             Scenario::Runbooks => runbooks::runbooks(&gw, &options, &mut report).await,

@@ -39,6 +39,8 @@ const THROUGHPUT_GOAL: f64 = 300.0;
 const STREAMING_GOAL: f64 = 200.0;
 /// RSS goal with the idle sessions open, bytes.
 const IDLE_RSS_GOAL: u64 = 256 * 1024 * 1024;
+/// Goal of `idle-rounds`: RSS after the last round over RSS after the first.
+const IDLE_ROUNDS_GOAL: f64 = 1.2;
 
 /// What an exec session produced (counts only: output is not kept).
 #[derive(Debug, Default)]
@@ -624,6 +626,77 @@ fn is_emfile(message: &str) -> bool {
 
 /// `idle`: the gateway's RSS with many idle interactive sessions open.
 pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -> Result<()> {
+    idle_round(gw, options, report, true).await.map(|_| ())
+}
+
+/// RSS of one round of the idle scenario, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleRss {
+    /// With the sessions open.
+    pub(crate) loaded: u64,
+    /// After they all ended.
+    pub(crate) after: u64,
+}
+
+/// `idle-rounds`: `--idle-rounds` rounds of the idle scenario on the same gateway (open the
+/// sessions, leave them idle, drop them); the gateway's RSS after each round, and the last
+/// round's over the first's.
+pub(crate) async fn idle_rounds(
+    gw: &Gateway,
+    options: &Options,
+    report: &mut Report,
+) -> Result<()> {
+    let rounds = options.idle_rounds.max(1);
+    let mut rss = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        eprintln!("  round {round}/{rounds}");
+        let r = idle_round(gw, options, report, false).await?;
+        eprintln!(
+            "  round {round}: RSS {} with the sessions open, {} after",
+            mb(r.loaded),
+            mb(r.after)
+        );
+        rss.push(r);
+    }
+    let (Some(first), Some(last)) = (rss.first().copied(), rss.last().copied()) else {
+        bail!("no rounds ran");
+    };
+    let list = |f: fn(&IdleRss) -> u64| {
+        rss.iter()
+            .map(|r| format!("{:.1}", f(r) as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ratio = last.after as f64 / first.after.max(1) as f64;
+    report.row(Row {
+        scenario: "idle-rounds".to_owned(),
+        metric: format!(
+            "gateway RSS after round {rounds} vs round 1 ({} idle sessions a round)",
+            options.idle_sessions
+        ),
+        gateway: mb(last.after),
+        baseline: format!("{} (round 1)", mb(first.after)),
+        ratio: format!("{ratio:.2}×"),
+        goal: "≤ 1.20×".to_owned(),
+        met: Some(ratio <= IDLE_ROUNDS_GOAL),
+    });
+    report.note(format!(
+        "idle-rounds: RSS (MB) with the sessions open, rounds 1 to {rounds}: {}; after each round: {}; with the sessions open, round {rounds} over round 1: {:.2}×",
+        list(|r| r.loaded),
+        list(|r| r.after),
+        last.loaded as f64 / first.loaded.max(1) as f64
+    ));
+    Ok(())
+}
+
+/// One round of the idle scenario; with `add_row`, its row and notes go in the report
+/// (otherwise only failures do).
+async fn idle_round(
+    gw: &Gateway,
+    options: &Options,
+    report: &mut Report,
+    add_row: bool,
+) -> Result<IdleRss> {
     ensure_connection(gw, CAT_CONNECTION, &["cat"]).await?;
     let pid = gw.pid();
     let n = options.idle_sessions;
@@ -756,55 +829,57 @@ pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -
     } else {
         0.0
     };
-    let metric = if idle_now == n {
-        format!("gateway RSS, {n} idle sessions")
-    } else {
-        format!("gateway RSS, {idle_now} of {n} idle sessions (the rest failed)")
-    };
-    report.row(Row {
-        scenario: "idle".to_owned(),
-        metric,
-        gateway: mb(loaded),
-        baseline: format!("{} (no sessions)", mb(baseline)),
-        ratio: format!("+{} ({per_session:.0} KiB/session)", mb(added)),
-        goal: "≤ 256 MB".to_owned(),
-        met: Some(loaded <= IDLE_RSS_GOAL && idle_now == n),
-    });
-    report.note(format!(
-        "idle: {opened} sessions opened in {:.1} s ({IDLE_OPEN_CONCURRENCY} at a time); peak RSS {}; gateway fds {baseline_fds} → {loaded_fds} → {after_fds} (after: with the bench's {channel_count} client connections still open); all ended {:.1} s after the drop ({remaining} left open), RSS after {}",
-        open_time.as_secs_f64(),
-        mb(peak),
-        close_time.as_secs_f64(),
-        mb(after)
-    ));
-    if let Some((supervisors, pss)) = agent_side {
-        report.note(format!(
-            "idle: the local agent and its {supervisors} session supervisors (one root process per session, which ends everything the session started): PSS {} in all ({:.0} KiB per session), besides the sessions' own programs",
-            mb(pss),
-            pss as f64 / supervisors.max(1) as f64 / 1024.0
-        ));
-    }
-    if let Some(first) = ended_early.first() {
-        report.note(format!(
-            "idle: {} sessions ended on their own after `started`; first: {first}",
-            ended_early.len()
-        ));
-    }
-    if let Some(first) = errors.first() {
-        let hint = if errors.iter().any(|e| is_emfile(e)) || gw.saw_emfile() {
-            " (EMFILE: the gateway ran out of file descriptors)"
+    if add_row {
+        let metric = if idle_now == n {
+            format!("gateway RSS, {n} idle sessions")
         } else {
-            ""
+            format!("gateway RSS, {idle_now} of {n} idle sessions (the rest failed)")
         };
+        report.row(Row {
+            scenario: "idle".to_owned(),
+            metric,
+            gateway: mb(loaded),
+            baseline: format!("{} (no sessions)", mb(baseline)),
+            ratio: format!("+{} ({per_session:.0} KiB/session)", mb(added)),
+            goal: "≤ 256 MB".to_owned(),
+            met: Some(loaded <= IDLE_RSS_GOAL && idle_now == n),
+        });
         report.note(format!(
-            "idle: {} sessions failed to open{hint}; first error: {first}",
-            errors.len()
+            "idle: {opened} sessions opened in {:.1} s ({IDLE_OPEN_CONCURRENCY} at a time); peak RSS {}; gateway fds {baseline_fds} → {loaded_fds} → {after_fds} (after: with the bench's {channel_count} client connections still open); all ended {:.1} s after the drop ({remaining} left open), RSS after {}",
+            open_time.as_secs_f64(),
+            mb(peak),
+            close_time.as_secs_f64(),
+            mb(after)
         ));
+        if let Some((supervisors, pss)) = agent_side {
+            report.note(format!(
+                "idle: the local agent and its {supervisors} session supervisors (one root process per session, which ends everything the session started): PSS {} in all ({:.0} KiB per session), besides the sessions' own programs",
+                mb(pss),
+                pss as f64 / supervisors.max(1) as f64 / 1024.0
+            ));
+        }
+        if let Some(first) = ended_early.first() {
+            report.note(format!(
+                "idle: {} sessions ended on their own after `started`; first: {first}",
+                ended_early.len()
+            ));
+        }
+        if let Some(first) = errors.first() {
+            let hint = if errors.iter().any(|e| is_emfile(e)) || gw.saw_emfile() {
+                " (EMFILE: the gateway ran out of file descriptors)"
+            } else {
+                ""
+            };
+            report.note(format!(
+                "idle: {} sessions failed to open{hint}; first error: {first}",
+                errors.len()
+            ));
+        }
     }
     if remaining > 0 {
         bail!("{remaining} idle sessions were still open 120 s after their calls were dropped");
     }
-    if gw.saw_emfile() {
+    if add_row && gw.saw_emfile() {
         report.note(
             "idle: the gateway logged EMFILE (Too many open files) during this run".to_owned(),
         );
@@ -826,7 +901,7 @@ pub(crate) async fn idle(gw: &Gateway, options: &Options, report: &mut Report) -
             ended_early.first().map(String::as_str).unwrap_or("?")
         );
     }
-    Ok(())
+    Ok(IdleRss { loaded, after })
 }
 
 /// The proportional set size (shared pages split between the processes that map them) of
