@@ -967,7 +967,7 @@ mod tests {
                                     .send(Ok(send(Out::Output(pb::AgentOutput {
                                         session_id: id.clone(),
                                         stream: stream as i32,
-                                        data,
+                                        data: data.into(),
                                     }))))
                                     .await;
                             }

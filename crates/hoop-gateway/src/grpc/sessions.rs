@@ -304,7 +304,7 @@ impl SessionApi {
         input: runtime::Input,
         args: Vec<String>,
     ) -> EventStream {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let (tx, taken, stream) = runtime::event_channel(EVENT_BUFFER);
         let id = prepared.info.id.to_string();
         tokio::spawn(runtime::run_session(SessionJob {
             app: Arc::clone(&self.app),
@@ -315,13 +315,14 @@ impl SessionApi {
             input,
             args,
             events: tx,
+            taken,
             registration: self.app.running.register(&id),
         }));
-        ReceiverStream::new(rx)
+        stream
     }
 }
 
-pub(crate) type EventStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+pub(crate) type EventStream = runtime::EventStream;
 
 /// Forwards an interactive session's requests after `open` to the runtime as input.
 async fn forward_input(
