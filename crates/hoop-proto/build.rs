@@ -31,6 +31,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Maps as BTreeMap: deterministic order in code, JSON and tables.
         .btree_map(".")
+        // Output and input bytes as `Bytes`: a decoded frame's data is a slice of the
+        // frame, and a chunk passes from the agent through the plugins to the client's
+        // stream without being copied.
+        .bytes(".hoop.v1.AgentOutput.data")
+        .bytes(".hoop.v1.AgentInput.data")
+        .bytes(".hoop.v1.SessionOutput.data")
         .build_client(true)
         .build_server(true)
         // No `Client::connect` constructor: it would clash with the `Connect` RPC of

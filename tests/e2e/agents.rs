@@ -242,7 +242,7 @@ async fn a_remote_agent_serves_is_interrupted_and_serves_again(backend: Backend)
             .expect("ended before `ready`");
         match event.event.unwrap() {
             pb::session_event::Event::Started(s) => session_id = s.session_id,
-            pb::session_event::Event::Output(o) if o.data == b"ready\n" => break,
+            pb::session_event::Event::Output(o) if o.data == b"ready\n"[..] => break,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -134,7 +134,11 @@ async fn start_sleepy(gw: &Gateway) -> (tonic::Streaming<pb::SessionEvent>, Stri
         match ev.event.unwrap() {
             Event::Started(s) => session_id = s.session_id,
             Event::Output(o) => {
-                break String::from_utf8(o.data).unwrap().trim().parse().unwrap();
+                break String::from_utf8(o.data.to_vec())
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -941,7 +941,7 @@ impl Interactive {
         match self.next().await {
             Event::Held(held) => Some(held.review_id),
             Event::Output(o) => {
-                assert_eq!(o.data, b"ping\n");
+                assert_eq!(o.data, &b"ping\n"[..]);
                 None
             }
             other => panic!("unexpected {other:?}"),

@@ -1,6 +1,7 @@
 //! Framing of the local agent's pipes: a 4-byte big-endian length, then that many bytes of
 //! a protobuf message (`GatewayMessage` towards the agent, `AgentMessage` from it).
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::AgentError;
@@ -44,15 +45,19 @@ where
             max: MAX_FRAME,
         });
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            AgentError::TruncatedFrame
-        } else {
-            AgentError::io("cannot read a frame", e)
+    // Read into a buffer that the decoded message's `bytes` fields then share (no copy).
+    let mut body = bytes::BytesMut::with_capacity(len);
+    while body.len() < len {
+        let room = len - body.len();
+        let n = reader
+            .read_buf(&mut (&mut body).limit(room))
+            .await
+            .map_err(|e| AgentError::io("cannot read a frame", e))?;
+        if n == 0 {
+            return Err(AgentError::TruncatedFrame);
         }
-    })?;
-    Ok(Some(M::decode(body.as_slice())?))
+    }
+    Ok(Some(M::decode(body.freeze())?))
 }
 
 /// Writes one framed message and flushes the writer.

@@ -62,8 +62,14 @@ pub use local::{LocalAgentArgs, run_local_agent, serve_stdio};
 pub use serve::{Agent, AgentOptions, AgentStats, serve};
 
 /// The most output bytes of one session the gateway may leave unacknowledged: past it, the
-/// agent stops reading the program's stdout and stderr until `output_ack`s arrive.
-pub const OUTPUT_WINDOW: u64 = 256 * 1024;
+/// agent stops reading the program's stdout and stderr until `output_ack`s arrive. Four
+/// reads of [`OUTPUT_CHUNK`]: enough to keep the pipeline from the program to the client
+/// busy while the gateway passes one chunk on.
+pub const OUTPUT_WINDOW: u64 = 4 * OUTPUT_CHUNK as u64;
+
+/// The most output bytes one read from a program takes (reads go on while its pipe has data,
+/// up to this): one `output` message.
+pub const OUTPUT_CHUNK: usize = 256 * 1024;
 
 /// The most input bytes of one session the agent accepts without having acknowledged them
 /// (`input_ack`, sent once written to the program). A gateway that sends more breaks the

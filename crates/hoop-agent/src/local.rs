@@ -40,6 +40,10 @@ impl LocalAgentArgs {
     }
 }
 
+/// The size the agent's stdout pipe towards the gateway is grown to (the default
+/// `/proc/sys/fs/pipe-max-size`).
+const GATEWAY_PIPE: i32 = 1024 * 1024;
+
 /// How long the agent's last messages may take to reach a gateway that stopped reading.
 const LAST_WORDS: Duration = Duration::from_secs(5);
 
@@ -147,10 +151,15 @@ fn stdin_reader() -> Result<Box<dyn AsyncRead + Send + Unpin>, AgentError> {
 fn stdout_writer() -> Result<Box<dyn AsyncWrite + Send + Unpin>, AgentError> {
     let stdout = std::io::stdout();
     Ok(match kind(&stdout) {
-        Some(SFlag::S_IFIFO) => Box::new(
-            tokio::net::unix::pipe::Sender::from_owned_fd(dup(&stdout, "stdout")?)
-                .map_err(|e| AgentError::io("cannot write stdout", e))?,
-        ),
+        Some(SFlag::S_IFIFO) => {
+            // Room for a whole output message or more: the gateway reads it in one go
+            // rather than in pieces of the default 64 KiB (best effort).
+            let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(GATEWAY_PIPE));
+            Box::new(
+                tokio::net::unix::pipe::Sender::from_owned_fd(dup(&stdout, "stdout")?)
+                    .map_err(|e| AgentError::io("cannot write stdout", e))?,
+            )
+        }
         Some(SFlag::S_IFSOCK) => Box::new(socket(dup(&stdout, "stdout")?)?),
         _ => Box::new(tokio::fs::File::from_std(std::fs::File::from(dup(
             &stdout, "stdout",

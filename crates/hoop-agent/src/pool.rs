@@ -38,12 +38,12 @@ use std::time::Duration;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::READY_SLOTS;
 use crate::fds;
-use crate::session::{Spawned, Stdin};
+use crate::session::{OutputSource, Spawned, Stdin};
 
 /// How long the supervisors of dropped slots may take to exit when a pool closes.
 const SLOT_END: Duration = Duration::from_secs(2);
@@ -100,9 +100,9 @@ pub(crate) struct Slot {
     /// The write end of the supervisor's spec pipe (non-blocking).
     spec: File,
     reports: pipe::Receiver,
-    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    stdout: Box<dyn OutputSource>,
     /// `None` on a terminal (everything is stdout there).
-    stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    stderr: Option<Box<dyn OutputSource>>,
     stdin: Stdin,
 }
 
@@ -167,11 +167,11 @@ impl Slot {
         // spec pipe and exits.
         fcntl(&spec_write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         let reports = pipe::Receiver::from_owned_fd(report_read)?;
-        let (stdout, stderr, stdin): (Box<dyn AsyncRead + Send + Unpin>, _, _) = match terminal {
+        let (stdout, stderr, stdin): (Box<dyn OutputSource>, _, _) = match terminal {
             None => match (child.stdout.take(), child.stderr.take(), child.stdin.take()) {
                 (Some(out), Some(err), Some(stdin)) => (
                     Box::new(out),
-                    Some(Box::new(err) as Box<dyn AsyncRead + Send + Unpin>),
+                    Some(Box::new(err) as Box<dyn OutputSource>),
                     Stdin::Pipe(stdin),
                 ),
                 _ => {

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::task::Poll;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use hoop_proto::v1 as pb;
 use hoop_proto::v1::agent_message::Message as Out;
 use nix::sys::signal::{Signal, kill};
@@ -18,10 +21,84 @@ use crate::exec::CANNOT_START;
 use crate::pool::{Pool, Slot};
 use crate::serve::{Inner, Workdir};
 use crate::spec::{Report, SupervisorSpec, WorkDir};
-use crate::{INPUT_WINDOW, OUTPUT_WINDOW};
+use crate::{INPUT_WINDOW, OUTPUT_CHUNK, OUTPUT_WINDOW};
 
-/// Size of one read from the program's stdout or stderr.
-const READ_CHUNK: usize = 32 * 1024;
+/// The first read of a chunk of the program's stdout or stderr: more is read only if this
+/// filled up (an idle session holds no more than this per stream).
+const FIRST_READ: usize = 16 * 1024;
+/// A pipe's size by default (Linux): a read this large found the pipe full.
+const DEFAULT_PIPE: usize = 64 * 1024;
+/// What a pipe the program fills faster than the gateway takes is grown to (the default
+/// `/proc/sys/fs/pipe-max-size`): the program writes on while a chunk is passed on, with
+/// fewer switches between it and the agent. Only such pipes, so that idle sessions do not
+/// count against the user's pipe allowance (`pipe-user-pages-soft`).
+const BUSY_PIPE: i32 = 1024 * 1024;
+
+/// The program's stdout or stderr as the session reads it.
+pub(crate) trait OutputSource: AsyncRead + Send + Unpin {
+    /// Grows its pipe to [`BUSY_PIPE`] (best effort; nothing for a terminal).
+    fn grow(&self) {}
+}
+
+fn grow_pipe(fd: impl std::os::fd::AsFd) {
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(BUSY_PIPE));
+}
+
+impl OutputSource for tokio::process::ChildStdout {
+    fn grow(&self) {
+        grow_pipe(self);
+    }
+}
+
+impl OutputSource for tokio::process::ChildStderr {
+    fn grow(&self) {
+        grow_pipe(self);
+    }
+}
+
+impl OutputSource for pty_process::OwnedReadPty {}
+
+impl OutputSource for tokio::io::Empty {}
+
+/// One stream of the program's output: its first-read buffer, and whether its pipe grew.
+struct OutputStream {
+    first: Vec<u8>,
+    grown: bool,
+}
+
+impl OutputStream {
+    fn new() -> Self {
+        Self {
+            first: vec![0; FIRST_READ],
+            grown: false,
+        }
+    }
+
+    /// After a first read of `n` bytes into `first`, reads on while the pipe has data, up
+    /// to `cap` bytes in all (never waiting): the chunk to send.
+    async fn chunk(&mut self, source: &mut dyn OutputSource, n: usize, cap: usize) -> Bytes {
+        let first = self.first.get(..n).unwrap_or_default();
+        if n < FIRST_READ || cap <= n {
+            return Bytes::copy_from_slice(first);
+        }
+        let mut chunk = BytesMut::with_capacity(cap);
+        chunk.extend_from_slice(first);
+        while chunk.len() < cap {
+            let room = cap - chunk.len();
+            let mut limited = (&mut chunk).limit(room);
+            let mut read = std::pin::pin!(source.read_buf(&mut limited));
+            match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                Poll::Ready(Ok(got)) if got > 0 => {}
+                _ => break,
+            }
+        }
+        if !self.grown && chunk.len() >= DEFAULT_PIPE {
+            self.grown = true;
+            source.grow();
+        }
+        chunk.freeze()
+    }
+}
 /// How long a supervisor asked to end may take before it is SIGKILLed itself.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
 /// How long the supervisor's reports may take to end once it exited.
@@ -32,7 +109,7 @@ const EOT: u8 = 0x04;
 /// What the router hands a session.
 #[derive(Debug)]
 pub(crate) enum Control {
-    Input(Vec<u8>),
+    Input(Bytes),
     CloseInput,
     Resize(pb::TerminalSize),
     OutputAck(u64),
@@ -124,9 +201,9 @@ struct Ending {
 pub(crate) struct Spawned {
     pub(crate) child: tokio::process::Child,
     pub(crate) supervisor: Pid,
-    pub(crate) stdout: Box<dyn AsyncRead + Send + Unpin>,
+    pub(crate) stdout: Box<dyn OutputSource>,
     /// `None` on a terminal (everything is stdout there).
-    pub(crate) stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    pub(crate) stderr: Option<Box<dyn OutputSource>>,
     pub(crate) stdin: Stdin,
     pub(crate) reports: Lines<BufReader<pipe::Receiver>>,
     /// Writes what did not fit at once of the spec to the supervisor.
@@ -285,7 +362,7 @@ enum Stop {
 /// Input waiting for the program: bytes, how much of them is written, and whether they are
 /// input of the gateway (acknowledged) or the end-of-file of a terminal (not).
 struct Pending {
-    data: Vec<u8>,
+    data: Bytes,
     written: usize,
     counted: bool,
 }
@@ -351,8 +428,8 @@ async fn drive(
     // normally follows at once, but a process that inherited the pipe by accident (a spawn
     // in another thread of the agent's process) may hold it open: then stop waiting.
     let mut reports_deadline: Option<tokio::time::Instant> = None;
-    let mut out_buf = vec![0u8; READ_CHUNK];
-    let mut err_buf = vec![0u8; READ_CHUNK];
+    let mut out = OutputStream::new();
+    let mut err = OutputStream::new();
 
     loop {
         if exited.is_some() {
@@ -378,7 +455,7 @@ async fn drive(
                 Some(Stdin::Pipe(pipe)) => drop(pipe),
                 Some(Stdin::Terminal(pty)) => {
                     queue.push_back(Pending {
-                        data: vec![EOT],
+                        data: Bytes::from_static(&[EOT]),
                         written: 0,
                         counted: false,
                     });
@@ -390,8 +467,9 @@ async fn drive(
         }
         let window = OUTPUT_WINDOW.saturating_sub(unacked_out);
         let cap = usize::try_from(window)
-            .unwrap_or(READ_CHUNK)
-            .min(READ_CHUNK);
+            .unwrap_or(OUTPUT_CHUNK)
+            .min(OUTPUT_CHUNK);
+        let first_cap = cap.min(FIRST_READ);
         let may_read = announced && stop.is_none() && outputs_queued == 0 && cap > 0;
         let writable = announced && stop.is_none() && stdin.is_some() && !queue.is_empty();
         tokio::select! {
@@ -422,19 +500,21 @@ async fn drive(
                 },
                 Ok(None) | Err(_) => reports_open = false,
             },
-            read = stdout.read(&mut out_buf[..cap]), if may_read && stdout_open => match read {
+            read = stdout.read(&mut out.first[..first_cap]), if may_read && stdout_open => match read {
                 Ok(n) if n > 0 => {
-                    unacked_out += n as u64;
+                    let data = out.chunk(&mut *stdout, n, cap).await;
+                    unacked_out += data.len() as u64;
                     outputs_queued += 1;
-                    outbox.push_back(output(id, pb::OutputStream::Stdout, &out_buf[..n]));
+                    outbox.push_back(output(id, pb::OutputStream::Stdout, data));
                 }
                 _ => stdout_open = false,
             },
-            read = stderr.read(&mut err_buf[..cap]), if may_read && stderr_open => match read {
+            read = stderr.read(&mut err.first[..first_cap]), if may_read && stderr_open => match read {
                 Ok(n) if n > 0 => {
-                    unacked_out += n as u64;
+                    let data = err.chunk(&mut *stderr, n, cap).await;
+                    unacked_out += data.len() as u64;
                     outputs_queued += 1;
-                    outbox.push_back(output(id, pb::OutputStream::Stderr, &err_buf[..n]));
+                    outbox.push_back(output(id, pb::OutputStream::Stderr, data));
                 }
                 _ => stderr_open = false,
             },
@@ -598,11 +678,11 @@ fn gone(
     *stop = Some(Stop::GatewayGone);
 }
 
-fn output(id: &str, stream: pb::OutputStream, data: &[u8]) -> pb::AgentMessage {
+fn output(id: &str, stream: pb::OutputStream, data: Bytes) -> pb::AgentMessage {
     message(Out::Output(pb::AgentOutput {
         session_id: id.to_owned(),
         stream: stream as i32,
-        data: data.to_vec(),
+        data,
     }))
 }
 
@@ -665,7 +745,11 @@ mod tests {
         acknowledge(&mut outbox, "s", 3);
         acknowledge(&mut outbox, "s", 4);
         assert_eq!(outbox.len(), 1);
-        outbox.push_back(output("s", pb::OutputStream::Stdout, b"x"));
+        outbox.push_back(output(
+            "s",
+            pb::OutputStream::Stdout,
+            Bytes::from_static(b"x"),
+        ));
         acknowledge(&mut outbox, "s", 1);
         assert_eq!(outbox.len(), 3);
         let Some(Out::InputAck(ack)) = &outbox[0].message else {

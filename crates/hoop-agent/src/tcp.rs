@@ -36,7 +36,7 @@ fn message(message: Out) -> pb::AgentMessage {
 
 /// What the writer task is asked to do.
 enum Write {
-    Data(Vec<u8>),
+    Data(bytes::Bytes),
     Shutdown,
 }
 
@@ -142,7 +142,7 @@ pub(crate) async fn run(
                         let out = message(Out::Output(pb::AgentOutput {
                             session_id: id.clone(),
                             stream: pb::OutputStream::Stdout as i32,
-                            data: buf[..n].to_vec(),
+                            data: bytes::Bytes::copy_from_slice(&buf[..n]),
                         }));
                         if outgoing.send(out).await.is_err() {
                             return Ok(());

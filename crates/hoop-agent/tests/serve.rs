@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Gateway, Outcome, WAIT, eventually, marker, processes_with};
-use hoop_agent::{AgentOptions, INPUT_WINDOW, OUTPUT_WINDOW};
+use hoop_agent::{AgentOptions, INPUT_WINDOW, OUTPUT_CHUNK, OUTPUT_WINDOW};
 use hoop_proto::v1::agent_message::Message as Out;
 
 #[tokio::test]
@@ -161,6 +161,46 @@ async fn end_of_file_on_a_terminal() {
     let outcome = gateway.finish("eof").await;
     assert!(outcome.stdout().contains("typed"), "{:?}", outcome.stdout());
     assert_eq!(outcome.exit_code, 0);
+}
+
+#[tokio::test]
+async fn a_fast_program_s_output_comes_in_large_messages_never_past_the_chunk() {
+    const TOTAL: u64 = 8 << 20;
+    let mut gateway = Gateway::start().await;
+    gateway
+        .start_session(
+            "fast",
+            &["head", "-c", &TOTAL.to_string(), "/dev/zero"],
+            &[],
+            None,
+        )
+        .await;
+    let (mut total, mut largest, mut messages) = (0u64, 0usize, 0u64);
+    loop {
+        match gateway.next("fast").await {
+            Out::Spawned(_) => {}
+            Out::Output(output) => {
+                let n = output.data.len();
+                assert!(n <= OUTPUT_CHUNK, "a message of {n} bytes");
+                largest = largest.max(n);
+                total += n as u64;
+                messages += 1;
+                gateway.ack("fast", n as u64).await;
+            }
+            Out::Exit(exit) => {
+                assert_eq!(exit.exit_code, 0, "{exit:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(total, TOTAL);
+    // Reads go on while the pipe has data: a program that writes faster than the gateway
+    // takes fills messages past a single read's 16 KiB (and the 32 KiB reads of before).
+    assert!(
+        largest > 32 * 1024,
+        "largest message {largest} bytes, {messages} messages"
+    );
 }
 
 #[tokio::test]

@@ -189,6 +189,10 @@ impl Gateway {
         Channel::from_shared(format!("http://{}", self.addr))
             .context("gateway URL")?
             .connect_timeout(Duration::from_secs(10))
+            // As the `hoop` CLI's channel.
+            .max_frame_size(hoop_proto::HTTP2_MAX_FRAME)
+            .initial_stream_window_size(hoop_proto::HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(hoop_proto::HTTP2_CONNECTION_WINDOW)
             .connect()
             .await
             .with_context(|| format!("cannot connect to the gateway at {}", self.addr))

@@ -286,6 +286,7 @@ async fn run(options: Options) -> Result<bool> {
             Err(err) => {
                 all_ok = false;
                 eprintln!("[{name}] FAILED: {err:#}");
+                eprintln!("the gateway's last log lines:\n{}", gw.recent_logs());
                 report.failed(name, &format!("{err:#}"));
             }
         }

@@ -506,7 +506,7 @@ mod tests {
         let output = SessionEvent {
             event: Some(Event::Output(SessionOutput {
                 stream: OutputStream::Stderr.into(),
-                data: b"hi\n\xff".to_vec(),
+                data: b"hi\n\xff".to_vec().into(),
             })),
         };
         assert_eq!(

@@ -279,7 +279,7 @@ fn route(link: &Link, message: pb::AgentMessage) -> Result<(), String> {
             m.session_id,
             AgentEvent::Output {
                 stdout: m.stream != pb::OutputStream::Stderr as i32,
-                data: Bytes::from(m.data),
+                data: m.data,
             },
         ),
         Some(FromAgent::InputAck(m)) => (m.session_id, AgentEvent::InputAck(m.bytes)),
@@ -357,7 +357,7 @@ impl AgentSession {
         self.unacked_input = self.unacked_input.saturating_add(data.len() as u64);
         self.send(ToAgent::Input(pb::AgentInput {
             session_id: self.id.clone(),
-            data: data.to_vec(),
+            data,
         }))
         .await
     }

@@ -406,7 +406,7 @@ fn update(event: hoop_proto::v1::SessionEvent) -> Option<hoop_core::ports::Sessi
             } else {
                 hoop_core::Stream::Stdout
             },
-            data: o.data.into(),
+            data: o.data,
         },
         Event::Exit(e) => U::Exit {
             exit_code: e.exit_code,
@@ -968,7 +968,7 @@ mod tests {
                                     .send(Ok(send(Out::Output(pb::AgentOutput {
                                         session_id: id.clone(),
                                         stream: stream as i32,
-                                        data,
+                                        data: data.into(),
                                     }))))
                                     .await;
                             }

@@ -1337,7 +1337,7 @@ async fn send_client(
     add(&mut counters.bytes_out, data.len());
     let output = pb::SessionOutput {
         stream: stream as i32,
-        data: data.to_vec(),
+        data,
     };
     let deadline = stops.deadline;
     tokio::select! {

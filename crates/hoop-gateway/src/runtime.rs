@@ -119,6 +119,79 @@ pub(crate) const NOT_RUN: i32 = -1;
 
 pub(crate) type EventSender = mpsc::Sender<Result<pb::SessionEvent, Status>>;
 
+/// How many `output` events the client's stream has taken from a session's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    outputs: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+/// A session's events as the client's gRPC stream takes them: it counts the `output`
+/// events taken, so that the session acknowledges their bytes to the agent only then (the
+/// agent's window bounds what waits in the queue as well as what the agent holds).
+#[derive(Debug)]
+pub(crate) struct EventStream {
+    rx: mpsc::Receiver<Result<pb::SessionEvent, Status>>,
+    taken: std::sync::Arc<Taken>,
+}
+
+impl tokio_stream::Stream for EventStream {
+    type Item = Result<pb::SessionEvent, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.rx.poll_recv(cx);
+        if let std::task::Poll::Ready(Some(Ok(pb::SessionEvent {
+            event: Some(pb::session_event::Event::Output(_)),
+        }))) = &next
+        {
+            self.taken
+                .outputs
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            self.taken.notify.notify_one();
+        }
+        next
+    }
+}
+
+/// A session's event queue of `capacity` events: its sender, the count of outputs taken,
+/// and the stream for the client.
+pub(crate) fn event_channel(capacity: usize) -> (EventSender, std::sync::Arc<Taken>, EventStream) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let taken = std::sync::Arc::new(Taken::default());
+    let stream = EventStream {
+        rx,
+        taken: std::sync::Arc::clone(&taken),
+    };
+    (tx, taken, stream)
+}
+
+/// The agent's output bytes behind each `output` event sent to the client and not taken
+/// yet: acknowledged to the agent as the client's stream takes the events.
+#[derive(Debug, Default)]
+struct Unacked {
+    /// Per event sent, in order: the agent's bytes it carries (0 for what plugins held
+    /// back and released later, whose bytes were acknowledged with an earlier event).
+    sent: std::collections::VecDeque<usize>,
+    /// `output` events the stream had taken when last looked at.
+    taken: u64,
+}
+
+impl Unacked {
+    /// The bytes of the events taken since the last call.
+    fn newly_taken(&mut self, taken: &Taken) -> usize {
+        let now = taken.outputs.load(std::sync::atomic::Ordering::Acquire);
+        let mut bytes = 0;
+        while self.taken < now {
+            self.taken += 1;
+            bytes += self.sent.pop_front().unwrap_or(0);
+        }
+        bytes
+    }
+}
+
 pub(crate) fn event(e: pb::session_event::Event) -> Result<pb::SessionEvent, Status> {
     Ok(pb::SessionEvent { event: Some(e) })
 }
@@ -174,6 +247,8 @@ pub(crate) struct SessionJob {
     pub(crate) input: Input,
     pub(crate) args: Vec<String>,
     pub(crate) events: EventSender,
+    /// What the client's stream took of `events`.
+    pub(crate) taken: std::sync::Arc<Taken>,
     /// This session's entry in the registry of running sessions.
     pub(crate) registration: Registration,
 }
@@ -189,6 +264,7 @@ pub(crate) async fn run_session(job: SessionJob) {
         input,
         args,
         events,
+        taken,
         registration,
     } = job;
     let store = app.store.clone();
@@ -241,7 +317,7 @@ pub(crate) async fn run_session(job: SessionJob) {
             &mut waiting,
             input,
             &args,
-            &events,
+            (&events, &taken),
             &mut stops,
             &mut counters,
         )
@@ -504,7 +580,7 @@ async fn drive(
     waiting: &mut Waiting<'_>,
     input: Input,
     args: &[String],
-    events: &EventSender,
+    (events, taken): (&EventSender, &Taken),
     stops: &mut Stops<'_>,
     counters: &mut Counters,
 ) -> Ending {
@@ -603,6 +679,7 @@ async fn drive(
     // when a stream has been quiet this long, and when it ends.
     let holdback = session.output_holdback();
     let mut flush_at: [Option<tokio::time::Instant>; 2] = [None, None];
+    let mut unacked = Unacked::default();
     let exit = loop {
         let deadline = stops.deadline;
         let next_flush = flush_at.iter().flatten().min().copied();
@@ -614,6 +691,7 @@ async fn drive(
             Ok(reason) = &mut *stops.kill => return killed(reason),
             () = sleep_until(deadline), if deadline.is_some() => return killed(CloseReason::Timeout),
             () = sleep_until(next_flush), if next_flush.is_some() => Step::Quiet,
+            () = taken.notify.notified() => Step::Taken,
         };
         match step {
             Step::Agent(AgentEvent::Spawned) => {}
@@ -643,11 +721,22 @@ async fn drive(
                     }
                     Err(err) => return error_ending(err.to_string()),
                 }
-                if let Err(ending) = send_output(events, chunk, counters, stops).await {
-                    return ending;
+                match send_output(events, chunk, counters, stops).await {
+                    // Acknowledged once the client's stream takes it: a slow client slows
+                    // the program.
+                    Ok(true) => unacked.sent.push_back(n),
+                    // Nothing left to send (plugins hold it back or dropped it).
+                    Ok(false) => {
+                        if remote.ack_output(n).await.is_err() {
+                            return interrupted(format!("agent `{}` went away", remote.agent()));
+                        }
+                    }
+                    Err(ending) => return ending,
                 }
-                // Acknowledged once the client has it: a slow client slows the program.
-                if remote.ack_output(n).await.is_err() {
+            }
+            Step::Taken => {
+                let bytes = unacked.newly_taken(taken);
+                if bytes > 0 && remote.ack_output(bytes).await.is_err() {
                     return interrupted(format!("agent `{}` went away", remote.agent()));
                 }
             }
@@ -690,10 +779,10 @@ async fn drive(
                     let slot = &mut flush_at[output_slot(stream)];
                     if slot.is_some_and(|at| at <= now) {
                         *slot = None;
-                        if let Err(ending) =
-                            flush_output(session, stream, events, counters, stops).await
-                        {
-                            return ending;
+                        match flush_output(session, stream, events, counters, stops).await {
+                            Ok(true) => unacked.sent.push_back(0),
+                            Ok(false) => {}
+                            Err(ending) => return ending,
                         }
                     }
                 }
@@ -770,6 +859,8 @@ enum Step {
     Agent(AgentEvent),
     /// An output stream has been quiet long enough to release what plugins hold back.
     Quiet,
+    /// The client's stream took `output` events.
+    Taken,
     Input(Option<InputMessage>),
 }
 
@@ -777,14 +868,15 @@ fn output_slot(stream: Stream) -> usize {
     usize::from(stream != Stream::Stdout)
 }
 
-/// Releases what plugins hold back of `stream` and sends it to the client.
+/// Releases what plugins hold back of `stream` and sends it to the client; whether there was
+/// something to send.
 async fn flush_output(
     session: &mut ChainSession,
     stream: Stream,
     events: &EventSender,
     counters: &mut Counters,
     stops: &mut Stops<'_>,
-) -> Result<(), Ending> {
+) -> Result<bool, Ending> {
     let mut chunk = Chunk::new(stream, Bytes::new());
     match session.flush_output(&mut chunk).await {
         Ok(outcome) => {
@@ -797,17 +889,17 @@ async fn flush_output(
     send_output(events, chunk, counters, stops).await
 }
 
-/// Sends a chunk of output (after the chain) to the client; nothing if it is empty. A client
-/// that does not read makes this wait, but never past a kill, the session's time limit or
-/// the gateway's shutdown.
+/// Sends a chunk of output (after the chain) to the client; nothing if it is empty (then
+/// `false`). A client that does not read makes this wait, but never past a kill, the
+/// session's time limit or the gateway's shutdown.
 async fn send_output(
     events: &EventSender,
     chunk: Chunk,
     counters: &mut Counters,
     stops: &mut Stops<'_>,
-) -> Result<(), Ending> {
+) -> Result<bool, Ending> {
     if chunk.data.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     add(&mut counters.bytes_out, chunk.data.len());
     let output = pb::SessionOutput {
@@ -816,12 +908,12 @@ async fn send_output(
         } else {
             pb::OutputStream::Stderr
         } as i32,
-        data: chunk.data.to_vec(),
+        data: chunk.data,
     };
     let deadline = stops.deadline;
     tokio::select! {
         sent = events.send(event(pb::session_event::Event::Output(output))) => {
-            sent.map_err(|_| killed(CloseReason::ClientGone))
+            sent.map(|()| true).map_err(|_| killed(CloseReason::ClientGone))
         }
         Ok(reason) = &mut *stops.kill => Err(killed(reason)),
         () = shut_down(stops.shutdown) => Err(killed(CloseReason::Shutdown)),

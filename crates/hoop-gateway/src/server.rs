@@ -241,7 +241,12 @@ pub(crate) async fn serve(config: Config, tls: Option<ServerIdentity>) -> anyhow
     // Listen for the stop signals before saying we listen: a SIGTERM right after start-up
     // must stop the gateway gracefully, not kill it with the default action.
     let signals = Signals::install();
-    let mut server = tonic::transport::Server::builder();
+    // Frames and windows that hold a session's output messages (up to 256 KiB) whole; what
+    // the server sends is framed by the client's own setting.
+    let mut server = tonic::transport::Server::builder()
+        .max_frame_size(hoop_proto::HTTP2_MAX_FRAME)
+        .initial_stream_window_size(hoop_proto::HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(hoop_proto::HTTP2_CONNECTION_WINDOW);
     match &tls {
         Some(identity) => {
             let tls_config = ServerTlsConfig::new()

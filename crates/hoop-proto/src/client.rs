@@ -99,7 +99,12 @@ pub fn gateway_endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, Endpoi
     };
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|err| invalid(err.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Session output comes in messages of up to 256 KiB: one HTTP/2 frame each rather
+        // than sixteen of the default 16 KiB, and windows that hold several of them.
+        .max_frame_size(crate::HTTP2_MAX_FRAME)
+        .initial_stream_window_size(crate::HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(crate::HTTP2_CONNECTION_WINDOW);
     if let Some(tls) = tls {
         endpoint = endpoint.tls_config(tls).map_err(|err| EndpointError::Tls {
             url: url.to_owned(),

@@ -244,7 +244,7 @@ impl Gateway {
     pub async fn input(&self, id: &str, data: &[u8]) {
         self.send(In::Input(pb::AgentInput {
             session_id: id.to_owned(),
-            data: data.to_vec(),
+            data: data.to_vec().into(),
         }))
         .await;
     }

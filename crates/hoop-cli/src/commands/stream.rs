@@ -172,7 +172,7 @@ mod tests {
         SessionEvent {
             event: Some(Event::Output(SessionOutput {
                 stream: stream.into(),
-                data: data.to_vec(),
+                data: data.to_vec().into(),
             })),
         }
     }

@@ -209,7 +209,7 @@ fn update_to_proto(update: SessionUpdate) -> Option<pb::session_event::Event> {
             } else {
                 pb::OutputStream::Stdout as i32
             },
-            data: data.to_vec(),
+            data,
         }),
         SessionUpdate::Exit { exit_code, reason } => E::Exit(pb::SessionExit { exit_code, reason }),
         _ => return None,

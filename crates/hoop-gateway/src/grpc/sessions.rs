@@ -130,7 +130,7 @@ impl SessionApi {
         )
         .await
         .map_err(Error::FailedPrecondition)?;
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, _taken, stream) = runtime::event_channel(1);
         let _ = tx
             .send(Ok(pb::SessionEvent {
                 event: Some(pb::session_event::Event::Exit(pb::SessionExit {
@@ -143,7 +143,7 @@ impl SessionApi {
                 })),
             }))
             .await;
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(stream))
     }
 }
 
@@ -346,7 +346,7 @@ impl SessionApi {
         input: runtime::Input,
         args: Vec<String>,
     ) -> EventStream {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let (tx, taken, stream) = runtime::event_channel(EVENT_BUFFER);
         let id = prepared.info.id.to_string();
         tokio::spawn(runtime::run_session(SessionJob {
             app: Arc::clone(&self.app),
@@ -357,13 +357,14 @@ impl SessionApi {
             input,
             args,
             events: tx,
+            taken,
             registration: self.app.running.register(&id),
         }));
-        ReceiverStream::new(rx)
+        stream
     }
 }
 
-pub(crate) type EventStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+pub(crate) type EventStream = runtime::EventStream;
 
 /// Forwards an interactive session's requests after `open` to the runtime as input.
 async fn forward_input(

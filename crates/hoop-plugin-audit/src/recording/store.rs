@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 
@@ -135,12 +136,36 @@ impl RecordingSink for FileSink {
             .map_err(join_error)?
     }
 
+    async fn write_parts(&mut self, parts: &[Bytes]) -> std::io::Result<()> {
+        let file = Arc::clone(&self.file);
+        let parts = parts.to_vec();
+        tokio::task::spawn_blocking(move || write_all_vectored(&file, &parts))
+            .await
+            .map_err(join_error)?
+    }
+
     async fn sync(&mut self) -> std::io::Result<()> {
         let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || file.sync_all())
             .await
             .map_err(join_error)?
     }
+}
+
+/// Writes all of `parts`, in order, with as few `writev(2)` calls as it takes.
+fn write_all_vectored(file: &std::fs::File, parts: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    let mut slices = slices.as_mut_slice();
+    while !slices.is_empty() {
+        match (&*file).write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// A blocking task that did not finish (the runtime is shutting down) as an I/O error.

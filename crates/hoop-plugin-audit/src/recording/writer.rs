@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -17,6 +18,9 @@ use super::format::{
 
 /// Default capacity of a writer's buffer (64 KiB): it never holds more.
 pub const DEFAULT_BUFFER_CAPACITY: usize = 64 * 1024;
+
+/// A writer's buffer starts (and, once output slows down, goes back to) at most this size.
+const KEPT_BUFFER: usize = 4 * 1024;
 
 /// Default flush deadline (50 ms): buffered bytes are handed to the storage at most this long
 /// after they were appended, leaving half of [`DURABILITY_BOUND`] for the write itself and
@@ -36,6 +40,16 @@ pub trait RecordingSink: Send {
 
     /// Makes everything written so far durable against a crash of the machine (`fsync`).
     async fn sync(&mut self) -> std::io::Result<()>;
+
+    /// Appends `parts` one after the other, as [`write_all`](Self::write_all) of each in
+    /// turn does (the default); a sink may take them in one go (a file: one trip to the
+    /// blocking pool, one `writev(2)`, no copy).
+    async fn write_parts(&mut self, parts: &[Bytes]) -> std::io::Result<()> {
+        for part in parts {
+            self.write_all(part).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Tuning of a [`RecordingWriter`].
@@ -91,7 +105,11 @@ struct Counters {
 /// What the writer and its background flusher share.
 struct Shared {
     sink: Box<dyn RecordingSink>,
+    /// Allocated as output comes (an idle session holds next to nothing), at most
+    /// `capacity`; given back when a flush finds the session slow (see `release`).
     buf: Vec<u8>,
+    /// The most `buf` holds.
+    capacity: usize,
     /// When (on the writer's clock) the oldest byte in `buf` was appended.
     oldest: Option<Duration>,
     /// Set once a write failed; every later operation fails with it.
@@ -118,13 +136,35 @@ impl Shared {
         RecordingError::Io(err)
     }
 
-    /// Hands `bytes` straight to the sink (the buffer must be empty).
-    async fn write_through(&mut self, bytes: &[u8]) -> Result<(), RecordingError> {
-        if let Err(err) = self.sink.write_all(bytes).await {
+    /// Hands what is buffered, then a record too large for the buffer, to the sink in one
+    /// go (the payload is not copied).
+    async fn write_record_through(
+        &mut self,
+        prefix: &[u8],
+        payload: Bytes,
+        link: &[u8],
+    ) -> Result<(), RecordingError> {
+        self.check()?;
+        let mut head = std::mem::take(&mut self.buf);
+        head.extend_from_slice(prefix);
+        let len = (head.len() + payload.len() + link.len()) as u64;
+        let parts = [Bytes::from(head), payload, Bytes::copy_from_slice(link)];
+        if let Err(err) = self.sink.write_parts(&parts).await {
             return Err(self.fail(err));
         }
-        self.written.send_modify(|n| *n += bytes.len() as u64);
+        self.oldest = None;
+        self.counters.buffered.store(0, Ordering::Relaxed);
+        self.written.send_modify(|n| *n += len);
         Ok(())
+    }
+
+    /// Gives the buffer's memory back, unless it is small: after a flush on the deadline,
+    /// i.e. a session whose output comes slowly (a streaming one fills the buffer and keeps
+    /// it).
+    fn release(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > KEPT_BUFFER {
+            self.buf = Vec::new();
+        }
     }
 
     /// Hands the buffer to the sink.
@@ -146,6 +186,15 @@ impl Shared {
     }
 
     fn buffer(&mut self, bytes: &[u8]) {
+        let need = self.buf.len() + bytes.len();
+        if need > self.buf.capacity() {
+            // Doubling, but never past the capacity (unless one record needs it).
+            let target = need
+                .max(self.buf.capacity() * 2)
+                .max(KEPT_BUFFER)
+                .min(self.capacity.max(need));
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend_from_slice(bytes);
         let len = self.buf.len();
         self.counters.buffered.store(len, Ordering::Relaxed);
@@ -209,7 +258,8 @@ impl RecordingWriter {
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Mutex::new(Shared {
             sink,
-            buf: Vec::with_capacity(options.buffer_capacity),
+            buf: Vec::new(),
+            capacity: options.buffer_capacity,
             oldest: None,
             failed: None,
             written: written_tx,
@@ -268,14 +318,14 @@ impl RecordingWriter {
             let link = self.link.chain(event.kind, event.offset_ns, chunk);
             let prefix = record_prefix(event.kind, event.offset_ns, chunk.len());
             let record_len = RECORD_OVERHEAD + chunk.len();
-            if shared.buf.len() + record_len > self.capacity {
-                shared.flush().await?;
-            }
             if record_len > self.capacity {
-                shared.write_through(&prefix).await?;
-                shared.write_through(chunk).await?;
-                shared.write_through(link.as_bytes()).await?;
+                shared
+                    .write_record_through(&prefix, event.payload.slice_ref(chunk), link.as_bytes())
+                    .await?;
             } else {
+                if shared.buf.len() + record_len > self.capacity {
+                    shared.flush().await?;
+                }
                 shared.buffer(&prefix);
                 shared.buffer(chunk);
                 shared.buffer(link.as_bytes());
@@ -452,6 +502,7 @@ async fn run_flusher(
                         {
                             // A failure is kept in `shared` and reported by the next call.
                             let _ = shared.flush().await;
+                            shared.release();
                         }
                         true
                     }
