@@ -452,6 +452,26 @@ async fn ctrl_c_in_psql_cancels_pg_sleep() {
         (n.trim() == "1").then_some(())
     })
     .await;
+    // Abuse: keys the gateway did not hand out (the database's own backend pid, as anyone
+    // reading pg_stat_activity sees it, with guessed secrets) cancel nothing.
+    let upstream_pid: u32 = psql_direct(
+        &t,
+        "select pid from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'",
+    )
+    .await
+    .trim()
+    .parse()
+    .unwrap();
+    for key in [0, 1, u32::MAX] {
+        let reason = cancel_through_api(&gw, "pg", upstream_pid, key).await;
+        assert_eq!(reason, "no such query to cancel");
+    }
+    let still = psql_direct(
+        &t,
+        "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'",
+    )
+    .await;
+    assert_eq!(still.trim(), "1", "a guessed key cancelled the query");
     nix_kill(pid);
     let out = tokio::time::timeout(STEP, child.wait_with_output())
         .await
@@ -463,6 +483,42 @@ async fn ctrl_c_in_psql_cancels_pg_sleep() {
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(50));
+}
+
+/// Sends `Connect{open.postgres_cancel}` as the admin: the reason the stream's exit gives.
+async fn cancel_through_api(gw: &Gateway, conn: &str, process_id: u32, secret_key: u32) -> String {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::ConnectRequest {
+        request: Some(pb::connect_request::Request::Open(pb::ConnectOpen {
+            connection: conn.into(),
+            postgres_cancel: Some(pb::PostgresCancel {
+                process_id,
+                secret_key,
+            }),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let mut events = gw
+        .sessions()
+        .await
+        .connect(admin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut reason = None;
+    while let Some(e) = tokio::time::timeout(STEP, events.message())
+        .await
+        .expect("the cancel's stream did not end")
+        .unwrap()
+    {
+        if let Some(pb::session_event::Event::Exit(exit)) = e.event {
+            reason = Some(exit.reason);
+        }
+    }
+    reason.expect("the cancel's stream ended without an exit")
 }
 
 fn nix_kill(pid: u32) {

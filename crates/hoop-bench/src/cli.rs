@@ -95,7 +95,10 @@ async fn settle_and_delete(
 ) -> Result<u64> {
     let channel = gw.channel().await?;
     let give_up = Instant::now() + Duration::from_secs(30);
-    while gw.open_sessions(channel.clone(), connection).await? > 0 && Instant::now() < give_up {
+    while gw.open_sessions(channel.clone(), connection).await? > 0 {
+        if Instant::now() >= give_up {
+            bail!("sessions of `{connection}` still open 30 s after their clients ended");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut size = 0;
