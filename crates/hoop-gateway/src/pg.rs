@@ -1351,6 +1351,24 @@ async fn send_client(
 }
 
 /// A FATAL error for the client, as protocol bytes.
+/// Tells the client why the session ends (a FATAL error, as the server would) and ends it.
+async fn end_with_fatal(
+    events: &EventSender,
+    ending: Ending,
+    counters: &mut Counters,
+    stops: &mut Stops<'_>,
+) -> Ending {
+    let _ = send_client(
+        events,
+        pb::OutputStream::Stdout,
+        fatal(&ending.reason.to_string()),
+        counters,
+        stops,
+    )
+    .await;
+    ending
+}
+
 fn fatal(message: &str) -> Bytes {
     let mut out = BytesMut::new();
     msg::error("FATAL", "08006", message).encode(&mut out);
@@ -1678,15 +1696,7 @@ async fn connect(
                 }
             }
             if let Err(ending) = record_input(session, record).await {
-                let _ = send_client(
-                    events,
-                    Stdout,
-                    fatal(&ending.reason.to_string()),
-                    counters,
-                    stops,
-                )
-                .await;
-                return ending;
+                return end_with_fatal(events, ending, counters, stops).await;
             }
         }
         // Send what fits in the agent's window.
@@ -1710,15 +1720,7 @@ async fn connect(
                 match next_frame(&mut sbuf) {
                     Ok(Some(f)) => {
                         if let Err(ending) = proxy.server_frame(session, f, &mut out).await {
-                            let _ = send_client(
-                                events,
-                                Stdout,
-                                fatal(&ending.reason.to_string()),
-                                counters,
-                                stops,
-                            )
-                            .await;
-                            return ending;
+                            return end_with_fatal(events, ending, counters, stops).await;
                         }
                     }
                     Ok(None) => break,
