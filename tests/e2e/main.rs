@@ -15,6 +15,7 @@ mod dlp;
 mod events;
 mod gateways;
 mod limits;
+mod pg_abuse;
 mod platform;
 mod plugins;
 mod postgres;

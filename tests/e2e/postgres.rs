@@ -12,11 +12,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The upstream password the connections carry: never to be seen by a client or a log.
-const UPSTREAM_PASSWORD: &str = "upstream-Pa55-never-shown-7f3a";
-const STEP: Duration = Duration::from_secs(60);
+pub(super) const UPSTREAM_PASSWORD: &str = "upstream-Pa55-never-shown-7f3a";
+pub(super) const STEP: Duration = Duration::from_secs(60);
 
 /// A scratch database on the test server: (its URL, host, port, user, name).
-struct Target {
+pub(super) struct Target {
     url: String,
     host: String,
     port: String,
@@ -24,7 +24,7 @@ struct Target {
     db: String,
 }
 
-async fn target(prefix: &str) -> Option<Target> {
+pub(super) async fn target(prefix: &str) -> Option<Target> {
     let server = std::env::var(hoop_store::testing::POSTGRES_URL_VAR).ok()?;
     let url = hoop_store::testing::scratch_postgres_database(&server, prefix)
         .await
@@ -45,7 +45,7 @@ async fn target(prefix: &str) -> Option<Target> {
     })
 }
 
-async fn psql_direct(t: &Target, sql: &str) -> String {
+pub(super) async fn psql_direct(t: &Target, sql: &str) -> String {
     let out = Command::new("psql")
         .args([&t.url, "-X", "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
         .output()
@@ -59,7 +59,12 @@ async fn psql_direct(t: &Target, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn connection(name: &str, t: &Target, mask_columns: &[&str], redact: &[&str]) -> pb::Connection {
+pub(super) fn connection(
+    name: &str,
+    t: &Target,
+    mask_columns: &[&str],
+    redact: &[&str],
+) -> pb::Connection {
     pb::Connection {
         name: name.to_owned(),
         r#type: "postgres".to_owned(),
@@ -79,7 +84,7 @@ fn connection(name: &str, t: &Target, mask_columns: &[&str], redact: &[&str]) ->
     }
 }
 
-async fn create(gw: &Gateway, conn: pb::Connection) {
+pub(super) async fn create(gw: &Gateway, conn: pb::Connection) {
     gw.connections()
         .await
         .create_connection(admin(pb::CreateConnectionRequest {
@@ -90,13 +95,13 @@ async fn create(gw: &Gateway, conn: pb::Connection) {
 }
 
 /// `hoop connect NAME --port 0`, serving; its DSN.
-struct Served {
+pub(super) struct Served {
     _child: Child,
-    dsn: String,
+    pub(super) dsn: String,
     stdout: String,
 }
 
-async fn serve(gw: &Gateway, name: &str) -> Served {
+pub(super) async fn serve(gw: &Gateway, name: &str) -> Served {
     let mut child = Command::new(hoop_rs::cli_bin())
         .args(["connect", name, "--port", "0"])
         .env("HOOP_GATEWAY", gw.url())
@@ -135,7 +140,7 @@ async fn serve(gw: &Gateway, name: &str) -> Served {
     }
 }
 
-async fn psql(dsn: &str, args: &[&str]) -> (bool, String, String) {
+pub(super) async fn psql(dsn: &str, args: &[&str]) -> (bool, String, String) {
     let out = tokio::time::timeout(
         STEP,
         Command::new("psql")
@@ -156,7 +161,7 @@ async fn psql(dsn: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// The sessions on `conn`, newest first.
-async fn sessions(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
+pub(super) async fn sessions(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
     gw.sessions()
         .await
         .list_sessions(admin(pb::ListSessionsRequest {
@@ -170,7 +175,7 @@ async fn sessions(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
 }
 
 /// Everything a session's recording holds, input and output, as text.
-async fn recorded(gw: &Gateway, id: &str) -> (String, String) {
+pub(super) async fn recorded(gw: &Gateway, id: &str) -> (String, String) {
     let (events, status) = recording(gw, ADMIN_TOKEN, id).await.unwrap();
     assert!(status.is_none(), "{status:?}");
     let mut input = String::new();
@@ -187,7 +192,7 @@ async fn recorded(gw: &Gateway, id: &str) -> (String, String) {
 }
 
 /// Waits until every session on `conn` ended (recordings are sealed then).
-async fn all_ended(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
+pub(super) async fn all_ended(gw: &Gateway, conn: &str) -> Vec<pb::Session> {
     hoop_rs::eventually(STEP, "the sessions end", || async {
         let list = sessions(gw, conn).await;
         (!list.is_empty() && list.iter().all(|s| s.status != "open")).then_some(list)

@@ -43,6 +43,9 @@ const MASK: &[u8] = b"[MASKED]";
 const OUTPUT_ACK_EVERY: usize = 32 * 1024;
 /// Rows handed to the chain at once.
 const BATCH_ROWS: usize = 256;
+/// Bytes of rows held before they are handed to the chain, whatever their number (256 rows
+/// of large values would otherwise wait in memory).
+const BATCH_BYTES: usize = 1024 * 1024;
 /// How long a table's catalog entry is trusted.
 const CATALOG_TTL: Duration = Duration::from_secs(60);
 /// How long logging in to the database may take.
@@ -401,17 +404,25 @@ struct Portal {
     params: String,
     result_formats: Vec<i16>,
     fields: Option<Vec<Field>>,
+    /// The fields are the server's answer to a Describe of this portal (not taken from its
+    /// statement, which SQL `PREPARE`/`DEALLOCATE` may have changed behind the gateway).
+    described: bool,
 }
 
 /// What the client is waiting for, in order (responses come in the order of requests).
 #[derive(Debug, Clone)]
 enum Expect {
     Query(Option<CopyStatement>),
-    Function,
-    Parse,
-    Bind,
+    /// A Parse of statement `.0`; `.1` is what the gateway knew of that name before, put
+    /// back if the server skips the Parse (an error earlier in the pipeline, or its own).
+    Parse(String, Option<Statement>),
+    /// A Bind of portal `.0`, with what the gateway knew of that name before.
+    Bind(String, Option<Portal>),
     DescribeStatement(String),
     DescribePortal(String),
+    /// A Describe of a portal the gateway sent itself (column rules need the columns of
+    /// every Execute): its answer is not passed to the client.
+    DescribeHidden(String),
     Execute(String),
     Close,
     Sync,
@@ -421,6 +432,8 @@ enum Expect {
 struct Current {
     metas: Vec<Meta>,
     rows: Vec<Vec<Option<Bytes>>>,
+    /// Bytes of `rows`.
+    held: usize,
     count: usize,
     header_shown: bool,
     /// COPY TO STDOUT: how its rows are split.
@@ -454,6 +467,8 @@ struct Proxy<'a> {
     copy_in_bytes: usize,
     /// The client sent Terminate (or the gateway did for it).
     terminated: bool,
+    /// A message the gateway sends to the server before the client's current one.
+    injected: Option<Frame>,
 }
 
 impl Proxy<'_> {
@@ -468,7 +483,7 @@ impl Proxy<'_> {
             }
             tag::PARSE => {
                 let p = msg::Parse::decode(&f.body).map_err(bad)?;
-                self.statements.insert(
+                let previous = self.statements.insert(
                     p.name.clone(),
                     Statement {
                         sql: p.query,
@@ -476,7 +491,7 @@ impl Proxy<'_> {
                         fields: None,
                     },
                 );
-                self.expect.push_back(Expect::Parse);
+                self.expect.push_back(Expect::Parse(p.name, previous));
                 None
             }
             tag::BIND => {
@@ -497,7 +512,7 @@ impl Proxy<'_> {
                         })
                         .collect()
                 });
-                self.portals.insert(
+                let previous = self.portals.insert(
                     b.portal.clone(),
                     Portal {
                         statement: b.statement.clone(),
@@ -505,9 +520,10 @@ impl Proxy<'_> {
                         params,
                         result_formats: b.result_formats.clone(),
                         fields,
+                        described: false,
                     },
                 );
-                self.expect.push_back(Expect::Bind);
+                self.expect.push_back(Expect::Bind(b.portal, previous));
                 None
             }
             tag::DESCRIBE => {
@@ -525,6 +541,21 @@ impl Proxy<'_> {
                     .portals
                     .get(&e.portal)
                     .map(|p| statement_line(&p.sql, Some(&p.params)));
+                // Column rules need the columns of what runs, as the server sees them: a
+                // client need not describe a portal, and a statement's columns known here
+                // may be stale (SQL `PREPARE` shares its names), so the gateway asks.
+                let described = self.portals.get(&e.portal).is_some_and(|p| p.described);
+                if !self.rules.is_empty() && !described {
+                    self.injected = Some(
+                        msg::Target {
+                            kind: b'P',
+                            name: e.portal.clone(),
+                        }
+                        .frame(tag::DESCRIBE),
+                    );
+                    self.expect
+                        .push_back(Expect::DescribeHidden(e.portal.clone()));
+                }
                 self.expect.push_back(Expect::Execute(e.portal));
                 line
             }
@@ -543,8 +574,13 @@ impl Proxy<'_> {
                 None
             }
             tag::FUNCTION_CALL => {
-                self.expect.push_back(Expect::Function);
-                Some("-- function call (fastpath)\n".to_owned())
+                // Its result is no row: it could not be masked, and its arguments (a query
+                // for `query_to_xml`) would not be recorded as statements.
+                return Err(
+                    "fastpath function calls (FunctionCall) are not supported through the \
+                     gateway: their results cannot be masked; call the function in a query"
+                        .to_owned(),
+                );
             }
             tag::COPY_DATA => {
                 self.copy_in_bytes += f.body.len();
@@ -827,6 +863,7 @@ impl Proxy<'_> {
                 .collect(),
         );
         rows.rows = std::mem::take(&mut cur.rows);
+        cur.held = 0;
         for row in &mut rows.rows {
             for (value, meta) in row.iter_mut().zip(&cur.metas) {
                 if meta.rule && value.is_some() {
@@ -892,31 +929,23 @@ impl Proxy<'_> {
         Ok(())
     }
 
-    /// Masks the text of an error or notice (message, detail, hint) through the chain.
+    /// Masks the text of an error or notice through the chain: every field that can carry
+    /// values (message, detail, hint, context, internal query, names), not its severity,
+    /// code, positions or source location.
     async fn mask_fields(
         &mut self,
         session: &mut ChainSession,
         fields: &mut msg::Fields,
     ) -> Result<(), Ending> {
-        let codes = [b'M', b'D', b'H', b'W'];
-        let mut rows = ResultRows::new(vec![ResultColumn::new("message")]);
-        let mut at = Vec::new();
-        for (i, (code, value)) in fields.iter().enumerate() {
-            if codes.contains(code) {
-                rows.rows.push(vec![Some(Bytes::from(value.clone()))]);
-                at.push(i);
-            }
-        }
-        let outcome = session
-            .rows(&mut rows)
-            .await
-            .map_err(|e| error_ending(e.to_string()))?;
-        if let Some(ending) = plugin_ending(outcome, false) {
-            return Err(ending);
-        }
-        for (i, row) in at.into_iter().zip(rows.rows) {
-            if let (Some(f), Some(Some(v))) = (fields.get_mut(i), row.into_iter().next()) {
-                f.1 = String::from_utf8_lossy(&v).into_owned();
+        let kept = [b'S', b'V', b'C', b'P', b'p', b'F', b'L', b'R'];
+        let at: Vec<usize> = (0..fields.len())
+            .filter(|i| !kept.contains(&fields[*i].0))
+            .collect();
+        let mut texts: Vec<String> = at.iter().map(|i| fields[*i].1.clone()).collect();
+        mask_texts(session, &mut texts).await?;
+        for (i, text) in at.into_iter().zip(texts) {
+            if let Some(f) = fields.get_mut(i) {
+                f.1 = text;
             }
         }
         Ok(())
@@ -940,17 +969,21 @@ impl Proxy<'_> {
                         }
                         self.expect.pop_front();
                     }
-                    Some(Expect::DescribePortal(name)) => {
-                        if let Some(p) = self.portals.get_mut(&name) {
-                            p.fields = Some(fields);
+                    Some(Expect::DescribePortal(name) | Expect::DescribeHidden(name)) => {
+                        // A portal may come from SQL (`DECLARE … CURSOR`).
+                        let p = self.portals.entry(name).or_default();
+                        p.fields = Some(fields);
+                        p.described = true;
+                        if let Some(Expect::DescribeHidden(_)) = self.expect.pop_front() {
+                            return Ok(());
                         }
-                        self.expect.pop_front();
                     }
                     _ => {
                         let metas = self.metas(&fields).await;
                         self.current = Some(Current {
                             metas,
                             rows: Vec::new(),
+                            held: 0,
                             count: 0,
                             header_shown: false,
                             copy: None,
@@ -976,18 +1009,26 @@ impl Proxy<'_> {
                 f.encode(&mut out.wire);
             }
             tag::NO_DATA => {
-                if matches!(
-                    self.expect.front(),
-                    Some(Expect::DescribeStatement(_) | Expect::DescribePortal(_))
-                ) {
-                    self.expect.pop_front();
+                match self.expect.front().cloned() {
+                    Some(Expect::DescribeStatement(_)) => {
+                        self.expect.pop_front();
+                    }
+                    Some(Expect::DescribePortal(name) | Expect::DescribeHidden(name)) => {
+                        let p = self.portals.entry(name).or_default();
+                        p.fields = Some(Vec::new());
+                        p.described = true;
+                        if let Some(Expect::DescribeHidden(_)) = self.expect.pop_front() {
+                            return Ok(());
+                        }
+                    }
+                    _ => {}
                 }
                 f.encode(&mut out.wire);
             }
             tag::PARSE_COMPLETE | tag::BIND_COMPLETE | tag::CLOSE_COMPLETE => {
                 if matches!(
                     self.expect.front(),
-                    Some(Expect::Parse | Expect::Bind | Expect::Close)
+                    Some(Expect::Parse(..) | Expect::Bind(..) | Expect::Close)
                 ) {
                     self.expect.pop_front();
                 }
@@ -1002,8 +1043,10 @@ impl Proxy<'_> {
                     let values = msg::data_row(&f.body).map_err(bad)?;
                     let metas = match fields {
                         Some(fields) => self.metas(&fields).await,
-                        // Columns unknown (the client never described them): values that
-                        // are UTF-8 are masked as text.
+                        // Columns unknown (the client never described them, and the
+                        // connection has no column rules, else the gateway described the
+                        // portal): values that are UTF-8 are masked as text; with rules,
+                        // every value is masked.
                         None => values
                             .iter()
                             .enumerate()
@@ -1012,13 +1055,14 @@ impl Proxy<'_> {
                                 type_oid: 25,
                                 binary: v.as_ref().is_some_and(|v| std::str::from_utf8(v).is_err()),
                                 origin: None,
-                                rule: false,
+                                rule: !self.rules.is_empty(),
                             })
                             .collect(),
                     };
                     self.current = Some(Current {
                         metas,
                         rows: Vec::new(),
+                        held: 0,
                         count: 0,
                         header_shown: false,
                         copy: None,
@@ -1027,7 +1071,8 @@ impl Proxy<'_> {
                 let values = msg::data_row(&f.body).map_err(bad)?;
                 let full = if let Some(cur) = self.current.as_mut() {
                     cur.rows.push(values);
-                    cur.rows.len() >= BATCH_ROWS
+                    cur.held += f.body.len();
+                    cur.rows.len() >= BATCH_ROWS || cur.held >= BATCH_BYTES
                 } else {
                     false
                 };
@@ -1064,12 +1109,32 @@ impl Proxy<'_> {
                 out.stderr.push_str(&hoop_pg::render::error(&fields));
                 if f.tag == tag::ERROR_RESPONSE {
                     self.current = None;
-                    // The server skips to the next Sync.
+                    // The server skips to the next Sync: the Parses and Binds it skipped
+                    // (and the one that failed) change nothing, so what the gateway knew
+                    // of their names before comes back, latest first.
+                    let mut skipped = Vec::new();
                     while let Some(front) = self.expect.front() {
-                        if matches!(front, Expect::Sync | Expect::Query(_) | Expect::Function) {
+                        if matches!(front, Expect::Sync | Expect::Query(_)) {
                             break;
                         }
-                        self.expect.pop_front();
+                        skipped.extend(self.expect.pop_front());
+                    }
+                    for e in skipped.into_iter().rev() {
+                        match e {
+                            Expect::Parse(name, Some(previous)) => {
+                                self.statements.insert(name, previous);
+                            }
+                            Expect::Parse(name, None) => {
+                                self.statements.remove(&name);
+                            }
+                            Expect::Bind(name, Some(previous)) => {
+                                self.portals.insert(name, previous);
+                            }
+                            Expect::Bind(name, None) => {
+                                self.portals.remove(&name);
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 if !self.exec {
@@ -1080,7 +1145,7 @@ impl Proxy<'_> {
                 self.flush_rows(session, out).await?;
                 self.current = None;
                 while let Some(front) = self.expect.pop_front() {
-                    if matches!(front, Expect::Sync | Expect::Query(_) | Expect::Function) {
+                    if matches!(front, Expect::Sync | Expect::Query(_)) {
                         break;
                     }
                 }
@@ -1090,8 +1155,9 @@ impl Proxy<'_> {
             }
             tag::COPY_OUT_RESPONSE => {
                 let (format, formats) = msg::copy_response(&f.body).map_err(bad)?;
-                let copy = match self.expect.front() {
-                    Some(Expect::Query(c)) => c.clone(),
+                let copy = match self.expect.front_mut() {
+                    // Taken: a second COPY in the same query is another statement.
+                    Some(Expect::Query(c)) => c.take(),
                     Some(Expect::Execute(p)) => {
                         self.portals.get(p).and_then(|p| parse_copy(&p.sql))
                     }
@@ -1103,6 +1169,7 @@ impl Proxy<'_> {
                     csv: false,
                     binary: format == 1,
                     delimiter: b'\t',
+                    exact: false,
                 });
                 if format == 1 || copy.binary {
                     return Err(error_ending(
@@ -1111,10 +1178,17 @@ impl Proxy<'_> {
                             .to_owned(),
                     ));
                 }
-                let metas = self.copy_metas(&copy, formats.len()).await;
+                let mut metas = self.copy_metas(&copy, formats.len()).await;
+                if !copy.exact && !self.rules.is_empty() {
+                    // Which column a value is in is not known for sure: all are masked.
+                    for m in &mut metas {
+                        m.rule = true;
+                    }
+                }
                 self.current = Some(Current {
                     metas,
                     rows: Vec::new(),
+                    held: 0,
                     count: 0,
                     header_shown: false,
                     copy: Some(copy),
@@ -1140,6 +1214,10 @@ impl Proxy<'_> {
                             .map_or(Some(v), |()| None)
                     })
                     .collect();
+                if values.len() != cur.metas.len() && !self.rules.is_empty() {
+                    // Not split as the server wrote it: no value can be placed in its column.
+                    values = vec![Some(Bytes::from_static(MASK)); cur.metas.len()];
+                }
                 while cur.metas.len() < values.len() {
                     let i = cur.metas.len();
                     cur.metas.push(Meta {
@@ -1152,7 +1230,8 @@ impl Proxy<'_> {
                 }
                 values.truncate(cur.metas.len().max(values.len()));
                 cur.rows.push(values);
-                if cur.rows.len() >= BATCH_ROWS {
+                cur.held += body.len();
+                if cur.rows.len() >= BATCH_ROWS || cur.held >= BATCH_BYTES {
                     self.flush_rows(session, out).await?;
                 }
             }
@@ -1181,12 +1260,32 @@ impl Proxy<'_> {
                 ));
             }
             tag::NOTIFICATION => {
-                let (_, channel, payload) = msg::notification(&f.body).map_err(bad)?;
+                // `pg_notify('c', email)`: the payload is masked as a value.
+                let (pid, channel, payload) = msg::notification(&f.body).map_err(bad)?;
+                let mut texts = [channel, payload];
+                mask_texts(session, &mut texts).await?;
+                let [channel, payload] = texts;
                 out.stdout.push_str(&format!(
                     "Asynchronous notification \"{channel}\" with payload \"{payload}\" received.\n"
                 ));
                 if !self.exec {
-                    f.encode(&mut out.wire);
+                    let mut body = BytesMut::new();
+                    body.extend_from_slice(&pid.to_be_bytes());
+                    for s in [&channel, &payload] {
+                        body.extend_from_slice(s.as_bytes());
+                        body.extend_from_slice(&[0]);
+                    }
+                    Frame::new(tag::NOTIFICATION, body).encode(&mut out.wire);
+                }
+            }
+            tag::PARAMETER_STATUS => {
+                // `set_config('application_name', email, false)`: the new value is masked.
+                let (name, value) = msg::parameter_status(&f.body).map_err(bad)?;
+                let mut texts = [value];
+                mask_texts(session, &mut texts).await?;
+                let [value] = texts;
+                if !self.exec {
+                    msg::encode_parameter_status(&name, &value).encode(&mut out.wire);
                 }
             }
             tag::AUTHENTICATION | tag::BACKEND_KEY_DATA => {
@@ -1202,6 +1301,32 @@ impl Proxy<'_> {
         }
         Ok(())
     }
+}
+
+/// Masks free-standing texts (a notice's fields, a notification's payload) through the
+/// chain's `on_rows`, as values of a computed column.
+async fn mask_texts(session: &mut ChainSession, texts: &mut [String]) -> Result<(), Ending> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let mut rows = ResultRows::new(vec![ResultColumn::new("message")]);
+    rows.rows = texts
+        .iter()
+        .map(|t| vec![Some(Bytes::from(t.clone()))])
+        .collect();
+    let outcome = session
+        .rows(&mut rows)
+        .await
+        .map_err(|e| error_ending(e.to_string()))?;
+    if let Some(ending) = plugin_ending(outcome, false) {
+        return Err(ending);
+    }
+    for (t, row) in texts.iter_mut().zip(rows.rows) {
+        if let Some(Some(v)) = row.into_iter().next() {
+            *t = String::from_utf8_lossy(&v).into_owned();
+        }
+    }
+    Ok(())
 }
 
 /// A COPY row from its (masked) values.
@@ -1423,6 +1548,7 @@ pub(crate) async fn drive(
         exec: matches!(input, Input::Fixed(_)),
         copy_in_bytes: 0,
         terminated: false,
+        injected: None,
     };
     let ending = match input {
         Input::Fixed(sql) => exec(&mut proxy, session, sql, events, stops, counters).await,
@@ -1687,7 +1813,13 @@ async fn connect(
                         match proxy.client_frame(&f) {
                             Ok(Some(line)) => record.push_str(&line),
                             Ok(None) => {}
-                            Err(e) => return error_ending(e),
+                            Err(e) => {
+                                return end_with_fatal(events, error_ending(e), counters, stops)
+                                    .await;
+                            }
+                        }
+                        if let Some(before) = proxy.injected.take() {
+                            before.encode(&mut to_server);
                         }
                         f.encode(&mut to_server);
                     }

@@ -28,6 +28,11 @@ pub struct CopyStatement {
     pub binary: bool,
     /// The delimiter (default tab, or comma for CSV).
     pub delimiter: u8,
+    /// Every word after the direction was understood (format, delimiter, header, null), so
+    /// [`split_row`] splits the rows as the server wrote them. False for options that change
+    /// how rows are written in ways not followed here (`QUOTE`, `ESCAPE`, `ENCODING`, an
+    /// `E'…'` delimiter) and for more statements after this one.
+    pub exact: bool,
 }
 
 /// Parses `sql` if it is a `COPY` statement (leading comments and blanks allowed).
@@ -69,6 +74,7 @@ pub fn parse_copy(sql: &str) -> Option<CopyStatement> {
     };
     let rest: Vec<String> = std::iter::from_fn(|| t.next()).collect();
     let lower: Vec<String> = rest.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let exact = options_understood(&lower);
     let csv = lower.iter().any(|w| w == "csv");
     let binary = lower.iter().any(|w| w == "binary");
     let delimiter = lower
@@ -93,7 +99,58 @@ pub fn parse_copy(sql: &str) -> Option<CopyStatement> {
         csv,
         binary,
         delimiter,
+        exact,
     })
+}
+
+/// Whether the words after `TO`/`FROM` (lower case) are only ones whose effect on the rows
+/// [`parse_copy`] follows: a quoted string only as the value of `DELIMITER` or `NULL`, a
+/// delimiter of one byte, and nothing after a `;`.
+fn options_understood(words: &[String]) -> bool {
+    const WORDS: &[&str] = &[
+        "stdout",
+        "stdin",
+        "with",
+        "(",
+        ")",
+        ",",
+        "format",
+        "text",
+        "csv",
+        "binary",
+        "header",
+        "true",
+        "false",
+        "on",
+        "off",
+        "0",
+        "1",
+        "delimiter",
+        "null",
+        "as",
+    ];
+    for (i, w) in words.iter().enumerate() {
+        if w == ";" {
+            return words[i + 1..].is_empty();
+        }
+        if w.starts_with('\'') {
+            let after = match words.get(i.wrapping_sub(1)).map(String::as_str) {
+                Some("as") => words.get(i.wrapping_sub(2)).map(String::as_str),
+                other => other,
+            };
+            let value = w.strip_prefix('\'').and_then(|v| v.strip_suffix('\''));
+            match (after, value) {
+                (Some("delimiter"), Some(v)) if v.len() == 1 && v != "\"" => {}
+                (Some("null"), Some(_)) => {}
+                _ => return false,
+            }
+            continue;
+        }
+        if !WORDS.contains(&w.as_str()) {
+            return false;
+        }
+    }
+    true
 }
 
 struct Tokens<'a> {
@@ -260,6 +317,24 @@ mod tests {
         assert!(c.binary);
         let c = parse_copy("copy t to stdout delimiter '|'").unwrap();
         assert_eq!(c.delimiter, b'|');
+        assert!(c.exact);
+        for exact in [
+            "copy t to stdout",
+            "copy t to stdout with (format csv, header true, delimiter '|', null 'x');",
+            "copy t to stdout csv header delimiter as ';' null as ''",
+        ] {
+            assert!(parse_copy(exact).unwrap().exact, "{exact}");
+        }
+        for inexact in [
+            "copy t to stdout with (format csv, quote '|')",
+            "copy t to stdout csv quote as '|'",
+            "copy t to stdout with (format csv, escape '\\')",
+            "copy t to stdout with (format csv, delimiter E'|')",
+            "copy t to stdout with (encoding 'SJIS')",
+            "copy t (a) to stdout; copy t (b) to stdout",
+        ] {
+            assert!(!parse_copy(inexact).unwrap().exact, "{inexact}");
+        }
     }
 
     #[test]

@@ -1,0 +1,418 @@
+//! Abuse of `postgres` connections by a user who can connect: raw protocol messages through
+//! `hoop connect` that try to carry masked values out, or to run a statement the recording
+//! does not show. Against the PostgreSQL server of `HOOP_TEST_POSTGRES_URL` (skipped, saying
+//! so, when that variable is unset).
+
+use bytes::{BufMut, BytesMut};
+use hoop_pg::frame::{Frame, encode_startup, next_frame};
+use hoop_pg::message as msg;
+use hoop_rs::{Backend, Gateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::postgres::{
+    STEP, Served, Target, all_ended, connection, create, psql_direct, recorded, serve, target,
+};
+
+/// Values that column rules (`public.users.email`, `*.ssn`) or content masking
+/// (`EMAIL_ADDRESS`) must keep from the client.
+const SECRETS: &[&str] = &[
+    "alice@corp.example",
+    "carol@corp.example",
+    "123-45-6789",
+    "987-65-4321",
+    "bob@mail.example",
+];
+
+macro_rules! setup_or_skip {
+    ($prefix:expr) => {
+        match setup($prefix).await {
+            Some(s) => s,
+            None => {
+                eprintln!("skipped: HOOP_TEST_POSTGRES_URL is unset");
+                return;
+            }
+        }
+    };
+}
+
+/// A scratch database with `users`, a gateway with connection `pg` on it (column rules and
+/// content masking), and `hoop connect pg` serving.
+async fn setup(prefix: &str) -> Option<(Target, Gateway, Served)> {
+    let t = target(prefix).await?;
+    psql_direct(
+        &t,
+        "create table users (id int primary key, email text unique, ssn text, note text);
+         insert into users values
+           (1, 'alice@corp.example', '123-45-6789', 'write to bob@mail.example, soon'),
+           (2, 'carol@corp.example', '987-65-4321', 'nothing here');",
+    )
+    .await;
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(
+        &gw,
+        connection(
+            "pg",
+            &t,
+            &["public.users.email", "*.ssn"],
+            &["EMAIL_ADDRESS"],
+        ),
+    )
+    .await;
+    let served = serve(&gw, "pg").await;
+    Some((t, gw, served))
+}
+
+/// A client speaking the protocol message by message.
+struct Raw {
+    sock: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    /// Logs in to `hoop connect`'s endpoint with the one-time password of `dsn`.
+    async fn login(dsn: &str) -> Raw {
+        let rest = dsn.strip_prefix("postgres://").unwrap();
+        let (auth, rest) = rest.split_once('@').unwrap();
+        let password = auth.split_once(':').unwrap().1.to_owned();
+        let (hostport, rest) = rest.split_once('/').unwrap();
+        let db = rest.split('?').next().unwrap();
+        let sock = TcpStream::connect(hostport).await.unwrap();
+        let mut raw = Raw {
+            sock,
+            buf: BytesMut::new(),
+        };
+        let startup = encode_startup(&[
+            ("user".to_owned(), "hoop".to_owned()),
+            ("database".to_owned(), db.to_owned()),
+        ]);
+        raw.sock.write_all(&startup).await.unwrap();
+        let mut auth = hoop_pg::auth::Upstream::new("hoop", password.into_bytes());
+        loop {
+            let f = raw
+                .frame()
+                .await
+                .expect("the endpoint closed while logging in");
+            match f.tag {
+                msg::tag::AUTHENTICATION => {
+                    if let hoop_pg::auth::Step::Send(reply) = auth.respond(&f.body).unwrap() {
+                        raw.send(&[reply]).await;
+                    }
+                }
+                msg::tag::READY_FOR_QUERY => return raw,
+                msg::tag::ERROR_RESPONSE => {
+                    panic!("login refused: {}", String::from_utf8_lossy(&f.body))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message; `None` once the endpoint closed.
+    async fn frame(&mut self) -> Option<Frame> {
+        tokio::time::timeout(STEP, async {
+            loop {
+                if let Some(f) = next_frame(&mut self.buf).unwrap() {
+                    return Some(f);
+                }
+                self.buf.reserve(8192);
+                if self.sock.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("no message from the endpoint in time")
+    }
+
+    async fn send(&mut self, frames: &[Frame]) {
+        let mut out = BytesMut::new();
+        for f in frames {
+            f.encode(&mut out);
+        }
+        self.sock.write_all(&out).await.unwrap();
+    }
+
+    /// Sends `frames`, then reads up to ReadyForQuery (or the end of the connection).
+    async fn exchange(&mut self, frames: &[Frame]) -> Vec<Frame> {
+        self.send(frames).await;
+        let mut got = Vec::new();
+        while let Some(f) = self.frame().await {
+            let ready = f.tag == msg::tag::READY_FOR_QUERY;
+            got.push(f);
+            if ready {
+                break;
+            }
+        }
+        got
+    }
+}
+
+/// Every message's body as text, one message a line (`tag: body`).
+fn text(frames: &[Frame]) -> String {
+    frames
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}\n",
+                char::from(f.tag),
+                String::from_utf8_lossy(&f.body)
+            )
+        })
+        .collect()
+}
+
+fn assert_no_secret(what: &str, got: &str) {
+    for secret in SECRETS {
+        assert!(
+            !got.contains(secret),
+            "{what}: {secret} reached the client:\n{got}"
+        );
+    }
+}
+
+fn parse(name: &str, sql: &str) -> Frame {
+    msg::Parse {
+        name: name.to_owned(),
+        query: sql.to_owned(),
+        param_types: Vec::new(),
+    }
+    .frame()
+}
+
+fn bind(portal: &str, statement: &str, result_formats: Vec<i16>) -> Frame {
+    msg::Bind {
+        portal: portal.to_owned(),
+        statement: statement.to_owned(),
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        result_formats,
+    }
+    .frame()
+}
+
+fn execute(portal: &str, max_rows: i32) -> Frame {
+    let mut b = BytesMut::new();
+    b.put_slice(portal.as_bytes());
+    b.put_u8(0);
+    b.put_i32(max_rows);
+    Frame::new(msg::tag::EXECUTE, b.freeze())
+}
+
+fn sync() -> Frame {
+    msg::empty(msg::tag::SYNC)
+}
+
+/// Parse, Bind and Execute without any Describe: the client never asks what the columns
+/// are, so the gateway cannot learn them from a RowDescription on the way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_without_describe_still_applies_column_rules() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_nodesc");
+    let mut c = Raw::login(&served.dsn).await;
+    let sql = "select id, email, ssn from users order by id";
+    // Unnamed statement and portal, text results.
+    let got = c
+        .exchange(&[parse("", sql), bind("", "", vec![]), execute("", 0), sync()])
+        .await;
+    let shown = text(&got);
+    assert_no_secret("unnamed, text", &shown);
+    assert!(shown.contains("[MASKED]"), "{shown}");
+    // Binary results of a named statement, fetched two rows at a time.
+    let got = c
+        .exchange(&[
+            parse("s1", sql),
+            bind("p1", "s1", vec![1]),
+            execute("p1", 1),
+            execute("p1", 1),
+            sync(),
+        ])
+        .await;
+    assert_no_secret("named, binary, partial", &text(&got));
+    // A statement prepared with SQL PREPARE, executed through the protocol.
+    let got = c
+        .exchange(&[msg::query("prepare s2 as select ssn, email from users")])
+        .await;
+    assert!(!text(&got).contains("ERROR"), "{}", text(&got));
+    let got = c
+        .exchange(&[bind("", "s2", vec![]), execute("", 0), sync()])
+        .await;
+    let shown = text(&got);
+    assert_no_secret("SQL PREPARE", &shown);
+    assert!(shown.contains("[MASKED]"), "{shown}");
+}
+
+/// A fastpath function call (`FunctionCall`) returns a value that is no DataRow:
+/// `query_to_xml` would hand back any query's rows, unmasked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastpath_function_calls_carry_no_rows_out() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_fastpath");
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c
+        .exchange(&[msg::query(
+            "select 'pg_catalog.query_to_xml(text,boolean,boolean,text)'::regprocedure::oid",
+        )])
+        .await;
+    let oid: u32 = got
+        .iter()
+        .find(|f| f.tag == msg::tag::DATA_ROW)
+        .map(|f| {
+            let v = msg::data_row(&f.body).unwrap();
+            String::from_utf8_lossy(v[0].as_ref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .expect("the function's oid");
+    let mut b = BytesMut::new();
+    b.put_u32(oid);
+    b.put_i16(1);
+    b.put_i16(0);
+    let args: [&[u8]; 4] = [b"select id, email, ssn from users", b"t", b"f", b""];
+    b.put_i16(4);
+    for a in args {
+        b.put_i32(a.len() as i32);
+        b.put_slice(a);
+    }
+    b.put_i16(0);
+    let got = c
+        .exchange(&[Frame::new(msg::tag::FUNCTION_CALL, b.freeze())])
+        .await;
+    let shown = text(&got);
+    assert_no_secret("fastpath", &shown);
+    assert!(
+        got.iter().any(|f| f.tag == msg::tag::ERROR_RESPONSE),
+        "{shown}"
+    );
+}
+
+/// Values reach the client in messages other than rows: a notification's payload, a
+/// reported parameter's new value, the internal query of an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_in_notifications_parameters_and_error_fields_are_masked() {
+    let (_t, gw, served) = setup_or_skip!("hoop_pgab_side");
+    let mut c = Raw::login(&served.dsn).await;
+    for sql in [
+        "listen c; select pg_notify('c', email) from users where id = 1",
+        "select set_config('application_name', email, false) from users where id = 1",
+        "do $$ begin execute 'select ' || (select email from users where id = 1); end $$",
+        "do $$ begin raise notice 'n %', (select note from users where id = 1); end $$",
+    ] {
+        let got = c.exchange(&[msg::query(sql)]).await;
+        let shown = text(&got);
+        assert_no_secret(sql, &shown);
+        assert!(
+            got.last().map(|f| f.tag) == Some(msg::tag::READY_FOR_QUERY),
+            "{sql}: {shown}"
+        );
+    }
+    c.send(&[msg::empty(msg::tag::TERMINATE)]).await;
+    drop(c);
+    drop(served);
+    for s in all_ended(&gw, "pg").await {
+        let (_, output) = recorded(&gw, &s.id).await;
+        assert_no_secret("the recording", &output);
+    }
+}
+
+/// COPY statements the gateway cannot follow word for word (a COPY after another
+/// statement, two COPYs in one query, a quote character of the client's choosing) must not
+/// let masked columns out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_the_gateway_cannot_follow_does_not_leak_masked_columns() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_copy");
+    let mut c = Raw::login(&served.dsn).await;
+    for sql in [
+        "select 1; copy users (id, ssn) to stdout",
+        "copy users (id) to stdout; copy users (ssn) to stdout",
+        "copy users (id, note, ssn) to stdout with (format csv, quote '|')",
+        "copy users (id, note, ssn) to stdout with (format csv, delimiter E'|')",
+        "copy (select id, 'x\"y' as a, ssn, 'p,q' as b from users) to stdout with (format csv, escape '\\')",
+        "copy users (id, note, ssn) to stdout csv quote as '|'",
+    ] {
+        let got = c.exchange(&[msg::query(sql)]).await;
+        let shown = text(&got);
+        assert_no_secret(sql, &shown);
+        assert!(
+            got.last().map(|f| f.tag) == Some(msg::tag::READY_FOR_QUERY),
+            "{sql}: {shown}"
+        );
+    }
+}
+
+/// Re-parsing a named statement fails on the server (it exists), but must not change what
+/// the gateway records for it: the statement that runs is the one recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_parse_does_not_change_the_recorded_statement() {
+    let (t, gw, served) = setup_or_skip!("hoop_pgab_reparse");
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c
+        .exchange(&[
+            parse("s", "update users set note = 'evaded' where id = 2"),
+            sync(),
+        ])
+        .await;
+    assert!(!text(&got).contains("ERROR"), "{}", text(&got));
+    let got = c.exchange(&[parse("s", "select 1"), sync()]).await;
+    assert!(
+        got.iter().any(|f| f.tag == msg::tag::ERROR_RESPONSE),
+        "{}",
+        text(&got)
+    );
+    let got = c
+        .exchange(&[bind("", "s", vec![]), execute("", 0), sync()])
+        .await;
+    assert!(text(&got).contains("UPDATE 1"), "{}", text(&got));
+    c.send(&[msg::empty(msg::tag::TERMINATE)]).await;
+    drop(c);
+    assert_eq!(
+        psql_direct(&t, "select note from users where id = 2")
+            .await
+            .trim(),
+        "evaded"
+    );
+    drop(served);
+    let list = all_ended(&gw, "pg").await;
+    let (input, _) = recorded(&gw, &list[0].id).await;
+    assert!(
+        input.contains("update users set note = 'evaded' where id = 2"),
+        "the statement that ran is not in the recording:\n{input}"
+    );
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Rows of large values do not pile up in the gateway: a query of 120 rows of 1 MB each
+/// (well under the 256 rows handed to the plugins at once) passes through without the
+/// gateway holding them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_rows_do_not_pile_up_in_the_gateway() {
+    let (_t, gw, served) = setup_or_skip!("hoop_pgab_memory");
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c.exchange(&[msg::query("select 1")]).await;
+    assert!(text(&got).contains("1"));
+    let before = peak_rss(gw.pid());
+    c.send(&[msg::query(
+        "select repeat('x', 1000000) from generate_series(1, 120)",
+    )])
+    .await;
+    let mut rows = 0;
+    while let Some(f) = c.frame().await {
+        match f.tag {
+            msg::tag::DATA_ROW => rows += 1,
+            msg::tag::READY_FOR_QUERY => break,
+            _ => {}
+        }
+    }
+    assert_eq!(rows, 120);
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    assert!(
+        grown < 60 << 20,
+        "the gateway's peak memory grew by {} MiB for 120 MB of rows",
+        grown >> 20
+    );
+}
