@@ -416,3 +416,33 @@ async fn large_rows_do_not_pile_up_in_the_gateway() {
         grown >> 20
     );
 }
+
+/// A view reports its own oid as the origin of its columns: the rules of the table columns
+/// behind them still apply, through a renamed column and a view of a view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_do_not_bypass_column_rules() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_views");
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c
+        .exchange(&[msg::query(
+            "create view v as select id, ssn as tax_id, email as contact, note from users;
+             create view v2 as select tax_id as t, contact, id from v",
+        )])
+        .await;
+    assert!(!text(&got).contains("ERROR"), "{}", text(&got));
+    for sql in [
+        "select * from v order by id",
+        "select t, id from v2 order by id",
+        "copy (select * from v2) to stdout",
+    ] {
+        let got = c.exchange(&[msg::query(sql)]).await;
+        let shown = text(&got);
+        assert_no_secret(sql, &shown);
+        assert!(shown.contains("[MASKED]"), "{sql}: {shown}");
+    }
+    // Columns no rule names are shown.
+    let got = c
+        .exchange(&[msg::query("select note from v where id = 2")])
+        .await;
+    assert!(text(&got).contains("nothing here"), "{}", text(&got));
+}

@@ -82,7 +82,12 @@ struct TableInfo {
     schema: String,
     table: String,
     columns: HashMap<i16, String>,
+    /// A view or materialized view: its columns come from other tables'.
+    view: bool,
 }
+
+/// How deep views of views are followed to their tables.
+const MAX_VIEW_DEPTH: u8 = 8;
 
 impl PgState {
     fn next_serial(&self) -> u64 {
@@ -462,6 +467,8 @@ struct Proxy<'a> {
     current: Option<Current>,
     catalog: Option<Wire>,
     catalog_failed: bool,
+    /// Columns of views (by oid) that show a column a rule masks, found this session.
+    view_masks: HashMap<u32, std::collections::HashSet<i16>>,
     /// Whether the client gets the rendered text (exec) rather than the wire bytes.
     exec: bool,
     copy_in_bytes: usize,
@@ -639,11 +646,67 @@ impl Proxy<'_> {
                 meta.rule = self
                     .rules
                     .iter()
-                    .any(|r| r.matches(&t.schema, &t.table, col));
+                    .any(|r| r.matches(&t.schema, &t.table, col))
+                    || (t.view && self.view_masked(f.table_oid, 0).await.contains(&f.column));
                 meta.origin = Some(format!("{}.{}.{col}", t.schema, t.table));
             }
         }
         metas
+    }
+
+    /// The columns of view `oid` that show a column a rule masks: the view's definition is
+    /// described by the server, whose RowDescription names the table column behind each
+    /// of the view's columns (through views of views). Expressions over a column have no
+    /// origin, as in any query (content masking applies to them).
+    fn view_masked(
+        &mut self,
+        oid: u32,
+        depth: u8,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::collections::HashSet<i16>> + Send + '_>> {
+        Box::pin(async move {
+            if let Some(m) = self.view_masks.get(&oid) {
+                return m.clone();
+            }
+            let mut masked = std::collections::HashSet::new();
+            let definition = self
+                .catalog_query(&format!("select pg_catalog.pg_get_viewdef({oid})"))
+                .await
+                .and_then(|rows| rows.into_iter().next())
+                .and_then(|row| row.into_iter().next().flatten());
+            let fields = match (definition, self.catalog().await) {
+                (Some(sql), Some(wire)) => wire.describe(&sql).await.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let oids: Vec<u32> = fields
+                .iter()
+                .filter(|f| f.table_oid != 0)
+                .map(|f| f.table_oid)
+                .collect();
+            let tables = self.tables(&oids).await;
+            for (i, f) in fields.iter().enumerate() {
+                let Some(t) = tables.get(&f.table_oid) else {
+                    continue;
+                };
+                let Some(col) = t.columns.get(&f.column) else {
+                    continue;
+                };
+                let hit = self
+                    .rules
+                    .iter()
+                    .any(|r| r.matches(&t.schema, &t.table, col))
+                    || (t.view
+                        && depth < MAX_VIEW_DEPTH
+                        && self
+                            .view_masked(f.table_oid, depth + 1)
+                            .await
+                            .contains(&f.column));
+                if hit {
+                    masked.insert(i16::try_from(i + 1).unwrap_or(i16::MAX));
+                }
+            }
+            self.view_masks.insert(oid, masked.clone());
+            masked
+        })
     }
 
     /// Catalog entries of tables `oids` (cached for [`CATALOG_TTL`]).
@@ -667,7 +730,7 @@ impl Proxy<'_> {
         }
         let list: Vec<String> = missing.iter().map(u32::to_string).collect();
         let sql = format!(
-            "select c.oid, n.nspname, c.relname, a.attnum, a.attname \
+            "select c.oid, n.nspname, c.relname, a.attnum, a.attname, c.relkind \
              from pg_catalog.pg_class c \
              join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
              join pg_catalog.pg_attribute a on a.attrelid = c.oid \
@@ -690,6 +753,7 @@ impl Proxy<'_> {
                     schema: get(1),
                     table: get(2),
                     columns: HashMap::new(),
+                    view: matches!(get(5).as_str(), "v" | "m"),
                 })
                 .columns
                 .insert(attnum, get(4));
@@ -1545,6 +1609,7 @@ pub(crate) async fn drive(
         current: None,
         catalog: None,
         catalog_failed: false,
+        view_masks: HashMap::new(),
         exec: matches!(input, Input::Fixed(_)),
         copy_in_bytes: 0,
         terminated: false,
