@@ -446,3 +446,56 @@ async fn views_do_not_bypass_column_rules() {
         .await;
     assert!(text(&got).contains("nothing here"), "{}", text(&got));
 }
+
+/// Computed columns fall back to content masking, in binary results too: an e-mail inside
+/// a binary array, record, jsonb or bytea value is not let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_holding_text_are_masked_by_content() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_binary");
+    let mut c = Raw::login(&served.dsn).await;
+    for sql in [
+        "select to_jsonb(u) from users u where id = 1",
+        "select array_agg(note) from users",
+        "select row(note, id) from users where id = 1",
+        "select convert_to(note, 'UTF8') from users where id = 1",
+        "select u from users u where id = 1",
+    ] {
+        let got = c
+            .exchange(&[
+                parse("", sql),
+                bind("", "", vec![1]),
+                msg::Target {
+                    kind: b'P',
+                    name: String::new(),
+                }
+                .frame(msg::tag::DESCRIBE),
+                execute("", 0),
+                sync(),
+            ])
+            .await;
+        let shown = text(&got);
+        for secret in ["alice@corp.example", "bob@mail.example"] {
+            assert!(
+                !shown.contains(secret),
+                "{sql}: {secret} reached the client:\n{shown}"
+            );
+        }
+        assert!(shown.contains("SELECT 1"), "{sql}: {shown}");
+    }
+    // Binary values of scalar types pass as they are.
+    let got = c
+        .exchange(&[
+            parse("", "select id, 2.5::float8 from users where id = 1"),
+            bind("", "", vec![1]),
+            execute("", 0),
+            sync(),
+        ])
+        .await;
+    let row = got
+        .iter()
+        .find(|f| f.tag == msg::tag::DATA_ROW)
+        .expect("a row");
+    let values = msg::data_row(&row.body).unwrap();
+    assert_eq!(values[0].as_deref(), Some(&1i32.to_be_bytes()[..]));
+    assert_eq!(values[1].as_deref(), Some(&2.5f64.to_be_bytes()[..]));
+}

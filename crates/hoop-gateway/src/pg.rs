@@ -54,6 +54,10 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_PARAM_SHOWN: usize = 256;
 /// Type oids whose binary values are UTF-8 text.
 const TEXT_TYPES: &[u32] = &[18, 19, 25, 114, 705, 1042, 1043];
+/// Type oids whose binary values hold no text (booleans, numbers, times, ids, uuids).
+const SCALAR_TYPES: &[u32] = &[
+    16, 20, 21, 23, 26, 700, 701, 790, 1082, 1083, 1114, 1184, 1186, 1266, 1700, 2950,
+];
 
 /// What the gateway keeps about its postgres sessions: cancel keys and the catalog cache.
 #[derive(Debug, Default)]
@@ -392,6 +396,15 @@ struct Meta {
 impl Meta {
     fn text(&self) -> bool {
         !self.binary || TEXT_TYPES.contains(&self.type_oid)
+    }
+
+    /// A binary value that may hold text inside a structure of its type (an array, a
+    /// record, jsonb, bytea): scanned as bytes, and NULL if anything in it would be masked
+    /// (masking in place would break the structure).
+    fn opaque(&self) -> bool {
+        self.binary
+            && !TEXT_TYPES.contains(&self.type_oid)
+            && !SCALAR_TYPES.contains(&self.type_oid)
     }
 }
 
@@ -921,7 +934,7 @@ impl Proxy<'_> {
                 .map(|m| {
                     ResultColumn::new(m.name.clone())
                         .with_origin(m.origin.clone())
-                        .with_text(m.text())
+                        .with_text(m.text() || m.opaque())
                         .with_masked(m.rule)
                 })
                 .collect(),
@@ -939,12 +952,34 @@ impl Proxy<'_> {
                 }
             }
         }
+        let opaque: Vec<usize> = (0..cur.metas.len())
+            .filter(|i| cur.metas[*i].opaque() && !cur.metas[*i].rule)
+            .collect();
+        let originals: Vec<Vec<Option<Bytes>>> = rows
+            .rows
+            .iter()
+            .map(|row| {
+                opaque
+                    .iter()
+                    .map(|i| row.get(*i).cloned().flatten())
+                    .collect()
+            })
+            .collect();
         let outcome = session
             .rows(&mut rows)
             .await
             .map_err(|e| error_ending(e.to_string()))?;
         if let Some(ending) = plugin_ending(outcome, false) {
             return Err(ending);
+        }
+        for (row, original) in rows.rows.iter_mut().zip(&originals) {
+            for (i, before) in opaque.iter().zip(original) {
+                if let Some(value) = row.get_mut(*i)
+                    && *value != *before
+                {
+                    *value = None;
+                }
+            }
         }
         cur.count += rows.rows.len();
         match &cur.copy {
