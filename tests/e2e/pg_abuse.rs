@@ -499,3 +499,43 @@ async fn binary_values_holding_text_are_masked_by_content() {
     assert_eq!(values[0].as_deref(), Some(&1i32.to_be_bytes()[..]));
     assert_eq!(values[1].as_deref(), Some(&2.5f64.to_be_bytes()[..]));
 }
+
+/// Other local users can read every process's arguments (`ps`): the psql command `hoop
+/// connect` prints passes the one-time password in the environment, and it works as
+/// printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_psql_command_keeps_the_password_out_of_its_arguments() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_argv");
+    let password = served
+        .dsn
+        .strip_prefix("postgres://hoop:")
+        .and_then(|r| r.split_once('@'))
+        .map(|(p, _)| p.to_owned())
+        .unwrap();
+    let line = served
+        .stdout
+        .lines()
+        .find(|l| l.contains(" psql '"))
+        .unwrap()
+        .to_owned();
+    let (env, args) = line.split_once(" psql ").unwrap();
+    assert_eq!(env, format!("PGPASSWORD={password}"));
+    assert!(!args.contains(&password), "{line}");
+    let out = tokio::time::timeout(
+        STEP,
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{line} -X -Atc 'select 40 + 2'"))
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}

@@ -98,7 +98,7 @@ pub(super) async fn create(gw: &Gateway, conn: pb::Connection) {
 pub(super) struct Served {
     _child: Child,
     pub(super) dsn: String,
-    stdout: String,
+    pub(super) stdout: String,
 }
 
 pub(super) async fn serve(gw: &Gateway, name: &str) -> Served {
@@ -123,7 +123,7 @@ pub(super) async fn serve(gw: &Gateway, name: &str) -> Served {
             if line.starts_with("postgres://") {
                 dsn = Some(line.clone());
             }
-            if line.starts_with("psql '") {
+            if line.contains(" psql '") {
                 return dsn.expect("the DSN comes before the psql command");
             }
         }
@@ -767,7 +767,7 @@ async fn review_holds_hoop_connect_until_access_is_granted() {
         if line.starts_with("postgres://") {
             dsn = line.clone();
         }
-        if line.starts_with("psql '") {
+        if line.contains(" psql '") {
             break;
         }
     }

@@ -187,7 +187,7 @@ async fn serve(cli: &Path, gw: &Gateway, name: &str) -> Result<(Child, String)> 
         if line.starts_with("postgres://") {
             dsn = Some(line.clone());
         }
-        if line.starts_with("psql '") {
+        if line.contains(" psql '") {
             break;
         }
     }

@@ -55,7 +55,13 @@ pub(crate) async fn run(
     )?;
     writeln!(out, "One-time password for this run; connect with:")?;
     writeln!(out, "{dsn}")?;
-    writeln!(out, "psql '{dsn}'")?;
+    // psql gets the password in its environment, which only this user can read, not in its
+    // arguments, which every local user can (`ps`).
+    writeln!(
+        out,
+        "PGPASSWORD={password} psql 'postgres://{DSN_USER}@127.0.0.1:{}/{connection}?sslmode=disable'",
+        local.port()
+    )?;
     out.flush()?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
