@@ -539,3 +539,37 @@ async fn the_printed_psql_command_keeps_the_password_out_of_its_arguments() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
 }
+
+/// Before the one-time password is checked, anyone local may talk to `hoop connect`'s port:
+/// a password message announcing 64 MiB is refused at once, not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_password_message_is_refused_before_it_is_read() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_preauth");
+    let hostport = served
+        .dsn
+        .split_once('@')
+        .and_then(|(_, r)| r.split_once('/'))
+        .map(|(h, _)| h.to_owned())
+        .unwrap();
+    let sock = TcpStream::connect(&hostport).await.unwrap();
+    let mut c = Raw {
+        sock,
+        buf: BytesMut::new(),
+    };
+    let startup = encode_startup(&[("user".to_owned(), "hoop".to_owned())]);
+    c.sock.write_all(&startup).await.unwrap();
+    let challenge = c.frame().await.expect("a password challenge");
+    assert_eq!(challenge.tag, msg::tag::AUTHENTICATION);
+    let mut b = BytesMut::new();
+    b.put_u8(msg::tag::PASSWORD);
+    b.put_i32(64 << 20);
+    b.put_slice(&[b'x'; 4096]);
+    c.sock.write_all(&b).await.unwrap();
+    let answer = c.frame().await.expect("an error, not a silent close");
+    assert_eq!(answer.tag, msg::tag::ERROR_RESPONSE);
+    assert!(
+        String::from_utf8_lossy(&answer.body).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+}

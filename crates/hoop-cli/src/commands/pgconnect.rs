@@ -26,6 +26,9 @@ use crate::client::Service;
 
 /// The user name the DSN carries (the database user is the connection's).
 const DSN_USER: &str = "hoop";
+/// The longest password message a client may send (an MD5 answer is 36 bytes): anyone
+/// local can connect, and nothing larger is read from them before they are admitted.
+const MAX_PASSWORD_MESSAGE: usize = 1024;
 /// How long a client may take to log in to the local endpoint.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -150,6 +153,13 @@ impl Client {
         write_frame(&mut socket, msg::authentication_md5(salt)).await?;
         let answer = tokio::time::timeout(LOGIN_TIMEOUT, async {
             loop {
+                if buf.len() >= 5 {
+                    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+                    if usize::try_from(len).map_or(true, |l| l > MAX_PASSWORD_MESSAGE) {
+                        // Answered as a wrong password, below.
+                        return Ok(Frame::new(0, Bytes::new()));
+                    }
+                }
                 if let Some(f) = next_frame(&mut buf)? {
                     return Ok::<_, anyhow::Error>(f);
                 }
