@@ -860,13 +860,16 @@ impl Proxy<'_> {
                     .iter()
                     .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
                     .collect();
-                let literal = quoted.join(".").replace('\'', "''");
+                // An escape string: the same whatever `standard_conforming_strings` is (a
+                // user may turn it off for the database or their role, so that a `\'` in
+                // the name would end a plain literal).
+                let literal = quoted.join(".").replace('\\', "\\\\").replace('\'', "''");
                 let sql = format!(
                     "select n.nspname, c.relname, a.attname \
                      from pg_catalog.pg_class c \
                      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
                      join pg_catalog.pg_attribute a on a.attrelid = c.oid \
-                     where c.oid = pg_catalog.to_regclass('{literal}') and a.attnum > 0 \
+                     where c.oid = pg_catalog.to_regclass(E'{literal}') and a.attnum > 0 \
                      and not a.attisdropped order by a.attnum"
                 );
                 if let Some(rows) = self.catalog_query(&sql).await {
