@@ -573,3 +573,28 @@ async fn an_oversized_password_message_is_refused_before_it_is_read() {
         String::from_utf8_lossy(&answer.body)
     );
 }
+
+/// `COPY users TO STDOUT` names a table as the session's search_path finds it, which the
+/// user may set otherwise than the gateway's catalog connection has it: a same-named table
+/// in a schema the catalog connection searches first does not take the rules away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_of_a_table_found_through_another_search_path_keeps_its_rules() {
+    let (t, _gw, served) = setup_or_skip!("hoop_pgab_searchpath");
+    psql_direct(
+        &t,
+        "create schema decoy;
+         create table decoy.users (id int, a text, b text, c text);
+         do $$ begin execute format('alter database %I set search_path = decoy, public',
+           current_database()); end $$;",
+    )
+    .await;
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c.exchange(&[msg::query("set search_path = public")]).await;
+    assert!(!text(&got).contains("ERROR"), "{}", text(&got));
+    for sql in ["copy users to stdout", "copy users (id, ssn) to stdout"] {
+        let got = c.exchange(&[msg::query(sql)]).await;
+        let shown = text(&got);
+        assert_no_secret(sql, &shown);
+        assert!(shown.contains("[MASKED]"), "{sql}: {shown}");
+    }
+}

@@ -856,42 +856,68 @@ impl Proxy<'_> {
                 }
             }
             CopySource::Table { name, columns } => {
-                let quoted: Vec<String> = name
-                    .iter()
-                    .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-                    .collect();
                 // An escape string: the same whatever `standard_conforming_strings` is (a
                 // user may turn it off for the database or their role, so that a `\'` in
                 // the name would end a plain literal).
-                let literal = quoted.join(".").replace('\\', "\\\\").replace('\'', "''");
+                let esc = |s: &str| s.replace('\\', "\\\\").replace('\'', "''");
+                // The session may find another table under an unqualified name than this
+                // connection's search_path does (`SET search_path`): such a name is looked
+                // up in every schema, and a column is masked if a rule matches it in any
+                // table of that name.
+                let filter = match name.as_slice() {
+                    [table] => format!(
+                        "lower(c.relname) = lower(E'{}') and c.relkind in ('r', 'p')",
+                        esc(table)
+                    ),
+                    _ => {
+                        let quoted: Vec<String> = name
+                            .iter()
+                            .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+                            .collect();
+                        format!(
+                            "c.oid = pg_catalog.to_regclass(E'{}')",
+                            esc(&quoted.join("."))
+                        )
+                    }
+                };
                 let sql = format!(
-                    "select n.nspname, c.relname, a.attname \
+                    "select n.nspname, c.relname, a.attname, c.oid \
                      from pg_catalog.pg_class c \
                      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
                      join pg_catalog.pg_attribute a on a.attrelid = c.oid \
-                     where c.oid = pg_catalog.to_regclass(E'{literal}') and a.attnum > 0 \
-                     and not a.attisdropped order by a.attnum"
+                     where {filter} and a.attnum > 0 \
+                     and not a.attisdropped order by c.oid, a.attnum"
                 );
                 if let Some(rows) = self.catalog_query(&sql).await {
-                    let all: Vec<(String, String, String)> = rows
-                        .into_iter()
-                        .map(|r| {
-                            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                            (get(0), get(1), get(2))
-                        })
-                        .collect();
-                    let chosen: Vec<&(String, String, String)> = if columns.is_empty() {
-                        all.iter().collect()
-                    } else {
-                        columns
-                            .iter()
-                            .filter_map(|c| all.iter().find(|(_, _, a)| a == c))
-                            .collect()
-                    };
-                    for (m, (schema, table, col)) in metas.iter_mut().zip(chosen) {
-                        m.name = col.clone();
-                        m.rule = self.rules.iter().any(|r| r.matches(schema, table, col));
-                        m.origin = Some(format!("{schema}.{table}.{col}"));
+                    // (schema, table, columns in order) of each table found.
+                    let mut tables: Vec<(String, String, String, Vec<String>)> = Vec::new();
+                    for r in rows {
+                        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                        let oid = get(3);
+                        match tables.last_mut() {
+                            Some(t) if t.2 == oid => t.3.push(get(2)),
+                            _ => tables.push((get(0), get(1), oid, vec![get(2)])),
+                        }
+                    }
+                    for (schema, table, _, all) in &tables {
+                        let chosen: Vec<Option<&String>> = if columns.is_empty() {
+                            all.iter().map(Some).collect()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| all.iter().find(|a| *a == c))
+                                .collect()
+                        };
+                        for (m, col) in metas.iter_mut().zip(chosen) {
+                            let Some(col) = col else { continue };
+                            if self.rules.iter().any(|r| r.matches(schema, table, col)) {
+                                m.rule = true;
+                            }
+                            if m.origin.is_none() {
+                                m.name = col.clone();
+                                m.origin = Some(format!("{schema}.{table}.{col}"));
+                            }
+                        }
                     }
                 }
             }
