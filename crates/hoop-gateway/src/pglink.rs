@@ -3,57 +3,95 @@
 //! database over those bytes (SSLRequest, `S`, then the handshake through the tunnel), so
 //! the agent and the link to it never see the database's traffic in the clear.
 //!
-//! A TLS link runs two tasks: a bridge between the agent's session and an in-memory pipe
-//! (windows and acknowledgements as for every agent session), and a pump between the TLS
-//! stream over that pipe and the session (plain bytes, in channels). Each direction moves
-//! on its own, so a client that sends a lot while the database answers a lot cannot wedge
-//! either.
+//! TLS is driven in place (rustls' `ClientConnection`, no task of its own): what the
+//! session sends is encrypted into agent input; agent output is decrypted as the session
+//! takes it. A TLS session costs no extra task hop per message.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Write};
+use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use hoop_pg::target::{PgTarget, SslMode};
 use hoop_pg::tls::TlsSettings;
 use hoop_proto::v1 as pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use rustls::ClientConnection;
 
 use crate::agents::{AgentEvent, AgentSession, Agents, INPUT_PIECE};
 
-/// Bytes the in-memory pipe under a TLS stream holds each way.
-const PIPE: usize = 64 * 1024;
-/// Plain input given to the TLS stream and not yet written to it (the TLS link's window,
-/// as the agent's is for plain bytes).
-const TLS_WINDOW: usize = 256 * 1024;
-/// Pieces of plain output queued towards the session.
-const FROM_TLS_QUEUE: usize = 8;
+/// Room kept in the agent's window for TLS framing when plain bytes are checked against it
+/// (a record adds at most a few dozen bytes to 16 KiB of data).
+const TLS_OVERHEAD: usize = 1024;
 
 /// The database's side of a session: plain bytes, or TLS over them.
 pub(crate) enum DbLink {
     /// The agent's bytes are the protocol.
     Plain(AgentSession),
     /// TLS between the gateway and the database.
-    Tls(TlsLink),
+    Tls(Box<TlsLink>),
 }
 
-/// A TLS session over an agent's bytes (see the module's documentation).
+/// A TLS session over an agent's bytes.
 pub(crate) struct TlsLink {
-    agent: String,
-    /// Input sent and not yet acknowledged by the pump (`InputAck`).
+    remote: AgentSession,
+    conn: ClientConnection,
+    /// Decrypted bytes not handed out yet.
+    plain: BytesMut,
+    /// Encrypted bytes received from the agent and not acknowledged yet.
     unacked: usize,
-    to_tls: Option<mpsc::UnboundedSender<Bytes>>,
-    from_tls: mpsc::Receiver<AgentEvent>,
-    tasks: [JoinHandle<()>; 2],
+    /// Why the TLS session failed, to report as its end.
+    failed: Option<String>,
 }
 
-impl Drop for TlsLink {
-    fn drop(&mut self) {
-        // The bridge's agent session ends with it (the agent is told to kill it).
-        for task in &self.tasks {
-            task.abort();
+impl TlsLink {
+    /// Takes encrypted bytes from the database; the plain bytes go to `self.plain`.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), String> {
+        while !data.is_empty() {
+            let n = self
+                .conn
+                .read_tls(&mut data)
+                .map_err(|e| format!("TLS with the database: {e}"))?;
+            if n == 0 {
+                return Err("TLS with the database: rustls took no more bytes".to_owned());
+            }
+            self.conn
+                .process_new_packets()
+                .map_err(|e| format!("TLS with the database: {e}"))?;
+            self.drain()?;
         }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(), String> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                // The database's close_notify: the agent's end follows.
+                Ok(0) => return Ok(()),
+                Ok(n) => self.plain.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(format!("TLS with the database: {e}")),
+            }
+        }
+    }
+
+    /// Sends what rustls has to send (records, alerts), in pieces the agent takes.
+    async fn flush(&mut self) -> Result<(), String> {
+        while self.conn.wants_write() {
+            let mut out = BytesMut::new().writer();
+            self.conn
+                .write_tls(&mut out)
+                .map_err(|e| format!("TLS with the database: {e}"))?;
+            let mut out = out.into_inner();
+            while !out.is_empty() {
+                let n = out.len().min(INPUT_PIECE);
+                self.remote
+                    .input(out.split_to(n).freeze())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -62,23 +100,37 @@ impl DbLink {
     pub(crate) fn agent(&self) -> &str {
         match self {
             DbLink::Plain(remote) => remote.agent(),
-            DbLink::Tls(tls) => &tls.agent,
+            DbLink::Tls(tls) => tls.remote.agent(),
         }
     }
 
-    /// The next event (cancel-safe). Over TLS: `Output` with plain bytes, then `Exit`.
+    /// The next event (cancel-safe). Over TLS, `Output` carries plain bytes.
     pub(crate) async fn next(&mut self) -> AgentEvent {
         match self {
             DbLink::Plain(remote) => remote.next().await,
-            DbLink::Tls(tls) => {
-                let event = tls.from_tls.recv().await.unwrap_or_else(|| {
-                    AgentEvent::Lost("the TLS session with the database ended".to_owned())
-                });
-                if let AgentEvent::InputAck(n) = &event {
-                    tls.unacked = tls.unacked.saturating_sub(usize::try_from(*n).unwrap_or(0));
+            DbLink::Tls(tls) => loop {
+                if !tls.plain.is_empty() {
+                    return AgentEvent::Output {
+                        stdout: true,
+                        data: tls.plain.split().freeze(),
+                    };
                 }
-                event
-            }
+                if let Some(error) = tls.failed.take() {
+                    return AgentEvent::Exit {
+                        code: 1,
+                        error: Some(error),
+                    };
+                }
+                match tls.remote.next().await {
+                    AgentEvent::Output { data, .. } => {
+                        tls.unacked += data.len();
+                        if let Err(e) = tls.feed(&data) {
+                            tls.failed = Some(e);
+                        }
+                    }
+                    other => return other,
+                }
+            },
         }
     }
 
@@ -86,10 +138,7 @@ impl DbLink {
     pub(crate) fn input_fits(&self, len: usize) -> bool {
         match self {
             DbLink::Plain(remote) => remote.input_fits(len),
-            DbLink::Tls(tls) => {
-                tls.to_tls.is_some()
-                    && (tls.unacked == 0 || tls.unacked.saturating_add(len) <= TLS_WINDOW)
-            }
+            DbLink::Tls(tls) => tls.remote.input_fits(len + TLS_OVERHEAD),
         }
     }
 
@@ -97,33 +146,41 @@ impl DbLink {
     pub(crate) async fn input(&mut self, data: Bytes) -> Result<(), String> {
         match self {
             DbLink::Plain(remote) => remote.input(data).await.map_err(|e| e.to_string()),
-            DbLink::Tls(tls) => match &tls.to_tls {
-                Some(to) => {
-                    tls.unacked = tls.unacked.saturating_add(data.len());
-                    to.send(data)
-                        .map_err(|_| "the TLS session with the database ended".to_owned())
-                }
-                None => Err("input to the database was closed".to_owned()),
-            },
+            DbLink::Tls(tls) => {
+                tls.conn
+                    .writer()
+                    .write_all(&data)
+                    .map_err(|e| format!("TLS with the database: {e}"))?;
+                tls.flush().await
+            }
         }
     }
 
-    /// Acknowledges `n` bytes of output as delivered (over TLS, the channels carry the
-    /// back-pressure: nothing to do).
-    pub(crate) async fn ack_output(&self, n: usize) -> Result<(), String> {
+    /// Acknowledges output as delivered: `n` bytes (over TLS, all the encrypted bytes
+    /// taken so far: their plain size differs).
+    pub(crate) async fn ack_output(&mut self, n: usize) -> Result<(), String> {
         match self {
             DbLink::Plain(remote) => remote.ack_output(n).await.map_err(|e| e.to_string()),
-            DbLink::Tls(_) => Ok(()),
+            DbLink::Tls(tls) => {
+                let n = std::mem::take(&mut tls.unacked);
+                if n == 0 {
+                    return Ok(());
+                }
+                tls.remote.ack_output(n).await.map_err(|e| e.to_string())
+            }
         }
     }
 
-    /// Closes the input (over TLS: close_notify, then the agent closes its side).
+    /// Closes the input. Over TLS without a close_notify: the session's input ends with
+    /// Terminate (or a cancel request), after which the database closes the connection, and
+    /// an alert arriving after that would only make its socket reset the connection.
     pub(crate) async fn close_input(&mut self) -> Result<(), String> {
         match self {
             DbLink::Plain(remote) => remote.close_input().await.map_err(|e| e.to_string()),
             DbLink::Tls(tls) => {
-                tls.to_tls = None;
-                Ok(())
+                let flushed = tls.flush().await;
+                let closed = tls.remote.close_input().await.map_err(|e| e.to_string());
+                flushed.and(closed)
             }
         }
     }
@@ -224,35 +281,46 @@ pub(crate) async fn open(
             )));
         }
     }
-    let agent_name = remote.agent().to_owned();
-    let (ours, theirs) = tokio::io::duplex(PIPE);
-    let status = Arc::new(Mutex::new(None));
-    let bridge = tokio::spawn(bridge(remote, theirs, Arc::clone(&status)));
-    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
-    let stream = match connector.connect(tls.server_name.clone(), ours).await {
-        Ok(s) => s,
-        Err(err) => {
-            bridge.abort();
-            let mut message = format!(
-                "TLS with the database failed (SSLMODE={}): {err}",
-                target.sslmode
-            );
-            if let Some(reason) = status.lock().ok().and_then(|mut s| s.take()) {
-                message = format!("{message} ({reason})");
-            }
-            return Err(OpenError::Tls(message));
-        }
-    };
-    let (to_tls, to_tls_rx) = mpsc::unbounded_channel();
-    let (from_tls_tx, from_tls) = mpsc::channel(FROM_TLS_QUEUE);
-    let pump = tokio::spawn(pump(stream, to_tls_rx, from_tls_tx, status));
-    Ok(DbLink::Tls(TlsLink {
-        agent: agent_name,
+    let conn = ClientConnection::new(Arc::clone(&tls.config), tls.server_name.clone())
+        .map_err(|e| OpenError::Tls(format!("TLS with the database: {e}")))?;
+    let mut link = TlsLink {
+        remote,
+        conn,
+        plain: BytesMut::new(),
         unacked: 0,
-        to_tls: Some(to_tls),
-        from_tls,
-        tasks: [bridge, pump],
-    }))
+        failed: None,
+    };
+    let failed = |err: String| {
+        OpenError::Tls(format!(
+            "TLS with the database failed (SSLMODE={}): {}",
+            target.sslmode,
+            err.trim_start_matches("TLS with the database: ")
+        ))
+    };
+    // The handshake, through the tunnel.
+    loop {
+        link.flush().await.map_err(failed)?;
+        if !link.conn.is_handshaking() {
+            break;
+        }
+        match link.remote.next().await {
+            AgentEvent::Output { data, .. } => {
+                link.remote
+                    .ack_output(data.len())
+                    .await
+                    .map_err(|e| OpenError::Gone(e.to_string()))?;
+                link.feed(&data).map_err(failed)?;
+            }
+            AgentEvent::Spawned | AgentEvent::InputAck(_) => {}
+            AgentEvent::Exit { error, .. } => {
+                return Err(failed(error.unwrap_or_else(|| {
+                    "the database closed the connection during the handshake".to_owned()
+                })));
+            }
+            AgentEvent::Lost(reason) => return Err(OpenError::Gone(reason)),
+        }
+    }
+    Ok(DbLink::Tls(Box::new(link)))
 }
 
 /// The agent's start of a TCP session to `host:port`.
@@ -267,141 +335,6 @@ pub(crate) fn tcp_start(id: &str, host: &str, port: u16) -> pb::AgentStart {
             port: u32::from(port),
         }),
     }
-}
-
-/// Moves bytes between the agent's session and the pipe under the TLS stream: input in
-/// pieces that fit the agent's window, output acknowledged once the pipe took it. Records
-/// why the agent's side ended, if it failed, in `status`.
-async fn bridge(mut remote: AgentSession, io: DuplexStream, status: Arc<Mutex<Option<String>>>) {
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
-    let mut input = BytesMut::new();
-    let mut reading = true;
-    let mut input_closed = false;
-    let mut ended = false;
-    let fail = |reason: String| {
-        if let Ok(mut s) = status.lock() {
-            *s = Some(reason);
-        }
-    };
-    loop {
-        while !input.is_empty() {
-            let n = input.len().min(INPUT_PIECE);
-            if !remote.input_fits(n) {
-                break;
-            }
-            if let Err(e) = remote.input(input.split_to(n).freeze()).await {
-                fail(e.to_string());
-                return;
-            }
-        }
-        if !reading && input.is_empty() && !input_closed {
-            input_closed = true;
-            let _ = remote.close_input().await;
-        }
-        if ended && pending.is_empty() {
-            // The database's end: the TLS stream reads it as the end of the connection.
-            let _ = wr.shutdown().await;
-            return;
-        }
-        let front: &[u8] = pending.front().map(|b| &b[..]).unwrap_or_default();
-        tokio::select! {
-            event = remote.next(), if !ended => match event {
-                AgentEvent::Output { data, .. } => pending.push_back(data),
-                AgentEvent::Spawned | AgentEvent::InputAck(_) => {}
-                AgentEvent::Exit { error, .. } => {
-                    if let Some(e) = error {
-                        fail(e);
-                    }
-                    ended = true;
-                }
-                AgentEvent::Lost(reason) => {
-                    fail(reason);
-                    ended = true;
-                }
-            },
-            written = wr.write(front), if !pending.is_empty() => match written {
-                Ok(n) if n > 0 => {
-                    if let Some(first) = pending.front_mut() {
-                        first.advance(n);
-                        if first.is_empty() {
-                            pending.pop_front();
-                        }
-                    }
-                    if !ended && remote.ack_output(n).await.is_err() {
-                        ended = true;
-                    }
-                }
-                // The TLS side is gone: so is the session.
-                _ => return,
-            },
-            read = rd.read_buf(&mut input), if reading && input.is_empty() => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    reading = false;
-                }
-            }
-        }
-    }
-}
-
-/// Moves plain bytes between the session and the TLS stream, each direction on its own.
-/// Input written to the stream is acknowledged (`InputAck`), as an agent does, so that the
-/// session's sender sees room as it opens.
-async fn pump(
-    stream: tokio_rustls::client::TlsStream<DuplexStream>,
-    mut input: mpsc::UnboundedReceiver<Bytes>,
-    output: mpsc::Sender<AgentEvent>,
-    status: Arc<Mutex<Option<String>>>,
-) {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let acks = output.clone();
-    let writer = async move {
-        while let Some(data) = input.recv().await {
-            if wr.write_all(&data).await.is_err() {
-                return;
-            }
-            if input.is_empty() && wr.flush().await.is_err() {
-                return;
-            }
-            if acks
-                .send(AgentEvent::InputAck(data.len() as u64))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        // The session closed its input: close_notify, then the end of the pipe.
-        let _ = wr.shutdown().await;
-    };
-    let reader = async move {
-        let mut buf = BytesMut::new();
-        let failure = loop {
-            buf.reserve(16 * 1024);
-            match rd.read_buf(&mut buf).await {
-                Ok(0) => break None,
-                Ok(_) => {
-                    let data = buf.split().freeze();
-                    if output
-                        .send(AgentEvent::Output { stdout: true, data })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                // A database that closes without close_notify (as PostgreSQL may): the
-                // end of the connection all the same.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break None,
-                Err(e) => break Some(format!("TLS with the database: {e}")),
-            }
-        };
-        let agent = status.lock().ok().and_then(|mut s| s.take());
-        let error = agent.or(failure);
-        let code = i32::from(error.is_some());
-        let _ = output.send(AgentEvent::Exit { code, error }).await;
-    };
-    tokio::join!(writer, reader);
 }
 
 /// How to try the connection's `SSLMODE`: the first attempt, and the fallback when it
