@@ -236,10 +236,36 @@ async fn settings_are_checked_field_by_field() {
         (
             {
                 let mut c = connection("pg-bad", &t, &[], &[]);
-                c.env.insert("SSLMODE".into(), "verify-full".into());
+                c.env.insert("SSLMODE".into(), "verify".into());
                 c
             },
             "connection.env.SSLMODE",
+        ),
+        (
+            {
+                let mut c = connection("pg-bad", &t, &[], &[]);
+                c.env.insert("SSLMODE".into(), "verify-ca".into());
+                c.env.insert(
+                    "SSLROOTCERT".into(),
+                    "/etc/ssl/certs/ssl-cert-snakeoil.pem".into(),
+                );
+                c
+            },
+            "connection.env.SSLROOTCERT",
+        ),
+        (
+            {
+                let mut c = connection("pg-bad", &t, &[], &[]);
+                c.env.insert("SSLMODE".into(), "prefer".into());
+                let key = rcgen::KeyPair::generate().unwrap();
+                let ca = rcgen::CertificateParams::new(vec!["db.example".to_owned()])
+                    .unwrap()
+                    .self_signed(&key)
+                    .unwrap();
+                c.env.insert("SSLROOTCERT".into(), ca.pem());
+                c
+            },
+            "connection.env.SSLROOTCERT",
         ),
         (
             connection("pg-bad", &t, &["*.ssn", "email"], &[]),
@@ -836,5 +862,400 @@ async fn hoop_exec_prints_like_psql_and_fails_like_it() {
     assert!(
         bad.stderr.contains("column \"nope\" does not exist"),
         "{bad:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS between the gateway and the database (SSLMODE, SSLROOTCERT).
+
+/// The test server's certificate (Debian's self-signed snakeoil certificate).
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+fn snakeoil() -> String {
+    std::fs::read_to_string(SNAKEOIL).unwrap_or_default()
+}
+
+/// Whether the test server speaks TLS with the snakeoil certificate; why not, if not.
+async fn server_tls(t: &Target) -> Result<(), String> {
+    if snakeoil().is_empty() {
+        return Err(format!("{SNAKEOIL} is not readable"));
+    }
+    let cert = psql_direct(
+        t,
+        "select current_setting('ssl') || ' ' || current_setting('ssl_cert_file')",
+    )
+    .await;
+    if cert.trim() != format!("on {SNAKEOIL}") {
+        return Err(format!("the server's TLS settings are `{}`", cert.trim()));
+    }
+    Ok(())
+}
+
+macro_rules! tls_target_or_skip {
+    ($prefix:expr) => {{
+        let t = target_or_skip!($prefix);
+        if let Err(why) = server_tls(&t).await {
+            eprintln!("skipped: the test server has no TLS as expected: {why}");
+            return;
+        }
+        t
+    }};
+}
+
+fn tls_connection(
+    name: &str,
+    t: &Target,
+    host: &str,
+    mode: &str,
+    root: Option<&str>,
+) -> pb::Connection {
+    let mut c = connection(name, t, &[], &[]);
+    c.env.insert("HOST".into(), host.to_owned());
+    c.env.insert("SSLMODE".into(), mode.to_owned());
+    if let Some(root) = root {
+        c.env.insert("SSLROOTCERT".into(), root.to_owned());
+    }
+    c
+}
+
+/// Whether the database session of `hoop exec` on `conn` is under TLS, as the server sees it.
+const SSL_OF_BACKEND: &str = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
+
+/// The DNS name the snakeoil certificate is issued for (its subjectAltName).
+async fn snakeoil_name() -> Option<String> {
+    let out = Command::new("openssl")
+        .args(["x509", "-in", SNAKEOIL, "-noout", "-ext", "subjectAltName"])
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let at = text.find("DNS:")? + 4;
+    let name: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ',')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_encrypts_the_hop_to_the_database() {
+    let t = tls_target_or_skip!("hoop_pg_tls_require");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    create(&gw, tls_connection("pg-req", &t, &t.host, "require", None)).await;
+    create(
+        &gw,
+        tls_connection("pg-plain", &t, &t.host, "disable", None),
+    )
+    .await;
+    let out = gw
+        .cli(Some(ADMIN_TOKEN), &["exec", "pg-req", "-i", SSL_OF_BACKEND])
+        .await;
+    assert!(out.ok().contains("\n t\n(1 row)"), "{out:?}");
+    let out = gw
+        .cli(
+            Some(ADMIN_TOKEN),
+            &["exec", "pg-plain", "-i", SSL_OF_BACKEND],
+        )
+        .await;
+    assert!(out.ok().contains("\n f\n(1 row)"), "{out:?}");
+    // psql through `hoop connect`: the same session, a bigger result, and a cancel key that
+    // works under TLS.
+    let served = serve(&gw, "pg-req").await;
+    let (ok, out, err) = psql(
+        &served.dsn,
+        &[
+            "-qAt",
+            "-c",
+            SSL_OF_BACKEND,
+            "-c",
+            "select count(*), sum(length(repeat('x', g))) from generate_series(1, 3000) g",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "t\n3000|4501500\n");
+    assert!(!out.contains(UPSTREAM_PASSWORD) && !err.contains(UPSTREAM_PASSWORD));
+    for s in all_ended(&gw, "pg-req").await {
+        assert!(s.status == "done", "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_modes_check_the_database_certificate() {
+    let t = tls_target_or_skip!("hoop_pg_tls_verify");
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let root = snakeoil();
+    // verify-ca: the chain, not the name (127.0.0.1 is not in the certificate).
+    create(
+        &gw,
+        tls_connection("pg-ca", &t, "127.0.0.1", "verify-ca", Some(&root)),
+    )
+    .await;
+    let out = gw
+        .cli(Some(ADMIN_TOKEN), &["exec", "pg-ca", "-i", SSL_OF_BACKEND])
+        .await;
+    assert!(out.ok().contains("\n t\n(1 row)"), "{out:?}");
+
+    // verify-full: the certificate does not name 127.0.0.1.
+    create(
+        &gw,
+        tls_connection("pg-full-ip", &t, "127.0.0.1", "verify-full", Some(&root)),
+    )
+    .await;
+    let out = gw
+        .cli(Some(ADMIN_TOKEN), &["exec", "pg-full-ip", "-i", "select 1"])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("SSLMODE=verify-full")
+            && out.stderr.contains("not valid for name")
+            && out.stderr.contains("127.0.0.1"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains(UPSTREAM_PASSWORD));
+
+    // A root that did not issue the certificate, or none (the webpki roots): refused.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other_ca = params.self_signed(&key).unwrap().pem();
+    create(
+        &gw,
+        tls_connection("pg-other-ca", &t, "127.0.0.1", "verify-ca", Some(&other_ca)),
+    )
+    .await;
+    create(
+        &gw,
+        tls_connection("pg-no-root", &t, "127.0.0.1", "verify-ca", None),
+    )
+    .await;
+    for conn in ["pg-other-ca", "pg-no-root"] {
+        let out = gw
+            .cli(Some(ADMIN_TOKEN), &["exec", conn, "-i", "select 1"])
+            .await;
+        assert_ne!(out.code, Some(0), "{conn}: {out:?}");
+        assert!(
+            out.stderr.contains("SSLMODE=verify-ca") && out.stderr.contains("UnknownIssuer"),
+            "{conn}: {out:?}"
+        );
+    }
+    // `hoop connect`: psql gets the reason as a FATAL error, and no session goes on.
+    let served = serve(&gw, "pg-other-ca").await;
+    let (ok, _, err) = psql(&served.dsn, &["-qAtc", "select 1"]).await;
+    assert!(!ok && err.contains("UnknownIssuer"), "{err}");
+
+    // verify-full with the name the certificate carries, where it resolves here.
+    let Some(name) = snakeoil_name().await else {
+        eprintln!(
+            "verify-full positive case skipped: cannot read the certificate's name (openssl)"
+        );
+        return;
+    };
+    if tokio::net::lookup_host((name.as_str(), 5432))
+        .await
+        .map(|mut a| a.next().is_some())
+        .unwrap_or(false)
+    {
+        create(
+            &gw,
+            tls_connection("pg-full", &t, &name, "verify-full", Some(&root)),
+        )
+        .await;
+        let out = gw
+            .cli(
+                Some(ADMIN_TOKEN),
+                &["exec", "pg-full", "-i", SSL_OF_BACKEND],
+            )
+            .await;
+        assert!(out.ok().contains("\n t\n(1 row)"), "{out:?}");
+    } else {
+        eprintln!(
+            "verify-full positive case skipped: `{name}` (the certificate's name) does not resolve here"
+        );
+    }
+}
+
+/// What a fake server received on one connection, and whether that connection ended.
+#[derive(Default, Clone)]
+struct Received {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+/// A fake PostgreSQL server on 127.0.0.1: answers an SSLRequest with `answer`, then (if the
+/// client goes on in the clear) asks for a cleartext password, logs it in and answers one
+/// query with a row `plain`. Records everything each connection sent.
+async fn fake_server(
+    answer: &'static [u8],
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+    let all = log.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let log = all.clone();
+            let i = {
+                let mut l = log.lock().unwrap();
+                l.push(Received::default());
+                l.len() - 1
+            };
+            tokio::spawn(async move {
+                let record = |b: &[u8]| log.lock().unwrap()[i].bytes.extend_from_slice(b);
+                let msg = |tag: u8, body: &[u8]| {
+                    let mut m = vec![tag];
+                    m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+                    m.extend_from_slice(body);
+                    m
+                };
+                let result: std::io::Result<()> = async {
+                    let mut first = [0u8; 8];
+                    sock.read_exact(&mut first).await?;
+                    record(&first);
+                    sock.write_all(answer).await?;
+                    // The startup message.
+                    let mut len = [0u8; 4];
+                    sock.read_exact(&mut len).await?;
+                    record(&len);
+                    let mut body = vec![0u8; i32::from_be_bytes(len) as usize - 4];
+                    sock.read_exact(&mut body).await?;
+                    record(&body);
+                    sock.write_all(&msg(b'R', &3i32.to_be_bytes())).await?;
+                    // Tagged messages: the password, then a query.
+                    for _ in 0..2 {
+                        let mut head = [0u8; 5];
+                        sock.read_exact(&mut head).await?;
+                        record(&head);
+                        let n = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+                        let mut body = vec![0u8; n as usize - 4];
+                        sock.read_exact(&mut body).await?;
+                        record(&body);
+                        let mut out = Vec::new();
+                        if head[0] == b'p' {
+                            out.extend(msg(b'R', &0i32.to_be_bytes()));
+                        } else {
+                            let mut desc = 1i16.to_be_bytes().to_vec();
+                            desc.extend_from_slice(b"fake\0");
+                            desc.extend_from_slice(&0i32.to_be_bytes());
+                            desc.extend_from_slice(&0i16.to_be_bytes());
+                            desc.extend_from_slice(&25i32.to_be_bytes());
+                            desc.extend_from_slice(&(-1i16).to_be_bytes());
+                            desc.extend_from_slice(&(-1i32).to_be_bytes());
+                            desc.extend_from_slice(&0i16.to_be_bytes());
+                            out.extend(msg(b'T', &desc));
+                            let mut row = 1i16.to_be_bytes().to_vec();
+                            row.extend_from_slice(&5i32.to_be_bytes());
+                            row.extend_from_slice(b"plain");
+                            out.extend(msg(b'D', &row));
+                            out.extend(msg(b'C', b"SELECT 1\0"));
+                        }
+                        out.extend(msg(b'Z', b"I"));
+                        sock.write_all(&out).await?;
+                    }
+                    let mut rest = Vec::new();
+                    sock.read_to_end(&mut rest).await?;
+                    record(&rest);
+                    Ok(())
+                }
+                .await;
+                let _ = result;
+                log.lock().unwrap()[i].closed = true;
+            });
+        }
+    });
+    (port, log)
+}
+
+/// The connections a fake server saw, once all of them ended.
+async fn fake_connections(log: &std::sync::Arc<std::sync::Mutex<Vec<Received>>>) -> Vec<Received> {
+    hoop_rs::eventually(STEP, "the fake server's connections end", || async {
+        let l = log.lock().unwrap().clone();
+        (!l.is_empty() && l.iter().all(|r| r.closed)).then_some(l)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_tls_gets_nothing_unless_sslmode_allows_plain() {
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let ssl_request: &[u8] = &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let fake_target = |port: u16| Target {
+        url: String::new(),
+        host: "127.0.0.1".into(),
+        port: port.to_string(),
+        user: "app".into(),
+        db: "app".into(),
+    };
+    // `N`, and (CVE-2021-23222) `S` with bytes injected before the handshake.
+    for answer in [b"N".as_slice(), b"Sjunk".as_slice()] {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let (port, log) = fake_server(answer).await;
+            let name = format!("fake-{mode}-{}", answer.len());
+            create(
+                &gw,
+                tls_connection(&name, &fake_target(port), "127.0.0.1", mode, None),
+            )
+            .await;
+            let out = gw
+                .cli(Some(ADMIN_TOKEN), &["exec", &name, "-i", "select 1"])
+                .await;
+            assert_ne!(out.code, Some(0), "{mode}: {out:?}");
+            let expected = if answer == b"N" {
+                "does not accept TLS"
+            } else {
+                // Unless the junk came in a segment of its own: then it breaks the handshake.
+                if out.stderr.contains("unencrypted data after its answer") {
+                    "unencrypted data after its answer"
+                } else {
+                    "TLS with the database failed"
+                }
+            };
+            assert!(out.stderr.contains(expected), "{mode}: {out:?}");
+            assert!(!out.stdout.contains("plain"), "{mode}: {out:?}");
+            let seen = fake_connections(&log).await;
+            assert_eq!(seen.len(), 1, "{mode}: no second attempt");
+            // The SSLRequest and nothing else in the clear: no startup message, no password.
+            if answer == b"N" {
+                assert_eq!(seen[0].bytes, ssl_request, "{mode}");
+            } else {
+                assert!(seen[0].bytes.starts_with(ssl_request), "{mode}");
+                let sent = String::from_utf8_lossy(&seen[0].bytes);
+                assert!(
+                    !sent.contains(UPSTREAM_PASSWORD) && !sent.contains("user\0"),
+                    "{mode}"
+                );
+            }
+        }
+    }
+    // prefer: plain on the same connection, as libpq does.
+    let (port, log) = fake_server(b"N").await;
+    create(
+        &gw,
+        tls_connection(
+            "fake-prefer",
+            &fake_target(port),
+            "127.0.0.1",
+            "prefer",
+            None,
+        ),
+    )
+    .await;
+    let out = gw
+        .cli(
+            Some(ADMIN_TOKEN),
+            &["exec", "fake-prefer", "-i", "select 1"],
+        )
+        .await;
+    assert!(out.ok().contains("\n plain\n(1 row)"), "{out:?}");
+    assert!(!out.stdout.contains(UPSTREAM_PASSWORD) && !out.stderr.contains(UPSTREAM_PASSWORD));
+    let seen = fake_connections(&log).await;
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].bytes.starts_with(ssl_request));
+    // The fake database asked for the password in the clear: prefer gives it (libpq would).
+    let sent = String::from_utf8_lossy(&seen[0].bytes);
+    assert!(
+        sent.contains(UPSTREAM_PASSWORD) && sent.contains("select 1"),
+        "{sent}"
     );
 }

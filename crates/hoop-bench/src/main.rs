@@ -45,6 +45,11 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 20)]
     pg_secs: u64,
 
+    /// postgres: SSLMODE of both sides (the connection's env and the direct pgbench's URL);
+    /// unset: neither says, so both use `prefer` (TLS, as the server offers it).
+    #[arg(long)]
+    pg_sslmode: Option<String>,
+
     /// latency: measured runs of each side (after the warm-up runs).
     #[arg(long, default_value_t = 500)]
     latency_runs: usize,

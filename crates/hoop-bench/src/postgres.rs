@@ -33,6 +33,23 @@ pub(crate) async fn postgres(
         );
     };
     let (host, port, user, db) = parse_url(&url)?;
+    // The same SSLMODE on both sides, when one is given.
+    let url = match &options.pg_sslmode {
+        Some(mode) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}sslmode={mode}")
+        }
+        None => url,
+    };
+    let mut env: Vec<(&str, String)> = vec![
+        ("HOST", host.clone()),
+        ("PORT", port.clone()),
+        ("USER", user.clone()),
+        ("DB", db.clone()),
+    ];
+    if let Some(mode) = &options.pg_sslmode {
+        env.push(("SSLMODE", mode.clone()));
+    }
     let cli = binary.with_file_name("hoop");
     pgbench(&["-i", "-q", "-s", "1", &url]).await?;
     psql(
@@ -56,15 +73,10 @@ pub(crate) async fn postgres(
                 connection: Some(pb::Connection {
                     name: name.to_owned(),
                     r#type: "postgres".to_owned(),
-                    env: [
-                        ("HOST", &host),
-                        ("PORT", &port),
-                        ("USER", &user),
-                        ("DB", &db),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v.clone()))
-                    .collect(),
+                    env: env
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                        .collect(),
                     redact_types: redact,
                     ..Default::default()
                 }),

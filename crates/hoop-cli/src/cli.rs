@@ -700,7 +700,7 @@ pub(crate) enum ConnectionsCommand {
 #[derive(Debug, Default, Args)]
 pub(crate) struct ConnectionFields {
     /// Kind of target. Supported: `command` (the gateway runs CMD) and `postgres` (env
-    /// HOST, PORT, USER, PASS, DB, SSLMODE; `hoop connect` then serves a local PostgreSQL
+    /// HOST, PORT, USER, PASS, DB, SSLMODE, SSLROOTCERT; `hoop connect` then serves a local PostgreSQL
     /// port). Default on create: command.
     #[arg(long = "type", value_name = "TYPE")]
     pub(crate) kind: Option<String>,

@@ -111,7 +111,7 @@ pub(crate) fn validate(
             return Err(Error::invalid(
                 field("command"),
                 "a postgres connection runs no command: leave it empty (the database is \
-                 env HOST, PORT, USER, PASS, DB, SSLMODE)",
+                 env HOST, PORT, USER, PASS, DB, SSLMODE, SSLROOTCERT)",
             ));
         }
         hoop_pg::target::PgTarget::from_env(&conn.env)

@@ -19,6 +19,7 @@ mod grpc;
 mod instances;
 mod local_agent;
 mod pg;
+mod pglink;
 mod plugins;
 mod recordings;
 #[cfg(feature = "plugin-indexer")]

@@ -28,8 +28,9 @@ use hoop_pg::message::{self as msg, Field, tag};
 use hoop_pg::target::{ColumnRule, PgTarget};
 use hoop_proto::v1 as pb;
 
-use crate::agents::{AgentEvent, AgentSession, INPUT_PIECE};
+use crate::agents::{AgentEvent, Agents, INPUT_PIECE};
 use crate::grpc::App;
+use crate::pglink::{DbLink, OpenError, Want};
 use crate::runtime::{
     Counters, Ending, EventSender, Input, InputMessage, Stops, Waiting, add, error_ending, event,
     interrupted, killed, open, plugin_ending, session_event, shut_down, sleep_until,
@@ -73,8 +74,7 @@ struct CancelEntry {
     connection: String,
     session: String,
     agent: String,
-    host: String,
-    port: u16,
+    target: PgTarget,
     upstream: (u32, u32),
 }
 
@@ -126,11 +126,25 @@ pub(crate) async fn cancel(
         return Ok(false);
     };
     let id = format!("{}-cancel-{}", entry.session, app.pg.next_serial());
-    let remote = app
-        .agents
-        .start(&entry.agent, tcp_start(&id, &entry.host, entry.port))
-        .await
-        .map_err(|e| e.to_string())?;
+    // The cancel key travels as the session's traffic does: under TLS when it was.
+    let want = match entry.target.sslmode {
+        hoop_pg::target::SslMode::Disable | hoop_pg::target::SslMode::Allow => Want::Plain,
+        hoop_pg::target::SslMode::Prefer => Want::TlsIfOffered,
+        _ => Want::Tls,
+    };
+    let tls = hoop_pg::tls::settings(&entry.target)?;
+    let remote = crate::pglink::open(
+        &app.agents,
+        &entry.agent,
+        &id,
+        &entry.target,
+        tls.as_ref(),
+        want,
+    )
+    .await
+    .map_err(|e| match e {
+        OpenError::Agent(m) | OpenError::Gone(m) | OpenError::Tls(m) => m,
+    })?;
     let mut wire = Wire::new(remote);
     let (pid, key) = entry.upstream;
     wire.send(hoop_pg::frame::encode_cancel(pid, key)).await?;
@@ -144,28 +158,15 @@ pub(crate) async fn cancel(
     Ok(true)
 }
 
-fn tcp_start(id: &str, host: &str, port: u16) -> pb::AgentStart {
-    pb::AgentStart {
-        session_id: id.to_owned(),
-        argv: Vec::new(),
-        env: Default::default(),
-        terminal: None,
-        tcp: Some(pb::TcpTarget {
-            host: host.to_owned(),
-            port: u32::from(port),
-        }),
-    }
-}
-
 /// A connection to the database through an agent, for the gateway's own use (logging in,
 /// catalog lookups, cancel requests): output is acknowledged as it arrives.
 struct Wire {
-    remote: AgentSession,
+    remote: DbLink,
     buf: BytesMut,
 }
 
 impl Wire {
-    fn new(remote: AgentSession) -> Self {
+    fn new(remote: DbLink) -> Self {
         Self {
             remote,
             buf: BytesMut::new(),
@@ -177,10 +178,7 @@ impl Wire {
         while !data.is_empty() {
             let n = data.len().min(INPUT_PIECE);
             if self.remote.input_fits(n) {
-                self.remote
-                    .input(data.split_to(n))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.remote.input(data.split_to(n)).await?;
             } else {
                 self.pump().await?;
             }
@@ -202,7 +200,7 @@ impl Wire {
             AgentEvent::Output { data, .. } => {
                 let n = data.len();
                 self.buf.extend_from_slice(&data);
-                self.remote.ack_output(n).await.map_err(|e| e.to_string())?;
+                self.remote.ack_output(n).await?;
                 Ok(())
             }
             AgentEvent::Spawned | AgentEvent::InputAck(_) => Ok(()),
@@ -368,15 +366,20 @@ struct Login {
 }
 
 enum LoginError {
+    /// The agent did not take the session.
+    Agent(String),
     /// The database refused (or asked for what the gateway does not do).
     Refused(String),
     /// The connection failed.
     Gone(String),
+    /// TLS was required and did not happen (see [`crate::pglink::OpenError::Tls`]).
+    Tls(String),
 }
 
 impl LoginError {
     fn message(&self) -> String {
         match self {
+            LoginError::Agent(m) | LoginError::Tls(m) => m.clone(),
             LoginError::Refused(m) => format!("the database refused the gateway's login: {m}"),
             LoginError::Gone(m) => format!("cannot reach the database: {m}"),
         }
@@ -788,24 +791,13 @@ impl Proxy<'_> {
     async fn catalog(&mut self) -> Option<&mut Wire> {
         if self.catalog.is_none() && !self.catalog_failed {
             let id = format!("{}-catalog", self.session_id);
-            let opened = async {
-                let remote = self
-                    .app
-                    .agents
-                    .start(
-                        &self.agent,
-                        tcp_start(&id, &self.target.host, self.target.port),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut wire = Wire::new(remote);
-                tokio::time::timeout(LOGIN_TIMEOUT, login(&mut wire, &self.target, &[]))
-                    .await
-                    .map_err(|_| "timed out".to_owned())?
-                    .map_err(|e| e.message())?;
-                Ok::<_, String>(wire)
-            }
-            .await;
+            let opened = tokio::time::timeout(
+                LOGIN_TIMEOUT,
+                open_db(&self.app.agents, &self.agent, &id, &self.target, &[]),
+            )
+            .await
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r.map(|(wire, _)| wire).map_err(|e| e.message()));
             match opened {
                 Ok(wire) => self.catalog = Some(wire),
                 Err(err) => {
@@ -1690,16 +1682,58 @@ pub(crate) async fn drive(
     ending
 }
 
-/// Starts the agent's TCP session to the database.
-async fn upstream(proxy: &Proxy<'_>, stops: &Stops<'_>) -> Result<AgentSession, Ending> {
-    stops
-        .agents
-        .start(
-            &proxy.agent,
-            tcp_start(&stops.session_id, &proxy.target.host, proxy.target.port),
-        )
+/// Opens the connection to the database and logs in, with TLS as the connection's
+/// `SSLMODE` says, falling back as libpq does (`allow`: TLS when the plain login is
+/// refused; `prefer`: plain when the TLS handshake fails).
+async fn open_db(
+    agents: &Agents,
+    agent: &str,
+    id: &str,
+    target: &PgTarget,
+    params: &[(String, String)],
+) -> Result<(Wire, Login), LoginError> {
+    let tls = hoop_pg::tls::settings(target)
+        .map_err(|e| LoginError::Tls(format!("the connection's TLS settings: {e}")))?;
+    let (first, fallback) = crate::pglink::attempts(target.sslmode);
+    let result = attempt(agents, agent, id, target, tls.as_ref(), first, params).await;
+    let fallback = match (&result, fallback) {
+        (Err(LoginError::Refused(_)), Some(w @ Want::Tls))
+        | (Err(LoginError::Tls(_)), Some(w @ Want::Plain)) => w,
+        _ => return result,
+    };
+    if let Err(err) = &result {
+        tracing::info!(
+            session = %id,
+            sslmode = %target.sslmode,
+            error = %err.message(),
+            "postgres: trying again {}",
+            if fallback == Want::Tls { "with TLS" } else { "without TLS" }
+        );
+    }
+    drop(result);
+    let id = format!("{id}-again");
+    attempt(agents, agent, &id, target, tls.as_ref(), fallback, params).await
+}
+
+async fn attempt(
+    agents: &Agents,
+    agent: &str,
+    id: &str,
+    target: &PgTarget,
+    tls: Option<&hoop_pg::tls::TlsSettings>,
+    want: Want,
+    params: &[(String, String)],
+) -> Result<(Wire, Login), LoginError> {
+    let link = crate::pglink::open(agents, agent, id, target, tls, want)
         .await
-        .map_err(|err| interrupted(err.to_string()))
+        .map_err(|e| match e {
+            OpenError::Agent(m) => LoginError::Agent(m),
+            OpenError::Gone(m) => LoginError::Gone(m),
+            OpenError::Tls(m) => LoginError::Tls(m),
+        })?;
+    let mut wire = Wire::new(link);
+    let login = login(&mut wire, target, params).await?;
+    Ok((wire, login))
 }
 
 /// `exec`: the input as one simple query; the result printed as psql does.
@@ -1724,21 +1758,24 @@ async fn exec(
         Ok(None) => {}
         Err(e) => return error_ending(e),
     }
-    let remote = match upstream(proxy, stops).await {
-        Ok(r) => r,
-        Err(ending) => return ending,
-    };
-    let mut wire = Wire::new(remote);
+    let opened = open_db(
+        stops.agents,
+        &proxy.agent,
+        &stops.session_id,
+        &proxy.target,
+        &[],
+    );
     let logged_in = tokio::select! {
-        l = tokio::time::timeout(LOGIN_TIMEOUT, login(&mut wire, &proxy.target, &[])) => l,
+        l = tokio::time::timeout(LOGIN_TIMEOUT, opened) => l,
         Ok(reason) = &mut *stops.kill => return killed(reason),
         () = shut_down(stops.shutdown) => return killed(CloseReason::Shutdown),
     };
-    match logged_in {
-        Ok(Ok(_)) => {}
+    let mut wire = match logged_in {
+        Ok(Ok((wire, _))) => wire,
+        Ok(Err(LoginError::Agent(m))) => return interrupted(m),
         Ok(Err(err)) => return error_ending(err.message()),
         Err(_) => return error_ending("logging in to the database timed out".to_owned()),
-    }
+    };
     if let Err(e) = wire.send_frames(&[frame]).await {
         return interrupted(e);
     }
@@ -1858,18 +1895,21 @@ async fn connect(
     let Startup::Startup { params, .. } = startup else {
         return error_ending("no startup message".to_owned());
     };
-    let remote = match upstream(proxy, stops).await {
-        Ok(r) => r,
-        Err(ending) => return ending,
-    };
-    let mut wire = Wire::new(remote);
+    let opened = open_db(
+        stops.agents,
+        &proxy.agent,
+        &stops.session_id,
+        &proxy.target,
+        &params,
+    );
     let logged_in = tokio::select! {
-        l = tokio::time::timeout(LOGIN_TIMEOUT, login(&mut wire, &proxy.target, &params)) => l,
+        l = tokio::time::timeout(LOGIN_TIMEOUT, opened) => l,
         Ok(reason) = &mut *stops.kill => return killed(reason),
         () = shut_down(stops.shutdown) => return killed(CloseReason::Shutdown),
     };
-    let login = match logged_in {
+    let (wire, login) = match logged_in {
         Ok(Ok(l)) => l,
+        Ok(Err(LoginError::Agent(m))) => return interrupted(m),
         Ok(Err(err)) => {
             let message = err.message();
             let _ = send_client(events, Stdout, fatal(&message), counters, stops).await;
@@ -1899,8 +1939,7 @@ async fn connect(
                 connection: proxy.connection.clone(),
                 session: proxy.session_id.clone(),
                 agent: proxy.agent.clone(),
-                host: proxy.target.host.clone(),
-                port: proxy.target.port,
+                target: proxy.target.clone(),
                 upstream: login.key,
             });
             break key;

@@ -10,6 +10,7 @@
 //! - [`auth`]: the gateway's authentication to the database (SCRAM-SHA-256, MD5,
 //!   cleartext, with `postgres-protocol`) and the check of a client's one-time password;
 //! - [`target`]: a `postgres` connection's settings (`HOST`, `PORT`, …) and column rules;
+//! - [`tls`]: the TLS client configuration of a connection's `SSLMODE` and `SSLROOTCERT`;
 //! - [`copy`]: `COPY` statements and the rows of `COPY … TO STDOUT`;
 //! - [`render`]: results as `psql` prints them.
 
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod message;
 pub mod render;
 pub mod target;
+pub mod tls;
 
 /// What can go wrong speaking the protocol.
 #[derive(Debug, thiserror::Error)]

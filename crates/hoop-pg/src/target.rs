@@ -1,13 +1,75 @@
 //! A `postgres` connection's settings: the database to reach (`env`: `HOST`, `PORT`,
-//! `USER`, `PASS`, `DB`, `SSLMODE`) and its column rules (`mask_columns`).
+//! `USER`, `PASS`, `DB`, `SSLMODE`, `SSLROOTCERT`) and its column rules (`mask_columns`).
 
 use std::collections::BTreeMap;
 
 /// The `env` keys a `postgres` connection takes.
-pub const ENV_KEYS: &[&str] = &["HOST", "PORT", "USER", "PASS", "DB", "SSLMODE"];
-/// `SSLMODE` values this gateway honours: it does not encrypt the hop from the agent to
-/// the database (yet), so only the modes that accept a plain connection.
-pub const SSL_MODES: &[&str] = &["disable", "allow", "prefer"];
+pub const ENV_KEYS: &[&str] = &[
+    "HOST",
+    "PORT",
+    "USER",
+    "PASS",
+    "DB",
+    "SSLMODE",
+    "SSLROOTCERT",
+];
+/// `SSLMODE` values, as libpq names them.
+pub const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// Whether and how the gateway encrypts its connection to the database (TLS between the
+/// gateway and the database, over the bytes the agent relays), with libpq's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// Plain first; TLS (unverified) only if the database refuses the plain login.
+    Allow,
+    /// TLS (unverified) if the database offers it, plain otherwise. The default.
+    Prefer,
+    /// TLS or nothing; the certificate is not verified (unless `SSLROOTCERT` is set, then
+    /// as `VerifyCa`, as libpq does when it has a root certificate).
+    Require,
+    /// TLS or nothing, with a certificate issued by a trusted root (`SSLROOTCERT`, or the
+    /// webpki roots); the host name is not checked.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name `HOST`.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The mode as `SSLMODE` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether a session must not go on without TLS.
+    pub fn requires_tls(self) -> bool {
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    }
+}
+
+impl std::fmt::Display for SslMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Where a `postgres` connection's sessions go, and as whom. `Debug` never shows the
 /// password.
@@ -24,7 +86,9 @@ pub struct PgTarget {
     /// Database name (default: the user's name, as libpq does).
     pub database: String,
     /// `SSLMODE` (default `prefer`).
-    pub sslmode: String,
+    pub sslmode: SslMode,
+    /// `SSLROOTCERT`: the PEM certificates trusted as roots (`require`, `verify-*`).
+    pub root_cert: Option<String>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -36,6 +100,7 @@ impl std::fmt::Debug for PgTarget {
             .field("password", &"<redacted>")
             .field("database", &self.database)
             .field("sslmode", &self.sslmode)
+            .field("root_cert", &self.root_cert.as_ref().map(|_| "<pem>"))
             .finish()
     }
 }
@@ -62,7 +127,8 @@ impl PgTarget {
     ///
     /// # Errors
     /// The first bad field: an unknown key, a missing `HOST` or `USER`, a `PORT` that is not
-    /// 1-65535, an unsupported `SSLMODE`, a host with spaces or control characters.
+    /// 1-65535, an unknown `SSLMODE`, an `SSLROOTCERT` that holds no certificate or comes
+    /// with a mode that does not verify, a host with spaces or control characters.
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Self, SettingError> {
         for key in env.keys() {
             if !ENV_KEYS.contains(&key.as_str()) {
@@ -109,25 +175,43 @@ impl PgTarget {
             ));
         }
         let sslmode = match get("SSLMODE") {
-            "" => "prefer",
-            m if SSL_MODES.contains(&m) => m,
-            m @ ("require" | "verify-ca" | "verify-full") => {
-                return Err(bad(
-                    "env.SSLMODE",
-                    format!(
-                        "`{m}` is not supported yet: the hop from the agent to the database is \
-                         not encrypted; use one of {} (and keep the agent next to the database)",
-                        SSL_MODES.join(", ")
-                    ),
-                ));
-            }
+            "" | "prefer" => SslMode::Prefer,
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
             m => {
                 return Err(bad(
                     "env.SSLMODE",
-                    format!("unknown mode `{m}`; supported: {}", SSL_MODES.join(", ")),
+                    format!("unknown mode `{m}`; one of {}", SSL_MODES.join(", ")),
                 ));
             }
         };
+        let root_cert = match get("SSLROOTCERT") {
+            "" => None,
+            _ if !sslmode.requires_tls() => {
+                return Err(bad(
+                    "env.SSLROOTCERT",
+                    format!(
+                        "only used with SSLMODE require, verify-ca or verify-full (SSLMODE is \
+                         {sslmode}): set SSLMODE=verify-full to check the database's certificate"
+                    ),
+                ));
+            }
+            pem => {
+                crate::tls::roots(pem).map_err(|m| bad("env.SSLROOTCERT", m))?;
+                Some(pem.to_owned())
+            }
+        };
+        if sslmode == SslMode::VerifyFull && rustls::pki_types::ServerName::try_from(host).is_err()
+        {
+            return Err(bad(
+                "env.HOST",
+                "with SSLMODE=verify-full, must be a DNS name or an IP address that the \
+                 database's certificate names",
+            ));
+        }
         let database = match get("DB") {
             "" => user,
             db => db,
@@ -146,7 +230,8 @@ impl PgTarget {
             user: user.to_owned(),
             password: get("PASS").to_owned(),
             database: database.to_owned(),
-            sslmode: sslmode.to_owned(),
+            sslmode,
+            root_cert,
         })
     }
 }
@@ -284,8 +369,8 @@ mod tests {
         let ok = PgTarget::from_env(&env(&[("HOST", "db"), ("USER", "app"), ("PASS", "s3cret")]))
             .unwrap();
         assert_eq!(
-            (ok.port, ok.database.as_str(), ok.sslmode.as_str()),
-            (5432, "app", "prefer")
+            (ok.port, ok.database.as_str(), ok.sslmode),
+            (5432, "app", SslMode::Prefer)
         );
         assert!(!format!("{ok:?}").contains("s3cret"));
         for (pairs, field) in [
@@ -300,8 +385,21 @@ mod tests {
                 "env.PORT",
             ),
             (
-                vec![("HOST", "db"), ("USER", "a"), ("SSLMODE", "verify-full")],
+                vec![("HOST", "db"), ("USER", "a"), ("SSLMODE", "verify")],
                 "env.SSLMODE",
+            ),
+            (
+                vec![("HOST", "db"), ("USER", "a"), ("SSLROOTCERT", "x")],
+                "env.SSLROOTCERT",
+            ),
+            (
+                vec![
+                    ("HOST", "db"),
+                    ("USER", "a"),
+                    ("SSLMODE", "verify-ca"),
+                    ("SSLROOTCERT", "/etc/ssl/certs/ca.pem"),
+                ],
+                "env.SSLROOTCERT",
             ),
             (
                 vec![("HOST", "db"), ("USER", "a"), ("PASSWORD", "x")],
