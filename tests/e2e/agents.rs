@@ -16,6 +16,7 @@ e2e!(
     agent_tokens_and_agent_management_are_guarded,
     an_oversized_start_fails_alone,
     input_larger_than_the_window_crosses_the_agent_whole,
+    sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway_itself,
 );
 
 /// Runs an `exec` of the admin on `connection`, with no input.
@@ -483,4 +484,80 @@ async fn input_larger_than_the_window_crosses_the_agent_whole(backend: Backend) 
     .unwrap();
     assert_eq!(echoed.exit_code, Some(0));
     assert!(echoed.stdout == input, "3 MB through cat came back altered");
+}
+
+/// The command line of the session's supervisor (the parent of the session's `sh`), as the
+/// session's program sees it.
+async fn supervisor_cmdline(gw: &Gateway) -> String {
+    let result = run(gw, "whose-child").await.unwrap();
+    assert_eq!(
+        result.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    String::from_utf8_lossy(&result.stdout).into_owned()
+}
+
+async fn sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway_itself(
+    backend: Backend,
+) {
+    let connection = || {
+        command_connection(
+            "whose-child",
+            &["sh", "-c", r#"tr '\0' ' ' < /proc/$PPID/cmdline"#],
+        )
+    };
+    // Built with the gateway, beside it: sessions' supervisors are the small helper.
+    let gw = Setup::new(backend.clone()).start().await;
+    create(&gw, connection()).await;
+    let cmdline = supervisor_cmdline(&gw).await;
+    assert!(
+        cmdline.starts_with("hoop-session-helper __hoop-session-supervisor "),
+        "{cmdline}"
+    );
+    let mut gw = gw;
+    gw.terminate().await;
+
+    // A gateway copied alone: the same sessions, from its own binary.
+    let alone = tempfile::tempdir().unwrap();
+    let binary = alone.path().join("hoop-gateway");
+    if std::fs::hard_link(hoop_rs::gateway_bin(), &binary).is_err() {
+        std::fs::copy(hoop_rs::gateway_bin(), &binary).unwrap();
+    }
+    let setup = Setup::new(backend.clone());
+    let gw = setup.start_binary(&binary).await;
+    create(&gw, connection()).await;
+    let cmdline = supervisor_cmdline(&gw).await;
+    assert!(
+        cmdline.starts_with("hoop-gateway __hoop-session-supervisor "),
+        "{cmdline}"
+    );
+    let mut gw = gw;
+    gw.terminate().await;
+
+    // A helper of another build beside it (its fingerprint differs): not used, and said so.
+    let helper = alone.path().join("hoop-session-helper");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\necho hoop-agent 0.0.0 0000000000000000\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gw = Setup::new(backend).start_binary(&binary).await;
+    create(&gw, connection()).await;
+    let cmdline = supervisor_cmdline(&gw).await;
+    assert!(
+        cmdline.starts_with("hoop-gateway __hoop-session-supervisor "),
+        "{cmdline}"
+    );
+    assert!(
+        gw.logs()
+            .contains("the session helper beside the agent was built from other sources"),
+        "{}",
+        gw.logs()
+    );
+    let mut gw = gw;
+    gw.terminate().await;
 }

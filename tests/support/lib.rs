@@ -244,8 +244,14 @@ impl Setup {
 
     /// A `hoop-gateway` command with this setup's config and a clean environment.
     pub fn gateway_command(&self) -> Command {
+        self.gateway_command_of(&gateway_bin())
+    }
+
+    /// Like [`Setup::gateway_command`], with another `hoop-gateway` binary (a copy of it
+    /// elsewhere, say).
+    pub fn gateway_command_of(&self, binary: &Path) -> Command {
         let config = self.write_config();
-        let mut cmd = Command::new(gateway_bin());
+        let mut cmd = Command::new(binary);
         cmd.arg("--config").arg(config);
         clean_env(&mut cmd);
         cmd.env("HOOP_LOG_FORMAT", "json").env("HOOP_LOG", "info");
@@ -272,7 +278,12 @@ impl Setup {
 
     /// Starts a gateway and waits until it listens.
     pub async fn start(&self) -> Gateway {
-        let mut cmd = self.gateway_command();
+        self.start_binary(&gateway_bin()).await
+    }
+
+    /// Starts the gateway from `binary` (a copy of `hoop-gateway`) and waits until it listens.
+    pub async fn start_binary(&self, binary: &Path) -> Gateway {
+        let mut cmd = self.gateway_command_of(binary);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -13,9 +13,11 @@
 //!
 //! # Process isolation
 //!
-//! Every session runs under a **supervisor** of its own: the agent re-executes its own
-//! binary in a hidden helper mode ([`SUPERVISOR_MODE`]; binaries call
-//! [`dispatch_helper_mode`] first thing in `main`). The supervisor is a child subreaper, so
+//! Every session runs under a **supervisor** of its own: a helper process in a hidden
+//! helper mode ([`SUPERVISOR_MODE`]). It is the small session helper binary
+//! ([`SESSION_HELPER`], [`run_session_helper`]) when that is installed beside the agent's
+//! executable and built from the same sources, else the agent's own binary executed again
+//! (binaries call [`dispatch_helper_mode`] first thing in `main`). The supervisor is a child subreaper, so
 //! whatever the program leaves behind (`setsid -f`, shell job control, double forks)
 //! reparents to it; when the program exits, when the agent asks it to end (SIGTERM) or
 //! when the agent dies (its parent-death signal), it SIGKILLs every remaining descendant,
@@ -92,6 +94,58 @@ pub const SUPERVISOR_MODE: &str = "__hoop-session-supervisor";
 /// The hidden first argument that drops privileges and executes a session's program (see
 /// [`dispatch_helper_mode`]).
 pub const EXEC_MODE: &str = "__hoop-session-exec";
+
+/// The file name of the small *session helper* binary (`hoop-session-helper`, built with the
+/// gateway): when it is installed beside the agent's own executable, supervisors and exec
+/// helpers run it rather than the agent's binary again (see [`AgentOptions::helper_exe`]).
+/// It runs the same helper modes ([`run_session_helper`]) but is a small fraction of the
+/// gateway's size, so a session's helpers start several times faster.
+pub const SESSION_HELPER: &str = "hoop-session-helper";
+
+/// The argument that makes the session helper print its [`helper_fingerprint`] (how an
+/// agent checks, once when it starts, that the helper beside it speaks its protocol).
+pub const FINGERPRINT_ARG: &str = "--hoop-fingerprint";
+
+/// What identifies the helpers' protocol (the specs and reports they exchange with the
+/// agent over pipes): the crate's version and a hash of the source that defines them. A
+/// helper binary built from other sources prints another one, and the agent does not use it.
+pub fn helper_fingerprint() -> String {
+    /// FNV-1a, at compile time.
+    const fn fnv(bytes: &[u8]) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        hash
+    }
+    const SPEC: u64 = fnv(include_bytes!("spec.rs"));
+    format!("hoop-agent {} {SPEC:016x}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `main` of the session helper binary ([`SESSION_HELPER`]): runs the helper mode its
+/// arguments name, prints [`helper_fingerprint`] for [`FINGERPRINT_ARG`], and otherwise
+/// says it is not meant to be run by hand. Returns the process's exit code.
+pub fn run_session_helper() -> i32 {
+    if let Some(code) = dispatch_helper_mode() {
+        return code;
+    }
+    let mut args = std::env::args_os().skip(1);
+    match (args.next(), args.next()) {
+        (Some(arg), None) if arg == FINGERPRINT_ARG => {
+            println!("{}", helper_fingerprint());
+            0
+        }
+        _ => {
+            eprintln!(
+                "{SESSION_HELPER}: runs the processes of sessions for the hoop-rs agent (the gateway's local agent, or hoop-agent) installed beside it; it is not meant to be run by hand"
+            );
+            2
+        }
+    }
+}
 
 /// Runs the helper mode named by the process's first argument, if it names one, and returns
 /// the exit code the process must exit with; `None` for an ordinary start.

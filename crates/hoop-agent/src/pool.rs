@@ -85,6 +85,8 @@ pub(crate) struct Launcher {
     pub(crate) exe: std::path::PathBuf,
     /// The name the helpers show in `ps` (argv\[0\]).
     pub(crate) exe_name: String,
+    /// The session helper binary, held open when `exe` names it through `/proc/self/fd`.
+    pub(crate) _held: Option<std::fs::File>,
     /// The agent's nice value, when slots wait at [`SLOT_NICE`] and are raised back to it
     /// before they get a session.
     pub(crate) nice: Option<i32>,

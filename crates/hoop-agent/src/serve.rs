@@ -2,6 +2,7 @@
 //! whatever carries them.
 
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,9 +31,12 @@ pub struct AgentOptions {
     /// removed with everything in it when the session ends.
     pub working_dir: Option<PathBuf>,
     /// The binary that runs the helper modes ([`dispatch_helper_mode`](crate::dispatch_helper_mode)).
-    /// `None`: this process's own executable (`/proc/self/exe`, so a binary replaced on
-    /// disk since the start still runs the same version). Tests that drive the agent from a
-    /// test harness set it to the `hoop-agent` binary.
+    /// `None`: the session helper ([`SESSION_HELPER`](crate::SESSION_HELPER)) beside this
+    /// process's executable, if it is there and prints this agent's
+    /// [`helper_fingerprint`](crate::helper_fingerprint) (checked once, here; it is then
+    /// executed through a descriptor held open, so a file replaced on disk since still runs
+    /// the version checked); else this process's own executable (`/proc/self/exe`, the same
+    /// way). Tests that drive the agent from a test harness set it to the `hoop-agent` binary.
     pub helper_exe: Option<PathBuf>,
     /// Keep no ready slots ([`READY_SLOTS`](crate::READY_SLOTS)): every session starts its
     /// supervisor and exec helper itself, slower by two executions of the helper binary.
@@ -85,6 +89,66 @@ pub(crate) enum Workdir {
     Fixed(PathBuf),
     /// The base of fresh session directories (mode 0711), removed when the agent is dropped.
     Fresh(tempfile::TempDir),
+}
+
+/// How long the session helper may take to print its fingerprint.
+const HELPER_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The session helper installed beside `own` (the agent's executable), opened, if it is
+/// there and speaks this agent's protocol; `None` (with a warning when it is there but
+/// unusable) to run the helpers from the agent's own binary.
+fn installed_helper(own: &std::path::Path) -> Option<(PathBuf, std::fs::File)> {
+    let path = own.parent()?.join(crate::SESSION_HELPER);
+    // Opened first and checked through the descriptor: what runs later is what was checked.
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(err) => {
+            tracing::warn!(helper = %path.display(), error = %err, "cannot open the session helper: sessions start from the agent's own binary (slower)");
+            return None;
+        }
+    };
+    let through = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let printed = run_with_timeout(
+        std::process::Command::new(&through)
+            .arg(crate::FINGERPRINT_ARG)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let wanted = crate::helper_fingerprint();
+    match printed {
+        Ok(printed) if printed.trim_end() == wanted => Some((path, file)),
+        Ok(printed) => {
+            tracing::warn!(
+                helper = %path.display(), found = %printed.trim_end(), wanted = %wanted,
+                "the session helper beside the agent was built from other sources: sessions start from the agent's own binary (slower); install the helper of this build"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!(helper = %path.display(), error = %err, "the session helper beside the agent does not run: sessions start from the agent's own binary (slower)");
+            None
+        }
+    }
+}
+
+/// Runs `command` to its end (killed after [`HELPER_CHECK`]) and returns its stdout.
+fn run_with_timeout(command: &mut std::process::Command) -> std::io::Result<String> {
+    let child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(HELPER_CHECK) {
+        Ok(output) => Ok(String::from_utf8_lossy(&output?.stdout).into_owned()),
+        Err(_) => {
+            // Not reaped yet (the thread still waits for it): the pid is still its own.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(std::io::Error::other("it did not answer in time"))
+        }
+    }
 }
 
 impl Agent {
@@ -150,13 +214,22 @@ impl Agent {
                 Workdir::Fresh(base)
             }
         };
-        let (exe, exe_name) = match &options.helper_exe {
-            Some(exe) => (exe.clone(), exe.clone()),
-            None => (
-                PathBuf::from("/proc/self/exe"),
-                std::env::current_exe()
-                    .map_err(|e| AgentError::io("cannot find the agent's own executable", e))?,
-            ),
+        let (exe, exe_name, held) = match &options.helper_exe {
+            Some(exe) => (exe.clone(), exe.clone(), None),
+            None => {
+                let own = std::env::current_exe()
+                    .map_err(|e| AgentError::io("cannot find the agent's own executable", e))?;
+                match installed_helper(&own) {
+                    // Executed through the descriptor held open: the very file checked now,
+                    // even if it is replaced on disk later (as `/proc/self/exe` is).
+                    Some((path, file)) => (
+                        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+                        path,
+                        Some(file),
+                    ),
+                    None => (PathBuf::from("/proc/self/exe"), own, None),
+                }
+            }
         };
         let exe_name = exe_name.file_name().map_or_else(
             || "hoop-agent".to_owned(),
@@ -174,6 +247,7 @@ impl Agent {
                 launcher: Arc::new(Launcher {
                     exe,
                     exe_name,
+                    _held: held,
                     nice: if options.without_slots {
                         None
                     } else {
