@@ -8,6 +8,7 @@ mod agents;
 mod args;
 mod auth;
 mod bad_input;
+mod bursts;
 mod cli;
 mod config;
 mod connections;

@@ -20,6 +20,7 @@ e2e!(
     connect_checks_its_first_request_and_access_mode,
     a_session_past_its_timeout_is_killed,
     a_slow_client_slows_the_child_down,
+    tiny_writes_to_a_slow_client_keep_the_session,
     connect_on_a_terminal_behaves_like_one,
 );
 
@@ -718,6 +719,83 @@ async fn a_slow_client_slows_the_child_down(backend: Backend) {
         .into_inner();
     assert!(verified.ok, "{verified:?}");
     assert!(std::fs::metadata(&path).unwrap().len() > TOTAL as u64);
+}
+
+async fn tiny_writes_to_a_slow_client_keep_the_session(backend: Backend) {
+    // Far more messages than bytes: one `write(2)` of one byte each, well under the 1 MiB
+    // output window, but many more than a session's queue of agent messages holds if each
+    // write stays a message of its own while the client reads nothing; and, sent as they
+    // come, more tiny HTTP/2 frames than a client buffers before it calls it a flood
+    // (h2's `ENHANCE_YOUR_CALM`).
+    const WRITES: usize = 200_000;
+    let gw = Gateway::start(backend).await;
+    let script = format!(
+        "i=0; while [ $i -lt {WRITES} ]; do printf x; i=$((i+1)); done; : > \"$1\"; echo done >&2"
+    );
+    create(&gw, args_connection("drip", &["sh", "-c", &script, "drip"])).await;
+    // The session runs as another user: the marker goes in a directory anyone may write.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let marker = dir.path().join("finished");
+    // A client with a small HTTP/2 window that reads nothing for now: the gateway cannot
+    // pass the output on, so everything the agent sends waits inside the gateway.
+    let channel = tonic::transport::Endpoint::from_shared(gw.url())
+        .unwrap()
+        .initial_stream_window_size(Some(64 * 1024))
+        .initial_connection_window_size(Some(64 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = pb::session_service_client::SessionServiceClient::new(channel)
+        .exec(admin(run("drip", b"", &[marker.to_str().unwrap()])))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = match stream.message().await.unwrap().unwrap().event.unwrap() {
+        pb::session_event::Event::Started(s) => s.session_id,
+        other => panic!("unexpected {other:?}"),
+    };
+    // The program wrote everything (the window is far from full), or the session ended.
+    let ended = eventually(Duration::from_secs(60), "the program to finish", || {
+        let gw = &gw;
+        let (marker, id) = (marker.clone(), id.clone());
+        async move {
+            if marker.exists() {
+                return Some(None);
+            }
+            let rec = record(gw, &id).await;
+            (rec.status != "open").then_some(Some(format!("{} ({})", rec.status, rec.reason)))
+        }
+    })
+    .await;
+    assert_eq!(ended, None, "the session ended while its client was slow");
+    // Then the client reads: every byte, in order, and the program's own end.
+    let mut out = Vec::new();
+    let mut exit = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        match ev.event.unwrap() {
+            pb::session_event::Event::Output(o) if o.stream == pb::OutputStream::Stdout as i32 => {
+                out.extend_from_slice(&o.data)
+            }
+            pb::session_event::Event::Output(o) => assert_eq!(&o.data[..], b"done\n"),
+            pb::session_event::Event::Exit(e) => exit = Some(e),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let exit = exit.expect("an exit event");
+    assert_eq!(exit.exit_code, 0, "{exit:?}");
+    assert_eq!(out.len(), WRITES);
+    assert!(out.iter().all(|b| *b == b'x'));
+    let rec = record(&gw, &id).await;
+    assert_eq!(
+        (rec.status.as_str(), rec.exit_code),
+        ("done", Some(0)),
+        "{rec:?}"
+    );
+    assert_eq!(rec.bytes_out, (WRITES + 5) as i64);
 }
 
 impl Interactive {

@@ -803,17 +803,37 @@ async fn idle_round(
     let closing = Instant::now();
     drop(sessions);
     let give_up = closing + Duration::from_secs(120);
-    let mut remaining;
+    let mut remaining = opened;
+    // ListSessions may answer UNAVAILABLE while the gateway's database is busy settling the
+    // burst: retryable by contract, so counted and polled again.
+    let mut unavailable = 0usize;
     loop {
-        remaining = gw
+        match gw
             .open_sessions(status_channel.clone(), CAT_CONNECTION)
-            .await?;
+            .await
+        {
+            Ok(n) => remaining = n,
+            Err(err)
+                if err
+                    .downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::Unavailable) =>
+            {
+                unavailable += 1;
+            }
+            Err(err) => return Err(err),
+        }
         if remaining == 0 || Instant::now() > give_up {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let close_time = closing.elapsed();
+    if unavailable > 0 {
+        eprintln!("  ListSessions answered UNAVAILABLE {unavailable} times while they ended");
+        report.note(format!(
+            "idle: ListSessions answered UNAVAILABLE (retryable) {unavailable} times while the sessions ended"
+        ));
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (after, _) = gateway::rss(pid)?;
     let after_fds = gateway::open_fds(pid)?;

@@ -80,6 +80,17 @@ struct FileConfig {
     /// How the local agent runs sessions.
     #[serde(default)]
     agent: FileAgent,
+    /// The database's connection pool.
+    #[serde(default)]
+    database: FileDatabase,
+}
+
+/// `[database]` as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    max_connections: Option<i64>,
+    acquire_timeout: Option<String>,
 }
 
 /// `[agent]` as written.
@@ -261,6 +272,8 @@ pub(crate) struct Config {
     pub(crate) instance_lease: std::time::Duration,
     /// `recordings`: where session recordings are kept.
     pub(crate) recordings: RecordingsAt,
+    /// `[database]`: the connection pool's size and acquire timeout.
+    pub(crate) database_pool: hoop_store::PoolSettings,
 }
 
 /// Where session recordings are kept (`recordings`).
@@ -314,6 +327,7 @@ impl fmt::Debug for Config {
             .field("instance_id", &self.instance_id)
             .field("instance_lease", &self.instance_lease)
             .field("recordings", &self.recordings)
+            .field("database_pool", &self.database_pool)
             .finish_non_exhaustive()
     }
 }
@@ -405,6 +419,14 @@ impl Config {
         let mut insecure_plaintext = file
             .insecure_plaintext
             .map(|v| (file_name.clone(), v.to_string()));
+        let mut db_max_connections = file
+            .database
+            .max_connections
+            .map(|v| (file_name.clone(), v.to_string()));
+        let mut db_acquire_timeout = file
+            .database
+            .acquire_timeout
+            .map(|v| (file_name.clone(), v));
         let mut agent_user = file.agent.user.map(|v| (file_name.clone(), v));
         let mut agent_dir = file.agent.working_dir.map(|v| (file_name.clone(), v));
         let mut running_sessions = file
@@ -438,6 +460,8 @@ impl Config {
                 "HOOP_TLS_KEY" => tls_key = Some((source, PathBuf::from(value))),
                 "HOOP_INSECURE_PLAINTEXT" => insecure_plaintext = Some((source, value)),
                 "HOOP_AGENT_USER" => agent_user = Some((source, value)),
+                "HOOP_DATABASE_MAX_CONNECTIONS" => db_max_connections = Some((source, value)),
+                "HOOP_DATABASE_ACQUIRE_TIMEOUT" => db_acquire_timeout = Some((source, value)),
                 "HOOP_AGENT_WORKING_DIR" => agent_dir = Some((source, PathBuf::from(value))),
                 "HOOP_LIMITS_RUNNING_SESSIONS_PER_USER" => {
                     running_sessions = Some((source, value));
@@ -551,6 +575,45 @@ impl Config {
                 }
                 lease
             }
+        };
+        let max_connections = match db_max_connections {
+            None => None,
+            Some((src, text)) => match text.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => Some(n),
+                _ => {
+                    return Err(invalid(
+                        &src,
+                        "database.max_connections",
+                        format!("`{text}`: must be a whole number between 1 and 1000"),
+                    ));
+                }
+            },
+        };
+        let acquire_timeout = match db_acquire_timeout {
+            None => hoop_store::DEFAULT_ACQUIRE_TIMEOUT,
+            Some((src, text)) => {
+                let timeout = humantime::parse_duration(text.trim()).map_err(|e| {
+                    invalid(
+                        &src,
+                        "database.acquire_timeout",
+                        format!("`{text}` is not a duration ({e}); e.g. `10s`"),
+                    )
+                })?;
+                if timeout < std::time::Duration::from_millis(100)
+                    || timeout > std::time::Duration::from_secs(600)
+                {
+                    return Err(invalid(
+                        &src,
+                        "database.acquire_timeout",
+                        format!("`{text}`: must be between 100ms and 10m"),
+                    ));
+                }
+                timeout
+            }
+        };
+        let database_pool = hoop_store::PoolSettings {
+            max_connections,
+            acquire_timeout,
         };
         let recordings = match recordings {
             None => RecordingsAt::Filesystem,
@@ -708,6 +771,7 @@ impl Config {
             instance_id: instance_id.map(|(_, v)| v),
             instance_lease,
             recordings,
+            database_pool,
         })
     }
 }
@@ -1066,6 +1130,40 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen.port(), 9001);
         assert_eq!(config.database_url(), "sqlite:///tmp/a/hoop.db");
+    }
+
+    #[test]
+    fn the_database_pool_is_sized_by_database_keys() {
+        let config = Config::load(None, []).unwrap();
+        assert_eq!(config.database_pool, hoop_store::PoolSettings::default());
+        let config = load_str(
+            "[database]\nmax_connections = 8\nacquire_timeout = \"2s\"",
+            &[("HOOP_DATABASE_ACQUIRE_TIMEOUT", "500ms")],
+        )
+        .unwrap();
+        assert_eq!(config.database_pool.max_connections, Some(8));
+        assert_eq!(
+            config.database_pool.acquire_timeout,
+            std::time::Duration::from_millis(500)
+        );
+        let err = load_str("[database]\nmax_connections = 0", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "database.max_connections: `0`: must be a whole number between 1 and 1000"
+            ),
+            "{err}"
+        );
+        let err = load_str("", &[("HOOP_DATABASE_ACQUIRE_TIMEOUT", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "HOOP_DATABASE_ACQUIRE_TIMEOUT: database.acquire_timeout: `soon` is not a duration"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -50,6 +50,14 @@ impl From<StoreError> for Error {
             StoreError::Conflict(message) => Self::FailedPrecondition(message),
             StoreError::Invalid(message) => Self::invalid("request", message),
             StoreError::LimitReached { message, .. } => Self::ResourceExhausted(message),
+            // Nothing was changed: the database had no connection free in time, or was busy.
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "the store is busy");
+                Self::Unavailable(
+                    "the gateway's database is busy: nothing was changed; try again shortly"
+                        .to_owned(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::Internal(

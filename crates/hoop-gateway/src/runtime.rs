@@ -969,7 +969,8 @@ pub(crate) fn session_event(
     let store = store.clone();
     let id = info.id.to_string();
     Some(tokio::spawn(async move {
-        if let Err(err) = store.append_events(vec![event]).await {
+        // Through the store's writer: retried while the database is busy.
+        if let Err(err) = store.append_session_events(vec![event]).await {
             tracing::warn!(session = %id, event = kind, error = %err, "cannot append a session event");
         }
     }))

@@ -48,12 +48,14 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let secret_key = bootstrap::secret_key(config, &dir)?;
     let secrets = SecretBox::new(&secret_key).context("secret_key")?;
     let url = config.database_url();
-    let store = Store::connect(&url, secrets).await.with_context(|| {
-        format!(
-            "database_url: cannot open the database ({})",
-            redact_url(&url)
-        )
-    })?;
+    let store = Store::connect_with(&url, secrets, config.database_pool)
+        .await
+        .with_context(|| {
+            format!(
+                "database_url: cannot open the database ({})",
+                redact_url(&url)
+            )
+        })?;
     // The plugins' own tables migrate with the store's.
     let registry = plugins::registry().context("plugin registry")?;
     let migrations: Vec<(&str, hoop_store::migration::PluginMigrationBuilder)> = registry

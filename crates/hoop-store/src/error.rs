@@ -68,11 +68,51 @@ impl StoreError {
         }
     }
 
+    /// Whether the failure is passing: no database connection was free within the pool's
+    /// acquire timeout, or the database was busy or locked (SQLite), or a transaction was
+    /// chosen to fail for another's sake (PostgreSQL serialization failure, deadlock). The
+    /// change was not made; trying again later may work.
+    pub fn is_transient(&self) -> bool {
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+        match self {
+            Self::Db(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) => true,
+            Self::Db(
+                DbErr::Conn(RuntimeErr::SqlxError(err))
+                | DbErr::Exec(RuntimeErr::SqlxError(err))
+                | DbErr::Query(RuntimeErr::SqlxError(err)),
+            ) => transient_sqlx(err),
+            _ => false,
+        }
+    }
+
     /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
     pub(crate) fn from_insert(err: sea_orm::DbErr, kind: &'static str, name: &str) -> Self {
         match err.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::exists(kind, name),
             _ => Self::Db(err),
         }
+    }
+}
+
+fn transient_sqlx(err: &sea_orm::sqlx::Error) -> bool {
+    match err {
+        sea_orm::sqlx::Error::PoolTimedOut => true,
+        sea_orm::sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // SQLite (extended codes): SQLITE_BUSY (5) and SQLITE_LOCKED (6), with
+                // their variants.
+                code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+                matches!(code.as_ref(), "40001" | "40P01" | "55P03")
+            }
+        }
+        _ => false,
     }
 }

@@ -28,5 +28,6 @@ pub use model::{
     ReviewStatus, SessionEnd, SessionFilter, SessionRecord, User, input_preview,
 };
 pub use store::{
-    Backend, InstanceClaim, InstanceRecord, Limits, NewInstance, RESTART_REASON, Renewal, Store,
+    Backend, DEFAULT_ACQUIRE_TIMEOUT, InstanceClaim, InstanceRecord, Limits, NewInstance,
+    PoolSettings, RESTART_REASON, Renewal, Store,
 };

@@ -12,6 +12,7 @@ mod instances;
 mod recordings;
 mod reviews;
 mod sessions;
+mod settler;
 mod users;
 mod wakeups;
 
@@ -76,6 +77,29 @@ enum UserLock {
     // 0x6873_0003: a running gateway's instance_id (`instances::INSTANCE_LOCK_CLASS`).
 }
 
+/// How the store's connection pool is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections open at once; `None`: 4 on SQLite (one writer at a time is its
+    /// rule), sqlx's default on PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long a read or write waits for a free connection before it fails with a
+    /// transient error (see [`StoreError::is_transient`]).
+    pub acquire_timeout: Duration,
+}
+
+/// [`PoolSettings::acquire_timeout`] unless configured.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
 /// The gateway's persistent state.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -101,6 +125,8 @@ pub struct Store {
     /// Bumped when events of unknown types may have been appended (by another gateway):
     /// counted in every [`appended_count`](Store::appended_count).
     any_appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The writer of session ends and session events (see `settler`).
+    writer: std::sync::Arc<settler::Writer>,
 }
 
 impl Store {
@@ -110,6 +136,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database cannot be reached or the URL is not supported.
     pub async fn connect(url: &str, secrets: SecretBox) -> Result<Self> {
+        Self::connect_with(url, secrets, PoolSettings::default()).await
+    }
+
+    /// [`connect`](Self::connect) with a pool sized by `pool`.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database cannot be reached or the URL is not supported.
+    pub async fn connect_with(url: &str, secrets: SecretBox, pool: PoolSettings) -> Result<Self> {
         let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let url = if rest.contains("mode=") {
                 format!("sqlite:{rest}")
@@ -130,10 +164,15 @@ impl Store {
         options
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(pool.acquire_timeout);
+        if let Some(max) = pool.max_connections {
+            options.max_connections(max.max(1));
+        }
         if backend == Backend::Sqlite {
             // One writer at a time is SQLite's rule; a small pool avoids busy errors.
-            options.max_connections(4).min_connections(1);
+            options
+                .max_connections(pool.max_connections.unwrap_or(4).max(1))
+                .min_connections(1);
             // Write-ahead log with `synchronous = NORMAL`: a commit is durable against a
             // crash of the gateway (the WAL is in the OS cache) and loses at most the last
             // transactions on a power cut, never corrupts; it doubles session throughput
@@ -157,6 +196,7 @@ impl Store {
             instance: None,
             origin: std::sync::Arc::from(crate::crypto::random_token("")),
             any_appended: std::sync::Arc::default(),
+            writer: std::sync::Arc::default(),
         })
     }
 

@@ -1,7 +1,6 @@
 //! Sessions.
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -10,7 +9,7 @@ use sea_orm::{
 use super::{Result, Store, UserLock, from_json, to_json};
 
 /// The status of a session that has not ended.
-const OPEN: &str = "open";
+pub(crate) const OPEN: &str = "open";
 /// The attributes a runbook run starts with (see `hoop_core::RunbookRef`), which its
 /// `session.opened` event carries as `runbook: {repository, path, commit}`.
 const RUNBOOK_REPOSITORY: &str = "runbooks.repository";
@@ -131,56 +130,29 @@ impl Store {
         end: &SessionEnd,
         extra: Vec<NewEvent>,
     ) -> Result<SessionRecord> {
-        // One statement that updates and returns the row; being a write, it takes SQLite's
-        // write lock itself (see `begin_write`).
-        let txn = self.begin_with_write().await?;
-        let updated = session::Entity::update_many()
-            .col_expr(session::Column::Status, Expr::value(end.status.clone()))
-            .col_expr(session::Column::ExitCode, Expr::value(Some(end.exit_code)))
-            .col_expr(session::Column::Reason, Expr::value(end.reason.clone()))
-            .col_expr(session::Column::EndedAt, Expr::value(Some(Utc::now())))
-            .col_expr(session::Column::BytesIn, Expr::value(end.bytes_in))
-            .col_expr(session::Column::BytesOut, Expr::value(end.bytes_out))
-            .col_expr(
-                session::Column::Metrics,
-                Expr::value(to_json(&end.metrics)?),
-            )
-            .col_expr(
-                session::Column::Attributes,
-                Expr::value(to_json(&end.attributes)?),
-            )
-            .filter(session::Column::Id.eq(id))
-            // Settled once: a session another gateway already settled (its owner's lease
-            // ran out meanwhile) keeps that ending, and gets no second `session.closed`.
-            .filter(session::Column::Status.eq(OPEN))
-            .exec_with_returning(&txn)
-            .await?;
-        let Some(row) = updated.into_iter().next() else {
-            drop(txn);
-            let settled = self.get_session(id).await?;
-            tracing::warn!(session = %id, status = %settled.status, "the session was already settled; its ending is kept");
-            return Ok(settled);
-        };
-        let record = session_from(row)?;
-        let mut events = vec![
-            NewEvent::new(
-                "session.closed",
-                serde_json::json!({
-                    "session_id": record.id,
-                    "verb": record.verb,
-                    "status": record.status,
-                    "exit_code": record.exit_code,
-                    "reason": record.reason,
-                    "bytes_in": record.bytes_in,
-                    "bytes_out": record.bytes_out,
-                }),
-            )
-            .connection(&record.connection)
-            .user(&record.user),
-        ];
-        events.extend(extra);
-        self.commit_with_events(txn, events).await?;
-        Ok(record)
+        // Through the writer, which commits the ends waiting together and tries again when
+        // the database is busy (see `settler`).
+        match self.settle_end(id, end, extra).await? {
+            Some(record) => Ok(record),
+            None => {
+                let settled = self.get_session(id).await?;
+                if settled.status == OPEN {
+                    return Err(StoreError::not_found("session", id));
+                }
+                tracing::warn!(session = %id, status = %settled.status, "the session was already settled; its ending is kept");
+                Ok(settled)
+            }
+        }
+    }
+
+    /// Appends events of a running session (`session.started`, `session.held`, …) through
+    /// the writer that settles session ends: committed with whatever else waits, and tried
+    /// again while the database is busy, for up to five minutes.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails for good (or stays busy that long).
+    pub async fn append_session_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        self.settle_events(events).await
     }
 
     /// The session with this id.
@@ -255,7 +227,7 @@ impl Store {
     }
 }
 
-fn session_from(row: session::Model) -> Result<SessionRecord> {
+pub(crate) fn session_from(row: session::Model) -> Result<SessionRecord> {
     Ok(SessionRecord {
         metrics: from_json(row.metrics, "metrics")?,
         attributes: from_json(row.attributes, "attributes")?,
@@ -274,4 +246,22 @@ fn session_from(row: session::Model) -> Result<SessionRecord> {
         bytes_out: row.bytes_out,
         instance: row.instance_id,
     })
+}
+
+/// The `session.closed` event of a session just settled.
+pub(crate) fn closed_event(record: &SessionRecord) -> NewEvent {
+    NewEvent::new(
+        "session.closed",
+        serde_json::json!({
+            "session_id": record.id,
+            "verb": record.verb,
+            "status": record.status,
+            "exit_code": record.exit_code,
+            "reason": record.reason,
+            "bytes_in": record.bytes_in,
+            "bytes_out": record.bytes_out,
+        }),
+    )
+    .connection(&record.connection)
+    .user(&record.user)
 }
