@@ -488,8 +488,8 @@ async fn input_larger_than_the_window_crosses_the_agent_whole(backend: Backend) 
 
 /// The command line of the session's supervisor (the parent of the session's `sh`), as the
 /// session's program sees it.
-async fn supervisor_cmdline(gw: &Gateway) -> String {
-    let result = run(gw, "whose-child").await.unwrap();
+async fn supervisor_cmdline(gw: &Gateway, name: &str) -> String {
+    let result = run(gw, name).await.unwrap();
     assert_eq!(
         result.exit_code,
         Some(0),
@@ -502,22 +502,20 @@ async fn supervisor_cmdline(gw: &Gateway) -> String {
 async fn sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway_itself(
     backend: Backend,
 ) {
-    let connection = || {
-        command_connection(
-            "whose-child",
-            &["sh", "-c", r#"tr '\0' ' ' < /proc/$PPID/cmdline"#],
-        )
+    // One name per gateway: on PostgreSQL the three gateways share one database.
+    let connection = |name: &str| {
+        command_connection(name, &["sh", "-c", r#"tr '\0' ' ' < /proc/$PPID/cmdline"#])
     };
     // Built with the gateway, beside it: sessions' supervisors are the small helper.
-    let gw = Setup::new(backend.clone()).start().await;
-    create(&gw, connection()).await;
-    let cmdline = supervisor_cmdline(&gw).await;
+    let gw = Setup::new(backend).start().await;
+    create(&gw, connection("whose-child")).await;
+    let cmdline = supervisor_cmdline(&gw, "whose-child").await;
     assert!(
         cmdline.starts_with("hoop-session-helper __hoop-session-supervisor "),
         "{cmdline}"
     );
-    let mut gw = gw;
-    gw.terminate().await;
+    // The same data dir each time: on PostgreSQL the gateways share one database.
+    let setup = gw.stop().await;
 
     // A gateway copied alone: the same sessions, from its own binary.
     let alone = tempfile::tempdir().unwrap();
@@ -525,16 +523,14 @@ async fn sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway
     if std::fs::hard_link(hoop_rs::gateway_bin(), &binary).is_err() {
         std::fs::copy(hoop_rs::gateway_bin(), &binary).unwrap();
     }
-    let setup = Setup::new(backend.clone());
     let gw = setup.start_binary(&binary).await;
-    create(&gw, connection()).await;
-    let cmdline = supervisor_cmdline(&gw).await;
+    create(&gw, connection("whose-child-alone")).await;
+    let cmdline = supervisor_cmdline(&gw, "whose-child-alone").await;
     assert!(
         cmdline.starts_with("hoop-gateway __hoop-session-supervisor "),
         "{cmdline}"
     );
-    let mut gw = gw;
-    gw.terminate().await;
+    let setup = gw.stop().await;
 
     // A helper of another build beside it (its fingerprint differs): not used, and said so.
     let helper = alone.path().join("hoop-session-helper");
@@ -545,9 +541,9 @@ async fn sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let gw = Setup::new(backend).start_binary(&binary).await;
-    create(&gw, connection()).await;
-    let cmdline = supervisor_cmdline(&gw).await;
+    let gw = setup.start_binary(&binary).await;
+    create(&gw, connection("whose-child-other-helper")).await;
+    let cmdline = supervisor_cmdline(&gw, "whose-child-other-helper").await;
     assert!(
         cmdline.starts_with("hoop-gateway __hoop-session-supervisor "),
         "{cmdline}"
