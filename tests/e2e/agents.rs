@@ -554,6 +554,27 @@ async fn sessions_run_under_the_session_helper_beside_the_gateway_or_the_gateway
         "{}",
         gw.logs()
     );
+    let setup = gw.stop().await;
+
+    // The real helper, but other users may write it: never run, not even to ask its
+    // fingerprint (whoever could write it would run code as the agent's user).
+    std::fs::remove_file(&helper).unwrap();
+    let real = hoop_rs::gateway_bin().with_file_name("hoop-session-helper");
+    std::fs::copy(&real, &helper).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let gw = setup.start_binary(&binary).await;
+    create(&gw, connection("whose-child-writable-helper")).await;
+    let cmdline = supervisor_cmdline(&gw, "whose-child-writable-helper").await;
+    assert!(
+        cmdline.starts_with("hoop-gateway __hoop-session-supervisor "),
+        "{cmdline}"
+    );
+    assert!(
+        gw.logs()
+            .contains("is not used: its group or other users may write it (mode 757)"),
+        "{}",
+        gw.logs()
+    );
     let mut gw = gw;
     gw.terminate().await;
 }

@@ -66,7 +66,7 @@ async fn sessions_ending_at_once_are_all_settled(backend: Backend) {
         }
         // A start the database is too busy for is refused as retryable (UNAVAILABLE, with
         // nothing recorded): try again, as a client would.
-        let mut tries = 0;
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
         let (tx, mut events) = loop {
             let (tx, rx) = tokio::sync::mpsc::channel(2);
             tx.send(pb::ConnectRequest {
@@ -82,8 +82,11 @@ async fn sessions_ending_at_once_are_all_settled(backend: Backend) {
                 .await
             {
                 Ok(events) => break (tx, events.into_inner()),
-                Err(status) if status.code() == Code::Unavailable && tries < 50 => {
-                    tries += 1;
+                Err(status)
+                    if status.code() == Code::Unavailable
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    // A client's backoff before it tries again, bounded by the deadline.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(status) => panic!("session {i} did not start: {status:?}"),

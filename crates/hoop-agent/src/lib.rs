@@ -107,8 +107,9 @@ pub const SESSION_HELPER: &str = "hoop-session-helper";
 pub const FINGERPRINT_ARG: &str = "--hoop-fingerprint";
 
 /// What identifies the helpers' protocol (the specs and reports they exchange with the
-/// agent over pipes): the crate's version and a hash of the source that defines them. A
-/// helper binary built from other sources prints another one, and the agent does not use it.
+/// agent over pipes, and what the helpers do): the crate's version and a hash of the
+/// sources of the helper modes. A helper binary built from other sources prints another
+/// one, and the agent does not use it.
 pub fn helper_fingerprint() -> String {
     /// FNV-1a, at compile time.
     const fn fnv(bytes: &[u8]) -> u64 {
@@ -121,8 +122,27 @@ pub fn helper_fingerprint() -> String {
         }
         hash
     }
-    const SPEC: u64 = fnv(include_bytes!("spec.rs"));
-    format!("hoop-agent {} {SPEC:016x}", env!("CARGO_PKG_VERSION"))
+    /// Every source the helper modes run: a helper of a build whose supervisor or exec
+    /// helper behaves otherwise (not only one whose spec differs) is not used.
+    const SOURCES: [&[u8]; 7] = [
+        include_bytes!("spec.rs"),
+        include_bytes!("supervisor.rs"),
+        include_bytes!("exec.rs"),
+        include_bytes!("fds.rs"),
+        include_bytes!("login.rs"),
+        include_bytes!("procs.rs"),
+        include_bytes!("error.rs"),
+    ];
+    const HASH: u64 = {
+        let mut hash = 0;
+        let mut i = 0;
+        while i < SOURCES.len() {
+            hash ^= fnv(SOURCES[i]).rotate_left(i as u32);
+            i += 1;
+        }
+        hash
+    };
+    format!("hoop-agent {} {HASH:016x}", env!("CARGO_PKG_VERSION"))
 }
 
 /// The `main` of the session helper binary ([`SESSION_HELPER`]): runs the helper mode its

@@ -108,6 +108,12 @@ fn installed_helper(own: &std::path::Path) -> Option<(PathBuf, std::fs::File)> {
             return None;
         }
     };
+    // Executed as the agent's user (root, for a gateway that runs sessions as another
+    // user): a file someone else could have put there or changed is not run at all.
+    if let Err(why) = trusted_as(&file, own) {
+        tracing::warn!(helper = %path.display(), "the session helper beside the agent is not used: {why}; sessions start from the agent's own binary (slower)");
+        return None;
+    }
     let through = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let printed = run_with_timeout(
         std::process::Command::new(&through)
@@ -131,6 +137,35 @@ fn installed_helper(own: &std::path::Path) -> Option<(PathBuf, std::fs::File)> {
             None
         }
     }
+}
+
+/// Whether `helper` may be executed in place of `own`: a regular file owned by root or by
+/// `own`'s owner, that neither its group nor others may write (whoever could write it
+/// would run code as the agent's user).
+fn trusted_as(helper: &std::fs::File, own: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = helper
+        .metadata()
+        .map_err(|e| format!("cannot inspect it: {e}"))?;
+    let owner = std::fs::metadata(own)
+        .map_err(|e| format!("cannot inspect the agent's own executable: {e}"))?
+        .uid();
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
+    if meta.uid() != 0 && meta.uid() != owner {
+        return Err(format!(
+            "it is owned by uid {}, neither root nor the agent executable's owner (uid {owner})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "its group or other users may write it (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `command` to its end (killed after [`HELPER_CHECK`]) and returns its stdout.

@@ -525,16 +525,10 @@ impl Proxy<'_> {
                     .cloned()
                     .unwrap_or_default();
                 let params = render_params(&b, &stmt.param_types);
-                let fields = stmt.fields.as_ref().map(|fields| {
-                    fields
-                        .iter()
-                        .enumerate()
-                        .map(|(i, f)| Field {
-                            format: msg::format_of(&b.result_formats, i),
-                            ..f.clone()
-                        })
-                        .collect()
-                });
+                let fields = stmt
+                    .fields
+                    .as_deref()
+                    .map(|fields| with_formats(fields, &b.result_formats));
                 let previous = self.portals.insert(
                     b.portal.clone(),
                     Portal {
@@ -924,16 +918,9 @@ impl Proxy<'_> {
             return Some(f.clone());
         }
         let stmt = self.statements.get(&p.statement)?;
-        stmt.fields.as_ref().map(|fields| {
-            fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| Field {
-                    format: msg::format_of(&p.result_formats, i),
-                    ..f.clone()
-                })
-                .collect()
-        })
+        stmt.fields
+            .as_deref()
+            .map(|fields| with_formats(fields, &p.result_formats))
     }
 
     /// Masks a batch of rows: column rules, then the chain's `on_rows`; appends the rows
@@ -2099,6 +2086,18 @@ fn app_cancels(app: &App) -> Option<std::sync::MutexGuard<'_, HashMap<(u32, u32)
 enum Step {
     Server(AgentEvent),
     Client(Option<InputMessage>),
+}
+
+/// A statement's columns as a portal bound with `result_formats` returns them.
+fn with_formats(fields: &[Field], result_formats: &[i16]) -> Vec<Field> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Field {
+            format: msg::format_of(result_formats, i),
+            ..f.clone()
+        })
+        .collect()
 }
 
 #[cfg(test)]
