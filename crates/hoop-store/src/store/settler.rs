@@ -1,17 +1,22 @@
 //! The writes of sessions' lives that nobody waits on the wire for — a session's end
 //! ([`Store::finish_session_with`]) and the events it appends while it runs
-//! ([`Store::append_session_events`]) — go through one writer task per store.
+//! ([`Store::append_session_events`]) — are tried at once, like any other write, and go to
+//! one writer task per store when that fails because the database is busy.
+//!
+//! Tried at once, an end takes its turn with the starts being written at the same time: a
+//! session that ended stops counting against its user's `running_sessions_per_user` as
+//! soon as it can (queued behind a single writer while starts went straight in, ends fell
+//! behind the starts of a user running many short sessions).
 //!
 //! The writer commits every write waiting for it in one transaction (group commit): a
-//! thousand sessions ending at the same moment take one connection and a few
-//! transactions, instead of a thousand transactions queueing for the pool (where, past the
-//! pool's acquire timeout, an end used to be lost and its session left `open`). A batch
-//! that fails for a transient reason (no connection free in time, the database busy or
-//! locked: [`StoreError::is_transient`]) is tried again with backoff, for up to
-//! [`PATIENCE`]; one that fails for another reason is retried job by job, so that one bad
-//! write does not sink the others. Retrying is safe: a transient failure happens before the
-//! commit took effect, and settling a session is idempotent (only an `open` session is
-//! settled).
+//! thousand sessions ending at the same moment, past the pool's acquire timeout, take one
+//! connection and a few transactions instead of being lost (an end used to be dropped and
+//! its session left `open`). A batch that fails for a transient reason (no connection free
+//! in time, the database busy or locked: [`StoreError::is_transient`]) is tried again with
+//! backoff, for up to [`PATIENCE`]; one that fails for another reason is retried job by
+//! job, so that one bad write does not sink the others. Retrying is safe: a transient
+//! failure happens before the commit took effect, and settling a session is idempotent
+//! (only an `open` session is settled).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -85,13 +90,18 @@ impl Job {
 }
 
 impl Store {
-    /// Settles a session's end through the writer (see the module comment).
+    /// Settles a session's end: at once, and through the writer when the database is busy
+    /// (see the module comment).
     pub(crate) async fn settle_end(
         &self,
         id: &str,
         end: &SessionEnd,
         extra: Vec<NewEvent>,
     ) -> Result<Option<SessionRecord>> {
+        match self.write_end(id, end, &extra).await {
+            Err(err) if err.is_transient() => {}
+            other => return other,
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job::Finish {
             id: id.to_owned(),
@@ -105,18 +115,16 @@ impl Store {
             return result;
         }
         // No writer (its runtime is gone): the write is done here.
-        self.with_retries(|| async {
-            let txn = self.begin_with_write().await?;
-            let mut events = Vec::new();
-            let record = update_end(&txn, id, end, &extra, &mut events).await?;
-            self.commit_with_events(txn, events).await?;
-            Ok(record)
-        })
-        .await
+        self.with_retries(|| self.write_end(id, end, &extra)).await
     }
 
-    /// Appends a session's events through the writer (see the module comment).
+    /// Appends a session's events: at once, and through the writer when the database is
+    /// busy (see the module comment).
     pub(crate) async fn settle_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        match self.write_events(&events).await {
+            Err(err) if err.is_transient() => {}
+            other => return other,
+        }
         let (reply, answer) = oneshot::channel();
         if self
             .submit(Job::Append {
@@ -128,11 +136,27 @@ impl Store {
         {
             return result;
         }
-        self.with_retries(|| async {
-            let txn = self.begin_with_write().await?;
-            self.commit_with_events(txn, events.clone()).await
-        })
-        .await
+        self.with_retries(|| self.write_events(&events)).await
+    }
+
+    /// One session end in a transaction of its own.
+    async fn write_end(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        extra: &[NewEvent],
+    ) -> Result<Option<SessionRecord>> {
+        let txn = self.begin_with_write().await?;
+        let mut events = Vec::new();
+        let record = update_end(&txn, id, end, extra, &mut events).await?;
+        self.commit_with_events(txn, events).await?;
+        Ok(record)
+    }
+
+    /// Events in a transaction of their own.
+    async fn write_events(&self, events: &[NewEvent]) -> Result<()> {
+        let txn = self.begin_with_write().await?;
+        self.commit_with_events(txn, events.to_vec()).await
     }
 
     /// Hands `job` to the writer, starting it on first use; `false` if there is none.
