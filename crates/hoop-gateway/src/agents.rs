@@ -343,7 +343,9 @@ fn route(link: &Link, message: pb::AgentMessage) -> Result<(), String> {
 /// the last queued chunk of its stream (stdout and stderr each keep their order; between
 /// the two, order is kept unless the queue is that long). Input acknowledgements are
 /// summed. Tiny output that keeps coming lingers (from [`MIN_LINGER`] up to [`MAX_LINGER`])
-/// to gather more; the first after a quiet spell does not.
+/// to gather more; the first after a quiet spell does not, and neither does the first after
+/// the session sent input (a reply: a database's answer to a query, a shell's echo), so
+/// that request/response traffic never waits for a linger.
 /// More output bytes than the window is the agent breaking the protocol.
 #[derive(Debug, Default)]
 struct Route {
@@ -441,6 +443,13 @@ impl Route {
         }
         self.ready.notify_one();
         Ok(())
+    }
+
+    /// The session sent input: what comes next is a reply, and goes on at once.
+    fn sent_input(&self) {
+        let mut state = self.state();
+        state.last_tiny = None;
+        state.linger = std::time::Duration::ZERO;
     }
 
     /// Queues the end of the session's link (whatever the queue holds).
@@ -603,6 +612,7 @@ impl AgentSession {
     /// Sends input (at most [`INPUT_PIECE`] bytes; call only when [`input_fits`]).
     pub(crate) async fn input(&mut self, data: Bytes) -> Result<(), AgentError> {
         self.unacked_input = self.unacked_input.saturating_add(data.len() as u64);
+        self.route.sent_input();
         self.send(ToAgent::Input(pb::AgentInput {
             session_id: self.id.clone(),
             data,
@@ -800,6 +810,37 @@ mod tests {
         match route.state().take(now) {
             Ok(AgentEvent::Output { data, .. }) => assert_eq!(&data[..], b"ab"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_input_never_lingers() {
+        let route = Route::default();
+        let now = tokio::time::Instant::now();
+        // A trickle of tiny output: each further chunk waits longer...
+        for _ in 0..8 {
+            route.push(output(true, b"x")).unwrap();
+            let later = now + MAX_LINGER * 2;
+            assert!(matches!(
+                route.state().take(later),
+                Ok(AgentEvent::Output { .. })
+            ));
+        }
+        route.push(output(true, b"x")).unwrap();
+        assert!(matches!(route.state().take(now), Err(Some(_))));
+        assert!(matches!(
+            route.state().take(now + MAX_LINGER * 2),
+            Ok(AgentEvent::Output { .. })
+        ));
+        // ...but once the session sent input (a query, a keystroke), the answer is taken at
+        // once, however recent the trickle.
+        for _ in 0..3 {
+            route.sent_input();
+            route.push(output(true, b"answer")).unwrap();
+            assert!(matches!(
+                route.state().take(tokio::time::Instant::now()),
+                Ok(AgentEvent::Output { .. })
+            ));
         }
     }
 }
