@@ -96,8 +96,7 @@ pub async fn serve_stdio(options: &AgentOptions) -> Result<(), AgentError> {
 /// (0 once the gateway is gone, 1 after an error, which is logged). For a `local-agent`
 /// subcommand of a binary that has no runtime running.
 pub fn run_local_agent(args: &LocalAgentArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
