@@ -1830,7 +1830,7 @@ impl Drop for CancelKey<'_> {
 async fn connect(
     proxy: &mut Proxy<'_>,
     session: &mut ChainSession,
-    mut messages: tokio::sync::mpsc::Receiver<InputMessage>,
+    mut messages: crate::runtime::InputStream,
     events: &EventSender,
     stops: &mut Stops<'_>,
     counters: &mut Counters,

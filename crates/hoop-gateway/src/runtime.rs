@@ -209,9 +209,37 @@ pub(crate) enum Input {
     Fixed(Vec<u8>),
     /// Connect: chunks as the client sends them, on pipes or on a terminal of this size.
     Stream {
-        messages: mpsc::Receiver<InputMessage>,
+        messages: InputStream,
         terminal: Option<TerminalSize>,
     },
+}
+
+/// An interactive session's input: the client's request stream, read by the session's own
+/// task (no task and channel in between: one wake-up less per message, and HTTP/2 flow
+/// control is what holds a client that sends faster than the session takes).
+pub(crate) struct InputStream {
+    /// `None` once the stream ended, broke, or sent what ends the input.
+    requests: Option<tonic::Streaming<pb::ConnectRequest>>,
+}
+
+impl InputStream {
+    pub(crate) fn new(requests: tonic::Streaming<pb::ConnectRequest>) -> Self {
+        Self {
+            requests: Some(requests),
+        }
+    }
+
+    /// The next message; `None` after the one that ends the input (`Close` or `Invalid`).
+    /// Cancel-safe: a message is taken from the stream only when it is returned.
+    pub(crate) async fn recv(&mut self) -> Option<InputMessage> {
+        let requests = self.requests.as_mut()?;
+        let message = crate::grpc::sessions::input_message(requests.message().await);
+        if !matches!(message, InputMessage::Data(_) | InputMessage::Resize(_)) {
+            // Dropped as the forwarding task it replaces did: the input has ended.
+            self.requests = None;
+        }
+        Some(message)
+    }
 }
 
 /// A terminal's size in character cells.
@@ -921,7 +949,7 @@ async fn send_output(
     }
 }
 
-async fn recv_input(stream: &mut Option<mpsc::Receiver<InputMessage>>) -> Option<InputMessage> {
+async fn recv_input(stream: &mut Option<InputStream>) -> Option<InputMessage> {
     match stream {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -366,41 +366,34 @@ impl SessionApi {
 
 pub(crate) type EventStream = runtime::EventStream;
 
-/// Forwards an interactive session's requests after `open` to the runtime as input.
-async fn forward_input(
-    mut requests: Streaming<pb::ConnectRequest>,
-    input: mpsc::Sender<runtime::InputMessage>,
-) {
+/// One request of an interactive session after `open`, as the session's input; the end of
+/// the stream, or a broken one, closes stdin (if the client is gone, the response stream
+/// closing ends the session).
+pub(crate) fn input_message(
+    request: Result<Option<pb::ConnectRequest>, Status>,
+) -> runtime::InputMessage {
     use pb::connect_request::Request as R;
     use runtime::InputMessage as M;
-    loop {
-        let message = match requests.message().await {
-            Ok(Some(pb::ConnectRequest {
-                request: Some(R::Input(data)),
-            })) => M::Data(data.into()),
-            Ok(Some(pb::ConnectRequest {
-                request: Some(R::CloseStdin(_)),
-            })) => M::Close,
-            Ok(Some(pb::ConnectRequest {
-                request: Some(R::Open(_)),
-            })) => M::Invalid("the client sent `open` twice".to_owned()),
-            Ok(Some(pb::ConnectRequest {
-                request: Some(R::Resize(size)),
-            })) => match terminal_size(&size, "resize") {
-                Ok(size) => M::Resize(size),
-                Err(status) => M::Invalid(status.message().to_owned()),
-            },
-            Ok(Some(pb::ConnectRequest { request: None })) => {
-                M::Invalid("the client sent an empty request".to_owned())
-            }
-            // The end of the request stream closes stdin; a broken stream too (if the
-            // client is gone, the response stream closing ends the session).
-            Ok(None) | Err(_) => M::Close,
-        };
-        let last = !matches!(message, M::Data(_) | M::Resize(_));
-        if input.send(message).await.is_err() || last {
-            break;
+    match request {
+        Ok(Some(pb::ConnectRequest {
+            request: Some(R::Input(data)),
+        })) => M::Data(data.into()),
+        Ok(Some(pb::ConnectRequest {
+            request: Some(R::CloseStdin(_)),
+        })) => M::Close,
+        Ok(Some(pb::ConnectRequest {
+            request: Some(R::Open(_)),
+        })) => M::Invalid("the client sent `open` twice".to_owned()),
+        Ok(Some(pb::ConnectRequest {
+            request: Some(R::Resize(size)),
+        })) => match terminal_size(&size, "resize") {
+            Ok(size) => M::Resize(size),
+            Err(status) => M::Invalid(status.message().to_owned()),
+        },
+        Ok(Some(pb::ConnectRequest { request: None })) => {
+            M::Invalid("the client sent an empty request".to_owned())
         }
+        Ok(None) | Err(_) => M::Close,
     }
 }
 
@@ -570,13 +563,11 @@ impl SessionService for SessionApi {
         let prepared = self
             .prepare(&caller, &open.connection, request, Verb::Connect, "open.")
             .await?;
-        let (input_tx, input_rx) = mpsc::channel(EVENT_BUFFER);
-        tokio::spawn(forward_input(requests, input_tx));
         Ok(Response::new(self.start(
             &caller,
             prepared,
             runtime::Input::Stream {
-                messages: input_rx,
+                messages: runtime::InputStream::new(requests),
                 terminal,
             },
             open.args,
