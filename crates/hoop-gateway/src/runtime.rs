@@ -219,13 +219,13 @@ pub(crate) enum Input {
 /// control is what holds a client that sends faster than the session takes).
 pub(crate) struct InputStream {
     /// `None` once the stream ended, broke, or sent what ends the input.
-    requests: Option<tonic::Streaming<pb::ConnectRequest>>,
+    requests: Option<Box<tonic::Streaming<pb::ConnectRequest>>>,
 }
 
 impl InputStream {
     pub(crate) fn new(requests: tonic::Streaming<pb::ConnectRequest>) -> Self {
         Self {
-            requests: Some(requests),
+            requests: Some(Box::new(requests)),
         }
     }
 
