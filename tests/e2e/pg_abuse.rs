@@ -378,6 +378,42 @@ async fn a_refused_parse_does_not_change_the_recorded_statement() {
     );
 }
 
+/// A statement prepared with SQL `PREPARE` and run through the protocol's Bind/Execute is
+/// recorded by its name (the gateway never saw a Parse for it), with its parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_prepared_with_sql_is_recorded_by_name_with_its_parameters() {
+    let (_t, gw, served) = setup_or_skip!("hoop_pgab_sqlprep");
+    let mut c = Raw::login(&served.dsn).await;
+    let got = c
+        .exchange(&[msg::query(
+            "prepare \"odd\nname\" (int) as update users set note = 'seen' where id = $1",
+        )])
+        .await;
+    assert!(!text(&got).contains("ERROR"), "{}", text(&got));
+    let bound = msg::Bind {
+        portal: String::new(),
+        statement: "odd\nname".to_owned(),
+        param_formats: Vec::new(),
+        params: vec![Some(bytes::Bytes::from_static(b"2"))],
+        result_formats: Vec::new(),
+    }
+    .frame();
+    let got = c.exchange(&[bound, execute("", 0), sync()]).await;
+    assert!(text(&got).contains("UPDATE 1"), "{}", text(&got));
+    c.send(&[msg::empty(msg::tag::TERMINATE)]).await;
+    drop(c);
+    drop(served);
+    let list = all_ended(&gw, "pg").await;
+    let (input, _) = recorded(&gw, &list[0].id).await;
+    assert!(
+        input.contains(
+            "-- executes statement \"odd\\nname\", prepared with SQL PREPARE\n-- params: $1 = '2'"
+        ),
+        "the protocol execution is not recorded by name (its newline escaped, so that a \
+         name cannot forge a line of the recording):\n{input}"
+    );
+}
+
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -523,7 +523,18 @@ impl Proxy<'_> {
                     .statements
                     .get(&b.statement)
                     .cloned()
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| {
+                        // Not parsed through the protocol in this session: a statement prepared
+                        // with SQL `PREPARE` (its text is in the recording where that ran), so
+                        // the recording names it (quoted and escaped: the name is the client's).
+                        Statement {
+                            sql: format!(
+                                "-- executes statement {:?}, prepared with SQL PREPARE",
+                                b.statement
+                            ),
+                            ..Statement::default()
+                        }
+                    });
                 let params = render_params(&b, &stmt.param_types);
                 let fields = stmt
                     .fields
