@@ -414,6 +414,42 @@ async fn a_statement_prepared_with_sql_is_recorded_by_name_with_its_parameters()
     );
 }
 
+/// Errors and notices that would echo a ruled column's value: a failed cast, a value raised
+/// from a `DO` block (with a SQLSTATE of the attacker's choice), a constraint's detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_and_notices_do_not_echo_masked_column_values() {
+    let (_t, _gw, served) = setup_or_skip!("hoop_pgab_errecho");
+    let mut c = Raw::login(&served.dsn).await;
+    for sql in [
+        // 22P02: invalid input syntax for type integer: "123-45-6789"
+        "select ssn::int from users where id = 1",
+        "select ssn::date from users where id = 1",
+        // Raised by the user, with a harmless-looking SQLSTATE.
+        "do $$ begin raise exception '%', (select string_agg(ssn, ',') from users) \
+         using errcode = '42P01'; end $$",
+        "do $$ begin raise notice 'n %', (select string_agg(ssn, ',') from users); end $$",
+        "do $$ begin raise exception 'x' using detail = (select string_agg(ssn, ',') from users); end $$",
+        // 23505: Key (ssn)=(…) already exists.
+        "create unique index on users (ssn)",
+        "insert into users (id, ssn) select 100, ssn from users where id = 1",
+        // 23514: Failing row contains (…).
+        "alter table users add constraint short check (length(ssn) < 5) not valid",
+        "update users set note = note where id = 1",
+    ] {
+        let got = c.exchange(&[msg::query(sql)]).await;
+        let shown = text(&got);
+        assert_no_secret(sql, &shown);
+    }
+    // Errors that hold no values stay as the server wrote them.
+    let got = c
+        .exchange(&[msg::query("select * from no_such_table")])
+        .await;
+    let shown = text(&got);
+    assert!(shown.contains("no_such_table"), "{shown}");
+    let got = c.exchange(&[msg::query("select 1/0")]).await;
+    assert!(text(&got).contains("division by zero"), "{}", text(&got));
+}
+
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -1066,6 +1066,9 @@ impl Proxy<'_> {
                 f.1 = text;
             }
         }
+        if !self.rules.is_empty() {
+            guard_values(fields);
+        }
         Ok(())
     }
 
@@ -1564,6 +1567,74 @@ async fn record_input(session: &mut ChainSession, text: String) -> Result<(), En
         Some(ending) => Err(ending),
         None => Ok(()),
     }
+}
+
+/// What an error or notice shows in place of text that may hold a column's values.
+const MASKED_TEXT: &str = "[MASKED]";
+
+/// In a session with column rules, keeps column values out of errors and notices, where
+/// content masking alone would let any value through that does not look like an info type
+/// (`select ssn::int from users` answers `invalid input syntax for type integer:
+/// "123-45-6789"`):
+/// - raised inside a function or a `DO` block (the error has a context, `W`): message,
+///   detail, hint and context are masked whole, since `RAISE` can say anything and choose
+///   any SQLSTATE;
+/// - data exceptions (class `22`): every double-quoted part of message, detail and hint;
+/// - integrity violations (class `23`): the values of the detail (`Key (email)=(…)`,
+///   `Failing row contains (…)`); the message names only constraints and columns.
+fn guard_values(fields: &mut msg::Fields) {
+    let code = fields
+        .iter()
+        .find(|(k, _)| *k == b'C')
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if fields.iter().any(|(k, _)| *k == b'W') {
+        for (k, v) in fields.iter_mut() {
+            if matches!(*k, b'M' | b'D' | b'H' | b'W' | b'q') {
+                *v = format!("{MASKED_TEXT} (raised inside a function: it may hold column values)");
+            }
+        }
+        return;
+    }
+    for (k, v) in fields.iter_mut() {
+        match (code.get(..2), *k) {
+            (Some("22"), b'M' | b'D' | b'H') => *v = mask_quoted(v),
+            (Some("23"), b'D') => *v = mask_value_lists(v),
+            _ => {}
+        }
+    }
+}
+
+/// `invalid input syntax for type integer: "x"` → `… "[MASKED]"`: everything from the
+/// first double quote to the last (a value may hold quotes itself, unescaped); an unpaired
+/// quote masks the rest.
+fn mask_quoted(text: &str) -> String {
+    let Some(first) = text.find('"') else {
+        return text.to_owned();
+    };
+    let last = text.rfind('"').filter(|l| *l > first);
+    let (head, tail) = match last {
+        Some(l) => (text.get(..=first), text.get(l..)),
+        None => (text.get(..=first), Some("")),
+    };
+    format!("{}{MASKED_TEXT}{}", head.unwrap_or(""), tail.unwrap_or(""))
+}
+
+/// `Key (email)=(a@b) already exists.` → `Key (email)=([MASKED]) already exists.`;
+/// `Failing row contains (1, x).` → `Failing row contains ([MASKED]).`
+fn mask_value_lists(text: &str) -> String {
+    for opener in ["=(", "contains ("] {
+        if let Some(at) = text.find(opener) {
+            let start = at + opener.len();
+            let end = text
+                .rfind(')')
+                .filter(|e| *e >= start)
+                .unwrap_or(text.len());
+            let tail = text.get(end..).unwrap_or("");
+            return format!("{}{MASKED_TEXT}{tail}", text.get(..start).unwrap_or(""));
+        }
+    }
+    text.to_owned()
 }
 
 /// Sends bytes to the client (raw protocol on connect, text on exec).
