@@ -424,6 +424,9 @@ async fn errors_and_notices_do_not_echo_masked_column_values() {
         // 22P02: invalid input syntax for type integer: "123-45-6789"
         "select ssn::int from users where id = 1",
         "select ssn::date from users where id = 1",
+        // 42P01: relation "123-45-6789" does not exist
+        "select ssn::regclass from users where id = 1",
+        "select ssn::regtype from users where id = 1",
         // Raised by the user, with a harmless-looking SQLSTATE.
         "do $$ begin raise exception '%', (select string_agg(ssn, ',') from users) \
          using errcode = '42P01'; end $$",
@@ -448,6 +451,11 @@ async fn errors_and_notices_do_not_echo_masked_column_values() {
     assert!(shown.contains("no_such_table"), "{shown}");
     let got = c.exchange(&[msg::query("select 1/0")]).await;
     assert!(text(&got).contains("division by zero"), "{}", text(&got));
+    // A value the user typed is theirs to see in the error.
+    let got = c
+        .exchange(&[msg::query("select 'Not-A-Number'::int")])
+        .await;
+    assert!(text(&got).contains("\"Not-A-Number\""), "{}", text(&got));
 }
 
 /// Peak resident memory of a process (VmHWM), in bytes.

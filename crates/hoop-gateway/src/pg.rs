@@ -492,20 +492,37 @@ struct Proxy<'a> {
     terminated: bool,
     /// A message the gateway sends to the server before the client's current one.
     injected: Option<Frame>,
+    /// What the client sent since the server was last ready (statements and text
+    /// parameters, lower case, at most [`MAX_TYPED`] bytes): text an error quotes that is
+    /// in here is the user's own, not a column's value (see [`guard_values`]).
+    typed: String,
 }
 
+/// The most text of the client's kept for [`Proxy::typed`]; past it, errors quote less.
+const MAX_TYPED: usize = 1 << 20;
+
 impl Proxy<'_> {
+    /// Notes text the client sent, for [`guard_values`].
+    fn note_typed(&mut self, text: &str) {
+        if self.typed.len() + text.len() <= MAX_TYPED {
+            self.typed.push_str(&text.to_lowercase());
+            self.typed.push('\n');
+        }
+    }
+
     /// Processes one frame from the client; returns the text to record, if any.
     fn client_frame(&mut self, f: &Frame) -> Result<Option<String>, String> {
         let bad = |e: hoop_pg::PgError| e.to_string();
         Ok(match f.tag {
             tag::QUERY => {
                 let sql = msg::query_text(&f.body).map_err(bad)?;
+                self.note_typed(&sql);
                 self.expect.push_back(Expect::Query(parse_copy(&sql)));
                 Some(statement_line(&sql, None))
             }
             tag::PARSE => {
                 let p = msg::Parse::decode(&f.body).map_err(bad)?;
+                self.note_typed(&p.query);
                 let previous = self.statements.insert(
                     p.name.clone(),
                     Statement {
@@ -519,6 +536,11 @@ impl Proxy<'_> {
             }
             tag::BIND => {
                 let b = msg::Bind::parse(&f.body).map_err(bad)?;
+                for (i, p) in b.params.iter().enumerate() {
+                    if let Some(v) = p.as_ref().filter(|_| !b.param_is_binary(i)) {
+                        self.note_typed(&String::from_utf8_lossy(v));
+                    }
+                }
                 let stmt = self
                     .statements
                     .get(&b.statement)
@@ -1067,7 +1089,7 @@ impl Proxy<'_> {
             }
         }
         if !self.rules.is_empty() {
-            guard_values(fields);
+            guard_values(fields, &self.typed);
         }
         Ok(())
     }
@@ -1265,6 +1287,7 @@ impl Proxy<'_> {
             tag::READY_FOR_QUERY => {
                 self.flush_rows(session, out).await?;
                 self.current = None;
+                self.typed.clear();
                 while let Some(front) = self.expect.pop_front() {
                     if matches!(front, Expect::Sync | Expect::Query(_)) {
                         break;
@@ -1575,19 +1598,15 @@ const MASKED_TEXT: &str = "[MASKED]";
 /// In a session with column rules, keeps column values out of errors and notices, where
 /// content masking alone would let any value through that does not look like an info type
 /// (`select ssn::int from users` answers `invalid input syntax for type integer:
-/// "123-45-6789"`):
+/// "123-45-6789"`, `select ssn::regclass` answers `relation "123-45-6789" does not exist`):
 /// - raised inside a function or a `DO` block (the error has a context, `W`): message,
 ///   detail, hint and context are masked whole, since `RAISE` can say anything and choose
 ///   any SQLSTATE;
-/// - data exceptions (class `22`): every double-quoted part of message, detail and hint;
-/// - integrity violations (class `23`): the values of the detail (`Key (email)=(…)`,
-///   `Failing row contains (…)`); the message names only constraints and columns.
-fn guard_values(fields: &mut msg::Fields) {
-    let code = fields
-        .iter()
-        .find(|(k, _)| *k == b'C')
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+/// - otherwise, in message, detail and hint, a double-quoted part that is not in what the
+///   client sent (`typed`, lower case) is masked, with everything after it up to the last
+///   quote (a value may hold quotes itself); and the value lists of a detail
+///   (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent them.
+fn guard_values(fields: &mut msg::Fields, typed: &str) {
     if fields.iter().any(|(k, _)| *k == b'W') {
         for (k, v) in fields.iter_mut() {
             if matches!(*k, b'M' | b'D' | b'H' | b'W' | b'q') {
@@ -1597,32 +1616,46 @@ fn guard_values(fields: &mut msg::Fields) {
         return;
     }
     for (k, v) in fields.iter_mut() {
-        match (code.get(..2), *k) {
-            (Some("22"), b'M' | b'D' | b'H') => *v = mask_quoted(v),
-            (Some("23"), b'D') => *v = mask_value_lists(v),
-            _ => {}
+        if matches!(*k, b'M' | b'D' | b'H') {
+            *v = mask_value_lists(&mask_untyped_quotes(v, typed), typed);
         }
     }
 }
 
-/// `invalid input syntax for type integer: "x"` → `… "[MASKED]"`: everything from the
-/// first double quote to the last (a value may hold quotes itself, unescaped); an unpaired
-/// quote masks the rest.
-fn mask_quoted(text: &str) -> String {
-    let Some(first) = text.find('"') else {
+/// `relation "123-45-6789" does not exist` → `relation "[MASKED]" does not exist` unless
+/// the client typed `123-45-6789`.
+fn mask_untyped_quotes(text: &str, typed: &str) -> String {
+    let quotes: Vec<usize> = text.match_indices('"').map(|(i, _)| i).collect();
+    let Some(&last) = quotes.last() else {
         return text.to_owned();
     };
-    let last = text.rfind('"').filter(|l| *l > first);
-    let (head, tail) = match last {
-        Some(l) => (text.get(..=first), text.get(l..)),
-        None => (text.get(..=first), Some("")),
-    };
-    format!("{}{MASKED_TEXT}{}", head.unwrap_or(""), tail.unwrap_or(""))
+    for pair in quotes.chunks(2) {
+        let (open, close) = match pair {
+            [open, close] => (*open, Some(*close)),
+            [open] => (*open, None),
+            _ => continue,
+        };
+        let inner = text
+            .get(open + 1..close.unwrap_or(text.len()))
+            .unwrap_or("");
+        if close.is_some() && typed.contains(&inner.to_lowercase()) {
+            continue;
+        }
+        // Masked from here to the last quote (or the end, for an unpaired one).
+        let end = if last > open { last } else { text.len() };
+        return format!(
+            "{}{MASKED_TEXT}{}",
+            text.get(..=open).unwrap_or(""),
+            text.get(end..).unwrap_or("")
+        );
+    }
+    text.to_owned()
 }
 
-/// `Key (email)=(a@b) already exists.` → `Key (email)=([MASKED]) already exists.`;
-/// `Failing row contains (1, x).` → `Failing row contains ([MASKED]).`
-fn mask_value_lists(text: &str) -> String {
+/// `Key (ssn)=(123) already exists.` → `Key (ssn)=([MASKED]) already exists.`;
+/// `Failing row contains (1, x).` → `Failing row contains ([MASKED]).`, unless the client
+/// sent those values as they are shown.
+fn mask_value_lists(text: &str, typed: &str) -> String {
     for opener in ["=(", "contains ("] {
         if let Some(at) = text.find(opener) {
             let start = at + opener.len();
@@ -1630,6 +1663,10 @@ fn mask_value_lists(text: &str) -> String {
                 .rfind(')')
                 .filter(|e| *e >= start)
                 .unwrap_or(text.len());
+            let inner = text.get(start..end).unwrap_or("");
+            if typed.contains(&inner.to_lowercase()) {
+                return text.to_owned();
+            }
             let tail = text.get(end..).unwrap_or("");
             return format!("{}{MASKED_TEXT}{tail}", text.get(..start).unwrap_or(""));
         }
@@ -1739,6 +1776,7 @@ pub(crate) async fn drive(
         copy_in_bytes: 0,
         terminated: false,
         injected: None,
+        typed: String::new(),
     };
     let ending = match input {
         Input::Fixed(sql) => exec(&mut proxy, session, sql, events, stops, counters).await,
