@@ -427,6 +427,9 @@ async fn errors_and_notices_do_not_echo_masked_column_values() {
         // 42P01: relation "123-45-6789" does not exist
         "select ssn::regclass from users where id = 1",
         "select ssn::regtype from users where id = 1",
+        // 2200M: its detail shows the line of XML, unquoted.
+        "select xmlparse(document ssn) from users where id = 1",
+        "select ssn::json from users where id = 1",
         // Raised by the user, with a harmless-looking SQLSTATE.
         "do $$ begin raise exception '%', (select string_agg(ssn, ',') from users) \
          using errcode = '42P01'; end $$",

@@ -1606,7 +1606,8 @@ const MASKED_TEXT: &str = "[MASKED]";
 /// - otherwise, in message, detail and hint, a double-quoted part that is not in what the
 ///   client sent (`typed`, lower case) is masked, with everything after it up to the last
 ///   quote (a value may hold quotes itself); and the value lists of a detail
-///   (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent them.
+///   (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent them; the
+///   detail of a data exception (SQLSTATE class 22) is masked whole.
 fn guard_values(fields: &mut msg::Fields, typed: &str) {
     if fields.iter().any(|(k, _)| *k == b'W') {
         for (k, v) in fields.iter_mut() {
@@ -1616,8 +1617,14 @@ fn guard_values(fields: &mut msg::Fields, typed: &str) {
         }
         return;
     }
+    // A data exception's detail may show the value unquoted (invalid XML shows its line).
+    let data_exception = fields
+        .iter()
+        .any(|(k, v)| *k == b'C' && v.starts_with("22"));
     for (k, v) in fields.iter_mut() {
-        if matches!(*k, b'M' | b'D' | b'H') {
+        if *k == b'D' && data_exception {
+            *v = format!("{MASKED_TEXT} (the detail of a data exception may hold column values)");
+        } else if matches!(*k, b'M' | b'D' | b'H') {
             *v = mask_value_lists(&mask_untyped_quotes(v, typed), typed);
         }
     }
