@@ -17,7 +17,11 @@ pub async fn scratch_postgres_database(
     prefix: &str,
 ) -> Result<String, StoreError> {
     let admin = Database::connect(server_url).await?;
-    let name = format!("{prefix}_{}_{}", std::process::id(), SystemNanos::now());
+    // Tests of one process run in parallel and can read the same clock value: a counter
+    // keeps their names apart.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{prefix}_{}_{}_{n}", std::process::id(), SystemNanos::now());
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
         .await?;
