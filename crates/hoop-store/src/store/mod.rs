@@ -127,6 +127,78 @@ pub struct Store {
     any_appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The writer of session ends and session events (see `settler`).
     writer: std::sync::Arc<settler::Writer>,
+    /// On SQLite, the turn to write: held by every write transaction from its `BEGIN` to
+    /// its end (see [`WriteTxn`]).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A transaction that writes. On SQLite it holds the store's turn to write until it ends
+/// (committed, or rolled back when dropped): SQLite lets one connection write at a time, and
+/// a transaction that finds another one writing waits in SQLite's busy handler, which
+/// sleeps 1, 2, 5, 10… ms between tries. Waiting for the turn in this process instead, a
+/// writer starts the moment the one before it ends (the busy handler remains for other
+/// processes on the same file). PostgreSQL needs no turn.
+pub(crate) struct WriteTxn {
+    // Declared first, dropped first: a transaction dropped without commit starts its
+    // rollback before the turn passes on.
+    txn: sea_orm::DatabaseTransaction,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// Commits the transaction, then gives the turn to write back.
+    pub(crate) async fn commit(self) -> Result<(), sea_orm::DbErr> {
+        let Self { txn, _turn } = self;
+        txn.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = sea_orm::DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> sea_orm::DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_one(stmt).await
+    }
+
+    async fn query_all(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_all(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.txn.is_mock_connection()
+    }
 }
 
 impl Store {
@@ -170,9 +242,15 @@ impl Store {
         }
         if backend == Backend::Sqlite {
             // One writer at a time is SQLite's rule; a small pool avoids busy errors.
+            // No ping before handing out a connection: an embedded database's connection
+            // cannot go stale, and each ping is a round trip to the connection's thread
+            // (sqlx runs every SQLite connection on a thread of its own). A session's start
+            // and end take several connections from the pool: the pings were a third of
+            // those trips (see BENCHMARKS.md, issue 17, exec).
             options
                 .max_connections(pool.max_connections.unwrap_or(4).max(1))
-                .min_connections(1);
+                .min_connections(1)
+                .test_before_acquire(false);
             // Write-ahead log with `synchronous = NORMAL`: a commit is durable against a
             // crash of the gateway (the WAL is in the OS cache) and loses at most the last
             // transactions on a power cut, never corrupts; it doubles session throughput
@@ -197,6 +275,7 @@ impl Store {
             origin: std::sync::Arc::from(crate::crypto::random_token("")),
             any_appended: std::sync::Arc::default(),
             writer: std::sync::Arc::default(),
+            write_turn: std::sync::Arc::default(),
         })
     }
 
@@ -264,7 +343,7 @@ impl Store {
     /// Appends `events` as the last statements of `txn`, commits it and wakes the readers.
     pub(crate) async fn commit_with_events(
         &self,
-        txn: sea_orm::DatabaseTransaction,
+        txn: WriteTxn,
         events: Vec<NewEvent>,
     ) -> Result<()> {
         let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
@@ -277,6 +356,27 @@ impl Store {
         if !kinds.is_empty() {
             self.events_appended(&kinds);
         }
+        Ok(())
+    }
+
+    /// Appends `events` that go with no other change, and wakes the readers. On SQLite the
+    /// append is one `INSERT` of its own, atomic without a transaction (no `BEGIN` and
+    /// `COMMIT`: two fewer trips to the connection's thread); on PostgreSQL it is a
+    /// transaction, for the lock that orders the log (see [`crate::events`]).
+    pub(crate) async fn append_alone(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.backend == Backend::Postgres {
+            let txn = self.begin_with_write().await?;
+            return self.commit_with_events(txn, events).await;
+        }
+        let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
+        {
+            let _turn = self.write_turn().await;
+            crate::events::append(self.backend, &self.db, events).await?;
+        }
+        self.events_appended(&kinds);
         Ok(())
     }
 
@@ -328,8 +428,8 @@ impl Store {
     /// waiting its turn (the busy timeout only applies to a transaction that has read
     /// nothing yet). The statement touches sea-orm's own migration table, the one table
     /// every migrated database has. PostgreSQL needs nothing of the kind.
-    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
-        let txn = self.db.begin().await?;
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn> {
+        let txn = self.begin_with_write().await?;
         if self.backend == Backend::Sqlite {
             txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0")
                 .await?;
@@ -340,8 +440,22 @@ impl Store {
     /// Begins a transaction whose first statement writes (an `INSERT`, an `UPDATE`): that
     /// statement takes SQLite's write lock itself, waiting its turn, so the extra statement
     /// of [`begin_write`](Self::begin_write) is not needed.
-    pub(crate) async fn begin_with_write(&self) -> Result<sea_orm::DatabaseTransaction> {
-        Ok(self.db.begin().await?)
+    pub(crate) async fn begin_with_write(&self) -> Result<WriteTxn> {
+        // The turn first, the pool's connection then: a writer waiting for its turn holds
+        // no connection that readers could use.
+        let turn = self.write_turn().await;
+        Ok(WriteTxn {
+            txn: self.db.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// On SQLite, the turn to write (see [`WriteTxn`]); nothing on PostgreSQL.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(std::sync::Arc::clone(&self.write_turn).lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// The database backend.
