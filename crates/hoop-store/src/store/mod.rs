@@ -130,6 +130,9 @@ pub struct Store {
     /// On SQLite, the turn to write: held by every write transaction from its `BEGIN` to
     /// its end (see [`WriteTxn`]).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// How long a writer waits for its turn: the pool's acquire timeout (a writer that
+    /// waits longer fails as one that found no connection free).
+    turn_timeout: Duration,
 }
 
 /// A transaction that writes. On SQLite it holds the store's turn to write until it ends
@@ -276,6 +279,7 @@ impl Store {
             any_appended: std::sync::Arc::default(),
             writer: std::sync::Arc::default(),
             write_turn: std::sync::Arc::default(),
+            turn_timeout: pool.acquire_timeout,
         })
     }
 
@@ -373,7 +377,7 @@ impl Store {
         }
         let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
         {
-            let _turn = self.write_turn().await;
+            let _turn = self.write_turn().await?;
             crate::events::append(self.backend, &self.db, events).await?;
         }
         self.events_appended(&kinds);
@@ -443,18 +447,28 @@ impl Store {
     pub(crate) async fn begin_with_write(&self) -> Result<WriteTxn> {
         // The turn first, the pool's connection then: a writer waiting for its turn holds
         // no connection that readers could use.
-        let turn = self.write_turn().await;
+        let turn = self.write_turn().await?;
         Ok(WriteTxn {
             txn: self.db.begin().await?,
             _turn: turn,
         })
     }
 
-    /// On SQLite, the turn to write (see [`WriteTxn`]); nothing on PostgreSQL.
-    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// On SQLite, the turn to write (see [`WriteTxn`]); nothing on PostgreSQL. Waiting
+    /// longer than the pool's acquire timeout fails as a pool timeout does (transient:
+    /// `UNAVAILABLE` for a request, retried for a session's end).
+    async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
         match self.backend {
-            Backend::Sqlite => Some(std::sync::Arc::clone(&self.write_turn).lock_owned().await),
-            Backend::Postgres => None,
+            Backend::Sqlite => {
+                let turn = std::sync::Arc::clone(&self.write_turn).lock_owned();
+                match tokio::time::timeout(self.turn_timeout, turn).await {
+                    Ok(guard) => Ok(Some(guard)),
+                    Err(_) => Err(StoreError::Db(sea_orm::DbErr::ConnectionAcquire(
+                        sea_orm::ConnAcquireErr::Timeout,
+                    ))),
+                }
+            }
+            Backend::Postgres => Ok(None),
         }
     }
 
@@ -560,4 +574,36 @@ fn count_to_db(n: u32) -> i32 {
 /// A stored count; negative ones read as unset.
 fn count_from_db(n: i32) -> Option<u32> {
     u32::try_from(n).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_writer_waits_for_its_turn_at_most_the_acquire_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/hoop.db", dir.path().display());
+        let secrets = SecretBox::new("0123456789abcdef0123456789abcdef-test").unwrap();
+        let pool = PoolSettings {
+            max_connections: None,
+            acquire_timeout: Duration::from_millis(100),
+        };
+        let store = Store::connect_with(&url, secrets, pool).await.unwrap();
+        store.migrate().await.unwrap();
+        let event = || vec![NewEvent::new("session.started", serde_json::json!({}))];
+        let holding = store.begin_write().await.unwrap();
+        // The turn is taken: the append gives up as a pool timeout does (transient).
+        let err = store.append_events(event()).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        // A waiting writer gets the turn as soon as the holder ends.
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.append_events(event()).await }
+        });
+        tokio::task::yield_now().await;
+        holding.commit().await.unwrap();
+        waiting.await.unwrap().unwrap();
+        assert_eq!(store.read_events(0, 10).await.unwrap().len(), 1);
+    }
 }
