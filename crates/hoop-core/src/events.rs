@@ -270,6 +270,9 @@ pub struct Subscription {
     wake: watch::Receiver<u64>,
     /// The source's count of appended events passing the filter when it was last read.
     seen: Option<u64>,
+    /// The last read found nothing after the cursor: until the source counts a wanted
+    /// append (or the poll interval runs out), reading again would find nothing either.
+    caught_up: bool,
     poll: Duration,
 }
 
@@ -295,6 +298,7 @@ impl Subscription {
             buffer: VecDeque::new(),
             wake,
             seen: None,
+            caught_up: false,
             poll: DEFAULT_POLL,
         }
     }
@@ -329,10 +333,16 @@ impl Subscription {
             loop {
                 match tokio::time::timeout_at(deadline, self.wake.changed()).await {
                     Ok(Ok(())) if !self.wanted_appended() => {}
-                    Ok(Ok(())) | Err(_) => break,
+                    Ok(Ok(())) => break,
+                    Err(_) => {
+                        // The poll: read whatever the wake-ups said or not.
+                        self.caught_up = false;
+                        break;
+                    }
                     Ok(Err(_)) => {
                         // Nobody will wake it again: only the polls are left.
                         tokio::time::sleep_until(deadline).await;
+                        self.caught_up = false;
                         break;
                     }
                 }
@@ -351,11 +361,20 @@ impl Subscription {
 
     /// The next event if one is in the log now, without waiting.
     ///
+    /// A subscription whose last read found nothing does not read again until the source
+    /// counts an append that passes its filter ([`EventSource::appended_matching`]; always,
+    /// for a source that does not count) or [`next`](Self::next)'s poll interval runs out:
+    /// a consumer that drains a batch with `try_next` and then waits with `next` reads the
+    /// log once at the end, not twice.
+    ///
     /// # Errors
     /// What the source returned.
     pub async fn try_next(&mut self) -> Result<Option<Event>, PortError> {
         if let Some(event) = self.pop() {
             return Ok(Some(event));
+        }
+        if self.caught_up && !self.wanted_appended() {
+            return Ok(None);
         }
         loop {
             // Mark the current notification and count seen before reading, so an append
@@ -367,6 +386,7 @@ impl Subscription {
                 .read(self.scanned, &self.filter, READ_BATCH)
                 .await?;
             let advanced = page.scanned_to > self.scanned;
+            self.caught_up = !advanced;
             self.scanned = self.scanned.max(page.scanned_to);
             self.buffer.extend(page.events);
             if let Some(event) = self.pop() {
@@ -572,6 +592,8 @@ mod tests {
         reads: std::sync::atomic::AtomicUsize,
         read_done: tokio::sync::Notify,
         hint: bool,
+        /// Counts nothing (as if every append came from another process).
+        frozen: bool,
     }
 
     #[async_trait]
@@ -594,7 +616,9 @@ mod tests {
             self.log.notifications()
         }
         fn appended_matching(&self, filter: &EventFilter) -> Option<u64> {
-            if self.hint {
+            if self.frozen {
+                Some(0)
+            } else if self.hint {
                 self.log.appended_matching(filter)
             } else {
                 None
@@ -638,6 +662,53 @@ mod tests {
         let blind = reads_while_waiting_for_reviews(false).await;
         assert!(blind > 10, "{blind} reads without the hint");
         assert_eq!(reads_while_waiting_for_reviews(true).await, 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_drained_subscription_reads_again_only_after_a_wanted_append() {
+        let log = Arc::new(CountingLog {
+            hint: true,
+            ..CountingLog::default()
+        });
+        log.log
+            .append(types::SESSION_OPENED, None, None, serde_json::json!({}));
+        let mut sub = Subscription::new(log.clone(), 0, EventFilter::all())
+            .with_poll_interval(Duration::from_secs(3600));
+        let reads = || log.reads.load(std::sync::atomic::Ordering::SeqCst);
+        // A batch: the event, then the read that finds the end of the log.
+        assert_eq!(sub.next().await.unwrap().id, 1);
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        assert_eq!(reads(), 2);
+        // Nothing was appended since: no read.
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        assert_eq!(reads(), 2);
+        log.log
+            .append(types::SESSION_CLOSED, None, None, serde_json::json!({}));
+        assert_eq!(sub.try_next().await.unwrap().map(|e| e.id), Some(2));
+        assert_eq!(reads(), 3);
+        // Without the source's count, every call reads.
+        let blind = Arc::new(CountingLog::default());
+        let mut sub = Subscription::new(blind.clone(), 0, EventFilter::all());
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        assert_eq!(blind.reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_drained_subscription_reads_again_when_its_poll_runs_out() {
+        let log = Arc::new(CountingLog {
+            frozen: true,
+            ..CountingLog::default()
+        });
+        let mut sub = Subscription::new(log.clone(), 0, EventFilter::all())
+            .with_poll_interval(Duration::from_millis(10));
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        // An append the source does not count (another process's): not read at once, found
+        // by the poll.
+        log.log
+            .append(types::SESSION_OPENED, None, None, serde_json::json!({}));
+        assert_eq!(sub.try_next().await.unwrap(), None);
+        assert_eq!(sub.next().await.unwrap().id, 1);
     }
 
     fn log_with(n: u64) -> Arc<MemoryEventLog> {

@@ -88,6 +88,28 @@ pub(crate) async fn visible_attachments(
     }
 }
 
+/// Connection `name` with its secrets, and its attachments, if the caller may see it;
+/// NOT_FOUND, as if it did not exist, if there is none or the caller may not. The two reads
+/// run at once, and the connection's row is read once (a session's start waits for them).
+pub(crate) async fn visible_connection(
+    store: &Store,
+    registry: &Registry,
+    caller: &Caller,
+    name: &str,
+) -> Result<(hoop_store::Connection, Vec<Attachment>), Error> {
+    let names = [name.to_owned()];
+    let (connection, mut attachments) = tokio::try_join!(
+        store.get_connection(name, true),
+        store.attachments_of(&names),
+    )?;
+    let attachments = attachments.remove(name).unwrap_or_default();
+    if allows(registry, caller, &attachments) {
+        Ok((connection, attachments))
+    } else {
+        Err(connection_not_found(name))
+    }
+}
+
 /// Which connections the caller may see and use, by name, remembered across calls (for
 /// listings of records of many connections, e.g. reviews).
 ///

@@ -131,9 +131,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Db`] if the database fails.
     pub async fn append_events(&self, events: Vec<NewEvent>) -> Result<()> {
-        // The insert is the first statement: it takes SQLite's write lock itself.
-        let txn = self.begin_with_write().await?;
-        self.commit_with_events(txn, events).await
+        self.append_alone(events).await
     }
 
     /// Up to `limit` events with an id greater than `after`, oldest first.

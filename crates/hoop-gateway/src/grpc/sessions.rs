@@ -174,12 +174,9 @@ pub(crate) async fn session_chain(
     request: &SessionRequest,
 ) -> Result<(Connection, Chain), Error> {
     let args = &request.args;
-    // Both reads at once (they use two of the pool's connections): a session's start waits
-    // for them. Either failing fails the session, a hidden connection as not found.
-    let (attachments, connection) = tokio::try_join!(
-        access::visible_attachments(&app.store, &app.registry, caller, name),
-        async { Ok(app.store.get_connection(name, true).await?) },
-    )?;
+    // Either read failing fails the session, a hidden connection as not found.
+    let (connection, attachments) =
+        access::visible_connection(&app.store, &app.registry, caller, name).await?;
     let (enabled, mode) = match verb {
         Verb::Connect => (connection.access.connect, "connect"),
         _ if request.runbook.is_some() => (connection.access.runbooks, "runbooks"),

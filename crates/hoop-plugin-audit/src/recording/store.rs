@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 
 use super::error::RecordingError;
-use super::format::SessionId;
+use super::format::{SessionId, file_header};
 use super::reader::RecordingReader;
 use super::writer::{RecordingSink, RecordingWriter, WriterOptions};
 
@@ -77,36 +77,41 @@ impl FsRecordingStore {
 impl RecordingStore for FsRecordingStore {
     async fn create(&self, session_id: &SessionId) -> Result<RecordingWriter, RecordingError> {
         // Recordings hold what users typed and saw: readable by the gateway's user only.
-        // The directory and the file in one trip to the blocking pool: a session's start
-        // waits for it.
+        // The directory, the file and its header in one trip to the blocking pool: a
+        // session's start waits for it.
         let dir = self.dir.clone();
         let path = self.path_for(session_id);
+        let header = file_header(session_id);
         let opened = tokio::task::spawn_blocking(move || {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)?;
-            std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .append(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
+                .open(path)?;
+            let written = (&file).write_all(&header);
+            Ok::<_, std::io::Error>((file, written))
         })
         .await
         .map_err(blocking_gone)?;
-        let file = opened.map_err(|err| match err.kind() {
+        let (file, header_written) = opened.map_err(|err| match err.kind() {
             std::io::ErrorKind::AlreadyExists => {
                 RecordingError::AlreadyExists(session_id.to_string())
             }
             _ => RecordingError::Io(err),
         })?;
+        // The file exists from here on: a failed header is an I/O error, never "already
+        // exists".
+        header_written?;
         let file = Arc::new(file);
-        RecordingWriter::new(
+        RecordingWriter::with_header_written(
             session_id.clone(),
             Box::new(FileSink { file }),
             self.options.clone(),
         )
-        .await
     }
 
     async fn open(&self, session_id: &SessionId) -> Result<RecordingReader, RecordingError> {

@@ -254,7 +254,33 @@ impl RecordingWriter {
             tokio::runtime::Handle::try_current().map_err(|_| RecordingError::NoRuntime)?;
         let header = file_header(&session_id);
         sink.write_all(&header).await?;
-        let (written_tx, written) = watch::channel(header.len() as u64);
+        Self::started(runtime, session_id, sink, options, header.len() as u64)
+    }
+
+    /// A writer on `sink` that already holds the file header of `session_id` (written by
+    /// the store with the file's creation: one trip to the blocking pool instead of two).
+    ///
+    /// # Errors
+    /// [`RecordingError::NoRuntime`] outside a tokio runtime.
+    pub(crate) fn with_header_written(
+        session_id: SessionId,
+        sink: Box<dyn RecordingSink>,
+        options: WriterOptions,
+    ) -> Result<Self, RecordingError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| RecordingError::NoRuntime)?;
+        let header_len = file_header(&session_id).len() as u64;
+        Self::started(runtime, session_id, sink, options, header_len)
+    }
+
+    fn started(
+        runtime: tokio::runtime::Handle,
+        session_id: SessionId,
+        sink: Box<dyn RecordingSink>,
+        options: WriterOptions,
+        header_len: u64,
+    ) -> Result<Self, RecordingError> {
+        let (written_tx, written) = watch::channel(header_len);
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Mutex::new(Shared {
             sink,

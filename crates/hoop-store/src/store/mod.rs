@@ -127,6 +127,81 @@ pub struct Store {
     any_appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The writer of session ends and session events (see `settler`).
     writer: std::sync::Arc<settler::Writer>,
+    /// On SQLite, the turn to write: held by every write transaction from its `BEGIN` to
+    /// its end (see [`WriteTxn`]).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// How long a writer waits for its turn: the pool's acquire timeout (a writer that
+    /// waits longer fails as one that found no connection free).
+    turn_timeout: Duration,
+}
+
+/// A transaction that writes. On SQLite it holds the store's turn to write until it ends
+/// (committed, or rolled back when dropped): SQLite lets one connection write at a time, and
+/// a transaction that finds another one writing waits in SQLite's busy handler, which
+/// sleeps 1, 2, 5, 10… ms between tries. Waiting for the turn in this process instead, a
+/// writer starts the moment the one before it ends (the busy handler remains for other
+/// processes on the same file). PostgreSQL needs no turn.
+pub(crate) struct WriteTxn {
+    // Declared first, dropped first: a transaction dropped without commit starts its
+    // rollback before the turn passes on.
+    txn: sea_orm::DatabaseTransaction,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// Commits the transaction, then gives the turn to write back.
+    pub(crate) async fn commit(self) -> Result<(), sea_orm::DbErr> {
+        let Self { txn, _turn } = self;
+        txn.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = sea_orm::DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> sea_orm::DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_one(stmt).await
+    }
+
+    async fn query_all(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_all(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.txn.is_mock_connection()
+    }
 }
 
 impl Store {
@@ -170,9 +245,15 @@ impl Store {
         }
         if backend == Backend::Sqlite {
             // One writer at a time is SQLite's rule; a small pool avoids busy errors.
+            // No ping before handing out a connection: an embedded database's connection
+            // cannot go stale, and each ping is a round trip to the connection's thread
+            // (sqlx runs every SQLite connection on a thread of its own). A session's start
+            // and end take several connections from the pool: the pings were a third of
+            // those trips (see BENCHMARKS.md, issue 17, exec).
             options
                 .max_connections(pool.max_connections.unwrap_or(4).max(1))
-                .min_connections(1);
+                .min_connections(1)
+                .test_before_acquire(false);
             // Write-ahead log with `synchronous = NORMAL`: a commit is durable against a
             // crash of the gateway (the WAL is in the OS cache) and loses at most the last
             // transactions on a power cut, never corrupts; it doubles session throughput
@@ -197,6 +278,8 @@ impl Store {
             origin: std::sync::Arc::from(crate::crypto::random_token("")),
             any_appended: std::sync::Arc::default(),
             writer: std::sync::Arc::default(),
+            write_turn: std::sync::Arc::default(),
+            turn_timeout: pool.acquire_timeout,
         })
     }
 
@@ -264,7 +347,7 @@ impl Store {
     /// Appends `events` as the last statements of `txn`, commits it and wakes the readers.
     pub(crate) async fn commit_with_events(
         &self,
-        txn: sea_orm::DatabaseTransaction,
+        txn: WriteTxn,
         events: Vec<NewEvent>,
     ) -> Result<()> {
         let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
@@ -277,6 +360,27 @@ impl Store {
         if !kinds.is_empty() {
             self.events_appended(&kinds);
         }
+        Ok(())
+    }
+
+    /// Appends `events` that go with no other change, and wakes the readers. On SQLite the
+    /// append is one `INSERT` of its own, atomic without a transaction (no `BEGIN` and
+    /// `COMMIT`: two fewer trips to the connection's thread); on PostgreSQL it is a
+    /// transaction, for the lock that orders the log (see [`crate::events`]).
+    pub(crate) async fn append_alone(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.backend == Backend::Postgres {
+            let txn = self.begin_with_write().await?;
+            return self.commit_with_events(txn, events).await;
+        }
+        let kinds: Vec<String> = events.iter().map(|e| e.kind.clone()).collect();
+        {
+            let _turn = self.write_turn().await?;
+            crate::events::append(self.backend, &self.db, events).await?;
+        }
+        self.events_appended(&kinds);
         Ok(())
     }
 
@@ -328,8 +432,8 @@ impl Store {
     /// waiting its turn (the busy timeout only applies to a transaction that has read
     /// nothing yet). The statement touches sea-orm's own migration table, the one table
     /// every migrated database has. PostgreSQL needs nothing of the kind.
-    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
-        let txn = self.db.begin().await?;
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn> {
+        let txn = self.begin_with_write().await?;
         if self.backend == Backend::Sqlite {
             txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0")
                 .await?;
@@ -340,8 +444,32 @@ impl Store {
     /// Begins a transaction whose first statement writes (an `INSERT`, an `UPDATE`): that
     /// statement takes SQLite's write lock itself, waiting its turn, so the extra statement
     /// of [`begin_write`](Self::begin_write) is not needed.
-    pub(crate) async fn begin_with_write(&self) -> Result<sea_orm::DatabaseTransaction> {
-        Ok(self.db.begin().await?)
+    pub(crate) async fn begin_with_write(&self) -> Result<WriteTxn> {
+        // The turn first, the pool's connection then: a writer waiting for its turn holds
+        // no connection that readers could use.
+        let turn = self.write_turn().await?;
+        Ok(WriteTxn {
+            txn: self.db.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// On SQLite, the turn to write (see [`WriteTxn`]); nothing on PostgreSQL. Waiting
+    /// longer than the pool's acquire timeout fails as a pool timeout does (transient:
+    /// `UNAVAILABLE` for a request, retried for a session's end).
+    async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let turn = std::sync::Arc::clone(&self.write_turn).lock_owned();
+                match tokio::time::timeout(self.turn_timeout, turn).await {
+                    Ok(guard) => Ok(Some(guard)),
+                    Err(_) => Err(StoreError::Db(sea_orm::DbErr::ConnectionAcquire(
+                        sea_orm::ConnAcquireErr::Timeout,
+                    ))),
+                }
+            }
+            Backend::Postgres => Ok(None),
+        }
     }
 
     /// The database backend.
@@ -446,4 +574,36 @@ fn count_to_db(n: u32) -> i32 {
 /// A stored count; negative ones read as unset.
 fn count_from_db(n: i32) -> Option<u32> {
     u32::try_from(n).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_writer_waits_for_its_turn_at_most_the_acquire_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/hoop.db", dir.path().display());
+        let secrets = SecretBox::new("0123456789abcdef0123456789abcdef-test").unwrap();
+        let pool = PoolSettings {
+            max_connections: None,
+            acquire_timeout: Duration::from_millis(100),
+        };
+        let store = Store::connect_with(&url, secrets, pool).await.unwrap();
+        store.migrate().await.unwrap();
+        let event = || vec![NewEvent::new("session.started", serde_json::json!({}))];
+        let holding = store.begin_write().await.unwrap();
+        // The turn is taken: the append gives up as a pool timeout does (transient).
+        let err = store.append_events(event()).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        // A waiting writer gets the turn as soon as the holder ends.
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.append_events(event()).await }
+        });
+        tokio::task::yield_now().await;
+        holding.commit().await.unwrap();
+        waiting.await.unwrap().unwrap();
+        assert_eq!(store.read_events(0, 10).await.unwrap().len(), 1);
+    }
 }

@@ -153,10 +153,9 @@ impl Store {
         Ok(record)
     }
 
-    /// Events in a transaction of their own.
+    /// Events on their own (one statement on SQLite, a transaction on PostgreSQL).
     async fn write_events(&self, events: &[NewEvent]) -> Result<()> {
-        let txn = self.begin_with_write().await?;
-        self.commit_with_events(txn, events.to_vec()).await
+        self.append_alone(events.to_vec()).await
     }
 
     /// Hands `job` to the writer, starting it on first use; `false` if there is none.
