@@ -493,7 +493,7 @@ struct Proxy<'a> {
     /// A message the gateway sends to the server before the client's current one.
     injected: Option<Frame>,
     /// What the client sent since the server was last ready (statements and text
-    /// parameters, lower case, at most [`MAX_TYPED`] bytes): text an error quotes that is
+    /// parameters, as sent, at most [`MAX_TYPED`] bytes): text an error quotes that is
     /// in here is the user's own, not a column's value (see [`guard_values`]).
     typed: String,
 }
@@ -506,7 +506,8 @@ impl Proxy<'_> {
     fn note_typed(&mut self, text: &str) {
         // Only errors of sessions with column rules are guarded.
         if !self.rules.is_empty() && self.typed.len() + text.len() <= MAX_TYPED {
-            self.typed.push_str(&text.to_lowercase());
+            // As sent: lower-cased only when an error is guarded, off the hot path.
+            self.typed.push_str(text);
             self.typed.push('\n');
         }
     }
@@ -1604,10 +1605,10 @@ const MASKED_TEXT: &str = "[MASKED]";
 ///   detail, hint and context are masked whole, since `RAISE` can say anything and choose
 ///   any SQLSTATE;
 /// - otherwise, in message, detail and hint, a double-quoted part that is not in what the
-///   client sent (`typed`, lower case) is masked, with everything after it up to the last
-///   quote (a value may hold quotes itself); and the value lists of a detail
-///   (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent them; the
-///   detail of a data exception (SQLSTATE class 22) is masked whole.
+///   client sent (`typed`, compared without regard to case) is masked, with everything
+///   after it up to the last quote (a value may hold quotes itself); and the value lists
+///   of a detail (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent
+///   them; the detail of a data exception (SQLSTATE class 22) is masked whole.
 fn guard_values(fields: &mut msg::Fields, typed: &str) {
     if fields.iter().any(|(k, _)| *k == b'W') {
         for (k, v) in fields.iter_mut() {
@@ -1617,6 +1618,8 @@ fn guard_values(fields: &mut msg::Fields, typed: &str) {
         }
         return;
     }
+    let typed = typed.to_lowercase();
+    let typed = typed.as_str();
     // A data exception's detail may show the value unquoted (invalid XML shows its line).
     let data_exception = fields
         .iter()
