@@ -1,10 +1,12 @@
-//! The exec helper ([`EXEC_MODE`](crate::EXEC_MODE)): a fresh, single-threaded child of the
-//! supervisor that turns into the session's program. On a terminal it leads a new session
-//! with the terminal as controlling tty (on pipes, a process group of its own); then it becomes the session's user (that user's
-//! groups with `initgroups`, `setgid`, `setuid`: std's `Command::uid` would drop the
-//! supplementary groups), enters the working directory and executes the program (argv
-//! never through a shell, the environment exactly as given). The pid stays the same, so
-//! the supervisor's child *is* the program.
+//! The exec helper ([`EXEC_MODE`](crate::EXEC_MODE)), for sessions on a terminal or as
+//! another user: a fresh, single-threaded child of the supervisor that turns into the
+//! session's program (a session on pipes that keeps the agent's user has none: the
+//! supervisor spawns its program itself, see `spawn.rs`). On a terminal it leads a new
+//! session with the terminal as controlling tty (on pipes, a session without one); then it
+//! becomes the session's user (that user's groups with `initgroups`, `setgid`, `setuid`:
+//! std's `Command::uid` would drop the supplementary groups), enters the working directory
+//! and executes the program (argv never through a shell, the environment exactly as
+//! given). The pid stays the same, so the supervisor's child *is* the program.
 //!
 //! The supervisor starts it before the session is known (a *slot* of the agent): it waits
 //! for the spec as the agent's user (root), so no process of the session's user sits idle,
@@ -74,7 +76,7 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
     failure.code
 }
 
-fn failed(code: i32, message: String) -> ExecFailure {
+pub(crate) fn failed(code: i32, message: String) -> ExecFailure {
     ExecFailure { code, message }
 }
 

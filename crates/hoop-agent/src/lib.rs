@@ -24,11 +24,14 @@
 //! reaps them, removes the session's fresh working directory and exits with the program's
 //! status. When the agent runs as root, the supervisor stays root (the session's user cannot
 //! signal it) and the program runs as [`AgentOptions::run_as`] with that user's groups,
-//! set by a second helper ([`EXEC_MODE`]) between the supervisor and the program.
+//! set by a second helper ([`EXEC_MODE`]) between the supervisor and the program (which
+//! also gives a terminal session its terminal). A session on pipes that keeps the agent's
+//! user needs no second helper: the supervisor starts its program with `posix_spawn`.
 //!
-//! Both helpers start before their session is known: every connection keeps
-//! [`READY_SLOTS`] of them ready (supervisor and exec helper, waiting as the agent's user),
-//! so that a session's start on pipes only writes its spec to a pipe.
+//! The helpers start before their session is known: every connection keeps
+//! [`READY_SLOTS`] of them ready (supervisor, and exec helper when sessions change user,
+//! waiting as the agent's user), so that a session's start on pipes only writes its spec
+//! to a pipe.
 //!
 //! The session spec (argv, the connection's environment, which may hold secrets) reaches
 //! the helpers through pipes, never through argv (world-readable in `/proc/*/cmdline`) nor
@@ -54,6 +57,7 @@ mod pool;
 mod procs;
 mod serve;
 mod session;
+mod spawn;
 mod spec;
 mod supervisor;
 mod tcp;
@@ -79,8 +83,8 @@ pub const OUTPUT_CHUNK: usize = 256 * 1024;
 pub const INPUT_WINDOW: u64 = 256 * 1024;
 
 /// How many *slots* an agent keeps ready per connection it serves: supervisors started
-/// ahead of their session, each with its exec helper, both waiting as the agent's user for
-/// a session's spec, with the program's pipes already made. A session on pipes takes one
+/// ahead of their session (each with its exec helper when sessions change user), waiting
+/// as the agent's user for a session's spec, with the program's pipes already made. A session on pipes takes one
 /// and only hands it its spec (the agent's binary is not executed on its way), and a new
 /// slot starts in the background. When none is ready, and for sessions on a terminal, the
 /// session starts its supervisor itself. Slots end with the connection (and with the

@@ -1,8 +1,9 @@
-//! Slots: supervisors started before their session, each with its exec helper, both
-//! waiting (as the agent's user) for a spec.
+//! Slots: supervisors started before their session, each with its exec helper when
+//! sessions run as another user (none otherwise: the supervisor starts the program
+//! itself), waiting (as the agent's user) for a spec.
 //!
-//! A session's start would otherwise wait for two executions of the agent's binary (the
-//! supervisor, then its exec helper) before its program's own: for the gateway's local agent,
+//! A session's start would otherwise wait for executions of the agent's binary (the
+//! supervisor, then its exec helper, if any) before its program's own: for the gateway's local agent,
 //! a binary of tens of megabytes. A [`Pool`] (one per connection being served) keeps
 //! [`READY_SLOTS`](crate::READY_SLOTS) of them ready; a pipe session takes one and only
 //! writes its spec to it. Once that session's program runs (or its start failed), the pool
@@ -14,8 +15,8 @@
 //! Slots start at the lowest CPU priority (nice [`SLOT_NICE`], inherited from the thread
 //! that spawns them) when the agent may raise it back (root with `CAP_SYS_NICE`, or a high
 //! enough `RLIMIT_NICE`; tried once, when the agent is made): preparing the next slot then
-//! hardly slows running sessions on a busy host. The agent raises a slot (supervisor and
-//! helper: their process group) back to its own priority before it hands the slot a
+//! hardly slows running sessions on a busy host. The agent raises a slot (its supervisor's
+//! process group: supervisor and helper) back to its own priority before it hands the slot a
 //! session, and drops a slot it cannot raise. An agent that may not raise priorities starts
 //! its slots at its own.
 //!
@@ -90,12 +91,15 @@ pub(crate) struct Launcher {
     /// The agent's nice value, when slots wait at [`SLOT_NICE`] and are raised back to it
     /// before they get a session.
     pub(crate) nice: Option<i32>,
+    /// Sessions run as another user (`run_as`, the agent being root): each supervisor needs
+    /// an exec helper. Otherwise only terminal sessions do.
+    pub(crate) changes_user: bool,
     /// Slots ready now, over every pool of the agent.
     pub(crate) ready_slots: std::sync::atomic::AtomicUsize,
 }
 
-/// A supervisor (and, under it, its exec helper) that waits for its session's spec, with
-/// the session's ends of the program's pipes (or terminal).
+/// A supervisor (and, under it, its exec helper, if any) that waits for its session's
+/// spec, with the session's ends of the program's pipes (or terminal).
 pub(crate) struct Slot {
     child: tokio::process::Child,
     pid: Pid,
@@ -122,6 +126,12 @@ impl Slot {
             .arg(crate::SUPERVISOR_MODE)
             .arg(spec_read.as_raw_fd().to_string())
             .arg(report_write.as_raw_fd().to_string())
+            // An exec helper takes the terminal, or becomes the session's user, in a process
+            // of its own; otherwise the supervisor starts the program itself.
+            .args(
+                (size.is_none() && !launcher.changes_user)
+                    .then_some(crate::supervisor::WITHOUT_EXEC_HELPER),
+            )
             .env_clear()
             // Its own process group: a Ctrl-C meant for the agent's terminal does not reach it.
             .process_group(0);
@@ -329,7 +339,7 @@ impl Pool {
             let pool = Arc::clone(self);
             tokio::task::spawn_blocking(move || {
                 // The supervisor inherits this thread's nice value from its first
-                // instruction, and its helper the supervisor's.
+                // instruction, and its helper and program the supervisor's.
                 let niced = pool.launcher.nice.is_some()
                     && rustix::process::setpriority_process(None, SLOT_NICE).is_ok();
                 let slot = Slot::start(&pool.launcher, None);

@@ -39,7 +39,8 @@ pub struct AgentOptions {
     /// way). Tests that drive the agent from a test harness set it to the `hoop-agent` binary.
     pub helper_exe: Option<PathBuf>,
     /// Keep no ready slots ([`READY_SLOTS`](crate::READY_SLOTS)): every session starts its
-    /// supervisor and exec helper itself, slower by two executions of the helper binary.
+    /// supervisor (and exec helper, if any) itself, slower by an execution of the helper
+    /// binary or two.
     /// For comparisons (tests, measurements).
     pub without_slots: bool,
 }
@@ -289,6 +290,7 @@ impl Agent {
                         crate::pool::restorable_nice()
                     },
                     ready_slots: AtomicUsize::new(0),
+                    changes_user: run_as.is_some(),
                 }),
                 run_as,
                 workdir,

@@ -37,7 +37,7 @@ pub(crate) enum WorkDir {
     Fresh { base: PathBuf, name: String },
 }
 
-/// The program, as the supervisor hands it to the exec helper.
+/// The program, as the supervisor hands it to the exec helper (or starts it itself).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ExecSpec {
     pub(crate) argv: Vec<String>,

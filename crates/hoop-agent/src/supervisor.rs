@@ -4,14 +4,18 @@
 //!
 //! It makes itself a child subreaper, so that every process the program leaves behind
 //! (`setsid -f`, double forks, shell job control) reparents to it rather than to init. It
-//! starts the exec helper ([`EXEC_MODE`](crate::EXEC_MODE)) at once, *before* it knows its
-//! session, and then waits for the session's spec: the agent keeps a few supervisors ready
-//! that way (its *slots*), so that neither execution of the agent's binary is on the path of
-//! a session's start. Both stay root while they wait; only the exec helper, once it got the
-//! program's spec, becomes the session's user. An end of file instead of a spec (the agent
-//! dropped the slot, or died) ends both without a word. Once the spec is there, the
-//! supervisor hands the program's spec to its helper (or to a new one, if that helper died
-//! in the meantime) and reports the program's pid to the agent.
+//! starts before it knows its session and waits for the session's spec: the agent keeps a
+//! few supervisors ready that way (its *slots*), so that no execution of the agent's binary
+//! is on the path of a session's start. It stays root while it waits; an end of file
+//! instead of a spec (the agent dropped the slot, or died) ends it without a word. Once the
+//! spec is there it starts the program and reports its pid to the agent:
+//! - on pipes, as its own user, itself, with `posix_spawn` (see [`spawn`]);
+//! - on a terminal, or as another user (the agent is root and has `run_as`), through the
+//!   exec helper ([`EXEC_MODE`](crate::EXEC_MODE)), which it started at once, before the
+//!   spec (or through a new one, if that helper died in the meantime): the program must
+//!   take the terminal, and become its user, in a process of its own (the supervisor stays
+//!   root, out of the user's reach). Only the helper, once it got the program's spec,
+//!   becomes the session's user.
 //!
 //! When the program exits, when the agent asks it to end (SIGTERM, SIGINT, SIGHUP or
 //! SIGQUIT) or when the agent dies (its parent-death signal, SIGUSR1, with the parent
@@ -24,9 +28,11 @@
 //! runs as the agent's user (root, when the agent is root): the session's user cannot
 //! signal it, so the session cannot escape the cleanup.
 //!
-//! Arguments: `<spec fd> <status fd>`, two inherited pipes: the agent writes the
-//! [`SupervisorSpec`] to the first (and closes it), the supervisor writes [`Report`] lines
-//! to the second.
+//! Arguments: `<spec fd> <status fd> [--without-exec-helper]`, two inherited pipes: the
+//! agent writes the [`SupervisorSpec`] to the first (and closes it), the supervisor writes
+//! [`Report`] lines to the second. The flag ([`WITHOUT_EXEC_HELPER`]) says the session will
+//! run on pipes as the agent's user: then there is nothing for an exec helper to do, and
+//! the supervisor starts none (one process fewer per session).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -47,9 +53,15 @@ use crate::exec::CANNOT_START;
 use crate::fds::{self, End};
 use crate::login::{self, Account};
 use crate::procs;
+use crate::spawn;
 use crate::spec::{
     ExecFailure, ExecSpec, Identity, Report, SupervisorSpec, WorkDir, write_json_line,
 };
+
+/// The supervisor's third argument when its session will run on pipes as the agent's user:
+/// it starts no exec helper, and starts the program itself. Without it (a terminal, or
+/// another user), the supervisor starts an exec helper at once.
+pub(crate) const WITHOUT_EXEC_HELPER: &str = "--without-exec-helper";
 
 /// Exit code when the agent is gone before the session started.
 const AGENT_GONE: i32 = 125;
@@ -72,9 +84,13 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
         .into_iter()
         .filter_map(|a| a.into_string().ok())
         .collect();
-    let [spec, status] = args.as_slice() else {
-        eprintln!("hoop-agent: the session supervisor is internal to the agent");
-        return CANNOT_START;
+    let (spec, status, exec_helper) = match args.as_slice() {
+        [spec, status] => (spec, status, true),
+        [spec, status, without] if without == WITHOUT_EXEC_HELPER => (spec, status, false),
+        _ => {
+            eprintln!("hoop-agent: the session supervisor is internal to the agent");
+            return CANNOT_START;
+        }
     };
     let (spec, status) = match (fds::adopt(spec, End::Read), fds::adopt(status, End::Write)) {
         (Ok(spec), Ok(status)) => (spec, status),
@@ -103,8 +119,13 @@ pub(crate) fn run(args: Vec<OsString>) -> i32 {
         );
     }
     // The exec helper starts now, and waits (as root) for the program's spec. If it cannot
-    // start, a new one is tried once the session is known, and that error reported.
-    let helper = Helper::start().ok();
+    // start, a new one is tried once the session is known, and that error reported. A
+    // session on pipes as the agent's user needs none: the supervisor starts its program.
+    let helper = if exec_helper {
+        Helper::start().ok()
+    } else {
+        None
+    };
     // While it waits: the first look-up of a user loads the name service's configuration,
     // which the session's look-up then need not.
     let _ = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0));
@@ -238,7 +259,13 @@ impl Supervisor {
             become_user,
             terminal: spec.terminal,
         };
-        let code = match start_program(&exec, helper) {
+        let started = if helper.is_none() && !exec.terminal && exec.become_user.is_none() {
+            fds::close_all_but(&[&self.report.0]);
+            spawn::spawn(&exec)
+        } else {
+            start_program(&exec, helper)
+        };
+        let code = match started {
             Ok(program) => {
                 self.report
                     .send(&Report::Spawned(program.as_raw().unsigned_abs()));

@@ -77,6 +77,41 @@ async fn sessions_run_as_nobody_with_nothing_of_root() {
     assert!(!workdir.exists(), "the fresh working directory is removed");
 }
 
+/// The program as `nobody` holds nothing of root: every uid and gid (real, effective, saved,
+/// filesystem) is nobody's, no capability, no way to gain privileges; and nothing of its
+/// supervisor (its parent, root) is within its reach: not one of the supervisor's threads
+/// takes a signal from it (a SIGKILL sent to any thread, by its id, would end the whole
+/// supervisor, and the session's cleanup with it).
+#[tokio::test]
+async fn a_session_as_nobody_holds_no_privilege_and_cannot_signal_its_supervisor() {
+    if !is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let mut gateway = Gateway::with(as_user("nobody")).await;
+    let script = "grep -E '^(Uid|Gid|CapPrm|CapEff|NoNewPrivs):' /proc/$$/status; \
+                  stat -c 'parent %u' /proc/$PPID; \
+                  for t in $(ls /proc/$PPID/task); do \
+                    kill -KILL $t 2>/dev/null && echo killed $t; \
+                  done; echo done";
+    gateway
+        .start_session("privileges", &["sh", "-c", script], &[], None)
+        .await;
+    let outcome = gateway.finish("privileges").await;
+    assert_eq!(
+        outcome.stdout(),
+        "Uid:\t65534\t65534\t65534\t65534\n\
+         Gid:\t65534\t65534\t65534\t65534\n\
+         CapPrm:\t0000000000000000\n\
+         CapEff:\t0000000000000000\n\
+         NoNewPrivs:\t1\n\
+         parent 0\n\
+         done\n",
+        "{}",
+        outcome.error
+    );
+}
+
 #[tokio::test]
 async fn a_users_supplementary_groups_come_along() {
     if !is_root() {

@@ -282,8 +282,9 @@ async fn a_session_on_pipes_has_no_controlling_terminal() {
 }
 
 impl Local {
-    /// The agent's ready slots, once they are all there: each supervisor and its exec
-    /// helper, with their arguments.
+    /// The agent's ready slots, once they are all there: each supervisor, with its
+    /// arguments. These agents keep their own user: their supervisors start programs
+    /// themselves and wait with no exec helper under them (one process fewer per slot).
     async fn slots(&self) -> Vec<(i32, Vec<String>)> {
         let agent = i32::try_from(self.child.id().unwrap()).unwrap();
         let mut slots = Vec::new();
@@ -295,7 +296,7 @@ impl Local {
                 .collect();
             slots = with_args(&supervisors);
             slots.extend(with_args(&helpers));
-            supervisors.len() == READY_SLOTS && helpers.len() == READY_SLOTS
+            supervisors.len() == READY_SLOTS && helpers.is_empty()
         })
         .await;
         slots

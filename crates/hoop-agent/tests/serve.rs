@@ -100,6 +100,70 @@ async fn programs_that_cannot_start() {
     );
 }
 
+/// A program is found in the session's own `PATH` (as `execvp` does), a file without a `#!`
+/// line runs with the shell, and the program starts clean: only stdin, stdout and stderr
+/// open, no signal blocked nor ignored (its supervisor blocks the ones it waits for, and
+/// Rust ignores SIGPIPE), its own session. This agent keeps its user, so its supervisors
+/// start programs themselves, without an exec helper.
+#[tokio::test]
+async fn a_program_is_found_in_the_sessions_path_and_starts_clean() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut gateway = Gateway::start().await;
+    let bin = tempfile::tempdir().unwrap();
+    let script = |name: &str, text: &str| {
+        let path = bin.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("hoop-test-shebang", "#!/bin/sh\necho \"shebang $1\"\n");
+    script("hoop-test-plain", "echo \"plain $1\"\n");
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    for (id, program, expected) in [
+        ("shebang", "hoop-test-shebang", "shebang arg\n"),
+        ("plain", "hoop-test-plain", "plain arg\n"),
+    ] {
+        gateway
+            .start_session(id, &[program, "arg"], &[("PATH", &path)], None)
+            .await;
+        let outcome = gateway.finish(id).await;
+        assert_eq!(
+            (outcome.stdout().as_str(), outcome.exit_code),
+            (expected, 0),
+            "{}",
+            outcome.error
+        );
+    }
+    // Not in the agent's PATH, so not found without the session's.
+    gateway
+        .start_session("elsewhere", &["hoop-test-shebang"], &[], None)
+        .await;
+    assert_eq!(gateway.finish("elsewhere").await.exit_code, 127);
+
+    // `ls` lists its own descriptors (3 is the listing's).
+    gateway
+        .start_session("fds", &["ls", "/proc/self/fd"], &[], None)
+        .await;
+    assert_eq!(gateway.finish("fds").await.stdout(), "0\n1\n2\n3\n");
+    gateway
+        .start_session(
+            "signals",
+            &["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+            &[],
+            None,
+        )
+        .await;
+    let status = gateway.finish("signals").await.stdout();
+    let mask = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split('\t').nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    // The standard signals (1 to 31): glibc's `posix_spawn` leaves its own two internal
+    // real-time signals ignored, as in any program it starts.
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{status}");
+}
+
 #[tokio::test]
 async fn stdin_data_and_close() {
     let mut gateway = Gateway::start().await;
