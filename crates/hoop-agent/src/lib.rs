@@ -67,11 +67,32 @@ pub use frame::{MAX_FRAME, read_frame, write_frame};
 pub use local::{LocalAgentArgs, run_local_agent, serve_stdio};
 pub use serve::{Agent, AgentOptions, AgentStats, serve};
 
-/// The most output bytes of one session the gateway may leave unacknowledged: past it, the
-/// agent stops reading the program's stdout and stderr until `output_ack`s arrive. Four
-/// reads of [`OUTPUT_CHUNK`]: enough to keep the pipeline from the program to the client
-/// busy while the gateway passes one chunk on.
-pub const OUTPUT_WINDOW: u64 = 4 * OUTPUT_CHUNK as u64;
+/// The most output bytes of one session a gateway of this version leaves unacknowledged,
+/// as it says in `AgentStart.output_window`: past it, the agent stops reading the program's
+/// stdout and stderr until `output_ack`s arrive. Eight reads of [`OUTPUT_CHUNK`] (2 MiB):
+/// enough to keep the pipeline from the program to the client busy while the gateway
+/// passes chunks on (four, 1 MiB, left the gateway waiting for output a quarter of the
+/// time when streaming through the local agent; see BENCHMARKS.md).
+pub const OUTPUT_WINDOW: u64 = 8 * OUTPUT_CHUNK as u64;
+
+/// The output window of a session whose start does not say (`output_window` 0: a gateway
+/// older than the field, whose window this was).
+pub const LEGACY_OUTPUT_WINDOW: u64 = 4 * OUTPUT_CHUNK as u64;
+
+/// The largest output window an agent grants a gateway that asks (16 MiB): memory held per
+/// session stays bounded whatever a gateway says.
+pub const MAX_OUTPUT_WINDOW: u64 = 64 * OUTPUT_CHUNK as u64;
+
+/// The output window of a session whose start asked for `asked` bytes
+/// (`AgentStart.output_window`): [`LEGACY_OUTPUT_WINDOW`] for 0, otherwise `asked` kept
+/// between one [`OUTPUT_CHUNK`] and [`MAX_OUTPUT_WINDOW`].
+pub fn output_window(asked: u64) -> u64 {
+    if asked == 0 {
+        LEGACY_OUTPUT_WINDOW
+    } else {
+        asked.clamp(OUTPUT_CHUNK as u64, MAX_OUTPUT_WINDOW)
+    }
+}
 
 /// The most output bytes one read from a program takes (reads go on while its pipe has data,
 /// up to this): one `output` message.

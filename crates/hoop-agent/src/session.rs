@@ -21,7 +21,7 @@ use crate::exec::CANNOT_START;
 use crate::pool::{Pool, Slot};
 use crate::serve::{Inner, Workdir};
 use crate::spec::{Report, SupervisorSpec, WorkDir};
-use crate::{INPUT_WINDOW, OUTPUT_CHUNK, OUTPUT_WINDOW};
+use crate::{INPUT_WINDOW, OUTPUT_CHUNK};
 
 /// The first read of a chunk of the program's stdout or stderr: more is read only if this
 /// filled up (an idle session holds no more than this per stream).
@@ -128,6 +128,7 @@ pub(crate) async fn run(
     outgoing: mpsc::Sender<pb::AgentMessage>,
 ) -> String {
     let id = start.session_id.clone();
+    let window = crate::output_window(start.output_window);
     let program = start.argv.first().cloned().unwrap_or_default();
     tracing::info!(session = %id, %program, terminal = start.terminal.is_some(), "session starting");
     let mut input = Input::default();
@@ -145,7 +146,7 @@ pub(crate) async fn run(
             }
         };
         let from_slot = spawned.from_slot;
-        match drive(&id, spawned, &mut controls, &outgoing, &mut input).await {
+        match drive(&id, spawned, &mut controls, &outgoing, &mut input, window).await {
             Ok(ending) => break ending,
             // Nothing of the session ran, and the gateway saw nothing of it: once more, with
             // a supervisor of its own (this drive only loses a slot's supervisor).
@@ -391,6 +392,7 @@ async fn drive(
     controls: &mut mpsc::UnboundedReceiver<Control>,
     outgoing: &mpsc::Sender<pb::AgentMessage>,
     input: &mut Input,
+    output_window: u64,
 ) -> Result<Ending, Lost> {
     let Spawned {
         mut child,
@@ -465,7 +467,7 @@ async fn drive(
                 None => {}
             }
         }
-        let window = OUTPUT_WINDOW.saturating_sub(unacked_out);
+        let window = output_window.saturating_sub(unacked_out);
         let cap = usize::try_from(window)
             .unwrap_or(OUTPUT_CHUNK)
             .min(OUTPUT_CHUNK);

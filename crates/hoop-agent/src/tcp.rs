@@ -1,8 +1,8 @@
 //! Sessions that relay a TCP connection instead of running a program (`AgentStart.tcp`):
 //! the agent connects to the target (a database, for the gateway's protocol proxies) and
 //! relays bytes both ways, each direction on a task of its own so that neither stalls the
-//! other. Output follows the same window as a program's (the reader stops when
-//! [`OUTPUT_WINDOW`] bytes are unacknowledged); input is acknowledged once written to the
+//! other. Output follows the same window as a program's (the reader stops when the
+//! session's output window, [`output_window`], is unacknowledged); input is acknowledged once written to the
 //! socket.
 
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 
-use crate::OUTPUT_WINDOW;
 use crate::exec::CANNOT_START;
+use crate::output_window;
 use crate::session::Control;
 
 /// How long connecting to the target may take.
@@ -115,6 +115,7 @@ pub(crate) async fn run(
     }
     let (mut reader, mut writer) = stream.into_split();
     let unacked = Arc::new(AtomicU64::new(0));
+    let window = output_window(start.output_window);
     let acked = Arc::new(Notify::new());
 
     // Socket to gateway, within the output window.
@@ -128,7 +129,7 @@ pub(crate) async fn run(
             loop {
                 let room = loop {
                     let notified = acked.notified();
-                    let room = OUTPUT_WINDOW.saturating_sub(unacked.load(Ordering::Acquire));
+                    let room = window.saturating_sub(unacked.load(Ordering::Acquire));
                     if room > 0 {
                         break room;
                     }

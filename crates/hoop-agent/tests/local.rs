@@ -115,6 +115,7 @@ impl Local {
             env: BTreeMap::from([("CONN_VAR".to_owned(), "from-connection".to_owned())]),
             terminal: terminal.then_some(pb::TerminalSize { rows: 24, cols: 80 }),
             tcp: None,
+            output_window: hoop_agent::OUTPUT_WINDOW,
         }))
         .await;
         let mut stdout = Vec::new();

@@ -310,6 +310,52 @@ async fn output_waits_for_acknowledgements() {
     assert_eq!(rest.exit_code, 0);
 }
 
+/// The window is the one the gateway asks for in the start: a start that does not say (a
+/// gateway older than `output_window`) gets the 1 MiB those gateways took, and one that
+/// asks for too much gets at most `MAX_OUTPUT_WINDOW`.
+#[tokio::test]
+async fn the_output_window_is_the_gateways() {
+    for (id, asked, expected) in [
+        ("older", 0, hoop_agent::LEGACY_OUTPUT_WINDOW),
+        ("greedy", u64::MAX, hoop_agent::MAX_OUTPUT_WINDOW),
+        ("small", 1, OUTPUT_CHUNK as u64),
+    ] {
+        let mut gateway = Gateway::start().await;
+        gateway
+            .send(hoop_proto::v1::gateway_message::Message::Start(
+                hoop_proto::v1::AgentStart {
+                    session_id: id.to_owned(),
+                    argv: vec![
+                        "head".to_owned(),
+                        "-c".to_owned(),
+                        "100000000".to_owned(),
+                        "/dev/zero".to_owned(),
+                    ],
+                    output_window: asked,
+                    ..Default::default()
+                },
+            ))
+            .await;
+        let mut unacked = 0u64;
+        while unacked < expected {
+            match gateway.next(id).await {
+                Out::Spawned(_) => {}
+                Out::Output(output) => unacked += output.data.len() as u64,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(unacked, expected, "{id}");
+        assert!(
+            gateway
+                .next_within(id, Duration::from_millis(300))
+                .await
+                .is_none(),
+            "{id}: output beyond the window"
+        );
+        // Dropping the gateway's stream ends the session.
+    }
+}
+
 #[tokio::test]
 async fn acknowledged_input_leaves_the_window() {
     let mut gateway = Gateway::start().await;

@@ -261,8 +261,11 @@ impl Agents {
     pub(crate) async fn start(
         &self,
         name: &str,
-        start: pb::AgentStart,
+        mut start: pb::AgentStart,
     ) -> Result<AgentSession, AgentError> {
+        // The window the gateway checks below; an agent older than the field keeps to its
+        // own, smaller one.
+        start.output_window = hoop_agent::OUTPUT_WINDOW;
         let link = self
             .links
             .lock()

@@ -334,6 +334,8 @@ pub(crate) fn tcp_start(id: &str, host: &str, port: u16) -> pb::AgentStart {
             host: host.to_owned(),
             port: u32::from(port),
         }),
+        // Set by `Agents::start`.
+        output_window: 0,
     }
 }
 

@@ -663,6 +663,8 @@ async fn drive(
             cols: size.cols.into(),
         }),
         tcp: None,
+        // Set by `Agents::start`.
+        output_window: 0,
     };
     let size: usize = start.argv.iter().map(String::len).sum::<usize>()
         + start

@@ -237,6 +237,8 @@ impl Gateway {
                 .collect::<BTreeMap<_, _>>(),
             terminal: terminal.map(|(rows, cols)| pb::TerminalSize { rows, cols }),
             tcp: None,
+            // As the gateway asks.
+            output_window: hoop_agent::OUTPUT_WINDOW,
         }))
         .await;
     }
