@@ -105,8 +105,8 @@ pub const INPUT_WINDOW: u64 = 256 * 1024;
 
 /// How many *slots* an agent keeps ready per connection it serves: supervisors started
 /// ahead of their session (each with its exec helper when sessions change user), waiting
-/// as the agent's user for a session's spec, with the program's pipes already made. A session on pipes takes one
-/// and only hands it its spec (the agent's binary is not executed on its way), and a new
+/// as the agent's user for a session's spec, with the program's pipes already made. A
+/// session on pipes takes one and only hands it its spec (the agent's binary is not executed on its way), and a new
 /// slot starts in the background. When none is ready, and for sessions on a terminal, the
 /// session starts its supervisor itself. Slots end with the connection (and with the
 /// agent), never become the session's user before they have a session, and a slot whose

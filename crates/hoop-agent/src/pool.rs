@@ -3,8 +3,8 @@
 //! itself), waiting (as the agent's user) for a spec.
 //!
 //! A session's start would otherwise wait for executions of the agent's binary (the
-//! supervisor, then its exec helper, if any) before its program's own: for the gateway's local agent,
-//! a binary of tens of megabytes. A [`Pool`] (one per connection being served) keeps
+//! supervisor, then its exec helper, if any) before its program's own: for the gateway's
+//! local agent, a binary of tens of megabytes. A [`Pool`] (one per connection being served) keeps
 //! [`READY_SLOTS`](crate::READY_SLOTS) of them ready; a pipe session takes one and only
 //! writes its spec to it. Once that session's program runs (or its start failed), the pool
 //! starts the slots it misses in the background, on tokio's blocking threads: a start never
@@ -16,8 +16,8 @@
 //! that spawns them) when the agent may raise it back (root with `CAP_SYS_NICE`, or a high
 //! enough `RLIMIT_NICE`; tried once, when the agent is made): preparing the next slot then
 //! hardly slows running sessions on a busy host. The agent raises a slot (its supervisor's
-//! process group: supervisor and helper) back to its own priority before it hands the slot a
-//! session, and drops a slot it cannot raise. An agent that may not raise priorities starts
+//! process group: supervisor and helper) back to its own priority before it hands the slot
+//! a session, and drops a slot it cannot raise. An agent that may not raise priorities starts
 //! its slots at its own.
 //!
 //! A slot never outlives its pool: dropping it closes its spec pipe, on which its supervisor

@@ -16,7 +16,6 @@
 //! session's cleanup.)
 
 use std::ffi::CString;
-use std::os::unix::fs::PermissionsExt;
 
 use nix::errno::Errno;
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
@@ -174,7 +173,6 @@ fn look_up(program: &str, env: &[(String, String)]) -> std::io::Result<CString> 
             continue;
         };
         if meta.is_file()
-            && meta.permissions().mode() & 0o111 != 0
             && nix::unistd::access(candidate.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
         {
             return to_c(candidate);

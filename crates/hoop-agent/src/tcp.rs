@@ -2,8 +2,8 @@
 //! the agent connects to the target (a database, for the gateway's protocol proxies) and
 //! relays bytes both ways, each direction on a task of its own so that neither stalls the
 //! other. Output follows the same window as a program's (the reader stops when the
-//! session's output window, [`output_window`], is unacknowledged); input is acknowledged once written to the
-//! socket.
+//! session's output window, [`output_window`], is unacknowledged); input is acknowledged
+//! once written to the socket.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -496,6 +496,10 @@ struct Proxy<'a> {
     /// parameters, as sent, at most [`MAX_TYPED`] bytes): text an error quotes that is
     /// in here is the user's own, not a column's value (see [`guard_values`]).
     typed: String,
+    /// `typed` lower-cased, made by the first guarded error or notice since `typed` last
+    /// changed: once per batch of statements, not per statement nor per notice (a batch of
+    /// a megabyte can raise tens of thousands of notices).
+    typed_lower: Option<String>,
 }
 
 /// The most text of the client's kept for [`Proxy::typed`]; past it, errors quote less.
@@ -509,6 +513,7 @@ impl Proxy<'_> {
             // As sent: lower-cased only when an error is guarded, off the hot path.
             self.typed.push_str(text);
             self.typed.push('\n');
+            self.typed_lower = None;
         }
     }
 
@@ -1091,7 +1096,10 @@ impl Proxy<'_> {
             }
         }
         if !self.rules.is_empty() {
-            guard_values(fields, &self.typed);
+            let typed = self
+                .typed_lower
+                .get_or_insert_with(|| self.typed.to_lowercase());
+            guard_values(fields, typed);
         }
         Ok(())
     }
@@ -1290,6 +1298,7 @@ impl Proxy<'_> {
                 self.flush_rows(session, out).await?;
                 self.current = None;
                 self.typed.clear();
+                self.typed_lower = None;
                 while let Some(front) = self.expect.pop_front() {
                     if matches!(front, Expect::Sync | Expect::Query(_)) {
                         break;
@@ -1605,7 +1614,7 @@ const MASKED_TEXT: &str = "[MASKED]";
 ///   detail, hint and context are masked whole, since `RAISE` can say anything and choose
 ///   any SQLSTATE;
 /// - otherwise, in message, detail and hint, a double-quoted part that is not in what the
-///   client sent (`typed`, compared without regard to case) is masked, with everything
+///   client sent (`typed`, lower case; compared without regard to case) is masked, with everything
 ///   after it up to the last quote (a value may hold quotes itself); and the value lists
 ///   of a detail (`Key (ssn)=(…)`, `Failing row contains (…)`), unless the client sent
 ///   them; the detail of a data exception (SQLSTATE class 22) is masked whole.
@@ -1618,8 +1627,6 @@ fn guard_values(fields: &mut msg::Fields, typed: &str) {
         }
         return;
     }
-    let typed = typed.to_lowercase();
-    let typed = typed.as_str();
     // A data exception's detail may show the value unquoted (invalid XML shows its line).
     let data_exception = fields
         .iter()
@@ -1788,6 +1795,7 @@ pub(crate) async fn drive(
         terminated: false,
         injected: None,
         typed: String::new(),
+        typed_lower: None,
     };
     let ending = match input {
         Input::Fixed(sql) => exec(&mut proxy, session, sql, events, stops, counters).await,
