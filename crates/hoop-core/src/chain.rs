@@ -103,6 +103,14 @@ pub trait HoldHost: Send {
     /// exists. Return the chain built from the connection's current settings with the
     /// current user and connection, or why the session may not go on (it is then denied).
     async fn recheck(&mut self, info: &SessionInfo) -> Result<Refreshed, String>;
+
+    /// The hold lifted: every plugin let the session through. Check once more that the user
+    /// still exists and may still use the connection, and that the connection still exists,
+    /// or return why the session may not run (it is then denied). The decision that lifted
+    /// the hold (an approval) can come after the last [`recheck`](Self::recheck), and so
+    /// can, say, the deletion of the user: checked here, after the plugins saw the decision,
+    /// a session never runs for a user deleted before its hold lifted.
+    async fn confirm(&mut self, info: &SessionInfo) -> Result<(), String>;
 }
 
 /// The session's chain and info as they are now, from [`HoldHost::recheck`].
@@ -202,6 +210,8 @@ impl ChainSession {
     /// settings, and every plugin is asked again, in order. Plugins that left the chain while
     /// the session waited get [`on_close`](Plugin::on_close) with [`CloseReason::Detached`]
     /// if they had been asked; the plugins of the new chain are closed when the session is.
+    /// Once a hold lifts, the host confirms the session a last time
+    /// ([`HoldHost::confirm`]: a refusal denies it, in the name of the plugin that held it).
     ///
     /// Returns the first outcome that is not a hold. To stop waiting (the client left, the
     /// session was killed), drop the future: the session stays held and can be closed.
@@ -217,7 +227,10 @@ impl ChainSession {
         loop {
             let outcome = self.open().await?;
             let Outcome::Held { plugin, request } = outcome else {
-                return Ok(outcome);
+                return match (outcome, announced) {
+                    (Outcome::Continue, Some((plugin, _))) => self.confirm(host, plugin).await,
+                    (outcome, _) => Ok(outcome),
+                };
             };
             let key = (plugin.clone(), request.request_id.clone());
             if announced.as_ref() != Some(&key) {
@@ -243,6 +256,29 @@ impl ChainSession {
                         reason: DenyReason::new(reason),
                     });
                 }
+            }
+        }
+    }
+
+    /// The last check of a session whose hold (by `plugin`) lifted: see
+    /// [`HoldHost::confirm`].
+    async fn confirm(
+        &mut self,
+        host: &mut (dyn HoldHost + '_),
+        plugin: String,
+    ) -> Result<Outcome, Error> {
+        let info = self.live_ctx()?.info().clone();
+        match host.confirm(&info).await {
+            Ok(()) => Ok(Outcome::Continue),
+            Err(reason) => {
+                self.state = State::Ended(CloseReason::Denied {
+                    plugin: plugin.clone(),
+                    reason: reason.clone(),
+                });
+                Ok(Outcome::Denied {
+                    plugin,
+                    reason: DenyReason::new(reason),
+                })
             }
         }
     }

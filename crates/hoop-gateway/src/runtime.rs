@@ -24,7 +24,7 @@ use hoop_core::{
     SessionInfo, Stream,
 };
 use hoop_proto::v1 as pb;
-use hoop_store::{Connection, SessionEnd, Store, StoreError};
+use hoop_store::{Connection, SessionEnd, Store, StoreError, User};
 
 use crate::agents::{AgentEvent, AgentSession};
 use crate::auth::Caller;
@@ -536,6 +536,30 @@ impl HoldHost for Waiting<'_> {
     }
 
     async fn recheck(&mut self, info: &SessionInfo) -> Result<Refreshed, String> {
+        let (user, connection, chain) = self.check(info).await?;
+        self.caller.user = user;
+        let connection_info =
+            hoop_core::ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
+                .with_tags(connection.tags.clone());
+        *self.connection = connection;
+        Ok(Refreshed {
+            chain,
+            user: self.caller.user_info(),
+            connection: connection_info,
+        })
+    }
+
+    async fn confirm(&mut self, info: &SessionInfo) -> Result<(), String> {
+        // The same checks; the session keeps the chain and settings of its last recheck.
+        self.check(info).await.map(|_| ())
+    }
+}
+
+impl Waiting<'_> {
+    /// The session's user and connection as they are now, and the chain built from them,
+    /// or why the session may not go on: the user is gone, may no longer use the
+    /// connection, or the connection is gone.
+    async fn check(&self, info: &SessionInfo) -> Result<(User, Connection, Chain), String> {
         let name = &info.user.name;
         let user = match self.app.store.get_user(name).await {
             Ok(user) => user,
@@ -551,27 +575,20 @@ impl HoldHost for Waiting<'_> {
                 );
             }
         };
-        self.caller.user = user;
-        let verb = info.verb;
+        let caller = Caller {
+            user,
+            ..self.caller.clone()
+        };
         let (connection, chain) = crate::grpc::sessions::session_chain(
             self.app,
-            &self.caller,
+            &caller,
             &info.connection.name,
-            verb,
+            info.verb,
             &info.request,
         )
         .await
         .map_err(|err| err.to_string())?;
-        let user_info = self.caller.user_info();
-        let connection_info =
-            hoop_core::ConnectionInfo::new(connection.name.clone(), connection.kind.clone())
-                .with_tags(connection.tags.clone());
-        *self.connection = connection;
-        Ok(Refreshed {
-            chain,
-            user: user_info,
-            connection: connection_info,
-        })
+        Ok((caller.user, connection, chain))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use hoop_core::events::{EventFilter, EventSource, EventWatch};
+use hoop_core::events::{EventFilter, EventSource, EventWatch, types};
 use hoop_core::{
     CloseReason, HoldRequest, HoldWatch, Plugin, PluginError, SessionCtx, SessionInfo, Verb,
     Verdict,
@@ -70,11 +70,16 @@ impl ReviewPlugin {
         let events = Arc::clone(self.events.as_ref()?);
         let filter = EventFilter::parse(["review.*"]).ok()?;
         let id = id.to_owned();
+        // `after` is read before the review is created (a decision cannot slip between the
+        // two), so the review's own creation is in the watched range: it changes nothing.
         Some(Arc::new(EventWatch::new(
             events,
             after?,
             filter,
-            move |event| event.data.get("review_id").and_then(|v| v.as_str()) == Some(id.as_str()),
+            move |event| {
+                event.kind != types::REVIEW_CREATED
+                    && event.data.get("review_id").and_then(|v| v.as_str()) == Some(id.as_str())
+            },
         )))
     }
 

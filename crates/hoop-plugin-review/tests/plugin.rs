@@ -2,13 +2,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use hoop_core::events::{MemoryEventLog, types};
 use hoop_core::{
-    Chain, ChainSession, CloseReason, ConnectionInfo, Outcome, PluginConfig, PluginFactory,
+    Chain, ChainSession, CloseReason, ConnectionInfo, Outcome, PluginConfig, PluginFactory, Ports,
     Registry, Resources, SessionInfo, SessionRequest, UserInfo, Verb,
 };
 use hoop_plugin_review::{
@@ -24,6 +27,8 @@ struct Desk {
     down: AtomicBool,
     /// Refuses new reviews, as a desk at its requester's pending-review limit does.
     full: AtomicBool,
+    /// The event log the gateway's store writes with each change of a review.
+    log: Arc<MemoryEventLog>,
 }
 
 #[derive(Debug, Default)]
@@ -132,7 +137,13 @@ impl ReviewDesk for Desk {
             session_id: None,
         };
         state.reviews.insert(id.clone(), record.clone());
-        state.requests.insert(id, request);
+        state.requests.insert(id.clone(), request);
+        self.log.append(
+            types::REVIEW_CREATED,
+            None,
+            None,
+            serde_json::json!({ "review_id": id }),
+        );
         Ok(record)
     }
 
@@ -418,6 +429,50 @@ async fn exec_without_ticket_is_held_on_a_new_review_then_runs_once_approved() {
     let mut second = ticket(&chain, "s2", &id);
     let reason = denied(second.open().await.unwrap());
     assert_eq!(reason, format!("review {id} already ran (session s1)"));
+}
+
+/// A held session waits on the event log for its review's decision: neither its review's
+/// creation (already in the log when it starts waiting) nor another review's decision
+/// wakes it, and its own approval does.
+#[tokio::test]
+async fn a_held_exec_wakes_on_its_reviews_decision_not_on_its_creation() {
+    let desk = Arc::new(Desk::default());
+    let ports = Ports {
+        events: Some(desk.log.clone()),
+        ..Default::default()
+    };
+    let resources = Resources::new().with(Reviews(desk.clone())).with(ports);
+    let chain = Chain::new(vec![ReviewFactory.build(&config(), &resources).unwrap()]);
+    let mut session = exec(&chain, "s1");
+    let hold = held(session.open().await.unwrap());
+    let watch = hold.watch.clone().expect("a watch on the event log");
+    let id = desk.only_id();
+    desk.log.append(
+        types::REVIEW_APPROVED,
+        None,
+        None,
+        serde_json::json!({ "review_id": "someone-elses" }),
+    );
+    // The log is in memory: one poll reads all of it, then waits for more.
+    let changed = watch.changed();
+    tokio::pin!(changed);
+    let first = std::future::poll_fn(|cx| Poll::Ready(changed.as_mut().poll(cx))).await;
+    assert!(
+        first.is_pending(),
+        "woken by a change that is not its decision"
+    );
+
+    desk.approve(&id);
+    desk.log.append(
+        types::REVIEW_APPROVED,
+        None,
+        None,
+        serde_json::json!({ "review_id": id }),
+    );
+    tokio::time::timeout(Duration::from_secs(30), changed)
+        .await
+        .expect("woken by its approval");
+    allowed(session.open().await.unwrap());
 }
 
 #[tokio::test]

@@ -550,6 +550,7 @@ impl Plugin for GatedHolder {
 struct TestHost {
     held: Vec<String>,
     rechecks: usize,
+    confirms: usize,
     next: Option<crate::Refreshed>,
     refuse: Option<String>,
 }
@@ -572,6 +573,10 @@ impl crate::HoldHost for TestHost {
             user: info.user.clone(),
             connection: info.connection.clone(),
         }))
+    }
+    async fn confirm(&mut self, _info: &SessionInfo) -> Result<(), String> {
+        self.confirms += 1;
+        Ok(())
     }
 }
 
@@ -604,6 +609,7 @@ async fn open_waiting_waits_on_the_watch_then_runs_the_refreshed_chain() {
     let mut host = TestHost {
         held: Vec::new(),
         rechecks: 0,
+        confirms: 0,
         next: Some(refreshed),
         refuse: None,
     };
@@ -627,6 +633,7 @@ async fn open_waiting_waits_on_the_watch_then_runs_the_refreshed_chain() {
     assert!(matches!(outcome, Outcome::Continue), "{outcome:?}");
     assert_eq!(host.held, ["review:r-1"]);
     assert_eq!(host.rechecks, 1);
+    assert_eq!(host.confirms, 1, "confirmed once, when the hold lifted");
     assert_eq!(session.info().unwrap().user.groups, ["dev", "oncall"]);
     assert_eq!(session.info().unwrap().id.as_str(), "s-1");
     session.close(CloseReason::Exit { code: 0 }).await;
@@ -652,6 +659,7 @@ async fn a_refused_recheck_denies_the_held_session() {
     let mut host = TestHost {
         held: Vec::new(),
         rechecks: 0,
+        confirms: 0,
         next: None,
         refuse: Some("user `alice` no longer exists".into()),
     };
@@ -682,4 +690,103 @@ async fn a_refused_recheck_denies_the_held_session() {
             "review:close:denied by review: user `alice` no longer exists"
         ]
     );
+}
+
+/// A host whose re-check passes just before the decision lands (the approval and the user's
+/// deletion both come after it): the hold lifts with the old check, and the confirmation
+/// finds the user gone.
+struct RacingHost {
+    holder: Arc<GatedHolder>,
+    plugins: Vec<Arc<dyn Plugin>>,
+    deleted: bool,
+}
+
+#[async_trait]
+impl crate::HoldHost for RacingHost {
+    async fn held(&mut self, _plugin: &str, _request: &HoldRequest) {}
+    async fn recheck(&mut self, info: &SessionInfo) -> Result<crate::Refreshed, String> {
+        let refreshed = crate::Refreshed {
+            chain: Chain::new(self.plugins.clone()),
+            user: info.user.clone(),
+            connection: info.connection.clone(),
+        };
+        // Right after this check: the user is deleted, then a reviewer approves.
+        self.deleted = true;
+        *self.holder.release.lock().unwrap() = true;
+        Ok(refreshed)
+    }
+    async fn confirm(&mut self, info: &SessionInfo) -> Result<(), String> {
+        if self.deleted {
+            return Err(format!("user `{}` no longer exists", info.user.name));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_hold_lifted_after_the_last_recheck_is_confirmed_before_it_runs() {
+    let log = log();
+    let holder = Arc::new(GatedHolder {
+        log: Arc::clone(&log),
+        gate: Arc::new(Gate::default()),
+        release: Arc::new(Mutex::new(false)),
+    });
+    let plugins: Vec<Arc<dyn Plugin>> = vec![
+        Arc::clone(&holder) as Arc<dyn Plugin>,
+        Arc::new(Probe::new("audit", &log)),
+    ];
+    let mut host = RacingHost {
+        holder: Arc::clone(&holder),
+        plugins: plugins.clone(),
+        deleted: false,
+    };
+    let mut session = Chain::new(plugins).start(info());
+    // No one opens the gate: the re-check interval wakes the session.
+    let outcome = session
+        .open_waiting(&mut host, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    match outcome {
+        Outcome::Denied { plugin, reason } => {
+            assert_eq!(plugin, "review");
+            assert_eq!(reason.as_str(), "user `alice` no longer exists");
+        }
+        other => panic!("the session must not run, got {other:?}"),
+    }
+    assert!(!session.is_open());
+    assert!(
+        session.open().await.is_err(),
+        "a denied session stays ended"
+    );
+    session.close(CloseReason::Exit { code: 0 }).await;
+    assert_eq!(
+        taken(&log),
+        [
+            "review:open",
+            "review:open",
+            "audit:open",
+            "review:close:denied by review: user `alice` no longer exists",
+            "audit:close:denied by review: user `alice` no longer exists",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_session_that_was_never_held_is_not_confirmed() {
+    let log = log();
+    let mut host = TestHost {
+        held: Vec::new(),
+        rechecks: 0,
+        confirms: 0,
+        next: None,
+        refuse: Some("never asked".into()),
+    };
+    let mut session = chain(vec![Probe::new("audit", &log)]).start(info());
+    let outcome = session
+        .open_waiting(&mut host, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Continue), "{outcome:?}");
+    assert_eq!((host.rechecks, host.confirms), (0, 0));
+    session.close(CloseReason::Exit { code: 0 }).await;
 }
