@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoop_core::events::{Event, EventFilter, types};
+use hoop_core::events::{Event, EventFilter, Subscription, types};
 use hoop_core::ports::Directory;
 use hoop_core::{Cancellation, Deployment, PluginConfig};
+
 use sea_orm::Set;
 
 use crate::schema::{delivery, endpoint, input};
@@ -32,6 +33,20 @@ pub(crate) const WITH_INPUT: &[&str] = &[
 ];
 /// How long captured inputs are kept (events are ingested long before).
 const INPUT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often an ingest without an enabled endpoint looks for one (an endpoint created or
+/// enabled through this gateway wakes it at once; through another, within this).
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// Wakes the ingest of this process: an endpoint was created or enabled.
+pub(crate) fn endpoints_changed() {
+    endpoints_notifier().notify_waiters();
+    endpoints_notifier().notify_one();
+}
+
+fn endpoints_notifier() -> &'static tokio::sync::Notify {
+    static CHANGED: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    CHANGED.get_or_init(tokio::sync::Notify::new)
+}
 
 /// Runs until `cancel` fires.
 pub(crate) async fn run(
@@ -61,7 +76,30 @@ pub(crate) async fn run(
     let mut last_save = std::time::Instant::now();
     let mut tick = tokio::time::interval(SAVE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let source = deployment.events().ok();
+    // Whether the last look found no enabled endpoint (at start: not looked yet).
+    let mut idle = true;
     loop {
+        if idle && let Some(source) = &source {
+            match skip_while_idle(source, &store, &cancel).await {
+                Idle::Cancelled(end) => {
+                    let cursor = end.unwrap_or_else(|| sub.cursor()).max(sub.cursor());
+                    if cursor != saved {
+                        save(&deployment, cursor).await;
+                    }
+                    return;
+                }
+                Idle::Over(end) => {
+                    idle = false;
+                    if let Some(end) = end.filter(|end| *end > sub.cursor()) {
+                        sub = Subscription::new(Arc::clone(source), end, EventFilter::all());
+                        save(&deployment, end).await;
+                        saved = end;
+                        last_save = std::time::Instant::now();
+                    }
+                }
+            }
+        }
         let first = tokio::select! {
             next = sub.next() => next,
             _ = tick.tick() => {
@@ -100,10 +138,14 @@ pub(crate) async fn run(
         // The same events until they are in the outbox: the cursor moves only then.
         loop {
             match ingest(&store, directory.as_ref(), &batch).await {
-                Ok(added) => {
+                Ok(Ingested::Queued(added)) => {
                     if added > 0 {
                         crate::dispatch::wake();
                     }
+                    break;
+                }
+                Ok(Ingested::NoEndpoint) => {
+                    idle = true;
                     break;
                 }
                 Err(err) => {
@@ -128,6 +170,53 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// How an idle spell of the ingest ended: with the position it skipped the log to, if any.
+enum Idle {
+    /// An endpoint is enabled (or the log or the endpoints cannot be read: the events are
+    /// then read one by one as usual).
+    Over(Option<u64>),
+    Cancelled(Option<u64>),
+}
+
+/// While no endpoint is enabled, every event would be dropped: rather than read each one,
+/// look for an endpoint now and then, and skip the log to where it ended before each look
+/// that found none. An event appended after an endpoint is enabled is never skipped: the
+/// log's end is read before the endpoints, so a look that finds none comes after every event
+/// it skips.
+async fn skip_while_idle(
+    source: &Arc<dyn hoop_core::events::EventSource>,
+    store: &WebhookStore,
+    cancel: &Cancellation,
+) -> Idle {
+    let mut skipped = None;
+    loop {
+        // Registered before looking: a change made during the look still wakes the wait.
+        let changed = endpoints_notifier().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let Ok(end) = source.last_id().await else {
+            return Idle::Over(skipped);
+        };
+        match store.endpoint_rows().await {
+            Ok(rows) if routes(&rows).is_empty() => skipped = Some(end),
+            _ => return Idle::Over(skipped),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(IDLE_LOOK) => {}
+            () = &mut changed => {}
+            () = cancel.cancelled() => return Idle::Cancelled(skipped),
+        }
+    }
+}
+
+/// What [`ingest`] did with a batch.
+enum Ingested {
+    /// Queued this many deliveries.
+    Queued(usize),
+    /// Nothing: no endpoint is enabled.
+    NoEndpoint,
 }
 
 /// Saves the ingest's cursor.
@@ -161,15 +250,15 @@ fn routes(rows: &[endpoint::Model]) -> Vec<Route> {
         .collect()
 }
 
-/// Queues the deliveries of `events`; returns how many were made.
+/// Queues the deliveries of `events`.
 async fn ingest(
     store: &WebhookStore,
     directory: &dyn Directory,
     events: &[Event],
-) -> Result<usize, crate::WebhookError> {
+) -> Result<Ingested, crate::WebhookError> {
     let routes = routes(&store.endpoint_rows().await?);
     if routes.is_empty() {
-        return Ok(0);
+        return Ok(Ingested::NoEndpoint);
     }
     // Per connection: the endpoints its attachment names (empty: all), or not attached.
     let mut attached: HashMap<String, Option<Vec<String>>> = HashMap::new();
@@ -235,7 +324,7 @@ async fn ingest(
     }
     let added = rows.len();
     store.insert_deliveries(rows).await?;
-    Ok(added)
+    Ok(Ingested::Queued(added))
 }
 
 /// The endpoints a connection's attachment names (empty: every endpoint).

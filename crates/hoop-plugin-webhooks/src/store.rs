@@ -456,6 +456,9 @@ impl WebhookStore {
             Err(err) if is_unique_violation(&err) => return Err(exists()),
             Err(err) => return Err(err.into()),
         };
+        if row.enabled {
+            crate::ingest::endpoints_changed();
+        }
         Ok(WithSecret {
             endpoint: endpoint_view(&row),
             secret,
@@ -532,6 +535,7 @@ impl WebhookStore {
         active.updated_ms = Set(now_ms());
         let row = active.update(&self.db).await?;
         crate::dispatch::wake();
+        crate::ingest::endpoints_changed();
         Ok(endpoint_view(&row))
     }
 
