@@ -555,6 +555,18 @@ struct TestHost {
     refuse: Option<String>,
 }
 
+impl TestHost {
+    fn new(next: Option<crate::Refreshed>, refuse: Option<&str>) -> Self {
+        Self {
+            held: Vec::new(),
+            rechecks: 0,
+            confirms: 0,
+            next,
+            refuse: refuse.map(str::to_owned),
+        }
+    }
+}
+
 #[async_trait]
 impl crate::HoldHost for TestHost {
     async fn held(&mut self, plugin: &str, request: &HoldRequest) {
@@ -606,13 +618,7 @@ async fn open_waiting_waits_on_the_watch_then_runs_the_refreshed_chain() {
         user: UserInfo::new("alice").with_groups(["dev", "oncall"]),
         connection: ConnectionInfo::new("pg", "command"),
     };
-    let mut host = TestHost {
-        held: Vec::new(),
-        rechecks: 0,
-        confirms: 0,
-        next: Some(refreshed),
-        refuse: None,
-    };
+    let mut host = TestHost::new(Some(refreshed), None);
     let mut session = Chain::new(old).start(info());
     let waiting = async {
         let outcome = session
@@ -656,13 +662,7 @@ async fn open_waiting_waits_on_the_watch_then_runs_the_refreshed_chain() {
 #[tokio::test]
 async fn a_refused_recheck_denies_the_held_session() {
     let log = log();
-    let mut host = TestHost {
-        held: Vec::new(),
-        rechecks: 0,
-        confirms: 0,
-        next: None,
-        refuse: Some("user `alice` no longer exists".into()),
-    };
+    let mut host = TestHost::new(None, Some("user `alice` no longer exists"));
     // No watch: the host's re-check interval alone wakes the session.
     let mut session = chain(vec![Probe::new("review", &log).open(Act::Hold)]).start(info());
     let outcome = session
@@ -774,13 +774,7 @@ async fn a_hold_lifted_after_the_last_recheck_is_confirmed_before_it_runs() {
 #[tokio::test]
 async fn a_session_that_was_never_held_is_not_confirmed() {
     let log = log();
-    let mut host = TestHost {
-        held: Vec::new(),
-        rechecks: 0,
-        confirms: 0,
-        next: None,
-        refuse: Some("never asked".into()),
-    };
+    let mut host = TestHost::new(None, Some("never asked"));
     let mut session = chain(vec![Probe::new("audit", &log)]).start(info());
     let outcome = session
         .open_waiting(&mut host, std::time::Duration::from_millis(1))
