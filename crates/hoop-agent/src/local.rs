@@ -13,7 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{Agent, AgentError, AgentOptions, read_frame, write_frame};
+use crate::frame::write_agent_frame;
+use crate::{Agent, AgentError, AgentOptions, read_frame};
 
 /// The arguments of the local agent (`<exe> local-agent [--user U] [--working-dir D]`), for
 /// the gateway's subcommand and the `hoop-agent` binary's alike.
@@ -77,7 +78,7 @@ pub async fn serve_stdio(options: &AgentOptions) -> Result<(), AgentError> {
     let (outgoing, mut to_write) = mpsc::channel::<pb::AgentMessage>(64);
     let writing = tokio::spawn(async move {
         while let Some(message) = to_write.recv().await {
-            if let Err(err) = write_frame(&mut writer, &message).await {
+            if let Err(err) = write_agent_frame(&mut writer, &message).await {
                 tracing::warn!(error = %err, "cannot write to the gateway");
                 return;
             }

@@ -8,6 +8,13 @@
 //! when the recording does not verify. `hoop dlp redact` runs the masking engine locally and
 //! needs neither a gateway nor a token.
 
+/// mimalloc instead of glibc's malloc: a session's output passes through buffers of a
+/// quarter megabyte and more, which glibc hands back to the kernel as soon as they are freed
+/// (heap trimming) and faults in again, zeroed, for the next chunk (see BENCHMARKS.md,
+/// "Allocator and fewer copies").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod client;
 mod commands;

@@ -698,6 +698,58 @@ async fn appended_events_reach_the_file_within_100ms_without_further_appends() {
     writer.finish().await.unwrap();
 }
 
+/// Records larger than the buffer go to the file without it, and the session goes on while
+/// the last of them is written: `flush`, `seal` and `finish` still return only once every
+/// byte is in the file, in order.
+#[tokio::test]
+async fn records_written_through_are_in_the_file_in_order_once_flush_or_seal_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        FsRecordingStore::with_options(dir.path(), WriterOptions::new().buffer_capacity(64 * 1024));
+    let id = sid(SESSION);
+    let path = store.path_for(&id);
+    let chunk = |seed: u8, len: usize| -> Bytes {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    };
+    let mut events = vec![sample_events()[0].clone()];
+    let mut writer = store.create(&id).await.unwrap();
+    writer.append(events[0].clone()).await.unwrap();
+    for round in 0..3u8 {
+        // Two large chunks back to back, a small one between them, another large one.
+        for (i, len) in [300_000, 200_000, 10, 150_000].into_iter().enumerate() {
+            let offset = u64::from(round) * 10 + i as u64;
+            let event = Event::stdout(offset, chunk(round * 4 + i as u8, len));
+            writer.append(event.clone()).await.unwrap();
+            events.push(event);
+        }
+        writer.flush().await.unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            writer.written_len(),
+            "round {round}: flush returned before the file had every byte"
+        );
+        let (read, torn) = read_all(store.open(&id).await.unwrap()).await;
+        assert_same_events(&read, &events);
+        assert_eq!(torn, None);
+    }
+    let last = Event::stdout(100, chunk(99, 500_000));
+    writer.append(last.clone()).await.unwrap();
+    events.push(last);
+    let close = Event::close(101, &json!({"exit_code": 0})).unwrap();
+    writer.append(close.clone()).await.unwrap();
+    events.push(close);
+    let sealed = writer.seal().await.unwrap();
+    let verification = verify(store.open(&id).await.unwrap(), Some(&sealed))
+        .await
+        .unwrap();
+    assert!(verification.closed && !verification.truncated);
+    assert_eq!(verification.bytes, std::fs::metadata(&path).unwrap().len());
+    let (read, _) = read_all(store.open(&id).await.unwrap()).await;
+    assert_same_events(&read, &events);
+}
+
 /// An append that finds the buffer older than the deadline flushes it itself.
 #[tokio::test]
 async fn append_flushes_when_the_deadline_has_passed() {

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cli::{OutputFormat, UsageError};
 use crate::client::Api;
-use crate::commands::stream::{Printer, no_exit_status, write_live};
+use crate::commands::stream::{Printer, no_exit_status, session_stdout, write_live};
 use crate::convert;
 use crate::terminal::{self, RawMode};
 
@@ -75,7 +75,7 @@ pub(crate) async fn run(
         .spawn(move || forward_stdin(&requests, on_terminal))
         .context("starting the thread that reads stdin")?;
 
-    let mut printer = Printer::new(format, std::io::stdout(), std::io::stderr())
+    let mut printer = Printer::new(format, session_stdout(), std::io::stderr())
         .with_spinner(std::io::stderr().is_terminal());
     if on_terminal {
         printer = printer.on_one_screen();

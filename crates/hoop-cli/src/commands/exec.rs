@@ -7,7 +7,7 @@ use hoop_proto::v1::ExecRequest;
 
 use crate::cli::{OutputFormat, UsageError};
 use crate::client::Api;
-use crate::commands::stream::{Printer, no_exit_status};
+use crate::commands::stream::{Printer, no_exit_status, session_stdout};
 
 /// What `hoop exec` runs.
 pub(crate) struct ExecArgs {
@@ -28,7 +28,7 @@ pub(crate) async fn run(api: &mut Api, format: OutputFormat, exec: ExecArgs) -> 
         request_input(None, stdin.is_terminal(), stdin.lock())
     })?;
     let mut events = api.sessions.exec(request).await?.into_inner();
-    let mut printer = Printer::new(format, std::io::stdout(), std::io::stderr())
+    let mut printer = Printer::new(format, session_stdout(), std::io::stderr())
         .with_spinner(std::io::stderr().is_terminal());
     while let Some(event) = events.message().await? {
         if let Some(status) = printer.event(&event)? {

@@ -11,7 +11,7 @@ use hoop_proto::v1::{
 use crate::cli::{OutputFormat, RunbooksCommand, UsageError};
 use crate::client::Api;
 use crate::commands::Outcome;
-use crate::commands::stream::{Printer, no_exit_status};
+use crate::commands::stream::{Printer, no_exit_status, session_stdout};
 use crate::output::{self, details, or_dash, table};
 
 pub(crate) async fn run(
@@ -65,7 +65,7 @@ pub(crate) async fn run(
                 r#ref: git_ref.unwrap_or_default(),
             };
             let mut events = api.runbooks.run_runbook(request).await?.into_inner();
-            let mut printer = Printer::new(format, std::io::stdout(), std::io::stderr())
+            let mut printer = Printer::new(format, session_stdout(), std::io::stderr())
                 .with_spinner(std::io::stderr().is_terminal());
             while let Some(event) = events.message().await? {
                 if let Some(status) = printer.event(&event)? {

@@ -144,6 +144,22 @@ fn waiting_line(held: &SessionHeld) -> String {
     format!("waiting for approval{by}{review}")
 }
 
+/// hoop's stdout for a session's output: its descriptor, written directly. Each chunk is
+/// written whole and flushed as it comes anyway, and `std::io::Stdout`'s line buffering
+/// would scan every chunk for its last newline first (about a tenth of hoop's CPU when a
+/// session streams hundreds of megabytes). std's own handle if the descriptor cannot be
+/// duplicated.
+pub(crate) fn session_stdout() -> Box<dyn Write> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stdout())
+}
+
 /// Writes `bytes` and flushes, so output shows as it comes. `Ok(false)` when the reader went
 /// away (broken pipe).
 pub(crate) fn write_live(writer: &mut impl Write, bytes: &[u8]) -> Result<bool> {

@@ -106,10 +106,9 @@ impl RecordingStore for FsRecordingStore {
         // The file exists from here on: a failed header is an I/O error, never "already
         // exists".
         header_written?;
-        let file = Arc::new(file);
         RecordingWriter::with_header_written(
             session_id.clone(),
-            Box::new(FileSink { file }),
+            Box::new(FileSink::new(file)),
             self.options.clone(),
         )
     }
@@ -125,15 +124,40 @@ impl RecordingStore for FsRecordingStore {
     }
 }
 
-/// A file opened for appending. Each write (or sync) is one trip to tokio's blocking pool
-/// and has returned from `write(2)` (or `fsync(2)`) when it resolves.
+/// A file opened for appending. Each write (or sync) is one trip to tokio's blocking pool.
+///
+/// A record written through ([`RecordingSink::write_parts`]: a chunk of output too large for
+/// the writer's buffer) is *in flight*: the call returns once the blocking pool has it, so
+/// that the session hashes and sends its next chunk while the file takes this one. At most
+/// one write is in flight, and every later call waits for it first (a failure of it is the
+/// failure of that later call): bytes reach the file in order, and `write_all` and `sync`
+/// return only once everything before them has returned from `write(2)`.
 struct FileSink {
     file: Arc<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl FileSink {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file: Arc::new(file),
+            in_flight: None,
+        }
+    }
+
+    /// Waits for the write in flight, if any.
+    async fn settle(&mut self) -> std::io::Result<()> {
+        match self.in_flight.take() {
+            Some(write) => write.await.map_err(join_error)?,
+            None => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
 impl RecordingSink for FileSink {
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.settle().await?;
         let file = Arc::clone(&self.file);
         let bytes = bytes.to_vec();
         tokio::task::spawn_blocking(move || (&*file).write_all(&bytes))
@@ -142,14 +166,21 @@ impl RecordingSink for FileSink {
     }
 
     async fn write_parts(&mut self, parts: &[Bytes]) -> std::io::Result<()> {
+        self.settle().await?;
         let file = Arc::clone(&self.file);
         let parts = parts.to_vec();
-        tokio::task::spawn_blocking(move || write_all_vectored(&file, &parts))
-            .await
-            .map_err(join_error)?
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            write_all_vectored(&file, &parts)
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> std::io::Result<()> {
+        FileSink::settle(self).await
     }
 
     async fn sync(&mut self) -> std::io::Result<()> {
+        self.settle().await?;
         let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || file.sync_all())
             .await

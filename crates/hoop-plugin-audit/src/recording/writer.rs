@@ -44,10 +44,23 @@ pub trait RecordingSink: Send {
     /// Appends `parts` one after the other, as [`write_all`](Self::write_all) of each in
     /// turn does (the default); a sink may take them in one go (a file: one trip to the
     /// blocking pool, one `writev(2)`, no copy).
+    ///
+    /// Unlike `write_all`, it may return while the write is still *in flight* (a file: the
+    /// blocking pool has it): every later call of the sink then waits for it first and fails
+    /// if it failed, and [`settle`](Self::settle) waits for it alone. The writer calls it for
+    /// records larger than its buffer, so that a session streams on while its last chunk is
+    /// written; a write in flight takes no longer than a buffered record may wait (see
+    /// [`DURABILITY_BOUND`]).
     async fn write_parts(&mut self, parts: &[Bytes]) -> std::io::Result<()> {
         for part in parts {
             self.write_all(part).await?;
         }
+        Ok(())
+    }
+
+    /// Waits until a write [`write_parts`](Self::write_parts) left in flight returned, and
+    /// returns its error if it failed. Nothing to wait for by default.
+    async fn settle(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -172,6 +185,10 @@ impl Shared {
         self.check()?;
         if self.buf.is_empty() {
             self.oldest = None;
+            // Nothing buffered, but a record written through may be in flight.
+            if let Err(err) = self.sink.settle().await {
+                return Err(self.fail(err));
+            }
             return Ok(());
         }
         if let Err(err) = self.sink.write_all(&self.buf).await {
