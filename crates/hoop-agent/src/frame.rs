@@ -74,14 +74,7 @@ where
     W: AsyncWrite + Unpin + ?Sized,
 {
     let len = message.encoded_len();
-    let prefix =
-        u32::try_from(len)
-            .ok()
-            .filter(|_| len <= MAX_FRAME)
-            .ok_or(AgentError::FrameTooLarge {
-                len,
-                max: MAX_FRAME,
-            })?;
+    let prefix = frame_prefix(len)?;
     let mut buf = Vec::with_capacity(4 + len);
     buf.extend_from_slice(&prefix.to_be_bytes());
     message
@@ -95,6 +88,17 @@ where
         .flush()
         .await
         .map_err(|e| AgentError::io("cannot write a frame", e))
+}
+
+/// The 4-byte length in front of a frame of `len` bytes.
+fn frame_prefix(len: usize) -> Result<u32, AgentError> {
+    u32::try_from(len)
+        .ok()
+        .filter(|_| len <= MAX_FRAME)
+        .ok_or(AgentError::FrameTooLarge {
+            len,
+            max: MAX_FRAME,
+        })
 }
 
 /// Output at least this long is written from its own buffer, beside the frame's other bytes
@@ -131,14 +135,7 @@ where
     let data_len = output.data.len();
     let output_len = fields.encoded_len() + 1 + prost::length_delimiter_len(data_len) + data_len;
     let len = 1 + prost::length_delimiter_len(output_len) + output_len;
-    let prefix =
-        u32::try_from(len)
-            .ok()
-            .filter(|_| len <= MAX_FRAME)
-            .ok_or(AgentError::FrameTooLarge {
-                len,
-                max: MAX_FRAME,
-            })?;
+    let prefix = frame_prefix(len)?;
     let mut head = Vec::with_capacity(len - data_len + 4);
     head.put_u32(prefix);
     head.put_u8(KEY_3_LEN);
