@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hoop_plugin_audit::recording::{
-    DURABILITY_BOUND, Digest, Event, EventKind, FILE_MAGIC, FsRecordingStore, GENESIS_DOMAIN,
-    MAX_RECORD_PAYLOAD, ManualClock, MemoryRecordingStore, RecordedEvent, RecordingError,
-    RecordingReader, RecordingSink, RecordingStore, RecordingWriter, SessionId, TornTail,
-    Verification, VerifyError, VerifyFailure, WriterOptions, verify,
+    DURABILITY_BOUND, Digest, Event, EventKind, FILE_MAGIC, FormatVersion, FsRecordingStore,
+    GENESIS_DOMAIN, MAX_RECORD_PAYLOAD, ManualClock, MemoryRecordingStore, RecordedEvent,
+    RecordingError, RecordingReader, RecordingSink, RecordingStore, RecordingWriter, SessionId,
+    TornTail, Verification, VerifyError, VerifyFailure, WriterOptions, verify,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -203,53 +203,135 @@ async fn final_digest_is_stable_and_equals_verify() {
     assert_ne!(record_bytes(&other).await.1, digest_a);
 }
 
-/// Pins the format: a change of the encoding or of the chain must be deliberate.
-#[tokio::test]
-async fn format_is_as_documented() {
-    let id = sid(SESSION);
-    let events = vec![
-        Event::header(&json!({"session_id": SESSION})).unwrap(),
-        Event::stdout(7, &b"\x00hi"[..]),
-    ];
-    let (bytes, digest) = record_bytes(&events).await;
-
-    let mut expected = FILE_MAGIC.to_vec();
-    expected.push(SESSION.len() as u8);
-    expected.extend_from_slice(SESSION.as_bytes());
-    let mut link: [u8; 32] = Sha256::new()
-        .chain_update(GENESIS_DOMAIN)
-        .chain_update([SESSION.len() as u8])
-        .chain_update(SESSION.as_bytes())
-        .finalize()
-        .into();
-    assert_eq!(Digest::genesis(&id).as_bytes(), &link);
+/// The recording of [`documented_events`] built by hand from the documented layout, with
+/// `hash` (over the concatenation of its parts) linking the chain: the file and its final
+/// link.
+fn documented_file(
+    magic: [u8; 8],
+    domain: &[u8],
+    hash: fn(&[&[u8]]) -> [u8; 32],
+) -> (Vec<u8>, [u8; 32]) {
+    let mut file = magic.to_vec();
+    file.push(SESSION.len() as u8);
+    file.extend_from_slice(SESSION.as_bytes());
+    let mut link = hash(&[domain, &[SESSION.len() as u8], SESSION.as_bytes()]);
     for (kind, offset, payload) in [
         (1u8, 0u64, br#"{"session_id":"sess-01_AB"}"#.to_vec()),
         (3u8, 7u64, b"\x00hi".to_vec()),
     ] {
         let len = payload.len() as u32;
-        expected.extend_from_slice(&len.to_le_bytes());
-        expected.extend_from_slice(&(!len).to_le_bytes());
-        expected.push(kind);
-        expected.extend_from_slice(&offset.to_le_bytes());
-        expected.extend_from_slice(&payload);
-        link = Sha256::new()
-            .chain_update(link)
-            .chain_update([kind])
-            .chain_update(offset.to_le_bytes())
-            .chain_update(len.to_le_bytes())
-            .chain_update(&payload)
-            .finalize()
-            .into();
-        expected.extend_from_slice(&link);
+        file.extend_from_slice(&len.to_le_bytes());
+        file.extend_from_slice(&(!len).to_le_bytes());
+        file.push(kind);
+        file.extend_from_slice(&offset.to_le_bytes());
+        file.extend_from_slice(&payload);
+        link = hash(&[
+            &link,
+            &[kind],
+            &offset.to_le_bytes(),
+            &len.to_le_bytes(),
+            &payload,
+        ]);
+        file.extend_from_slice(&link);
     }
+    (file, link)
+}
+
+fn documented_events() -> Vec<Event> {
+    vec![
+        Event::header(&json!({"session_id": SESSION})).unwrap(),
+        Event::stdout(7, &b"\x00hi"[..]),
+    ]
+}
+
+fn blake3_of(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn sha256_of(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// Pins the format: a change of the encoding or of the chain must be deliberate. Writers
+/// write version 2 (BLAKE3 links); the golden digest was also computed from the documented
+/// layout with Python's `blake3` package.
+#[tokio::test]
+async fn format_is_as_documented() {
+    let id = sid(SESSION);
+    let (bytes, digest) = record_bytes(&documented_events()).await;
+    assert_eq!(&FILE_MAGIC, b"HOOPREC\x02");
+    assert_eq!(GENESIS_DOMAIN, b"hoop-rs session recording v2\0");
+    let (expected, link) = documented_file(FILE_MAGIC, GENESIS_DOMAIN, blake3_of);
+    assert_eq!(
+        Digest::genesis(&id).as_bytes(),
+        &blake3_of(&[GENESIS_DOMAIN, &[SESSION.len() as u8], SESSION.as_bytes()])
+    );
     assert_eq!(bytes, expected);
     assert_eq!(digest.as_bytes(), &link);
     assert_eq!(
         digest.to_string(),
-        "5161a15ff9a9940cb5d62f369cee669542cd38d0832fd84566c8fa129917bd08",
+        "8e2510e35b1732bf48f5efcb9c02e291b52eac81fa1bc269ee9f32d6434139a2",
         "golden final digest"
     );
+    let reader = reader(bytes);
+    let verification = verify(reader, Some(&digest)).await.unwrap();
+    assert_eq!(verification.events, 2);
+}
+
+/// Recordings of version 1 (SHA-256 links, written before version 2) still read and verify:
+/// the golden digest is the one version 1's writer produced for these events.
+#[tokio::test]
+async fn version_1_recordings_still_verify() {
+    let (file, link) = documented_file(
+        *b"HOOPREC\x01",
+        b"hoop-rs session recording v1\0",
+        sha256_of,
+    );
+    let digest = Digest::from_bytes(link);
+    assert_eq!(
+        digest.to_string(),
+        "5161a15ff9a9940cb5d62f369cee669542cd38d0832fd84566c8fa129917bd08",
+        "golden final digest of version 1"
+    );
+    let mut r = reader(file.clone());
+    let first = r.next_event().await.unwrap().unwrap();
+    assert_eq!(r.format_version(), FormatVersion::V1);
+    assert_eq!(first.kind, EventKind::Header);
+    let (read, torn) = read_all(reader(file.clone())).await;
+    assert_same_events(&read, &documented_events());
+    assert_eq!(torn, None);
+    let verification = verify(reader(file.clone()), Some(&digest)).await.unwrap();
+    assert_eq!(verification.events, 2);
+
+    // A changed payload byte is still found, at its record.
+    let mut changed = file.clone();
+    let at = changed.len() - 32 - 1;
+    changed[at] ^= 1;
+    assert_eq!(
+        corrupt(verify_bytes(changed, Some(&digest)).await).index,
+        Some(1)
+    );
+
+    // Relabelled as version 2 (or as a version that does not exist), it does not verify.
+    let mut relabelled = file.clone();
+    relabelled[7] = 2;
+    let err = corrupt(verify_bytes(relabelled, Some(&digest)).await);
+    assert_eq!(
+        (err.index, err.reason),
+        (Some(0), VerifyFailure::LinkMismatch)
+    );
+    let mut unknown = file;
+    unknown[7] = 3;
+    let err = corrupt(verify_bytes(unknown, Some(&digest)).await);
+    assert_eq!((err.index, err.reason), (None, VerifyFailure::FileHeader));
 }
 
 /// The record (or the file header) containing each byte of `bytes`.

@@ -4,8 +4,10 @@
 //! 64 MiB of PII-free logs and prose, and 32 MiB of psql output where every row has an
 //! e-mail address, a card number and a phone number. Each is masked one-shot
 //! (`Engine::redact`, which allocates a fresh output buffer per call, and
-//! `Engine::redact_into` with a reused buffer) and streamed in 4 KiB chunks
-//! (`StreamRedactor`, output buffer reused per chunk).
+//! `Engine::redact_into` with a reused buffer), streamed in 4 KiB chunks
+//! (`StreamRedactor`, output buffer reused per chunk) and streamed in 256 KiB chunks into a
+//! fresh output buffer each, as the plugin does with a session's output (the local agent
+//! reads up to 256 KiB at a time).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/support/corpus.rs"]
@@ -58,6 +60,23 @@ fn stream_4k(b: Bencher<'_, '_>, input: &'static [u8]) {
     });
 }
 
+/// What the plugin does per chunk of a session's output: a fresh output buffer (it becomes
+/// the chunk's `Bytes`).
+fn stream_256k(b: Bencher<'_, '_>, input: &'static [u8]) {
+    b.counter(BytesCount::of_slice(input)).bench(|| {
+        let mut s = ENGINE.stream();
+        let mut total = 0;
+        for chunk in input.chunks(256 * 1024) {
+            let mut out = Vec::with_capacity(chunk.len() + 64);
+            s.push(chunk, &mut out);
+            total += divan::black_box(bytes::Bytes::from(out)).len();
+        }
+        let mut out = Vec::new();
+        s.flush(&mut out);
+        total + out.len()
+    });
+}
+
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn clean_logs_one_shot(b: Bencher<'_, '_>) {
     one_shot(b, &CLEAN);
@@ -74,6 +93,11 @@ fn clean_logs_stream_4k(b: Bencher<'_, '_>) {
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]
+fn clean_logs_stream_256k(b: Bencher<'_, '_>) {
+    stream_256k(b, &CLEAN);
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
 fn dense_table_one_shot(b: Bencher<'_, '_>) {
     one_shot(b, &DENSE);
 }
@@ -86,4 +110,9 @@ fn dense_table_one_shot_reused_buffer(b: Bencher<'_, '_>) {
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn dense_table_stream_4k(b: Bencher<'_, '_>) {
     stream_4k(b, &DENSE);
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn dense_table_stream_256k(b: Bencher<'_, '_>) {
+    stream_256k(b, &DENSE);
 }

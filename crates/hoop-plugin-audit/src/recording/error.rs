@@ -89,8 +89,9 @@ pub enum VerifyFailure {
     /// The record's event kind is not one this format knows.
     #[error("unknown event kind {0}")]
     UnknownKind(u8),
-    /// The stored link is not SHA-256(previous link || event): the record was altered, or an
-    /// earlier record was removed, inserted or moved.
+    /// The stored link is not the hash (of the recording's format version) of the previous
+    /// link and the event: the record was altered, or an earlier record was removed,
+    /// inserted or moved.
     #[error("the hash chain is broken: the record was altered, removed, inserted or moved")]
     LinkMismatch,
     /// The records chain correctly but do not form a valid recording.

@@ -31,16 +31,22 @@
 //! nothing may follow; offsets never go backwards. The writer refuses events that break these
 //! rules, and the reader reports recordings that break them.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! All integers little-endian.
 //!
 //! ```text
-//! file    = magic "HOOPREC\x01" | id_len: u8 | session id (id_len bytes) | record*
+//! file    = magic "HOOPREC\x02" | id_len: u8 | session id (id_len bytes) | record*
 //! record  = len: u32 | !len: u32 | kind: u8 | offset_ns: u64 | payload (len bytes) | link (32 bytes)
-//! link_0  = SHA-256("hoop-rs session recording v1\0" | id_len: u8 | session id)
-//! link_n  = SHA-256(link_{n-1} | kind: u8 | offset_ns: u64 | len: u32 | payload)
+//! link_0  = BLAKE3("hoop-rs session recording v2\0" | id_len: u8 | session id)
+//! link_n  = BLAKE3(link_{n-1} | kind: u8 | offset_ns: u64 | len: u32 | payload)
 //! ```
+//!
+//! BLAKE3 is the unkeyed hash with its default 32-byte output. Version 1 (magic
+//! `"HOOPREC\x01"`, written before 2026-12-06) is the same layout with SHA-256 in place of
+//! BLAKE3 and `"hoop-rs session recording v1\0"` as the genesis prefix; readers take the
+//! version from the magic ([`FormatVersion`]) and verify both. Relabelling a recording as
+//! the other version breaks its chain at the first record.
 //!
 //! Kinds: 1 header, 2 stdin, 3 stdout, 4 stderr, 5 close. A payload is at most
 //! [`MAX_RECORD_PAYLOAD`] (1 MiB); the writer splits larger stdin/stdout/stderr payloads into
@@ -116,8 +122,8 @@ mod writer;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use error::{RecordingError, VerifyError, VerifyFailure};
 pub use format::{
-    Digest, Event, EventKind, FILE_MAGIC, GENESIS_DOMAIN, MAX_RECORD_PAYLOAD, MAX_SESSION_ID_LEN,
-    RECORD_OVERHEAD, RecordedEvent, SessionId,
+    Digest, Event, EventKind, FILE_MAGIC, FormatVersion, GENESIS_DOMAIN, MAX_RECORD_PAYLOAD,
+    MAX_SESSION_ID_LEN, RECORD_OVERHEAD, RecordedEvent, SessionId,
 };
 pub use reader::{RecordingReader, TornTail, Verification, verify};
 pub use store::{FILE_EXTENSION, FsRecordingStore, MemoryRecordingStore, RecordingStore};

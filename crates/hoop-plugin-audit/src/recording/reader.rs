@@ -4,8 +4,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use super::error::{RecordingError, VerifyError, VerifyFailure};
 use super::format::{
-    Digest, EventKind, LINK_LEN, MAX_RECORD_PAYLOAD, RECORD_OVERHEAD, RECORD_PREFIX_LEN,
-    RecordedEvent, SessionId, file_header,
+    Digest, EventKind, FILE_MAGIC, FormatVersion, LINK_LEN, MAX_RECORD_PAYLOAD, RECORD_OVERHEAD,
+    RECORD_PREFIX_LEN, RecordedEvent, SessionId, file_header,
 };
 
 /// Size of the reader's read-ahead buffer.
@@ -41,6 +41,8 @@ pub struct RecordingReader {
     source: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
     session_id: SessionId,
     state: State,
+    /// Named by the file's magic (the current version until the file header is read).
+    version: FormatVersion,
     link: Digest,
     index: u64,
     pos: u64,
@@ -70,6 +72,7 @@ impl RecordingReader {
             link: Digest::genesis(&session_id),
             session_id,
             state: State::FileHeader,
+            version: FormatVersion::CURRENT,
             index: 0,
             pos: 0,
             last_offset: 0,
@@ -81,6 +84,12 @@ impl RecordingReader {
     /// The session the recording is of.
     pub fn session_id(&self) -> &SessionId {
         &self.session_id
+    }
+
+    /// The version of the recording's format, named by its magic (every version is read and
+    /// verified); [`FormatVersion::CURRENT`] until the file header has been read.
+    pub fn format_version(&self) -> FormatVersion {
+        self.version
     }
 
     /// The next event, in order; `None` at the end of the recording, after a torn final
@@ -168,16 +177,29 @@ impl RecordingReader {
 
     async fn read_next(&mut self) -> Result<Option<RecordedEvent>, RecordingError> {
         if self.state == State::FileHeader {
+            // The magic of any version, then the id's length and the id expected.
             let expected = file_header(&self.session_id);
+            let magic_len = FILE_MAGIC.len();
             let mut got = vec![0u8; expected.len()];
             let n = self.read_full(&mut got).await?;
-            if got[..n] != expected[..n] {
+            let stem = n.min(magic_len - 1);
+            let version = if n >= magic_len {
+                FormatVersion::from_magic(&got[..magic_len])
+            } else {
+                Some(FormatVersion::CURRENT)
+            };
+            let Some(version) = version.filter(|_| got[..stem] == expected[..stem]) else {
+                return Err(self.corrupt(None, 0, VerifyFailure::FileHeader));
+            };
+            if n > magic_len && got[magic_len..n] != expected[magic_len..n] {
                 return Err(self.corrupt(None, 0, VerifyFailure::FileHeader));
             }
             if n < expected.len() {
                 self.tear(None, 0, n);
                 return Ok(None);
             }
+            self.version = version;
+            self.link = Digest::genesis_in(version, &self.session_id);
             self.pos = n as u64;
             self.state = State::Records;
         }
@@ -224,7 +246,9 @@ impl RecordingReader {
         let Some(kind) = EventKind::from_u8(kind_byte) else {
             return Err(self.corrupt(Some(index), start, VerifyFailure::UnknownKind(kind_byte)));
         };
-        let link = self.link.chain_raw(kind_byte, offset_ns, &payload);
+        let link = self
+            .link
+            .chain_raw(self.version, kind_byte, offset_ns, &payload);
         if link.as_bytes() != &stored {
             return Err(self.corrupt(Some(index), start, VerifyFailure::LinkMismatch));
         }
