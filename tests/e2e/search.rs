@@ -18,6 +18,7 @@ e2e!(
     a_restart_during_indexing_catches_up,
     reindex_equals_the_live_index,
     bad_queries_are_refused_naming_the_field,
+    the_indexer_attached_nowhere_rests_and_misses_nothing_once_attached,
 );
 
 /// How long any single wait may take.
@@ -473,4 +474,59 @@ async fn bad_queries_are_refused_naming_the_field(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+/// Attached to no connection, the indexer rests instead of reading every event; a session
+/// that ends after it is attached (even at once) is indexed all the same, one that ends while
+/// it is attached nowhere is not, and a detach then a new attach go through the same. (Which
+/// sessions count is decided when the indexer reads their end, as before resting existed:
+/// a session of a connection attached after it ended may or may not be indexed, so none is
+/// run here.)
+async fn the_indexer_attached_nowhere_rests_and_misses_nothing_once_attached(backend: Backend) {
+    let gw = gateway(backend).await;
+    shell(&gw, "plain", false).await;
+    shell(&gw, "pg", false).await;
+    run(&gw, ADMIN, "plain", "echo restword before\n").await;
+    let attach = |conn: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.plugins()
+                .await
+                .attach_plugin(admin(pb::AttachPluginRequest {
+                    connection: conn.into(),
+                    plugin: "indexer".into(),
+                    config: config(serde_json::json!({})),
+                }))
+                .await
+                .unwrap();
+        }
+    };
+    attach("pg").await;
+    let first = run(&gw, ADMIN, "pg", "echo restword first\n").await;
+    wait_for(&gw, ADMIN, "restword", 1).await;
+    assert_eq!(
+        ids(&gw, ADMIN, "first").await.0,
+        std::slice::from_ref(&first)
+    );
+    assert_eq!(ids(&gw, ADMIN, "before").await.1, 0);
+
+    // Detached: the next sessions are passed over (the indexer goes back to rest)...
+    gw.plugins()
+        .await
+        .detach_plugin(admin(pb::DetachPluginRequest {
+            connection: "pg".into(),
+            plugin: "indexer".into(),
+        }))
+        .await
+        .unwrap();
+    run(&gw, ADMIN, "pg", "echo restword detached\n").await;
+    // ... and after a new attach, on another connection, a session is indexed at once again.
+    attach("plain").await;
+    let second = run(&gw, ADMIN, "plain", "echo restword second\n").await;
+    wait_for(&gw, ADMIN, "restword", 2).await;
+    assert_eq!(
+        ids(&gw, ADMIN, "second").await.0,
+        std::slice::from_ref(&second)
+    );
+    assert_eq!(ids(&gw, ADMIN, "detached").await.1, 0);
 }

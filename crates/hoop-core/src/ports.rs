@@ -83,6 +83,16 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
             "this host does not say which plugins are attached to which connections".to_owned(),
         ))
     }
+
+    /// Whether plugin `plugin` is attached to any connection: a plugin whose work outside
+    /// sessions only concerns the connections it is attached to (e.g. the indexer) can rest
+    /// while it is attached nowhere.
+    ///
+    /// The default answers `true`: a host that cannot tell keeps such plugins at work.
+    async fn plugin_attached_anywhere(&self, plugin: &str) -> Result<bool, PortError> {
+        let _ = plugin;
+        Ok(true)
+    }
 }
 
 /// A session as the host keeps it on record, for plugins that work on sessions after the

@@ -205,6 +205,13 @@ impl hoop_core::ports::Directory for StoreDirectory {
             .find(|a| a.plugin == plugin)
             .and_then(|a| hoop_core::PluginConfig::from_value(a.config).ok()))
     }
+
+    async fn plugin_attached_anywhere(&self, plugin: &str) -> Result<bool, PortError> {
+        self.store
+            .plugin_attached_anywhere(plugin)
+            .await
+            .map_err(port_error)
+    }
 }
 
 /// A session record as plugins see it.

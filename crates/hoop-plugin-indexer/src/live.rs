@@ -1,11 +1,20 @@
 //! The live indexer: reads `recording.finished` from the event log by cursor and indexes
 //! each session of a connection with `indexer` attached, committing in batches and saving
 //! the cursor only after the commit that covers it.
+//!
+//! While the indexer is attached to no connection, every event would be passed over: rather
+//! than read each one (and look up its connection's attachments), the loop *rests*. It looks
+//! whether the indexer is attached anywhere once per [`IDLE_LOOK`], and after each look that
+//! finds it attached nowhere moves its cursor to where the log ended before that look. An
+//! event appended after the indexer is attached is never passed over: the log's end is read
+//! before the attachments, so a look that finds none comes after every event it skips, and
+//! those events are of sessions that ended while the indexer was attached nowhere (which it
+//! would not have indexed either).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoop_core::events::{EventFilter, types};
+use hoop_core::events::{EventFilter, EventSource, Subscription, types};
 use hoop_core::ports::{Directory, PortError, RecordingReader};
 use hoop_core::{Cancellation, Deployment};
 use tokio::time::Instant;
@@ -16,6 +25,9 @@ use crate::{CONSUMER, NAME};
 
 /// How long to wait before trying again after a port or the index failed.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// While the indexer is attached nowhere, how often it looks again.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
 
 /// Where the loop stands between commits.
 struct Batch {
@@ -85,7 +97,32 @@ pub(crate) async fn run(
         cursor: None,
         deadline: None,
     };
+    let source = deployment.events().ok();
+    // Whether to look for an attachment before reading on (at start: not looked yet), and
+    // when the last look was.
+    let mut rest = true;
+    let mut last_look = Instant::now();
     loop {
+        if rest && let Some(source) = &source {
+            rest = false;
+            // What is indexed becomes searchable now, not after a rest of unknown length.
+            if batch.docs > 0 {
+                flush(&deployment, &index, &mut batch, &cancel).await;
+            }
+            last_look = Instant::now();
+            match skip_while_attached_nowhere(source, &*directory, &cancel).await {
+                Rested::Cancelled(end) => {
+                    note_skip(&mut batch, end, sub.cursor(), &settings);
+                    break;
+                }
+                Rested::Over(end) => {
+                    if let Some(end) = end.filter(|end| *end > sub.cursor()) {
+                        sub = Subscription::new(Arc::clone(source), end, filter.clone());
+                        note_skip(&mut batch, Some(end), 0, &settings);
+                    }
+                }
+            }
+        }
         let due = batch.deadline;
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -99,10 +136,14 @@ pub(crate) async fn run(
                     };
                     let session_id = session_id.to_owned();
                     let connection = event.connection.clone().unwrap_or_default();
+                    let docs = batch.docs;
                     if !index_one(&index, &settings, &*directory, &*recordings, &connection, &session_id, &cancel, &mut batch).await {
                         // Cancelled while retrying: the event is not dealt with.
                         break;
                     }
+                    // Passed over: perhaps the indexer is attached nowhere now (looked at
+                    // most once per `IDLE_LOOK`).
+                    rest = batch.docs == docs && last_look.elapsed() >= IDLE_LOOK;
                     batch.cursor = Some(sub.cursor());
                     if batch.deadline.is_none() {
                         batch.deadline = Some(Instant::now() + settings.commit_interval);
@@ -123,6 +164,46 @@ pub(crate) async fn run(
     // Stopping: what was indexed is committed, and the cursor saved with it.
     if batch.cursor.is_some() {
         flush(&deployment, &index, &mut batch, &Cancellation::never()).await;
+    }
+}
+
+/// How a rest ended: with the log position it skipped to, if any.
+enum Rested {
+    /// The indexer is attached somewhere (or the log or the attachments cannot be read:
+    /// events are then read one by one as usual).
+    Over(Option<u64>),
+    Cancelled(Option<u64>),
+}
+
+/// Rests while the indexer is attached nowhere (see the module docs).
+async fn skip_while_attached_nowhere(
+    source: &Arc<dyn EventSource>,
+    directory: &dyn Directory,
+    cancel: &Cancellation,
+) -> Rested {
+    let mut skipped = None;
+    loop {
+        let Ok(end) = source.last_id().await else {
+            return Rested::Over(skipped);
+        };
+        match directory.plugin_attached_anywhere(NAME).await {
+            Ok(false) => skipped = Some(end),
+            Ok(true) | Err(_) => return Rested::Over(skipped),
+        }
+        if wait(cancel, IDLE_LOOK).await {
+            return Rested::Cancelled(skipped);
+        }
+    }
+}
+
+/// Makes the batch save `end` as the cursor (nothing to commit for it), if it is past
+/// `cursor`.
+fn note_skip(batch: &mut Batch, end: Option<u64>, cursor: u64, settings: &Settings) {
+    if let Some(end) = end.filter(|end| *end > cursor) {
+        batch.cursor = Some(end);
+        if batch.deadline.is_none() {
+            batch.deadline = Some(Instant::now() + settings.commit_interval);
+        }
     }
 }
 

@@ -161,6 +161,18 @@ impl Store {
             .map(|mut all| all.remove(conn).unwrap_or_default())
     }
 
+    /// Whether `plugin` is attached to any connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the database fails.
+    pub async fn plugin_attached_anywhere(&self, plugin: &str) -> Result<bool> {
+        Ok(plugin_attachment::Entity::find()
+            .filter(plugin_attachment::Column::Plugin.eq(plugin))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// The attachments of several connections at once, keyed by connection name.
     ///
     /// # Errors
