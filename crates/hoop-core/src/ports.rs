@@ -640,6 +640,8 @@ mod tests {
             d.plugin_config("pg", "slack").await,
             Err(PortError::Unavailable(_))
         ));
+        // Nor is a plugin taken to be attached nowhere: it would rest and miss work.
+        assert!(d.plugin_attached_anywhere("indexer").await.unwrap());
         let alice = d.user("alice").await.unwrap().unwrap();
         assert_eq!(alice.slack_id, None);
         assert_eq!(
