@@ -162,18 +162,6 @@ async fn create(gw: &Gateway, conn: pb::Connection) {
         .unwrap();
 }
 
-async fn attach(gw: &Gateway, conn: &str, plugin: &str, cfg: serde_json::Value) {
-    gw.plugins()
-        .await
-        .attach_plugin(admin(pb::AttachPluginRequest {
-            connection: conn.into(),
-            plugin: plugin.into(),
-            config: config(cfg),
-        }))
-        .await
-        .unwrap();
-}
-
 async fn list(
     gw: &Gateway,
     token: &str,
@@ -318,8 +306,9 @@ async fn list_show_and_run_as_a_recorded_session(backend: Backend) {
     sh.redact_types = vec!["EMAIL_ADDRESS".into()];
     create(&gw, sh).await;
     create(&gw, command_connection("sql", &["cat"])).await;
-    attach(&gw, "sh", "runbooks", json!({})).await;
-    attach(&gw, "sql", "runbooks", json!({"paths": ["billing/**"]})).await;
+    gw.attach_plugin("sh", "runbooks", json!({})).await;
+    gw.attach_plugin("sql", "runbooks", json!({"paths": ["billing/**"]}))
+        .await;
     fetched(&gw, &first).await;
     assert!(
         list_plugins_status(&gw)
@@ -604,7 +593,8 @@ async fn params_are_typed_and_values_are_inert(backend: Backend) {
     let gw = start(backend, &origin).await;
     let alice = gw.user_with_token("alice", &["dev"]).await;
     create(&gw, command_connection("sh", &["sh"])).await;
-    attach(&gw, "sh", "runbooks", json!({"repositories": ["ops"]})).await;
+    gw.attach_plugin("sh", "runbooks", json!({"repositories": ["ops"]}))
+        .await;
     fetched(&gw, &first).await;
 
     // Every bad parameter is named; nothing runs.
@@ -722,7 +712,7 @@ async fn a_run_is_held_by_review_with_its_rendered_script(backend: Backend) {
     let mut sh = command_connection("sh", &["sh"]);
     sh.reviewers = vec!["dba".into()];
     create(&gw, sh).await;
-    attach(&gw, "sh", "runbooks", json!({})).await;
+    gw.attach_plugin("sh", "runbooks", json!({})).await;
     fetched(&gw, &first).await;
 
     let stream = gw_runbooks(&gw)
@@ -842,21 +832,15 @@ async fn paths_and_access_control_limit_what_is_offered(backend: Backend) {
     create(&gw, command_connection("billing", &["cat"])).await;
     create(&gw, command_connection("dba-only", &["sh"])).await;
     create(&gw, command_connection("plain", &["sh"])).await;
-    attach(
-        &gw,
+    gw.attach_plugin(
         "billing",
         "runbooks",
         json!({"repositories": ["ops"], "paths": ["billing/*.runbook.sql"]}),
     )
     .await;
-    attach(&gw, "dba-only", "runbooks", json!({})).await;
-    attach(
-        &gw,
-        "dba-only",
-        "access_control",
-        json!({"groups": ["dba"]}),
-    )
-    .await;
+    gw.attach_plugin("dba-only", "runbooks", json!({})).await;
+    gw.attach_plugin("dba-only", "access_control", json!({"groups": ["dba"]}))
+        .await;
     fetched(&gw, &first).await;
 
     // `paths`: only billing's runbooks are offered on `billing`, and only those run there.
@@ -952,14 +936,7 @@ async fn paths_and_access_control_limit_what_is_offered(backend: Backend) {
     );
     // Once billing offers nothing, alice can run runbooks nowhere: she is told of no
     // runbook and no repository (not even its name), while bob still sees both.
-    gw.plugins()
-        .await
-        .detach_plugin(admin(pb::DetachPluginRequest {
-            connection: "billing".into(),
-            plugin: "runbooks".into(),
-        }))
-        .await
-        .unwrap();
+    gw.detach_plugin("billing", "runbooks").await;
     let listed = list(&gw, &alice, "").await.unwrap();
     assert!(
         listed.runbooks.is_empty() && listed.repositories.is_empty(),
@@ -988,7 +965,7 @@ async fn broken_files_and_an_unreachable_repository(backend: Backend) {
     let gw = start(backend, &origin).await;
     let alice = gw.user_with_token("alice", &["dev"]).await;
     create(&gw, command_connection("sh", &["sh"])).await;
-    attach(&gw, "sh", "runbooks", json!({})).await;
+    gw.attach_plugin("sh", "runbooks", json!({})).await;
     fetched(&gw, &first).await;
 
     // Broken files are listed with their error, and cannot run.

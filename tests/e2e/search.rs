@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use hoop_rs::{
-    Backend, Gateway, Setup, admin, assert_status, authed, command_connection, config, e2e,
-    eventually, exec, pb,
+    Backend, Gateway, Setup, admin, assert_status, authed, command_connection, e2e, eventually,
+    exec, pb,
 };
 use tonic::Code;
 
@@ -44,15 +44,8 @@ async fn shell(gw: &Gateway, name: &str, indexed: bool) {
         .await
         .unwrap();
     if indexed {
-        gw.plugins()
-            .await
-            .attach_plugin(admin(pb::AttachPluginRequest {
-                connection: name.into(),
-                plugin: "indexer".into(),
-                config: config(serde_json::json!({})),
-            }))
-            .await
-            .unwrap();
+        gw.attach_plugin(name, "indexer", serde_json::json!({}))
+            .await;
     }
 }
 
@@ -487,21 +480,8 @@ async fn the_indexer_attached_nowhere_rests_and_misses_nothing_once_attached(bac
     shell(&gw, "plain", false).await;
     shell(&gw, "pg", false).await;
     run(&gw, ADMIN, "plain", "echo restword before\n").await;
-    let attach = |conn: &'static str| {
-        let gw = &gw;
-        async move {
-            gw.plugins()
-                .await
-                .attach_plugin(admin(pb::AttachPluginRequest {
-                    connection: conn.into(),
-                    plugin: "indexer".into(),
-                    config: config(serde_json::json!({})),
-                }))
-                .await
-                .unwrap();
-        }
-    };
-    attach("pg").await;
+    gw.attach_plugin("pg", "indexer", serde_json::json!({}))
+        .await;
     let first = run(&gw, ADMIN, "pg", "echo restword first\n").await;
     wait_for(&gw, ADMIN, "restword", 1).await;
     assert_eq!(
@@ -511,17 +491,11 @@ async fn the_indexer_attached_nowhere_rests_and_misses_nothing_once_attached(bac
     assert_eq!(ids(&gw, ADMIN, "before").await.1, 0);
 
     // Detached: the next sessions are passed over (the indexer goes back to rest)...
-    gw.plugins()
-        .await
-        .detach_plugin(admin(pb::DetachPluginRequest {
-            connection: "pg".into(),
-            plugin: "indexer".into(),
-        }))
-        .await
-        .unwrap();
+    gw.detach_plugin("pg", "indexer").await;
     run(&gw, ADMIN, "pg", "echo restword detached\n").await;
     // ... and after a new attach, on another connection, a session is indexed at once again.
-    attach("plain").await;
+    gw.attach_plugin("plain", "indexer", serde_json::json!({}))
+        .await;
     let second = run(&gw, ADMIN, "plain", "echo restword second\n").await;
     wait_for(&gw, ADMIN, "restword", 2).await;
     assert_eq!(

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoop_rs::{
-    Backend, Gateway, Setup, admin, assert_status, authed, command_connection, config, e2e,
-    eventually, exec, pb,
+    Backend, Gateway, Setup, admin, assert_status, authed, command_connection, e2e, eventually,
+    exec, pb,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -249,15 +249,7 @@ async fn create_connection(gw: &Gateway, conn: pb::Connection) {
 }
 
 async fn attach(gw: &Gateway, connection: &str, cfg: serde_json::Value) {
-    gw.plugins()
-        .await
-        .attach_plugin(admin(pb::AttachPluginRequest {
-            connection: connection.to_owned(),
-            plugin: "webhooks".to_owned(),
-            config: config(cfg),
-        }))
-        .await
-        .unwrap();
+    gw.attach_plugin(connection, "webhooks", cfg).await;
 }
 
 /// A `cat` connection with `webhooks` attached (config `{}`).
@@ -1045,14 +1037,7 @@ async fn filters_by_event_type_and_connection_hold(backend: Backend) {
     assert_eq!(connections(&to_a), BTreeSet::from(["a".into()]));
     assert!(to_a.iter().any(|d| d.event_type == "session.opened"));
     // Detached: a's events stop.
-    gw.plugins()
-        .await
-        .detach_plugin(admin(pb::DetachPluginRequest {
-            connection: "a".into(),
-            plugin: "webhooks".into(),
-        }))
-        .await
-        .unwrap();
+    gw.detach_plugin("a", "webhooks").await;
     run(&gw, "a", "5").await;
     let sentinel = run(&gw, "b", "6").await;
     all.wait("b's last close", |got| {

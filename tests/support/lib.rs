@@ -403,6 +403,31 @@ impl Gateway {
         pb::plugin_service_client::PluginServiceClient::new(self.channel().await)
     }
 
+    /// Attaches `plugin` to `connection` with config `cfg`, as the admin; panics if refused.
+    pub async fn attach_plugin(&self, connection: &str, plugin: &str, cfg: serde_json::Value) {
+        self.plugins()
+            .await
+            .attach_plugin(admin(pb::AttachPluginRequest {
+                connection: connection.into(),
+                plugin: plugin.into(),
+                config: config(cfg),
+            }))
+            .await
+            .unwrap();
+    }
+
+    /// Detaches `plugin` from `connection`, as the admin; panics if refused.
+    pub async fn detach_plugin(&self, connection: &str, plugin: &str) {
+        self.plugins()
+            .await
+            .detach_plugin(admin(pb::DetachPluginRequest {
+                connection: connection.into(),
+                plugin: plugin.into(),
+            }))
+            .await
+            .unwrap();
+    }
+
     pub async fn sessions(&self) -> pb::session_service_client::SessionServiceClient<Channel> {
         pb::session_service_client::SessionServiceClient::new(self.channel().await)
     }

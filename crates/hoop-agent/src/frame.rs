@@ -80,8 +80,16 @@ where
     message
         .encode(&mut buf)
         .map_err(|e| AgentError::io("cannot encode a frame", std::io::Error::other(e)))?;
-    writer
-        .write_all(&buf)
+    send(writer, &mut buf.as_slice()).await
+}
+
+/// Writes a frame's bytes and flushes the writer.
+async fn send<W>(writer: &mut W, frame: &mut impl bytes::Buf) -> Result<(), AgentError>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    // Through `&mut W`, a sized writer whatever `W` is.
+    AsyncWriteExt::write_all_buf(&mut &mut *writer, frame)
         .await
         .map_err(|e| AgentError::io("cannot write a frame", e))?;
     writer
@@ -146,15 +154,11 @@ where
             prost::encode_length_delimiter(data_len, &mut head)
         });
     encoded.map_err(|e| AgentError::io("cannot encode a frame", std::io::Error::other(e)))?;
-    let mut frame = bytes::Buf::chain(head.as_slice(), output.data.as_ref());
-    writer
-        .write_all_buf(&mut frame)
-        .await
-        .map_err(|e| AgentError::io("cannot write a frame", e))?;
-    writer
-        .flush()
-        .await
-        .map_err(|e| AgentError::io("cannot write a frame", e))
+    send(
+        writer,
+        &mut bytes::Buf::chain(head.as_slice(), output.data.as_ref()),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -13,8 +13,11 @@ use super::error::RecordingError;
 /// version, [`FormatVersion::CURRENT`]).
 pub const FILE_MAGIC: [u8; 8] = FormatVersion::CURRENT.magic();
 
-/// What the magic of every version starts with; its eighth byte is the version.
+/// What the magic of every version starts with; the byte after it is the version.
 const MAGIC_STEM: [u8; 7] = *b"HOOPREC";
+
+/// Where in a file its format version is: right after [`MAGIC_STEM`].
+pub(crate) const VERSION_AT: usize = MAGIC_STEM.len();
 
 /// The largest payload of one record (1 MiB); larger stdin/stdout/stderr payloads are split
 /// into several records of the same kind and time offset.
@@ -69,18 +72,8 @@ impl FormatVersion {
             magic[i] = MAGIC_STEM[i];
             i += 1;
         }
-        magic[7] = self.number();
+        magic[VERSION_AT] = self.number();
         magic
-    }
-
-    /// The version whose magic `bytes` is (at least eight bytes are looked at).
-    pub fn from_magic(bytes: &[u8]) -> Option<Self> {
-        match bytes {
-            [stem @ .., number] if bytes.len() == 8 && stem == MAGIC_STEM => {
-                Self::from_number(*number)
-            }
-            _ => None,
-        }
     }
 
     /// The domain-separation prefix of link 0.
@@ -92,33 +85,22 @@ impl FormatVersion {
     }
 }
 
-/// The hash of one link, of the version's kind.
-enum LinkHasher {
-    Sha256(Sha256),
-    Blake3(Box<blake3::Hasher>),
-}
-
-impl LinkHasher {
-    fn new(version: FormatVersion) -> Self {
-        match version {
-            FormatVersion::V1 => Self::Sha256(Sha256::new()),
-            FormatVersion::V2 => Self::Blake3(Box::new(blake3::Hasher::new())),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha256(h) => h.update(bytes),
-            Self::Blake3(h) => {
-                h.update(bytes);
+/// The link over `parts` (concatenated) with the version's hash.
+fn link_hash(version: FormatVersion, parts: &[&[u8]]) -> Digest {
+    match version {
+        FormatVersion::V1 => {
+            let mut hasher = Sha256::new();
+            for part in parts {
+                hasher.update(part);
             }
+            Digest(hasher.finalize().into())
         }
-    }
-
-    fn finalize(self) -> Digest {
-        match self {
-            Self::Sha256(h) => Digest(h.finalize().into()),
-            Self::Blake3(h) => Digest(*h.finalize().as_bytes()),
+        FormatVersion::V2 => {
+            let mut hasher = blake3::Hasher::new();
+            for part in parts {
+                hasher.update(part);
+            }
+            Digest(*hasher.finalize().as_bytes())
         }
     }
 }
@@ -230,11 +212,14 @@ impl Digest {
     /// Link 0 of a session's chain in `version` (its hash over its genesis domain, the id's
     /// length as u8 and the id).
     pub fn genesis_in(version: FormatVersion, session_id: &SessionId) -> Self {
-        let mut hasher = LinkHasher::new(version);
-        hasher.update(version.genesis_domain());
-        hasher.update(&[id_len_byte(session_id)]);
-        hasher.update(session_id.as_str().as_bytes());
-        hasher.finalize()
+        link_hash(
+            version,
+            &[
+                version.genesis_domain(),
+                &[id_len_byte(session_id)],
+                session_id.as_str().as_bytes(),
+            ],
+        )
     }
 
     /// The link that follows `self` for one record in the current version:
@@ -264,15 +249,16 @@ impl Digest {
         offset_ns: u64,
         payload: &[u8],
     ) -> Self {
-        let mut hasher = LinkHasher::new(version);
-        let mut fields = [0u8; 32 + 1 + 8 + 4];
-        fields[..32].copy_from_slice(&self.0);
-        fields[32] = kind;
-        fields[33..41].copy_from_slice(&offset_ns.to_le_bytes());
-        fields[41..].copy_from_slice(&payload_len_u32(payload.len()).to_le_bytes());
-        hasher.update(&fields);
-        hasher.update(payload);
-        hasher.finalize()
+        link_hash(
+            version,
+            &[
+                &self.0,
+                &[kind],
+                &offset_ns.to_le_bytes(),
+                &payload_len_u32(payload.len()).to_le_bytes(),
+                payload,
+            ],
+        )
     }
 }
 

@@ -4,8 +4,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use super::error::{RecordingError, VerifyError, VerifyFailure};
 use super::format::{
-    Digest, EventKind, FILE_MAGIC, FormatVersion, LINK_LEN, MAX_RECORD_PAYLOAD, RECORD_OVERHEAD,
-    RECORD_PREFIX_LEN, RecordedEvent, SessionId, file_header,
+    Digest, EventKind, FormatVersion, LINK_LEN, MAX_RECORD_PAYLOAD, RECORD_OVERHEAD,
+    RECORD_PREFIX_LEN, RecordedEvent, SessionId, VERSION_AT, file_header,
 };
 
 /// Size of the reader's read-ahead buffer.
@@ -177,23 +177,20 @@ impl RecordingReader {
 
     async fn read_next(&mut self) -> Result<Option<RecordedEvent>, RecordingError> {
         if self.state == State::FileHeader {
-            // The magic of any version, then the id's length and the id expected.
+            // Any version's magic (the byte at `VERSION_AT` names it), then the id's length
+            // and the id expected.
             let expected = file_header(&self.session_id);
-            let magic_len = FILE_MAGIC.len();
             let mut got = vec![0u8; expected.len()];
             let n = self.read_full(&mut got).await?;
-            let stem = n.min(magic_len - 1);
-            let version = if n >= magic_len {
-                FormatVersion::from_magic(&got[..magic_len])
+            let version = if n > VERSION_AT {
+                FormatVersion::from_number(got[VERSION_AT])
             } else {
                 Some(FormatVersion::CURRENT)
             };
-            let Some(version) = version.filter(|_| got[..stem] == expected[..stem]) else {
+            let rest_matches = (0..n).all(|i| i == VERSION_AT || got[i] == expected[i]);
+            let (Some(version), true) = (version, rest_matches) else {
                 return Err(self.corrupt(None, 0, VerifyFailure::FileHeader));
             };
-            if n > magic_len && got[magic_len..n] != expected[magic_len..n] {
-                return Err(self.corrupt(None, 0, VerifyFailure::FileHeader));
-            }
             if n < expected.len() {
                 self.tear(None, 0, n);
                 return Ok(None);
