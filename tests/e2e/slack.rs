@@ -186,6 +186,21 @@ async fn updated(fake: &FakeSlack, ts: &str, needle: &str) -> Call {
     .await
 }
 
+/// The first update of the message `ts` that shows the review approved: saying "Approved",
+/// or, when the worker read the approval and the exec's end in one go (a busy machine),
+/// "Executed (approved ...)" at once.
+async fn approved_update(fake: &FakeSlack, ts: &str) -> Call {
+    let ts = ts.to_owned();
+    fake.wait(STEP, "chat.update saying Approved", move |f| {
+        f.ok_calls("chat.update").into_iter().find(|c| {
+            let body = c.body.to_string();
+            c.body["ts"] == ts.as_str()
+                && (body.contains("Approved") || body.contains("*Executed* (approved"))
+        })
+    })
+    .await
+}
+
 /// The ephemeral messages to `user` so far.
 fn ephemerals(fake: &FakeSlack, user: &str) -> Vec<String> {
     fake.ok_calls("chat.postEphemeral")
@@ -279,7 +294,7 @@ async fn a_click_by_a_member_releases_the_held_exec_and_others_are_refused(backe
         .await;
     let (out, code, _) = held.rest().await;
     assert_eq!((out.as_slice(), code), (INPUT, Some(0)));
-    let update = updated(&fake, &ts, "Approved").await;
+    let update = approved_update(&fake, &ts).await;
     assert_eq!(actions(&update.body), 0, "a decided review has no buttons");
     assert!(update.body.to_string().contains("dba: carol"));
     // The requester hears of it in a direct message: of the approval, or (when the worker
@@ -515,7 +530,7 @@ async fn api_decisions_update_messages_inputs_are_masked_and_429s_are_honoured(b
         .await
         .unwrap();
     let ts = message.ts.clone().unwrap();
-    let update = updated(&fake, &ts, "Approved").await;
+    let update = approved_update(&fake, &ts).await;
     assert_eq!(actions(&update.body), 0);
     assert!(!update.body.to_string().contains("jane.doe@corp.example"));
     let (_, code, _) = held.rest().await;
@@ -682,7 +697,7 @@ async fn the_http_endpoint_refuses_bad_signatures_and_takes_signed_clicks(backen
     );
     let (_, code, _) = held.rest().await;
     assert_eq!(code, Some(0));
-    updated(&fake, &ts, "Approved").await;
+    approved_update(&fake, &ts).await;
     let plugins = gw
         .plugins()
         .await
