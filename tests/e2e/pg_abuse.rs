@@ -469,9 +469,11 @@ fn peak_rss(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// Rows of large values do not pile up in the gateway: a query of 120 rows of 1 MB each
-/// (well under the 256 rows handed to the plugins at once) passes through without the
-/// gateway holding them all.
+/// Rows of large values do not pile up in the gateway: a query of 240 rows of 1 MB each
+/// (under the 256 rows handed to the plugins at once) passes through without the gateway
+/// holding them all. The gateway's peak grows by 40-70 MiB here whatever the number of rows
+/// (a 1 MB row is copied several times on its way, and the allocator keeps freed pages for a
+/// moment before it returns them); keeping one copy of every row grows it by about 300 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_rows_do_not_pile_up_in_the_gateway() {
     let (_t, gw, served) = setup_or_skip!("hoop_pgab_memory");
@@ -480,7 +482,7 @@ async fn large_rows_do_not_pile_up_in_the_gateway() {
     assert!(text(&got).contains("1"));
     let before = peak_rss(gw.pid());
     c.send(&[msg::query(
-        "select repeat('x', 1000000) from generate_series(1, 120)",
+        "select repeat('x', 1000000) from generate_series(1, 240)",
     )])
     .await;
     let mut rows = 0;
@@ -491,11 +493,11 @@ async fn large_rows_do_not_pile_up_in_the_gateway() {
             _ => {}
         }
     }
-    assert_eq!(rows, 120);
+    assert_eq!(rows, 240);
     let grown = peak_rss(gw.pid()).saturating_sub(before);
     assert!(
-        grown < 60 << 20,
-        "the gateway's peak memory grew by {} MiB for 120 MB of rows",
+        grown < 160 << 20,
+        "the gateway's peak memory grew by {} MiB for 240 MB of rows",
         grown >> 20
     );
 }
